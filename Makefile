@@ -1,0 +1,56 @@
+# The usual targets. `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+INSTALLED := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto' | sort)
+GENERATED := shared/gen/.generated
+BUF := node_modules/.bin/buf
+
+.PHONY: install proto run test lint format bench clean
+
+install: $(GENERATED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# Python stubs and type stubs from the contracts; the generated tree is never edited.
+$(GENERATED): $(INSTALLED) $(PROTOS)
+	rm -rf shared/gen && mkdir -p shared/gen
+	$(PY) -m grpc_tools.protoc -I protos \
+		--python_out=shared/gen --pyi_out=shared/gen --grpc_python_out=shared/gen \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=shared/gen \
+		$(PROTOS) 2> >(grep -v '^Writing mypy' >&2)
+	find shared/gen/recsys -type d -exec touch {}/__init__.py \;
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+proto: $(GENERATED)
+
+run: install
+	$(BIN)/recsys up
+
+test: install
+	$(BIN)/pytest -q
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+lint: install $(BUF)
+	$(BUF) lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/recsys bench
+
+clean:
+	rm -rf $(VENV) shared/gen node_modules .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,279 @@
+"""Recommend orchestration: profile, candidates, ranking, policy, catalog, each with a deadline.
+
+A stage that fails or is late never fails the request: the gateway carries on
+with what it has (popular items at worst) and names the stage in
+`degraded_stages`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+from opentelemetry import trace
+from recsys.candidates.v1 import candidates_pb2
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from recsys.items.v1 import items_pb2
+from recsys.policy.v1 import policy_pb2
+from recsys.profile.v1 import profile_pb2
+from recsys.ranking.v1 import ranking_pb2
+
+from services.gateway.reasons import reason
+from services.gateway.store import GatewayStore, LoggedRequest
+from shared import sources
+from shared.clients import SuiteClients
+from shared.errors import require
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COUNT = 10
+MAX_COUNT = 100
+CANDIDATE_COUNT = 200
+MAX_ID_LENGTH = 128
+MAX_EXCLUDE = 1000
+SURFACES = ("home", "product", "cart", "push")
+FALLBACK_POLICY = "fallback-greedy"
+
+
+@dataclass
+class Choice:
+    """One item on its way through the stages."""
+
+    item_id: str
+    source: str
+    source_score: float
+    score: float
+    anchor_item_id: str = ""
+    propensity: float = 1.0
+
+
+@dataclass
+class Progress:
+    """What the stages have produced so far for one request."""
+
+    request_id: str
+    degraded: list[str] = field(default_factory=list)
+    versions: list[common_pb2.ModelVersion] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    exclude: set[str] = field(default_factory=set)
+    cold_start: bool = False
+    policy: str = FALLBACK_POLICY
+
+    def degrade(self, stage: str, error: grpc.aio.AioRpcError) -> None:
+        log.warning("stage %s degraded: %s %s", stage, error.code().name, error.details())
+        self.degraded.append(stage)
+
+
+def _distinct(versions: list[common_pb2.ModelVersion]) -> list[common_pb2.ModelVersion]:
+    """Each (name, version) once, in first-seen order (several stages may use one model)."""
+    seen: dict[tuple[str, int], common_pb2.ModelVersion] = {}
+    for version in versions:
+        seen.setdefault((version.name, version.version), version)
+    return list(seen.values())
+
+
+def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
+    """The effective count and surface, or INVALID_ARGUMENT."""
+    require(bool(request.user_id.strip()), "user_id must not be empty")
+    require(len(request.user_id) <= MAX_ID_LENGTH, f"user_id must be at most {MAX_ID_LENGTH} characters")
+    require(
+        0 <= request.count <= MAX_COUNT,
+        f"count must be between 0 and {MAX_COUNT} (0 means {DEFAULT_COUNT}); got {request.count}",
+    )
+    surface = request.surface or SURFACES[0]
+    require(surface in SURFACES, f"surface must be one of {', '.join(SURFACES)}; got {surface!r}")
+    require(
+        len(request.exclude_item_ids) <= MAX_EXCLUDE,
+        f"exclude_item_ids holds at most {MAX_EXCLUDE} ids",
+    )
+    return request.count or DEFAULT_COUNT, surface
+
+
+class Recommender:
+    def __init__(self, clients: SuiteClients, store: GatewayStore, deadline_s: float) -> None:
+        self.clients = clients
+        self.store = store
+        self.deadline_s = deadline_s
+        self._last_popular: list[Choice] = []
+
+    async def _profile(self, user_id: str, progress: Progress) -> None:
+        try:
+            response = await self.clients.profile.GetProfile(
+                profile_pb2.GetProfileRequest(user_id=user_id), timeout=self.deadline_s
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                progress.cold_start = True
+            else:
+                progress.degrade("profile", error)
+            return
+        progress.history = list(response.profile.recent_item_ids)
+        progress.exclude.update(response.profile.purchased_item_ids)
+
+    async def _popular(self, progress: Progress) -> list[Choice]:
+        """Popular items straight from the catalog; the last good answer if that fails too."""
+        try:
+            response = await self.clients.items.Popular(
+                items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
+            )
+            self._last_popular = [
+                Choice(i.item_id, sources.POPULAR, i.score, i.score) for i in response.items
+            ]
+            progress.versions.append(response.model_version)
+        except grpc.aio.AioRpcError as error:
+            progress.degrade("items", error)
+        return [c for c in self._last_popular if c.item_id not in progress.exclude]
+
+    async def _candidates(self, user_id: str, progress: Progress) -> list[Choice]:
+        try:
+            response = await self.clients.candidates.Generate(
+                candidates_pb2.GenerateRequest(
+                    user_id=user_id,
+                    history_item_ids=progress.history,
+                    exclude_item_ids=sorted(progress.exclude),
+                    count=CANDIDATE_COUNT,
+                ),
+                timeout=self.deadline_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            progress.degrade("candidates", error)
+            return await self._popular(progress)
+        progress.versions.extend(response.model_versions)
+        return [
+            Choice(c.item_id, c.source, c.score, c.score, c.anchor_item_id)
+            for c in response.candidates
+            if c.item_id not in progress.exclude
+        ]
+
+    async def _rank(
+        self, user_id: str, surface: str, choices: list[Choice], progress: Progress
+    ) -> list[Choice]:
+        try:
+            response = await self.clients.ranking.Rank(
+                ranking_pb2.RankRequest(
+                    user_id=user_id,
+                    history_item_ids=progress.history,
+                    item_ids=[c.item_id for c in choices],
+                    surface=surface,
+                ),
+                timeout=self.deadline_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            progress.degrade("ranking", error)
+            return choices
+        progress.versions.append(response.model_version)
+        by_id = {c.item_id: c for c in choices}
+        ranked = []
+        for item in response.items:
+            choice = by_id.get(item.item_id)
+            if choice is None:
+                continue
+            choice.score = item.score
+            choice.anchor_item_id = item.top_contributor_item_id or choice.anchor_item_id
+            ranked.append(choice)
+        return ranked
+
+    async def _select(
+        self, user_id: str, surface: str, count: int, ranked: list[Choice], progress: Progress
+    ) -> list[Choice]:
+        try:
+            response = await self.clients.policy.Select(
+                policy_pb2.SelectRequest(
+                    request_id=progress.request_id,
+                    user_id=user_id,
+                    count=count,
+                    surface=surface,
+                    items=[policy_pb2.ScoredItem(item_id=c.item_id, score=c.score) for c in ranked],
+                ),
+                timeout=self.deadline_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            progress.degrade("policy", error)
+            return ranked[:count]
+        progress.policy = response.policy
+        progress.versions.append(response.model_version)
+        by_id = {c.item_id: c for c in ranked}
+        slate = []
+        for item in response.items:
+            if item.item_id in by_id:
+                by_id[item.item_id].propensity = item.propensity
+                slate.append(by_id[item.item_id])
+        return slate
+
+    async def _catalog(self, slate: list[Choice], progress: Progress) -> dict[str, common_pb2.Item]:
+        ids = list(
+            dict.fromkeys([c.item_id for c in slate] + [c.anchor_item_id for c in slate if c.anchor_item_id])
+        )
+        if not ids:
+            return {}
+        try:
+            response = await self.clients.items.GetItems(
+                items_pb2.GetItemsRequest(item_ids=ids), timeout=self.deadline_s
+            )
+        except grpc.aio.AioRpcError as error:
+            progress.degrade("items", error)
+            return {}
+        return {item.item_id: item for item in response.items}
+
+    async def recommend(self, request: gateway_pb2.RecommendRequest) -> gateway_pb2.RecommendResponse:
+        count, surface = validate(request)
+        user_id = request.user_id
+        progress = Progress(request_id=uuid.uuid4().hex, exclude=set(request.exclude_item_ids))
+        await self._profile(user_id, progress)
+        choices = await self._candidates(user_id, progress)
+        ranked = await self._rank(user_id, surface, choices, progress) if choices else []
+        slate = await self._select(user_id, surface, count, ranked, progress) if ranked else []
+        catalog = await self._catalog(slate, progress)
+        response = gateway_pb2.RecommendResponse(
+            request_id=progress.request_id,
+            model_versions=_distinct(progress.versions),
+            degraded_stages=list(dict.fromkeys(progress.degraded)),
+            cold_start=progress.cold_start,
+            policy=progress.policy,
+        )
+        for choice in slate:
+            item = catalog.get(choice.item_id)
+            anchor = catalog.get(choice.anchor_item_id)
+            response.items.add(
+                item_id=choice.item_id,
+                score=choice.score,
+                source=choice.source,
+                reason=reason(choice.source, anchor.title if anchor else "", choice.source_score),
+                propensity=choice.propensity,
+                title=item.title if item else "",
+                price=item.price if item else 0.0,
+            )
+        self._annotate(response, len(choices))
+        await self._log(user_id, surface, count, response)
+        return response
+
+    @staticmethod
+    def _annotate(response: gateway_pb2.RecommendResponse, candidate_count: int) -> None:
+        span = trace.get_current_span()
+        span.set_attribute("recsys.request_id", response.request_id)
+        span.set_attribute("recsys.candidates.count", candidate_count)
+        span.set_attribute("recsys.degraded_stages", list(response.degraded_stages))
+        span.set_attribute("recsys.policy", response.policy)
+        span.set_attribute(
+            "recsys.model_versions", [f"{v.name}:{v.version}" for v in response.model_versions]
+        )
+
+    async def _log(
+        self, user_id: str, surface: str, count: int, response: gateway_pb2.RecommendResponse
+    ) -> None:
+        entry = LoggedRequest(
+            request_id=response.request_id,
+            user_id=user_id,
+            surface=surface,
+            count=count,
+            item_ids=[item.item_id for item in response.items],
+            degraded_stages=list(response.degraded_stages),
+        )
+        try:
+            await asyncio.to_thread(self.store.log_request, entry)
+        except Exception:
+            log.exception("could not log request %s", response.request_id)

@@ -1,0 +1,73 @@
+"""The gateway's request log: what was recommended to whom, and which stages were degraded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
+
+from shared.db import create_db_engine, migrate
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+metadata = MetaData()
+requests = Table(
+    "gateway_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False, index=True),
+    Column("surface", String(32), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("item_ids", Text, nullable=False),
+    Column("degraded_stages", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    request_id: str
+    user_id: str
+    surface: str
+    count: int
+    item_ids: list[str]
+    degraded_stages: list[str]
+
+
+class GatewayStore:
+    def __init__(self, url: str) -> None:
+        self.engine = create_db_engine(url)
+
+    def migrate(self) -> None:
+        migrate(self.engine, "gateway", MIGRATIONS)
+
+    def log_request(self, entry: LoggedRequest) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                requests.insert().values(
+                    request_id=entry.request_id,
+                    user_id=entry.user_id,
+                    surface=entry.surface,
+                    count=entry.count,
+                    item_ids=json.dumps(entry.item_ids),
+                    degraded_stages=json.dumps(entry.degraded_stages),
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    def request(self, request_id: str) -> LoggedRequest | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(requests).where(requests.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        return LoggedRequest(
+            request_id=row.request_id,
+            user_id=row.user_id,
+            surface=row.surface,
+            count=row.count,
+            item_ids=json.loads(row.item_ids),
+            degraded_stages=json.loads(row.degraded_stages),
+        )

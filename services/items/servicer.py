@@ -1,0 +1,102 @@
+"""ItemsService RPCs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+from recsys.common.v1 import common_pb2
+from recsys.items.v1 import items_pb2, items_pb2_grpc
+
+from services.items.store import ItemsStore, UpsertResult
+from shared.artifacts import POPULARITY, PopularityModel
+from shared.errors import require
+from shared.models import ModelWatcher
+
+MAX_BATCH = 10_000
+MAX_GET = 1000
+DEFAULT_POPULAR = 100
+MAX_POPULAR = 1000
+DEFAULT_EXPORT_BATCH = 5000
+MAX_EXPORT_BATCH = 50_000
+MAX_ID_LENGTH = 128
+MAX_TITLE_LENGTH = 1000
+
+
+def _problem(item: common_pb2.Item) -> str | None:
+    if not item.item_id.strip():
+        return "item_id is empty"
+    if len(item.item_id) > MAX_ID_LENGTH:
+        return f"item_id is longer than {MAX_ID_LENGTH} characters"
+    if len(item.title) > MAX_TITLE_LENGTH:
+        return f"title is longer than {MAX_TITLE_LENGTH} characters"
+    if not item.price >= 0 or item.price == float("inf"):
+        return "price must be a finite number >= 0"
+    return None
+
+
+class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
+    def __init__(self, store: ItemsStore, popularity: ModelWatcher[PopularityModel]) -> None:
+        self.store = store
+        self.popularity = popularity
+
+    async def UpsertItems(
+        self,
+        request_iterator: AsyncIterator[items_pb2.UpsertItemsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> items_pb2.UpsertItemsResponse:
+        response = items_pb2.UpsertItemsResponse()
+        offset = 0
+        async for batch in request_iterator:
+            require(len(batch.items) <= MAX_BATCH, f"a batch holds at most {MAX_BATCH} items")
+            valid = []
+            for index, item in enumerate(batch.items):
+                problem = _problem(item)
+                if problem:
+                    response.rejected.add(event_id=item.item_id[:128], index=offset + index, reason=problem)
+                else:
+                    valid.append(item)
+            result = await asyncio.to_thread(self.store.upsert, valid) if valid else UpsertResult()
+            response.inserted += result.inserted
+            response.updated += result.updated
+            response.unchanged += result.unchanged
+            offset += len(batch.items)
+        return response
+
+    async def GetItems(
+        self, request: items_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
+    ) -> items_pb2.GetItemsResponse:
+        require(len(request.item_ids) <= MAX_GET, f"at most {MAX_GET} item_ids per call")
+        ids = list(dict.fromkeys(request.item_ids))
+        found = await asyncio.to_thread(self.store.get, ids)
+        return items_pb2.GetItemsResponse(
+            items=[found[i] for i in ids if i in found],
+            missing_item_ids=[i for i in ids if i not in found],
+        )
+
+    async def Popular(
+        self, request: items_pb2.PopularRequest, context: grpc.aio.ServicerContext
+    ) -> items_pb2.PopularResponse:
+        require(0 <= request.count <= MAX_POPULAR, f"count must be between 0 and {MAX_POPULAR}")
+        count = request.count or DEFAULT_POPULAR
+        model = self.popularity.model
+        chosen = model.top(count, set(request.exclude_item_ids)) if model else []
+        return items_pb2.PopularResponse(
+            items=[items_pb2.PopularItem(item_id=i, score=s) for i, s in chosen],
+            model_version=common_pb2.ModelVersion(name=POPULARITY, version=self.popularity.version),
+        )
+
+    async def ExportItems(
+        self, request: items_pb2.ExportItemsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[items_pb2.ExportItemsResponse]:
+        require(
+            0 <= request.batch_size <= MAX_EXPORT_BATCH,
+            f"batch_size must be between 0 and {MAX_EXPORT_BATCH}",
+        )
+        batches = self.store.export(request.batch_size or DEFAULT_EXPORT_BATCH)
+        while True:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            yield items_pb2.ExportItemsResponse(items=batch)

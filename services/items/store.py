@@ -1,0 +1,120 @@
+"""The items service's catalog table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from recsys.common.v1 import common_pb2
+from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, select
+
+from shared.db import create_db_engine, migrate
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LOOKUP_CHUNK = 500
+
+metadata = MetaData()
+catalog = Table(
+    "items_catalog",
+    metadata,
+    Column("item_id", String(128), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("category_path", Text, nullable=False),
+    Column("brand", String(256), nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _row(item: common_pb2.Item) -> dict[str, object]:
+    return {
+        "item_id": item.item_id,
+        "title": item.title,
+        "price": item.price,
+        "category_path": json.dumps(list(item.category_path), ensure_ascii=False),
+        "brand": item.brand,
+        "attributes": json.dumps(dict(sorted(item.attributes.items())), ensure_ascii=False),
+    }
+
+
+def _item(row: object) -> common_pb2.Item:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return common_pb2.Item(
+        item_id=mapping["item_id"],
+        title=mapping["title"],
+        price=mapping["price"],
+        category_path=json.loads(mapping["category_path"]),
+        brand=mapping["brand"],
+        attributes=json.loads(mapping["attributes"]),
+    )
+
+
+class ItemsStore:
+    def __init__(self, url: str) -> None:
+        self.engine = create_db_engine(url)
+
+    def migrate(self) -> None:
+        migrate(self.engine, "items", MIGRATIONS)
+
+    def upsert(self, items: Sequence[common_pb2.Item]) -> UpsertResult:
+        """Inserts new items and replaces changed ones; identical items are left alone."""
+        result = UpsertResult()
+        latest = {item.item_id: _row(item) for item in items}
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            ids = list(latest)
+            stored: dict[str, dict[str, object]] = {}
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                query = select(catalog).where(catalog.c.item_id.in_(ids[start : start + LOOKUP_CHUNK]))
+                for row in connection.execute(query):
+                    mapping = dict(row._mapping)
+                    mapping.pop("updated_at")
+                    stored[mapping["item_id"]] = mapping
+            new_rows = [{**row, "updated_at": now} for key, row in latest.items() if key not in stored]
+            changed = [
+                {**row, "updated_at": now}
+                for key, row in latest.items()
+                if key in stored and stored[key] != row
+            ]
+            if new_rows:
+                connection.execute(catalog.insert(), new_rows)
+            for row in changed:
+                connection.execute(catalog.update().where(catalog.c.item_id == row["item_id"]).values(**row))
+            result.inserted = len(new_rows)
+            result.updated = len(changed)
+            result.unchanged = len(latest) - len(new_rows) - len(changed)
+        return result
+
+    def get(self, item_ids: Sequence[str]) -> dict[str, common_pb2.Item]:
+        found: dict[str, common_pb2.Item] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(item_ids), LOOKUP_CHUNK):
+                chunk = item_ids[start : start + LOOKUP_CHUNK]
+                for row in connection.execute(select(catalog).where(catalog.c.item_id.in_(chunk))):
+                    found[row.item_id] = _item(row)
+        return found
+
+    def export(self, batch_size: int) -> Iterator[list[common_pb2.Item]]:
+        """The whole catalog in id order, in batches (keyset pagination)."""
+        last = ""
+        while True:
+            query = (
+                select(catalog).where(catalog.c.item_id > last).order_by(catalog.c.item_id).limit(batch_size)
+            )
+            with self.engine.connect() as connection:
+                rows = list(connection.execute(query))
+            if not rows:
+                return
+            last = rows[-1].item_id
+            yield [_item(row) for row in rows]

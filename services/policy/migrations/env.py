@@ -1,0 +1,4 @@
+from services.policy.store import metadata
+from shared.db import run_migrations_env
+
+run_migrations_env(metadata)

@@ -1,0 +1,245 @@
+"""The profile service's tables: every event, and per-user counters kept in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from services.profile.events import PURCHASE, EventRecord
+from shared.db import create_db_engine, migrate, upsert
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+RECENT_ITEMS_LIMIT = 200
+PURCHASED_ITEMS_LIMIT = 5000
+LOOKUP_CHUNK = 500
+
+metadata = MetaData()
+events = Table(
+    "profile_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, unique=True),
+    Column("user_id", String(128), nullable=False),
+    Column("item_id", String(128), nullable=False),
+    Column("type", SmallInteger, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=False, default=""),
+    Column("quantity", Integer, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("rating", SmallInteger, nullable=False),
+    Column("text", Text, nullable=False, default=""),
+)
+users = Table(
+    "profile_users",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("event_count", BigInteger, nullable=False),
+    Column("purchase_count", BigInteger, nullable=False),
+    Column("first_event_at", DateTime(timezone=True), nullable=False),
+    Column("last_event_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass
+class StoreResult:
+    accepted: int = 0
+    duplicate_indexes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: str
+    event_count: int
+    purchase_count: int
+    first_event_at: datetime
+    last_event_at: datetime
+    recent_item_ids: list[str]
+    purchased_item_ids: list[str]
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _record(row: object) -> EventRecord:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return EventRecord(
+        event_id=mapping["event_id"],
+        user_id=mapping["user_id"],
+        item_id=mapping["item_id"],
+        type=mapping["type"],
+        timestamp=_utc(mapping["ts"]),
+        request_id=mapping["request_id"],
+        quantity=mapping["quantity"],
+        price=mapping["price"],
+        rating=mapping["rating"],
+        text=mapping["text"],
+    )
+
+
+class ProfileStore:
+    def __init__(self, url: str) -> None:
+        self.engine = create_db_engine(url)
+
+    def migrate(self) -> None:
+        migrate(self.engine, "profile", MIGRATIONS)
+
+    def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
+            query = select(events.c.event_id).where(events.c.event_id.in_(chunk))
+            found.update(connection.execute(query).scalars())  # type: ignore[attr-defined]
+        return found
+
+    def add_events(self, records: Sequence[tuple[int, EventRecord]]) -> StoreResult:
+        """Stores new events and their users' counters in one transaction.
+
+        `records` pairs each event with its index in the caller's batch; events
+        whose id is already stored (or repeated in the batch) are reported as
+        duplicates. A concurrent writer of the same ids makes the transaction
+        retry, so every id is stored exactly once.
+        """
+        for _attempt in range(3):
+            try:
+                return self._add_events_once(records)
+            except IntegrityError:
+                continue
+        return self._add_events_once(records)
+
+    def _add_events_once(self, records: Sequence[tuple[int, EventRecord]]) -> StoreResult:
+        result = StoreResult()
+        with self.engine.begin() as connection:
+            existing = self._existing_ids(connection, [record.event_id for _, record in records])
+            fresh: list[EventRecord] = []
+            for index, record in records:
+                if record.event_id in existing:
+                    result.duplicate_indexes.append(index)
+                else:
+                    existing.add(record.event_id)
+                    fresh.append(record)
+            if not fresh:
+                return result
+            connection.execute(
+                events.insert(),
+                [
+                    {
+                        "event_id": r.event_id,
+                        "user_id": r.user_id,
+                        "item_id": r.item_id,
+                        "type": r.type,
+                        "ts": r.timestamp,
+                        "request_id": r.request_id,
+                        "quantity": r.quantity,
+                        "price": r.price,
+                        "rating": r.rating,
+                        "text": r.text,
+                    }
+                    for r in fresh
+                ],
+            )
+            self._update_users(connection, fresh)
+            result.accepted = len(fresh)
+        return result
+
+    def _update_users(self, connection: object, fresh: Sequence[EventRecord]) -> None:
+        per_user: dict[str, dict[str, object]] = {}
+        for record in fresh:
+            row = per_user.setdefault(
+                record.user_id,
+                {
+                    "user_id": record.user_id,
+                    "event_count": 0,
+                    "purchase_count": 0,
+                    "first_event_at": record.timestamp,
+                    "last_event_at": record.timestamp,
+                },
+            )
+            row["event_count"] = int(row["event_count"]) + 1  # type: ignore[call-overload]
+            row["purchase_count"] = int(row["purchase_count"]) + (record.type == PURCHASE)  # type: ignore[call-overload]
+            row["first_event_at"] = min(row["first_event_at"], record.timestamp)  # type: ignore[type-var]
+            row["last_event_at"] = max(row["last_event_at"], record.timestamp)  # type: ignore[type-var]
+        # SQLite spells the two-argument LEAST/GREATEST as scalar MIN/MAX.
+        sqlite = self.engine.dialect.name == "sqlite"
+        least, greatest = (func.min, func.max) if sqlite else (func.least, func.greatest)
+        statement = upsert(self.engine, users)
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[users.c.user_id],
+            set_={
+                "event_count": users.c.event_count + excluded.event_count,
+                "purchase_count": users.c.purchase_count + excluded.purchase_count,
+                "first_event_at": least(users.c.first_event_at, excluded.first_event_at),
+                "last_event_at": greatest(users.c.last_event_at, excluded.last_event_at),
+            },
+        )
+        connection.execute(statement, list(per_user.values()))  # type: ignore[attr-defined]
+
+    def _recent_items(self, connection: object, user_id: str, limit: int, only: int | None) -> list[str]:
+        query = select(events.c.item_id, func.max(events.c.ts).label("latest")).where(
+            events.c.user_id == user_id
+        )
+        if only is not None:
+            query = query.where(events.c.type == only)
+        query = (
+            query.group_by(events.c.item_id)
+            .order_by(func.max(events.c.ts).desc(), events.c.item_id)
+            .limit(limit)
+        )
+        return list(connection.execute(query).scalars())  # type: ignore[attr-defined]
+
+    def profile(self, user_id: str) -> UserProfile | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
+            if row is None:
+                return None
+            return UserProfile(
+                user_id=user_id,
+                event_count=row.event_count,
+                purchase_count=row.purchase_count,
+                first_event_at=_utc(row.first_event_at),
+                last_event_at=_utc(row.last_event_at),
+                recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
+                purchased_item_ids=self._recent_items(connection, user_id, PURCHASED_ITEMS_LIMIT, PURCHASE),
+            )
+
+    def history(self, user_id: str, limit: int) -> list[EventRecord]:
+        query = (
+            select(events)
+            .where(events.c.user_id == user_id)
+            .order_by(events.c.ts.desc(), events.c.seq.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [_record(row) for row in connection.execute(query)]
+
+    def export(self, batch_size: int) -> Iterator[list[EventRecord]]:
+        """Every event in storage order, in batches (keyset pagination on seq)."""
+        last_seq = 0
+        while True:
+            query = select(events).where(events.c.seq > last_seq).order_by(events.c.seq).limit(batch_size)
+            with self.engine.connect() as connection:
+                rows = list(connection.execute(query))
+            if not rows:
+                return
+            last_seq = rows[-1].seq
+            yield [_record(row) for row in rows]

@@ -1,0 +1,4 @@
+from services.ranking.app import NAME, build
+from shared.server import main
+
+main(NAME, build)

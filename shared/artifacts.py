@@ -1,0 +1,75 @@
+"""Formats of the baseline model artifacts, shared by their trainers and the services serving them.
+
+Both are plain NumPy files inside a version folder (see shared/models.py):
+- popularity/<v>/popularity.npz: item ids and scores, most popular first;
+- cooccurrence/<v>/neighbours.npz: for every item its top-k co-bought items
+  with cosine scores (-1 marks an empty neighbour slot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+POPULARITY = "popularity"
+COOCCURRENCE = "cooccurrence"
+
+
+@dataclass(frozen=True)
+class PopularityModel:
+    item_ids: np.ndarray
+    scores: np.ndarray
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "popularity.npz", item_ids=self.item_ids, scores=self.scores)
+
+    @classmethod
+    def load(cls, folder: Path) -> PopularityModel:
+        with np.load(folder / "popularity.npz") as data:
+            return cls(item_ids=data["item_ids"], scores=data["scores"])
+
+    def top(self, count: int, exclude: set[str]) -> list[tuple[str, float]]:
+        chosen: list[tuple[str, float]] = []
+        for item_id, score in zip(self.item_ids.tolist(), self.scores.tolist(), strict=True):
+            if item_id not in exclude:
+                chosen.append((item_id, score))
+                if len(chosen) == count:
+                    break
+        return chosen
+
+
+@dataclass(frozen=True)
+class CooccurrenceModel:
+    item_ids: np.ndarray
+    neighbours: np.ndarray
+    scores: np.ndarray
+    index: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.index.update({item_id: i for i, item_id in enumerate(self.item_ids.tolist())})
+
+    def save(self, folder: Path) -> None:
+        np.savez(
+            folder / "neighbours.npz",
+            item_ids=self.item_ids,
+            neighbours=self.neighbours,
+            scores=self.scores,
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> CooccurrenceModel:
+        with np.load(folder / "neighbours.npz") as data:
+            return cls(item_ids=data["item_ids"], neighbours=data["neighbours"], scores=data["scores"])
+
+    def similar(self, item_id: str) -> list[tuple[str, float]]:
+        """Co-bought items of `item_id`, best first; empty for an unknown item."""
+        row = self.index.get(item_id)
+        if row is None:
+            return []
+        return [
+            (str(self.item_ids[j]), float(score))
+            for j, score in zip(self.neighbours[row], self.scores[row], strict=True)
+            if j >= 0
+        ]

@@ -1,0 +1,329 @@
+"""`recsys`: run, fill, train and query the suite from one command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import grpc
+import typer
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from rich.table import Table
+
+from shared.auth import bearer_metadata, ensure_key_file, read_key
+from shared.cli import online_retail, training
+from shared.cli.progress import console
+from shared.cli.supervisor import Suite, SuiteError, check_health
+from shared.clients import SuiteClients
+from shared.config import SERVICES, ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="Personalized recommendations as gRPC microservices. "
+    "Configuration comes from RECSYS_* environment variables (state under RECSYS_HOME, default ./var).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Load data into a running suite.", no_args_is_help=True)
+import_app = typer.Typer(help="Import a data set through the gRPC APIs.", no_args_is_help=True)
+data_app.add_typer(import_app, name="import")
+app.add_typer(data_app, name="data")
+
+DEMO_CUSTOMERS = ("17850", "13047", "12583")
+DEMO_MARKER = "demo-online-retail.imported"
+CLI_DEADLINE_S = 10.0
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+
+
+def with_clients(work: Callable[[SuiteClients], Awaitable[T]], config: Settings) -> T:
+    """Runs `work` with fresh clients; a failed call becomes a one-line error and exit code 1."""
+
+    async def run() -> T:
+        clients = SuiteClients(config.addresses, CLI_DEADLINE_S)
+        try:
+            return await work(clients)
+        finally:
+            await clients.close()
+
+    try:
+        return asyncio.run(run())
+    except grpc.aio.AioRpcError as error:
+        console.print(f"[red]{error.code().name}[/red]: {error.details()}")
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            console.print("Is the suite running? Start it with `recsys up` and check `recsys status`.")
+        raise typer.Exit(1) from error
+
+
+def print_recommendations(response: gateway_pb2.RecommendResponse, user_id: str) -> None:
+    table = Table(title=f"Recommendations for {user_id}", title_justify="left")
+    for column in ("#", "item", "title", "score", "source", "reason", "propensity"):
+        table.add_column(column)
+    for rank, item in enumerate(response.items, start=1):
+        table.add_row(
+            str(rank),
+            item.item_id,
+            item.title,
+            f"{item.score:.4f}",
+            item.source,
+            item.reason,
+            f"{item.propensity:.2f}",
+        )
+    console.print(table)
+    versions = ", ".join(f"{v.name}:{v.version}" for v in response.model_versions) or "none"
+    console.print(
+        f"request {response.request_id} · policy {response.policy} · models {versions}"
+        + (" · cold start" if response.cold_start else "")
+        + (
+            f" · [yellow]degraded: {', '.join(response.degraded_stages)}[/yellow]"
+            if response.degraded_stages
+            else ""
+        )
+    )
+
+
+async def _recommend(
+    clients: SuiteClients, key: str, user_id: str, count: int, surface: str
+) -> gateway_pb2.RecommendResponse:
+    return await clients.gateway.Recommend(
+        gateway_pb2.RecommendRequest(user_id=user_id, count=count, surface=surface),
+        metadata=bearer_metadata(key),
+    )
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The shopper's id, e.g. 17850.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many items (1-100).")] = 10,
+    surface: Annotated[str, typer.Option(help="home, product, cart or push.")] = "home",
+) -> None:
+    """Ask the gateway for recommendations and print them with titles and reasons."""
+    config = settings()
+    key = read_key(config)
+    response = with_clients(lambda c: _recommend(c, key, user_id, count, surface), config)
+    print_recommendations(response, user_id)
+
+
+EVENT_TYPES = {
+    name.removeprefix("EVENT_TYPE_").lower(): value for name, value in common_pb2.EventType.items() if value
+}
+
+
+@app.command()
+def feedback(
+    user_id: Annotated[str, typer.Argument(help="The shopper's id.")],
+    item_id: Annotated[str, typer.Argument(help="The item's id.")],
+    event_type: Annotated[str, typer.Option("--type", help=f"One of {', '.join(EVENT_TYPES)}.")] = "click",
+    event_id: Annotated[str, typer.Option(help="Unique event id (default: generated).")] = "",
+    request_id: Annotated[str, typer.Option(help="The Recommend request that showed the item.")] = "",
+    quantity: Annotated[int, typer.Option(help="Units bought or carted.")] = 0,
+    price: Annotated[float, typer.Option(help="Unit price paid.")] = 0.0,
+    rating: Annotated[int, typer.Option(help="Review rating 1-5.")] = 0,
+    text: Annotated[str, typer.Option(help="Review text.")] = "",
+) -> None:
+    """Send one shopper event through the gateway (stored durably, rewarded to the policy)."""
+    if event_type not in EVENT_TYPES:
+        console.print(f"[red]--type must be one of {', '.join(EVENT_TYPES)}[/red]")
+        raise typer.Exit(2)
+    config = settings()
+    key = read_key(config)
+    event = common_pb2.Event(
+        event_id=event_id or f"cli:{time.time_ns()}",
+        user_id=user_id,
+        item_id=item_id,
+        type=EVENT_TYPES[event_type],
+        request_id=request_id,
+        quantity=quantity,
+        price=price,  # type: ignore[arg-type]
+        rating=rating,
+        text=text,
+    )
+    response = with_clients(
+        lambda c: c.gateway.RecordFeedback(
+            gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=bearer_metadata(key)
+        ),
+        config,
+    )
+    summary = response.summary
+    console.print(
+        f"event {event.event_id}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
+        f"rejected {len(summary.rejected)}, rewards forwarded {response.rewards_forwarded}"
+    )
+    for rejection in summary.rejected:
+        console.print(f"[red]rejected[/red]: {rejection.reason}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Show the health of every service; exit code 1 unless all are SERVING."""
+    config = settings()
+    table = Table(title="recsys services", title_justify="left")
+    for column in ("service", "address", "health"):
+        table.add_column(column)
+    healthy = True
+    for name in SERVICES:
+        state = check_health(config.addresses[name])
+        healthy &= state == "SERVING"
+        colour = "green" if state == "SERVING" else "red"
+        table.add_row(name, config.addresses[name], f"[{colour}]{state}[/{colour}]")
+    console.print(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@import_app.command("online-retail")
+def import_online_retail(
+    path: Annotated[Path, typer.Option(help="Folder with items.csv and interactions.csv.gz.")] = (
+        online_retail.DEFAULT_PATH
+    ),
+    limit: Annotated[int | None, typer.Option(help="Import only the first N purchase lines.")] = None,
+) -> None:
+    """Load the UCI Online Retail catalog and purchases (idempotent: a second run changes nothing)."""
+    config = settings()
+    summary = with_clients(lambda c: online_retail.import_online_retail(c, path, limit), config)
+    print_import_summary(summary)
+
+
+def print_import_summary(summary: online_retail.ImportSummary) -> None:
+    console.print(
+        f"items: {summary.items_inserted} new, {summary.items_updated} updated, "
+        f"{summary.items_unchanged} unchanged · purchases: {summary.events_accepted} stored, "
+        f"{summary.events_duplicate} already present · rejected: {sum(summary.rejected.values())}"
+    )
+    for reason, count in summary.rejected.most_common():
+        console.print(f"  rejected {count}: {reason}")
+
+
+async def _wait_for_versions(
+    clients: SuiteClients, key: str, user_id: str, wanted: dict[str, int], timeout: float
+) -> bool:
+    """True once a Recommend answer reports every wanted model at its new version or later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = await _recommend(clients, key, user_id, 1, "home")
+            seen = {v.name: v.version for v in response.model_versions}
+            if all(seen.get(name, 0) >= version for name, version in wanted.items()):
+                return True
+        except grpc.aio.AioRpcError:
+            pass
+        await asyncio.sleep(0.25)
+    return False
+
+
+def run_training(config: Settings, names: list[str]) -> None:
+    async def work(clients: SuiteClients) -> None:
+        snapshot = await training.export_snapshot(clients, config.snapshot_dir)
+        console.print(
+            f"snapshot {snapshot.folder}: {snapshot.event_count} events, "
+            f"{len(snapshot.catalog_item_ids)} items"
+        )
+        published = await asyncio.to_thread(training.fit_and_publish, snapshot, config.model_dir, names)
+        for name, (version, seconds) in published.items():
+            console.print(f"published {name} version {version} ({seconds:.1f}s)")
+        if snapshot.event_count == 0:
+            return
+        wanted = {name: version for name, (version, _) in published.items()}
+        user_id = str(snapshot.user_ids[0])
+        if await _wait_for_versions(clients, read_key(config), user_id, wanted, 4 * config.model_poll_s + 10):
+            console.print("the running services now serve the new versions")
+        else:
+            console.print("[yellow]the gateway does not report the new versions yet[/yellow]")
+
+    with_clients(work, config)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help=f"all, or one of: {', '.join(training.TRAINERS)}.")] = "all",
+) -> None:
+    """Snapshot events and catalog through the APIs, fit models, publish new versions."""
+    if model != "all" and model not in training.TRAINERS:
+        console.print(f"[red]unknown model {model!r}; choose all or {', '.join(training.TRAINERS)}[/red]")
+        raise typer.Exit(2)
+    run_training(settings(), list(training.TRAINERS) if model == "all" else [model])
+
+
+def _serve_demo(config: Settings) -> None:
+    marker = config.home / DEMO_MARKER
+    if not marker.exists():
+        console.print("importing the bundled Online Retail data (first start only)")
+        summary = with_clients(lambda c: online_retail.import_online_retail(c), config)
+        print_import_summary(summary)
+        marker.write_text("imported\n")
+    if any(not (config.model_dir / name).exists() for name in training.TRAINERS):
+        run_training(config, list(training.TRAINERS))
+    key = read_key(config)
+    for user_id in DEMO_CUSTOMERS:
+        response = with_clients(lambda c, u=user_id: _recommend(c, key, u, 5, "home"), config)
+        print_recommendations(response, user_id)
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Import the bundled data and print sample recommendations (default: RECSYS_DEMO, on).",
+        ),
+    ] = None,
+) -> None:
+    """Start every service as a local process, wait until all are healthy, serve until Ctrl-C."""
+    config = settings()
+    ensure_key_file(config.api_key_file)
+    suite = Suite(config)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    failed = False
+    try:
+        suite.start()
+        suite.wait_ready()
+        table = Table(title=f"recsys is up ({time.perf_counter() - started:.1f}s)", title_justify="left")
+        table.add_column("service")
+        table.add_column("address")
+        for name in SERVICES:
+            table.add_row(name, config.addresses[name])
+        console.print(table)
+        console.print(f"state in {config.home} · logs in {config.log_dir} · API key in {config.api_key_file}")
+        if config.demo if demo is None else demo:
+            _serve_demo(config)
+        console.print("serving; press Ctrl-C to stop")
+        failed = _watch(suite)
+    except SuiteError as error:
+        console.print(f"[red]{error}[/red]")
+        failed = True
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        codes = suite.stop()
+        console.print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(suite: Suite) -> bool:
+    """Waits until Ctrl-C (returns False) or until a service exits on its own (returns True)."""
+    while True:
+        exited = [name for name, process in suite.processes.items() if process.poll() is not None]
+        if exited:
+            console.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
+            return True
+        time.sleep(0.5)

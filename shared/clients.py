@@ -1,0 +1,162 @@
+"""Channels to the suite's services: deadlines, retries, keepalive and tracing on every call.
+
+Which methods are retried is read from the contract itself: a method whose
+proto declares `idempotency_level` NO_SIDE_EFFECTS or IDEMPOTENT is retried on
+UNAVAILABLE through the channel's service config; every other call is tried once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor_pb2 import MethodOptions
+from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from recsys.items.v1 import items_pb2, items_pb2_grpc
+from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
+from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+
+from shared import telemetry
+
+STUB_DESCRIPTORS: dict[str, ServiceDescriptor] = {
+    "gateway": gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+    "profile": profile_pb2.DESCRIPTOR.services_by_name["ProfileService"],
+    "items": items_pb2.DESCRIPTOR.services_by_name["ItemsService"],
+    "candidates": candidates_pb2.DESCRIPTOR.services_by_name["CandidatesService"],
+    "ranking": ranking_pb2.DESCRIPTOR.services_by_name["RankingService"],
+    "policy": policy_pb2.DESCRIPTOR.services_by_name["PolicyService"],
+}
+
+RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SAFE_TO_RETRY = (MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT)
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+def retryable_methods(service: ServiceDescriptor) -> list[str]:
+    return [
+        method.name for method in service.methods if method.GetOptions().idempotency_level in SAFE_TO_RETRY
+    ]
+
+
+def service_config(services: Iterable[ServiceDescriptor]) -> str:
+    """The channel service config JSON that retries idempotent methods on UNAVAILABLE."""
+    names = [
+        {"service": service.full_name, "method": method}
+        for service in services
+        for method in retryable_methods(service)
+    ]
+    config: dict[str, Any] = {"methodConfig": []}
+    if names:
+        config["methodConfig"].append({"name": names, "retryPolicy": RETRY_POLICY})
+    return json.dumps(config)
+
+
+class _DefaultDeadline:
+    """Gives every call without a timeout the default deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        if details.timeout is not None:
+            return details
+        return grpc.aio.ClientCallDetails(
+            details.method,
+            self.seconds,
+            details.metadata,
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+
+class _UnaryUnaryDeadline(_DefaultDeadline, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request)
+
+
+class _UnaryStreamDeadline(_DefaultDeadline, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request)
+
+
+class _StreamUnaryDeadline(_DefaultDeadline, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+def open_channel(
+    target: str, services: Iterable[ServiceDescriptor], default_deadline_s: float
+) -> grpc.aio.Channel:
+    """An insecure channel (in-cluster traffic) with retries, keepalive, deadline and tracing."""
+    interceptors: list[grpc.aio.ClientInterceptor] = [
+        *telemetry.client_interceptors(),
+        _UnaryUnaryDeadline(default_deadline_s),
+        _UnaryStreamDeadline(default_deadline_s),
+        _StreamUnaryDeadline(default_deadline_s),
+    ]
+    options = [
+        ("grpc.service_config", service_config(services)),
+        ("grpc.enable_retries", 1),
+        *KEEPALIVE_OPTIONS,
+    ]
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+class SuiteClients:
+    """Lazily opened stubs for the suite's services, one channel per service."""
+
+    def __init__(self, addresses: Mapping[str, str], default_deadline_s: float) -> None:
+        self.addresses = addresses
+        self.default_deadline_s = default_deadline_s
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        if name not in self._channels:
+            descriptors = [STUB_DESCRIPTORS[name]]
+            self._channels[name] = open_channel(self.addresses[name], descriptors, self.default_deadline_s)
+        return self._channels[name]
+
+    @property
+    def gateway(self) -> gateway_pb2_grpc.GatewayServiceStub:
+        return gateway_pb2_grpc.GatewayServiceStub(self.channel("gateway"))
+
+    @property
+    def profile(self) -> profile_pb2_grpc.ProfileServiceStub:
+        return profile_pb2_grpc.ProfileServiceStub(self.channel("profile"))
+
+    @property
+    def items(self) -> items_pb2_grpc.ItemsServiceStub:
+        return items_pb2_grpc.ItemsServiceStub(self.channel("items"))
+
+    @property
+    def candidates(self) -> candidates_pb2_grpc.CandidatesServiceStub:
+        return candidates_pb2_grpc.CandidatesServiceStub(self.channel("candidates"))
+
+    @property
+    def ranking(self) -> ranking_pb2_grpc.RankingServiceStub:
+        return ranking_pb2_grpc.RankingServiceStub(self.channel("ranking"))
+
+    @property
+    def policy(self) -> policy_pb2_grpc.PolicyServiceStub:
+        return policy_pb2_grpc.PolicyServiceStub(self.channel("policy"))
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()

@@ -1,0 +1,160 @@
+"""Settings of every process, read from environment variables and checked at start-up.
+
+Every variable is optional; the defaults run the whole suite on one machine
+with state under `var/`. A bad value stops the process with one message that
+names every offending variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES: tuple[str, ...] = ("gateway", "profile", "items", "candidates", "ranking", "policy")
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 50051,
+    "profile": 50052,
+    "items": 50053,
+    "candidates": 50054,
+    "ranking": 50055,
+    "policy": 50056,
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """One or more environment variables have unusable values."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process of the suite may be configured with."""
+
+    home: Path
+    demo: bool
+    log_level: str
+    bind_host: str
+    ports: Mapping[str, int]
+    addresses: Mapping[str, str]
+    database_urls: Mapping[str, str]
+    api_keys: tuple[str, ...]
+    stage_deadline_s: float
+    shutdown_delay_s: float
+    shutdown_grace_s: float
+    model_poll_s: float
+    otlp_endpoint: str
+
+    @property
+    def model_dir(self) -> Path:
+        """TF Serving layout: `<model_dir>/<name>/<version>/`."""
+        return self.home / "models"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.home / "snapshots"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.home / "api-key"
+
+    def database_url(self, service: str) -> str:
+        return self.database_urls[service]
+
+
+class _Reader:
+    """Reads typed values from an environment mapping and collects every problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip() or default
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a number")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}={raw!r} must be between {low:g} and {high:g}")
+            return default
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return int(self.number(name, default, 1, 65535))
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
+        return default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default).upper()
+        if value not in allowed:
+            self.problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Reads the settings; raises ConfigError listing every bad variable."""
+    env = os.environ if env is None else env
+    read = _Reader(env)
+    home = Path(read.text("RECSYS_HOME", "var")).absolute()
+    ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in SERVICES}
+    addresses = {
+        name: read.text(f"RECSYS_{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}") for name in SERVICES
+    }
+    shared_url = read.text("RECSYS_DATABASE_URL", "")
+    database_urls = {
+        name: read.text(
+            f"RECSYS_{name.upper()}_DATABASE_URL",
+            shared_url or f"sqlite:///{home / 'db' / f'{name}.sqlite'}",
+        )
+        for name in SERVICES
+    }
+    for name, url in database_urls.items():
+        if "://" not in url:
+            read.problems.append(f"database URL for {name} ({url!r}) is not a SQLAlchemy URL")
+    api_keys = tuple(key.strip() for key in env.get("RECSYS_API_KEYS", "").split(",") if key.strip())
+    if any(len(key) < 16 for key in api_keys):
+        read.problems.append("RECSYS_API_KEYS: every key must have at least 16 characters")
+    settings = Settings(
+        home=home,
+        demo=read.flag("RECSYS_DEMO", True),
+        log_level=read.choice("RECSYS_LOG_LEVEL", "INFO", LOG_LEVELS),
+        bind_host=read.text("RECSYS_BIND_HOST", "127.0.0.1"),
+        ports=ports,
+        addresses=addresses,
+        database_urls=database_urls,
+        api_keys=api_keys,
+        stage_deadline_s=read.number("RECSYS_STAGE_DEADLINE_MS", 800, 1, 60_000) / 1000,
+        shutdown_delay_s=read.number("RECSYS_SHUTDOWN_DELAY_S", 1.0, 0, 60),
+        shutdown_grace_s=read.number("RECSYS_SHUTDOWN_GRACE_S", 5.0, 0, 300),
+        model_poll_s=read.number("RECSYS_MODEL_POLL_S", 2.0, 0.1, 3600),
+        otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+    )
+    if read.problems:
+        raise ConfigError(read.problems)
+    return settings

@@ -1,0 +1,73 @@
+"""SQLAlchemy 2 engines and Alembic migrations, one set of tables per service.
+
+Each service keeps its migrations in `services/<name>/migrations/` and its own
+Alembic version table, so several services may share one PostgreSQL database
+while each still owns only its own tables (all prefixed with the service name).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    """WAL for concurrent readers; synchronous FULL so that an acknowledged write is durable."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and durable settings."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def version_table(service: str) -> str:
+    return f"alembic_version_{service}"
+
+
+def migrate(engine: Engine, service: str, migrations_dir: Path) -> None:
+    """Brings the service's tables to the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["version_table"] = version_table(service)
+        command.upgrade(config, "head")
+
+
+def run_migrations_env(target_metadata: MetaData) -> None:
+    """The body of every service's migrations/env.py (online mode only)."""
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=context.config.attributes["version_table"],
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def upsert(engine: Engine, table: Any) -> Any:
+    """`INSERT ... ON CONFLICT` for the engine's dialect (SQLite and PostgreSQL)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -1,0 +1,121 @@
+"""Server interceptors shared by every service: access log and error mapping.
+
+A grpc.aio interceptor returns a handler; `wrap_handler` rebuilds one with the
+same kind (unary or streaming on either side) around a wrapped behaviour, so
+each interceptor only says what it does around one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from shared.errors import ServiceError
+
+log = logging.getLogger("recsys.access")
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def rebuild_handler(handler: grpc.RpcMethodHandler, behaviour: Behaviour) -> grpc.RpcMethodHandler:
+    """A handler of the same kind and serializers as `handler` that runs `behaviour`."""
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(behaviour, **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(behaviour, **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(behaviour, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(behaviour, **kwargs)
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler | None,
+    method: str,
+    around: Callable[[str, grpc.aio.ServicerContext], Any],
+) -> grpc.RpcMethodHandler | None:
+    """Wraps every call of `handler` in the async context manager `around(method, context)`."""
+    if handler is None:
+        return None
+    inner = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    if handler.unary_stream or handler.stream_stream:
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with around(method, context):
+                async for response in inner(request, context):
+                    yield response
+
+        return rebuild_handler(handler, streaming)
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with around(method, context):
+            return await inner(request, context)
+
+    return rebuild_handler(handler, unary)
+
+
+class _AccessLog:
+    """Logs method, status, duration and trace id of one call."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+        self.started = 0.0
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        code = self.context.code()
+        if code is None:
+            code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+        status = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        fields = {
+            "method": self.method,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
+        }
+        log.info("%s %s", self.method, status, extra={"fields": fields})
+
+
+class _ErrorMapping:
+    """Turns ServiceError into its status and any other exception into INTERNAL."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, grpc.aio.AbortError) or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, ServiceError):
+            await self.context.abort(exc.code, exc.message)
+        log.exception("unexpected error in %s", self.method, exc_info=exc)
+        await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        return False
+
+
+class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        return wrap_handler(handler, handler_call_details.method, _AccessLog)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        return wrap_handler(handler, handler_call_details.method, _ErrorMapping)

@@ -1,0 +1,156 @@
+"""Process bootstrap shared by every service.
+
+Start-up: the port opens with health NOT_SERVING, the service's own start-up
+(migrations, models) runs, then health turns SERVING; if start-up fails it is
+retried and health stays NOT_SERVING. SIGTERM or SIGINT: health turns
+NOT_SERVING at once (Watch streams see it), the process waits
+RECSYS_SHUTDOWN_DELAY_S so load balancers stop routing, then drains in-flight
+calls for up to RECSYS_SHUTDOWN_GRACE_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared import telemetry
+from shared.config import ConfigError, Settings, load_settings
+from shared.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
+
+log = logging.getLogger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # Close connections after a while so that Kubernetes spreads long-lived HTTP/2 clients.
+    ("grpc.max_connection_age_ms", 300_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+STARTUP_RETRY_S = 3.0
+
+
+@dataclass
+class ServiceApp:
+    """What a service contributes to the shared bootstrap."""
+
+    name: str
+    servicers: Sequence[tuple[ServiceDescriptor, Callable[[grpc.aio.Server], None]]]
+    startup: Callable[[], Awaitable[None]] | None = None
+    background: Sequence[Callable[[], Awaitable[None]]] = ()
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+
+
+class RunningServer:
+    """A started server with its health servicer; `stop()` performs the graceful shutdown."""
+
+    def __init__(self, app: ServiceApp, settings: Settings, port: int) -> None:
+        self.app = app
+        self.settings = settings
+        self.port = port
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[
+                telemetry.server_interceptor(),
+                AccessLogInterceptor(),
+                *app.interceptors,
+                ErrorMappingInterceptor(),
+            ],
+            options=SERVER_OPTIONS,
+        )
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def service_names(self) -> list[str]:
+        return [descriptor.full_name for descriptor, _ in self.app.servicers]
+
+    async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def start(self) -> None:
+        for _, add in self.app.servicers:
+            add(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [
+                *self.service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
+        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        address = f"{self.settings.bind_host}:{self.port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as error:
+            raise SystemExit(f"{self.app.name}: cannot listen on {address}: {error}") from error
+        await self.server.start()
+        log.info("%s listening on %s", self.app.name, address)
+        self._tasks.append(asyncio.create_task(self._become_ready()))
+
+    async def _become_ready(self) -> None:
+        while self.app.startup is not None:
+            try:
+                await self.app.startup()
+                break
+            except Exception:
+                log.exception("%s start-up failed; retrying in %ss", self.app.name, STARTUP_RETRY_S)
+                await asyncio.sleep(STARTUP_RETRY_S)
+        self._tasks.extend(asyncio.create_task(task()) for task in self.app.background)
+        await self._set_all(health_pb2.HealthCheckResponse.SERVING)
+        self.ready.set()
+        log.info("%s ready", self.app.name)
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        log.info("%s draining", self.app.name)
+        await asyncio.sleep(self.settings.shutdown_delay_s)
+        await self.server.stop(self.settings.shutdown_grace_s)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.app.shutdown is not None:
+            await self.app.shutdown()
+        log.info("%s stopped", self.app.name)
+
+
+async def serve(app: ServiceApp, settings: Settings) -> None:
+    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully."""
+    running = RunningServer(app, settings, settings.ports[app.name])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await running.start()
+    await stop.wait()
+    await running.stop()
+
+
+def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
+    """Process entry of a service: settings, logging, tracing, serve."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"recsys-{name}: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    telemetry.setup_logging(name, settings.log_level)
+    provider = telemetry.setup_tracing(name, settings.otlp_endpoint)
+    try:
+        asyncio.run(serve(build(settings), settings))
+    finally:
+        provider.shutdown()

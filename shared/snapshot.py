@@ -1,0 +1,112 @@
+"""Training snapshots: events and catalog exported through the services' streaming RPCs.
+
+A snapshot is a folder `<home>/snapshots/<UTC time>/` with `events.npz` and
+`items.npz` (NumPy, no pickles). Trainers read only snapshots, never another
+service's tables, so the same path works in Kubernetes with a volume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from recsys.common.v1 import common_pb2
+
+PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    folder: Path
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    types: np.ndarray
+    timestamps: np.ndarray
+    quantities: np.ndarray
+    catalog_item_ids: np.ndarray
+    catalog_titles: np.ndarray
+
+    @property
+    def event_count(self) -> int:
+        return len(self.user_ids)
+
+    def interactions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user_ids, item_ids) of purchases, or of every event when nothing was bought yet."""
+        mask = self.types == PURCHASE
+        if not mask.any():
+            mask = np.ones_like(mask)
+        return self.user_ids[mask], self.item_ids[mask]
+
+    @classmethod
+    def load(cls, folder: Path) -> Snapshot:
+        with np.load(folder / "events.npz") as events, np.load(folder / "items.npz") as items:
+            return cls(
+                folder=folder,
+                user_ids=events["user_ids"],
+                item_ids=events["item_ids"],
+                types=events["types"],
+                timestamps=events["timestamps"],
+                quantities=events["quantities"],
+                catalog_item_ids=items["item_ids"],
+                catalog_titles=items["titles"],
+            )
+
+
+class SnapshotWriter:
+    """Accumulates exported batches as compact arrays and writes them once at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._events: dict[str, list[np.ndarray]] = {
+            "user_ids": [],
+            "item_ids": [],
+            "types": [],
+            "timestamps": [],
+            "quantities": [],
+        }
+        self._items: dict[str, list[np.ndarray]] = {"item_ids": [], "titles": []}
+
+    def add_events(self, events: Sequence[common_pb2.Event]) -> None:
+        columns = self._events
+        columns["user_ids"].append(np.array([e.user_id for e in events], dtype=str))
+        columns["item_ids"].append(np.array([e.item_id for e in events], dtype=str))
+        columns["types"].append(np.array([e.type for e in events], dtype=np.int8))
+        columns["timestamps"].append(
+            np.array([e.timestamp.seconds + e.timestamp.nanos / 1e9 for e in events])
+        )
+        columns["quantities"].append(np.array([e.quantity for e in events], dtype=np.int32))
+
+    def add_items(self, items: Iterable[common_pb2.Item]) -> None:
+        batch = list(items)
+        self._items["item_ids"].append(np.array([i.item_id for i in batch], dtype=str))
+        self._items["titles"].append(np.array([i.title for i in batch], dtype=str))
+
+    @staticmethod
+    def _joined(columns: dict[str, list[np.ndarray]], empty: dict[str, str]) -> dict[str, np.ndarray]:
+        return {
+            name: np.concatenate(parts) if parts else np.array([], dtype=empty[name])
+            for name, parts in columns.items()
+        }
+
+    def write(self) -> Snapshot:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            self.folder / "events.npz",
+            **self._joined(
+                self._events,
+                {
+                    "user_ids": "U1",
+                    "item_ids": "U1",
+                    "types": "int8",
+                    "timestamps": "float64",
+                    "quantities": "int32",
+                },
+            ),
+        )
+        np.savez(
+            self.folder / "items.npz",
+            **self._joined(self._items, {"item_ids": "U1", "titles": "U1"}),
+        )
+        return Snapshot.load(self.folder)

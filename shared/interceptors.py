@@ -7,6 +7,7 @@ each interceptor only says what it does around one call.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +46,7 @@ def wrap_handler(
     if handler is None:
         return None
     inner = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-    if handler.unary_stream or handler.stream_stream:
+    if inspect.isasyncgenfunction(inner):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with around(method, context):
@@ -54,11 +55,12 @@ def wrap_handler(
 
         return rebuild_handler(handler, streaming)
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    # Unary responses, and streaming ones written with `await context.write()`.
+    async def awaited(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with around(method, context):
             return await inner(request, context)
 
-    return rebuild_handler(handler, unary)
+    return rebuild_handler(handler, awaited)
 
 
 class _AccessLog:

@@ -15,7 +15,7 @@ import time
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -67,7 +67,8 @@ def setup_tracing(service: str, otlp_endpoint: str) -> TracerProvider:
 
 
 def server_interceptor() -> grpc.aio.ServerInterceptor:
-    return aio_server_interceptor()
+    """Spans for every RPC except health probes (noise, and Watch streams by context.write)."""
+    return aio_server_interceptor(filter_=filters.negate(filters.service_prefix("grpc.health")))
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:

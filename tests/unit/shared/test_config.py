@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from shared.config import DEFAULT_PORTS, ConfigError, load_settings
+
+
+def test_defaults_put_all_state_under_home(tmp_path: Path) -> None:
+    settings = load_settings({"RECSYS_HOME": str(tmp_path)})
+    assert settings.ports == DEFAULT_PORTS
+    assert settings.addresses["ranking"] == "127.0.0.1:50055"
+    assert settings.database_url("profile") == f"sqlite:///{tmp_path}/db/profile.sqlite"
+    assert settings.model_dir == tmp_path / "models"
+    assert settings.api_key_file == tmp_path / "api-key"
+    assert settings.demo is True
+
+
+def test_overrides_per_service_and_shared_database(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "RECSYS_HOME": str(tmp_path),
+            "RECSYS_GATEWAY_PORT": "6000",
+            "RECSYS_DATABASE_URL": "postgresql+psycopg://db/shop",
+            "RECSYS_POLICY_DATABASE_URL": "sqlite:////tmp/policy.sqlite",
+            "RECSYS_DEMO": "0",
+            "RECSYS_STAGE_DEADLINE_MS": "250",
+        }
+    )
+    assert settings.ports["gateway"] == 6000
+    assert settings.addresses["gateway"] == "127.0.0.1:6000"
+    assert settings.database_url("items") == "postgresql+psycopg://db/shop"
+    assert settings.database_url("policy") == "sqlite:////tmp/policy.sqlite"
+    assert settings.demo is False
+    assert settings.stage_deadline_s == 0.25
+
+
+def test_every_bad_variable_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            {
+                "RECSYS_GATEWAY_PORT": "70000",
+                "RECSYS_DEMO": "maybe",
+                "RECSYS_STAGE_DEADLINE_MS": "fast",
+                "RECSYS_LOG_LEVEL": "loud",
+                "RECSYS_ITEMS_DATABASE_URL": "items.db",
+                "RECSYS_API_KEYS": "short",
+            }
+        )
+    message = str(raised.value)
+    for name in (
+        "RECSYS_GATEWAY_PORT",
+        "RECSYS_DEMO",
+        "RECSYS_STAGE_DEADLINE_MS",
+        "RECSYS_LOG_LEVEL",
+        "items",
+        "RECSYS_API_KEYS",
+    ):
+        assert name in message
+    assert len(raised.value.problems) == 6

@@ -1,0 +1,153 @@
+"""The shared bootstrap: readiness follows start-up, graceful shutdown, error mapping, reflection."""
+
+import asyncio
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
+from shared.clients import STUB_DESCRIPTORS
+from shared.errors import NotFound
+from shared.server import ServiceApp
+from tests.support import ServerThread, make_settings
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+PROFILE = "recsys.profile.v1.ProfileService"
+
+
+class Failing(profile_pb2_grpc.ProfileServiceServicer):
+    async def GetProfile(self, request, context):  # type: ignore[no-untyped-def]
+        if request.user_id == "missing":
+            raise NotFound("no such user")
+        raise ZeroDivisionError("boom")
+
+    async def ExportEvents(self, request, context):  # type: ignore[no-untyped-def]
+        yield profile_pb2.ExportEventsResponse()
+        raise NotFound("gone midway")
+
+
+def _app(servicer: profile_pb2_grpc.ProfileServiceServicer, startup=None) -> ServiceApp:
+    return ServiceApp(
+        name="profile",
+        servicers=[
+            (
+                STUB_DESCRIPTORS["profile"],
+                lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s),
+            )
+        ],
+        startup=startup,
+    )
+
+
+def _status(address: str, service: str = "") -> int:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+
+
+def test_errors_become_clear_statuses(tmp_path: Path) -> None:
+    server = ServerThread(lambda s: _app(Failing()), make_settings(str(tmp_path)))
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = profile_pb2_grpc.ProfileServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.GetProfile(profile_pb2.GetProfileRequest(user_id="missing"), timeout=5)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+            assert missing.value.details() == "no such user"
+            with pytest.raises(grpc.RpcError) as crashed:
+                stub.GetProfile(profile_pb2.GetProfileRequest(user_id="x"), timeout=5)
+            assert crashed.value.code() == grpc.StatusCode.INTERNAL
+            assert "ZeroDivisionError" in crashed.value.details()
+            stream = stub.ExportEvents(profile_pb2.ExportEventsRequest(), timeout=5)
+            with pytest.raises(grpc.RpcError) as midway:
+                list(stream)
+            assert midway.value.code() == grpc.StatusCode.NOT_FOUND
+            # The server is still healthy after all of that.
+            assert _status(server.address) == SERVING
+    finally:
+        server.stop()
+
+
+def test_health_stays_not_serving_until_startup_succeeds(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("shared.server.STARTUP_RETRY_S", 0.05)
+    gate = threading.Event()
+    attempts = []
+
+    async def startup() -> None:
+        attempts.append(1)
+        if not gate.is_set():
+            raise ConnectionError("database not reachable yet")
+
+    settings = make_settings(str(tmp_path))
+    server = ServerThread.__new__(ServerThread)
+    server.loop = asyncio.new_event_loop()
+    server.thread = threading.Thread(target=server.loop.run_forever, daemon=True)
+    server.thread.start()
+    server.settings = settings
+
+    async def start():
+        from shared.server import RunningServer
+
+        running = RunningServer(_app(Failing(), startup), settings, 0)
+        await running.start()
+        return running
+
+    server.running = server.run(start())
+    try:
+        assert _status(server.address) == NOT_SERVING
+        assert _status(server.address, PROFILE) == NOT_SERVING
+        gate.set()
+        server.run(asyncio.wait_for(server.running.ready.wait(), 5))
+        assert len(attempts) >= 2
+        assert _status(server.address) == SERVING
+        assert _status(server.address, PROFILE) == SERVING
+    finally:
+        server.stop()
+
+
+def test_shutdown_turns_watch_not_serving_before_the_server_stops(tmp_path: Path) -> None:
+    settings = make_settings(str(tmp_path), RECSYS_SHUTDOWN_DELAY_S="0.5")
+    server = ServerThread(lambda s: _app(Failing()), settings)
+    seen: list[int] = []
+    channel = grpc.insecure_channel(server.address)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=PROFILE))
+
+    def read() -> None:
+        try:
+            for message in watch:
+                seen.append(message.status)
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        deadline = 50
+        while not seen and deadline:
+            threading.Event().wait(0.05)
+            deadline -= 1
+        assert seen == [SERVING]
+        server.stop()
+        reader.join(timeout=10)
+        assert seen[:2] == [SERVING, NOT_SERVING]
+    finally:
+        channel.close()
+
+
+def test_reflection_lists_the_service_and_health(tmp_path: Path) -> None:
+    server = ServerThread(lambda s: _app(Failing()), make_settings(str(tmp_path)))
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            responses = stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+            names = {s.name for r in responses for s in r.list_services_response.service}
+        assert {PROFILE, "grpc.health.v1.Health"} <= names
+    finally:
+        server.stop()

@@ -1,0 +1,21 @@
+import json
+import logging
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from shared.telemetry import JsonFormatter
+
+
+def test_log_lines_are_json_and_carry_the_trace_id() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    formatter = JsonFormatter("profile")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    record.fields = {"method": "/a/B"}
+    with tracer.start_as_current_span("work") as span:
+        line = json.loads(formatter.format(record))
+    assert line["message"] == "hello world"
+    assert line["service"] == "profile"
+    assert line["method"] == "/a/B"
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    outside = json.loads(formatter.format(record))
+    assert "trace_id" not in outside

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import grpc
@@ -64,7 +64,12 @@ def _deny(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMethod
     async def abort(request: object, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    return rebuild_handler(handler, abort)
+    async def abort_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # streaming responses need an async generator (the tracing interceptor iterates it)
+
+    streaming = handler.unary_stream or handler.stream_stream
+    return rebuild_handler(handler, abort_stream if streaming else abort)
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):

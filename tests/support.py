@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from shared.config import Settings, load_settings
+from shared.config import SERVICES, Settings, load_settings
 from shared.server import RunningServer, ServiceApp
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def suite_env(**overrides: str) -> dict[str, str]:
+    """RECSYS_<SERVICE>_PORT for every service on free ports, plus overrides."""
+    env = {f"RECSYS_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
+    env.update(overrides)
+    return env
 
 
 def make_settings(home: str, **env: str) -> Settings:
@@ -19,15 +33,15 @@ def make_settings(home: str, **env: str) -> Settings:
 class ServerThread:
     """A service running on its own event loop in a background thread."""
 
-    def __init__(self, build: Callable[[Settings], ServiceApp], settings: Settings) -> None:
+    def __init__(self, build: Callable[[Settings], ServiceApp], settings: Settings, port: int = 0) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.settings = settings
-        self.running: RunningServer = self.run(self._start(build))
+        self.running: RunningServer = self.run(self._start(build, port))
 
-    async def _start(self, build: Callable[[Settings], ServiceApp]) -> RunningServer:
-        running = RunningServer(build(self.settings), self.settings, 0)
+    async def _start(self, build: Callable[[Settings], ServiceApp], port: int) -> RunningServer:
+        running = RunningServer(build(self.settings), self.settings, port)
         await running.start()
         await asyncio.wait_for(running.ready.wait(), 30)
         return running
@@ -44,3 +58,24 @@ class ServerThread:
         self.run(self.running.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any:
+    """A snapshot in which each user bought the listed items (catalog = every item)."""
+    import numpy as np
+
+    from shared.snapshot import PURCHASE, Snapshot
+
+    users = [user for user, items in baskets.items() for _ in items]
+    items = [item for basket in baskets.values() for item in basket]
+    catalog = sorted(set(items))
+    return Snapshot(
+        folder=folder,
+        user_ids=np.array(users, dtype=str),
+        item_ids=np.array(items, dtype=str),
+        types=np.full(len(items), PURCHASE, dtype=np.int8),
+        timestamps=np.arange(len(items), dtype=np.float64),
+        quantities=np.ones(len(items), dtype=np.int32),
+        catalog_item_ids=np.array(catalog, dtype=str),
+        catalog_titles=np.array([f"title {c}" for c in catalog], dtype=str),
+    )

@@ -1,0 +1,255 @@
+"""The gateway with the five other services in-process, over real gRPC and SQLite."""
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from recsys.items.v1 import items_pb2
+from recsys.profile.v1 import profile_pb2
+
+from services.candidates.app import build as build_candidates
+from services.gateway.app import build as build_gateway
+from services.items.app import build as build_items
+from services.policy.app import build as build_policy
+from services.profile.app import build as build_profile
+from services.ranking.app import build as build_ranking
+from shared.auth import bearer_metadata, read_key
+from shared.cli import training
+from shared.clients import SuiteClients
+from tests.support import ServerThread, free_port, make_settings, suite_env
+
+BUILDERS = {
+    "profile": build_profile,
+    "items": build_items,
+    "candidates": build_candidates,
+    "ranking": build_ranking,
+    "policy": build_policy,
+    "gateway": build_gateway,
+}
+ITEMS = [f"item{n:02d}" for n in range(30)]
+# Shoppers buy within one of three groups of ten items, so co-occurrence has structure.
+BASKETS = {f"user{u}": [ITEMS[(u % 3) * 10 + (u + k) % 10] for k in range(4)] for u in range(30)}
+
+
+async def _fill(settings) -> None:
+    clients = SuiteClients(settings.addresses, 10)
+    try:
+        await clients.items.UpsertItems(
+            iter(
+                [
+                    items_pb2.UpsertItemsRequest(
+                        items=[common_pb2.Item(item_id=i, title=f"Title {i}") for i in ITEMS]
+                    )
+                ]
+            )
+        )
+        events = [
+            common_pb2.Event(
+                event_id=f"{user}:{item}", user_id=user, item_id=item, type=common_pb2.EVENT_TYPE_PURCHASE
+            )
+            for user, basket in BASKETS.items()
+            for item in basket
+        ]
+        await clients.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]))
+        snapshot = await training.export_snapshot(clients, settings.snapshot_dir)
+        assert snapshot.event_count == len(events)
+        training.fit_and_publish(snapshot, settings.model_dir, list(training.TRAINERS))
+    finally:
+        await clients.close()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    settings = make_settings(str(home), **suite_env())
+    servers = {name: ServerThread(build, settings, settings.ports[name]) for name, build in BUILDERS.items()}
+    asyncio.run(_fill(settings))
+    for name in ("items", "candidates", "ranking"):
+        servers[name].run(servers[name].running.app.startup())  # load the models published above
+    yield settings, servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def gateway(suite):
+    settings, servers = suite
+    with grpc.insecure_channel(servers["gateway"].address) as channel:
+        yield gateway_pb2_grpc.GatewayServiceStub(channel), bearer_metadata(read_key(settings))
+
+
+def recommend(gateway, user_id="user1", count=5, **kwargs):
+    stub, metadata = gateway
+    return stub.Recommend(
+        gateway_pb2.RecommendRequest(user_id=user_id, count=count, **kwargs), metadata=metadata, timeout=10
+    )
+
+
+def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
+    response = recommend(gateway, "user1", 5)
+    ids = [item.item_id for item in response.items]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert not set(ids) & set(BASKETS["user1"])
+    assert list(response.degraded_stages) == []
+    top = response.items[0]
+    assert top.source == "baseline-cooccurrence"
+    assert top.item_id in ITEMS[10:20]  # user1 buys in the second group
+    assert top.title == f"Title {top.item_id}"
+    assert top.reason.startswith("Often bought together with Title item1")
+    assert top.propensity == 1.0
+    assert response.policy == "greedy"
+    assert {v.name for v in response.model_versions} == {"cooccurrence", "popularity", "greedy"}
+
+
+def test_count_zero_means_ten_and_bounds_are_enforced(gateway) -> None:
+    assert len(recommend(gateway, "user2", 0).items) == 10
+    for kwargs, message in [
+        ({"user_id": "", "count": 5}, "user_id must not be empty"),
+        ({"user_id": "user2", "count": 10**6}, "count must be between 0 and 100 (0 means 10); got 1000000"),
+        ({"user_id": "user2", "count": -1}, "count must be between 0 and 100"),
+        ({"user_id": "user2", "count": 5, "surface": "moon"}, "surface must be one of"),
+        ({"user_id": "u" * 129, "count": 5}, "user_id must be at most 128 characters"),
+    ]:
+        with pytest.raises(grpc.RpcError) as raised:
+            recommend(gateway, **kwargs)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.details().startswith(message)
+
+
+def test_unknown_user_gets_popular_items_as_cold_start(gateway) -> None:
+    response = recommend(gateway, "someone-new", 5)
+    assert response.cold_start is True
+    assert list(response.degraded_stages) == []
+    assert [i.source for i in response.items] == ["popular"] * 5
+    assert all(i.reason.startswith("Popular: bought by") for i in response.items)
+
+
+def test_excluded_items_are_left_out(gateway) -> None:
+    first = [i.item_id for i in recommend(gateway, "user4", 3).items]
+    again = [i.item_id for i in recommend(gateway, "user4", 3, exclude_item_ids=first[:2]).items]
+    assert not set(first[:2]) & set(again)
+
+
+def test_a_purchase_sent_as_feedback_is_excluded_next_time(gateway) -> None:
+    stub, metadata = gateway
+    shown = recommend(gateway, "user7", 3)
+    bought = shown.items[0].item_id
+    event = common_pb2.Event(
+        event_id="fb-1",
+        user_id="user7",
+        item_id=bought,
+        type=common_pb2.EVENT_TYPE_PURCHASE,
+        request_id=shown.request_id,
+    )
+    answer = stub.RecordFeedback(
+        gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=metadata, timeout=10
+    )
+    assert (answer.summary.accepted, answer.summary.duplicates, answer.rewards_forwarded) == (1, 0, 1)
+    again = stub.RecordFeedback(
+        gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=metadata, timeout=10
+    )
+    assert (again.summary.accepted, again.summary.duplicates) == (0, 1)
+    assert bought not in [i.item_id for i in recommend(gateway, "user7", 10).items]
+
+
+def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
+    stub, metadata = gateway
+    events = [common_pb2.Event(event_id="fb-bad", user_id="user7", item_id="item01")]
+    answer = stub.RecordFeedback(
+        gateway_pb2.RecordFeedbackRequest(events=events), metadata=metadata, timeout=10
+    )
+    assert answer.summary.accepted == 0
+    assert [r.reason for r in answer.summary.rejected] == [
+        "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW"
+    ]
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.RecordFeedback(gateway_pb2.RecordFeedbackRequest(), metadata=metadata, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_callers_need_the_api_key_but_probes_do_not(suite) -> None:
+    settings, servers = suite
+    with grpc.insecure_channel(servers["gateway"].address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        request = gateway_pb2.RecommendRequest(user_id="user1", count=3)
+        for metadata in [(), bearer_metadata("wrong-key-wrong-key"), (("authorization", "Basic abc"),)]:
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Recommend(request, metadata=metadata, timeout=5)
+            assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as raised:
+            list(stub.PlanPushCampaign(gateway_pb2.PlanPushCampaignRequest(), timeout=5))
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_push_rpcs_are_declared_but_unimplemented(gateway) -> None:
+    stub, metadata = gateway
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GeneratePush(gateway_pb2.GeneratePushRequest(user_id="user1"), metadata=metadata, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as raised:
+        list(stub.PlanPushCampaign(gateway_pb2.PlanPushCampaignRequest(), metadata=metadata, timeout=5))
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:
+    """A second gateway on the same home whose `dead` stages point at closed ports."""
+    settings, _ = suite
+    env = {f"RECSYS_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in dead}
+    env.update({f"RECSYS_{n.upper()}_ADDR": a for n, a in settings.addresses.items() if n not in dead})
+    env["RECSYS_STAGE_DEADLINE_MS"] = "500"
+    return ServerThread(build_gateway, make_settings(str(settings.home), **env))
+
+
+@pytest.mark.parametrize(
+    ("dead", "source"),
+    [
+        (("ranking",), "baseline-cooccurrence"),
+        (("policy",), "baseline-cooccurrence"),
+        (("candidates",), "popular"),
+        (("candidates", "ranking", "policy"), "popular"),
+    ],
+)
+def test_dead_stages_degrade_instead_of_failing(suite, tmp_path, dead, source) -> None:
+    settings, _ = suite
+    degraded_gateway = _gateway_with_dead(suite, tmp_path, *dead)
+    try:
+        with grpc.insecure_channel(degraded_gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            response = stub.Recommend(
+                gateway_pb2.RecommendRequest(user_id="user1", count=5),
+                metadata=bearer_metadata(read_key(settings)),
+                timeout=10,
+            )
+    finally:
+        degraded_gateway.stop()
+    assert list(response.degraded_stages) == list(dead)
+    assert len(response.items) == 5
+    assert response.items[0].source == source
+    assert not {i.item_id for i in response.items} & set(BASKETS["user1"])
+
+
+def test_feedback_is_not_acknowledged_when_profile_is_down(suite, tmp_path) -> None:
+    settings, _ = suite
+    degraded_gateway = _gateway_with_dead(suite, tmp_path, "profile")
+    try:
+        with grpc.insecure_channel(degraded_gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            event = common_pb2.Event(
+                event_id="lost?", user_id="u", item_id="i", type=common_pb2.EVENT_TYPE_CLICK
+            )
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.RecordFeedback(
+                    gateway_pb2.RecordFeedbackRequest(events=[event]),
+                    metadata=bearer_metadata(read_key(settings)),
+                    timeout=10,
+                )
+    finally:
+        degraded_gateway.stop()
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "resend the same batch" in raised.value.details()

@@ -1,0 +1,90 @@
+"""Items service over real gRPC, on SQLite and on PostgreSQL."""
+
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from recsys.common.v1 import common_pb2
+from recsys.items.v1 import items_pb2, items_pb2_grpc
+
+from services.items.app import build
+from shared.artifacts import POPULARITY, PopularityModel
+from shared.models import publish
+from tests.support import ServerThread, make_settings
+
+
+@pytest.fixture
+def items(tmp_path: Path, database_url: str):
+    settings = make_settings(str(tmp_path), RECSYS_ITEMS_DATABASE_URL=database_url, RECSYS_MODEL_POLL_S="0.1")
+    server = ServerThread(build, settings)
+    channel = grpc.insecure_channel(server.address)
+    yield items_pb2_grpc.ItemsServiceStub(channel), settings
+    channel.close()
+    server.stop()
+
+
+def upsert(stub, *batches):
+    return stub.UpsertItems(iter([items_pb2.UpsertItemsRequest(items=b) for b in batches]), timeout=10)
+
+
+def mug(item_id: str, title: str = "Mug", price: float = 3.0) -> common_pb2.Item:
+    return common_pb2.Item(
+        item_id=item_id,
+        title=title,
+        price=price,
+        category_path=["Home", "Kitchen"],
+        brand="Acme",
+        attributes={"color": "red"},
+    )
+
+
+def test_upsert_counts_new_changed_and_unchanged_items(items) -> None:
+    stub, _ = items
+    first = upsert(stub, [mug("a"), mug("b")], [mug("c")])
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+    second = upsert(stub, [mug("a"), mug("b", price=4.0), mug("d"), common_pb2.Item(item_id="")])
+    assert (second.inserted, second.updated, second.unchanged) == (1, 1, 1)
+    assert [(r.index, r.reason) for r in second.rejected] == [(3, "item_id is empty")]
+    found = stub.GetItems(items_pb2.GetItemsRequest(item_ids=["b", "zz", "a"]), timeout=5)
+    assert [i.item_id for i in found.items] == ["b", "a"]
+    assert found.items[0].price == 4.0
+    assert list(found.items[0].category_path) == ["Home", "Kitchen"]
+    assert dict(found.items[0].attributes) == {"color": "red"}
+    assert list(found.missing_item_ids) == ["zz"]
+
+
+def test_export_streams_the_catalog_in_batches(items) -> None:
+    stub, _ = items
+    upsert(stub, [mug(f"i{n:03d}") for n in range(12)])
+    batches = list(stub.ExportItems(items_pb2.ExportItemsRequest(batch_size=5), timeout=10))
+    assert [len(b.items) for b in batches] == [5, 5, 2]
+    assert [i.item_id for b in batches for i in b.items] == [f"i{n:03d}" for n in range(12)]
+
+
+def test_popular_is_empty_until_trained_then_follows_the_newest_model(items) -> None:
+    stub, settings = items
+    empty = stub.Popular(items_pb2.PopularRequest(count=5), timeout=5)
+    assert list(empty.items) == [] and empty.model_version.version == 0
+    model = PopularityModel(item_ids=np.array(["x", "y", "z"]), scores=np.array([9.0, 5.0, 1.0]))
+    version = publish(settings.model_dir, POPULARITY, model.save)
+    for _ in range(100):
+        answer = stub.Popular(items_pb2.PopularRequest(count=2, exclude_item_ids=["x"]), timeout=5)
+        if answer.model_version.version == version:
+            break
+        time.sleep(0.05)
+    assert answer.model_version.version == version
+    assert [(i.item_id, i.score) for i in answer.items] == [("y", 5.0), ("z", 1.0)]
+
+
+def test_bad_requests_get_invalid_argument(items) -> None:
+    stub, _ = items
+    for call in (
+        lambda: stub.Popular(items_pb2.PopularRequest(count=5000), timeout=5),
+        lambda: stub.GetItems(items_pb2.GetItemsRequest(item_ids=[str(i) for i in range(1001)]), timeout=5),
+        lambda: upsert(stub, [mug(str(i)) for i in range(10_001)]),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            call()
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,127 @@
+"""Profile service over real gRPC, on SQLite and on PostgreSQL."""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from recsys.common.v1 import common_pb2
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
+
+from services.profile.app import build
+from tests.support import ServerThread, make_settings
+
+PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+VIEW = common_pb2.EVENT_TYPE_VIEW
+
+
+@pytest.fixture
+def profile(tmp_path: Path, database_url: str) -> Iterator[profile_pb2_grpc.ProfileServiceStub]:
+    server = ServerThread(build, make_settings(str(tmp_path), RECSYS_PROFILE_DATABASE_URL=database_url))
+    channel = grpc.insecure_channel(server.address)
+    yield profile_pb2_grpc.ProfileServiceStub(channel)
+    channel.close()
+    server.stop()
+
+
+def event(event_id: str, user: str = "u1", item: str = "i1", kind: int = PURCHASE, minutes: int = 0):
+    message = common_pb2.Event(event_id=event_id, user_id=user, item_id=item, type=kind, price=2.5)
+    message.timestamp.FromDatetime(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes))
+    return message
+
+
+def record(stub, *batches) -> common_pb2.IngestSummary:
+    requests = [profile_pb2.RecordEventsRequest(events=list(batch)) for batch in batches]
+    return stub.RecordEvents(iter(requests), timeout=10).summary
+
+
+def test_events_are_stored_once_and_counted(profile) -> None:
+    first = record(profile, [event("e1", item="a"), event("e2", item="b", minutes=5)])
+    assert (first.accepted, first.duplicates, len(first.rejected)) == (2, 0, 0)
+    again = record(
+        profile,
+        [event("e1", item="a")],
+        [event("e2"), event("e2"), event("e3", item="c", kind=VIEW, minutes=9)],
+    )
+    assert (again.accepted, again.duplicates) == (1, 3)
+    found = profile.GetProfile(profile_pb2.GetProfileRequest(user_id="u1"), timeout=5).profile
+    assert found.event_count == 3
+    assert found.purchase_count == 2
+    assert list(found.recent_item_ids) == ["c", "b", "a"]
+    assert list(found.purchased_item_ids) == ["b", "a"]
+    assert found.first_event_time.ToDatetime(UTC) == datetime(2025, 1, 1, tzinfo=UTC)
+    assert found.last_event_time.ToDatetime(UTC) == datetime(2025, 1, 1, 0, 9, tzinfo=UTC)
+
+
+def test_invalid_events_are_rejected_with_reasons_and_the_rest_kept(profile) -> None:
+    bad = [
+        common_pb2.Event(event_id="", user_id="u", item_id="i", type=PURCHASE),
+        common_pb2.Event(event_id="x1", user_id="", item_id="i", type=PURCHASE),
+        common_pb2.Event(event_id="x2", user_id="u", item_id="i"),
+        common_pb2.Event(event_id="x3", user_id="u", item_id="i", type=PURCHASE, price=-1),
+        common_pb2.Event(event_id="x4", user_id="u", item_id="i", type=PURCHASE, quantity=-2),
+        common_pb2.Event(event_id="x5", user_id="u", item_id="i" * 300, type=PURCHASE),
+        common_pb2.Event(
+            event_id="x6", user_id="u", item_id="i", type=common_pb2.EVENT_TYPE_REVIEW, rating=9
+        ),
+        common_pb2.Event(event_id="x7", user_id="u", item_id="i", type=PURCHASE, price=float("nan")),
+    ]
+    future = common_pb2.Event(event_id="x8", user_id="u", item_id="i", type=PURCHASE)
+    future.timestamp.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+    summary = record(profile, [*bad, future, event("ok", user="u")])
+    assert summary.accepted == 1
+    reasons = {r.index: r.reason for r in summary.rejected}
+    assert reasons == {
+        0: "event_id is empty",
+        1: "user_id is empty",
+        2: "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW",
+        3: "price must be a finite number >= 0",
+        4: "quantity must be between 0 and 100000",
+        5: "item_id is longer than 128 characters",
+        6: "rating must be between 0 and 5",
+        7: "price must be a finite number >= 0",
+        8: "timestamp is more than a day in the future",
+    }
+
+
+def test_oversized_batch_and_bad_requests_get_invalid_argument(profile) -> None:
+    huge = [event(f"h{i}") for i in range(10_001)]
+    with pytest.raises(grpc.RpcError) as raised:
+        record(profile, huge)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for call, request in [
+        (profile.GetProfile, profile_pb2.GetProfileRequest(user_id=" ")),
+        (profile.GetHistory, profile_pb2.GetHistoryRequest(user_id="u1", limit=5000)),
+    ]:
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as raised:
+        profile.GetProfile(profile_pb2.GetProfileRequest(user_id="nobody"), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_history_is_newest_first_and_export_streams_everything(profile) -> None:
+    record(profile, [event(f"e{i}", user=f"u{i % 3}", item=f"i{i}", minutes=i) for i in range(25)])
+    history = profile.GetHistory(profile_pb2.GetHistoryRequest(user_id="u0", limit=3), timeout=5).events
+    assert [e.item_id for e in history] == ["i24", "i21", "i18"]
+    batches = list(profile.ExportEvents(profile_pb2.ExportEventsRequest(batch_size=10), timeout=10))
+    assert [len(b.events) for b in batches] == [10, 10, 5]
+    exported = [e.event_id for b in batches for e in b.events]
+    assert sorted(exported) == sorted(f"e{i}" for i in range(25))
+    assert batches[0].events[0].price == 2.5
+
+
+def test_concurrent_writers_of_the_same_events_store_each_once(profile) -> None:
+    batch = [event(f"c{i}", user=f"u{i % 7}", item=f"i{i}") for i in range(200)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        summaries = list(pool.map(lambda _: record(profile, batch), range(6)))
+    assert sum(s.accepted for s in summaries) == 200
+    assert sum(s.duplicates for s in summaries) == 1000
+    total = sum(
+        profile.GetProfile(profile_pb2.GetProfileRequest(user_id=f"u{u}"), timeout=5).profile.event_count
+        for u in range(7)
+    )
+    assert total == 200

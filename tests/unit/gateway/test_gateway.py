@@ -172,7 +172,7 @@ def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
 
 
 def test_callers_need_the_api_key_but_probes_do_not(suite) -> None:
-    settings, servers = suite
+    _, servers = suite
     with grpc.insecure_channel(servers["gateway"].address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         request = gateway_pb2.RecommendRequest(user_id="user1", count=3)

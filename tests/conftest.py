@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -35,17 +36,25 @@ def postgres_base_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_base_url: str) -> Iterator[str]:
-    """A URL whose connections live in a fresh schema, dropped after the test."""
+@contextmanager
+def fresh_schema(base_url: str) -> Iterator[str]:
+    """A URL whose connections live in a new schema, dropped afterwards."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_base_url)
+    admin = create_engine(base_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_base_url}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{base_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_base_url: str) -> Iterator[str]:
+    with fresh_schema(postgres_base_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,3 @@
+from shared.cli.main import app
+
+app(prog_name="recsys")

@@ -1,0 +1,260 @@
+"""The whole suite as separate processes on free ports, driven like a user would.
+
+Each backend (SQLite files, one PostgreSQL schema) gets a fresh suite: the CLI
+imports part of Online Retail and trains through the gRPC APIs, then the tests
+call the gateway. Traces go to an OTLP receiver run by the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from recsys.items.v1 import items_pb2, items_pb2_grpc
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
+
+from shared.auth import bearer_metadata, read_key
+from shared.cli.supervisor import Suite
+from shared.config import SERVICES, Settings, load_settings
+from tests.conftest import fresh_schema
+from tests.support import free_port, suite_env
+
+pytestmark = pytest.mark.integration
+IMPORT_LINES = "30000"
+CUSTOMER = "17850"
+
+
+class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace endpoint that keeps (service.name, trace id, span name) of every span."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):  # type: ignore[no-untyped-def]
+        with self.lock:
+            for resource_spans in request.resource_spans:
+                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        self.spans.append(
+                            (attributes.get("service.name", ""), span.trace_id.hex(), span.name)
+                        )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def services_in_trace(self, trace_id: str) -> set[str]:
+        with self.lock:
+            return {service for service, trace, _ in self.spans if trace == trace_id}
+
+
+@dataclass
+class RunningSuite:
+    settings: Settings
+    suite: Suite
+    receiver: SpanReceiver
+    env: dict[str, str]
+
+    def channel(self, name: str) -> grpc.Channel:
+        return grpc.insecure_channel(self.settings.addresses[name])
+
+    @property
+    def metadata(self):  # type: ignore[no-untyped-def]
+        return bearer_metadata(read_key(self.settings))
+
+    def recommend(self, user_id: str, count: int = 10) -> gateway_pb2.RecommendResponse:
+        with self.channel("gateway") as channel:
+            return gateway_pb2_grpc.GatewayServiceStub(channel).Recommend(
+                gateway_pb2.RecommendRequest(user_id=user_id, count=count), metadata=self.metadata, timeout=10
+            )
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, f"recsys {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+
+def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
+    receiver = SpanReceiver()
+    collector = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, collector)
+    collector_port = free_port()
+    collector.add_insecure_port(f"127.0.0.1:{collector_port}")
+    collector.start()
+    env = suite_env(
+        RECSYS_HOME=str(home),
+        RECSYS_DEMO="0",
+        RECSYS_MODEL_POLL_S="0.3",
+        RECSYS_SHUTDOWN_DELAY_S="1",
+        RECSYS_SHUTDOWN_GRACE_S="2",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    if database_url:
+        env["RECSYS_DATABASE_URL"] = database_url
+    full_env = {**os.environ, **env}
+    settings = load_settings(full_env)
+    suite = Suite(settings)
+    suite.start(env)
+    try:
+        suite.wait_ready(timeout=60)
+        running = RunningSuite(settings, suite, receiver, full_env)
+        running.cli("data", "import", "online-retail", "--limit", IMPORT_LINES)
+        assert "now serve the new versions" in running.cli("train")
+        yield running
+    finally:
+        suite.stop()
+        collector.stop(0)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def running(request, tmp_path_factory) -> Iterator[RunningSuite]:
+    home = tmp_path_factory.mktemp(f"suite-{request.param}")
+    if request.param == "sqlite":
+        yield from _start(home, None)
+        return
+    with fresh_schema(request.getfixturevalue("postgres_base_url")) as url:
+        yield from _start(home, url)
+
+
+def test_status_reports_every_service_serving(running: RunningSuite) -> None:
+    output = running.cli("status")
+    assert output.count("SERVING") == len(SERVICES)
+
+
+def test_recommend_returns_distinct_real_items_the_customer_has_not_bought(running: RunningSuite) -> None:
+    response = running.recommend(CUSTOMER, 10)
+    ids = [item.item_id for item in response.items]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert list(response.degraded_stages) == []
+    with running.channel("items") as channel:
+        found = items_pb2_grpc.ItemsServiceStub(channel).GetItems(
+            items_pb2.GetItemsRequest(item_ids=ids), timeout=5
+        )
+    assert list(found.missing_item_ids) == []
+    with running.channel("profile") as channel:
+        profile = (
+            profile_pb2_grpc.ProfileServiceStub(channel)
+            .GetProfile(profile_pb2.GetProfileRequest(user_id=CUSTOMER), timeout=5)
+            .profile
+        )
+    assert profile.purchase_count > 0
+    assert not set(ids) & set(profile.purchased_item_ids)
+    assert all(item.title and item.reason for item in response.items)
+
+
+def test_a_purchase_sent_through_feedback_is_excluded_next_time(running: RunningSuite) -> None:
+    shown = running.recommend(CUSTOMER, 5)
+    bought = shown.items[0].item_id
+    event = common_pb2.Event(
+        event_id=f"it-{time.time_ns()}",
+        user_id=CUSTOMER,
+        item_id=bought,
+        type=common_pb2.EVENT_TYPE_PURCHASE,
+        request_id=shown.request_id,
+        quantity=2,
+        price=1.5,
+    )
+    with running.channel("gateway") as channel:
+        answer = gateway_pb2_grpc.GatewayServiceStub(channel).RecordFeedback(
+            gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=running.metadata, timeout=10
+        )
+    assert (answer.summary.accepted, answer.rewards_forwarded) == (1, 1)
+    assert bought not in [item.item_id for item in running.recommend(CUSTOMER, 20).items]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "count", "code"),
+    [
+        ("", 5, grpc.StatusCode.INVALID_ARGUMENT),
+        (CUSTOMER, 10**6, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_invalid_requests_get_invalid_argument(running: RunningSuite, user_id, count, code) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        running.recommend(user_id, count)
+    assert raised.value.code() == code
+    assert raised.value.details()
+
+
+def test_count_zero_and_unknown_users_get_documented_answers(running: RunningSuite) -> None:
+    assert len(running.recommend(CUSTOMER, 0).items) == 10
+    stranger = running.recommend("no-such-customer", 5)
+    assert stranger.cold_start is True
+    assert [item.source for item in stranger.items] == ["popular"] * 5
+
+
+def test_reflection_lists_the_gateway_and_health(running: RunningSuite) -> None:
+    with running.channel("gateway") as channel:
+        responses = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"recsys.gateway.v1.GatewayService", "grpc.health.v1.Health"} <= names
+
+
+def test_one_trace_holds_spans_from_all_six_services(running: RunningSuite) -> None:
+    response = running.recommend(CUSTOMER, 5)
+    wanted = {f"recsys-{name}" for name in SERVICES}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with running.receiver.lock:
+            gateway_traces = {
+                trace
+                for service, trace, name in running.receiver.spans
+                if service == "recsys-gateway" and name.endswith("/Recommend")
+            }
+        if any(running.receiver.services_in_trace(trace) >= wanted for trace in gateway_traces):
+            break
+        time.sleep(0.2)
+    assert any(running.receiver.services_in_trace(trace) >= wanted for trace in gateway_traces), (
+        response.request_id
+    )
+
+
+def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:
+    """Runs last in the module: it stops the ranking service."""
+    process = running.suite.processes["ranking"]
+    seen: list[int] = []
+    channel = running.channel("ranking")
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+
+    def read() -> None:
+        try:
+            for message in watch:
+                seen.append(message.status)
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(100):
+        if seen:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    reader.join(timeout=15)
+    channel.close()
+    assert process.wait(timeout=15) == 0
+    assert seen[:2] == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING]

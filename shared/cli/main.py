@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.cli import online_retail, training
+from shared.cli.bench import measure
 from shared.cli.progress import console
 from shared.cli.supervisor import Suite, SuiteError, check_health
 from shared.clients import SuiteClients
@@ -257,7 +259,8 @@ def train(
     run_training(settings(), list(training.TRAINERS) if model == "all" else [model])
 
 
-def _serve_demo(config: Settings) -> None:
+def _ensure_demo_data(config: Settings) -> None:
+    """Imports the bundled data once per home and trains when a model is missing."""
     marker = config.home / DEMO_MARKER
     if not marker.exists():
         console.print("importing the bundled Online Retail data (first start only)")
@@ -266,6 +269,10 @@ def _serve_demo(config: Settings) -> None:
         marker.write_text("imported\n")
     if any(not (config.model_dir / name).exists() for name in training.TRAINERS):
         run_training(config, list(training.TRAINERS))
+
+
+def _serve_demo(config: Settings) -> None:
+    _ensure_demo_data(config)
     key = read_key(config)
     for user_id in DEMO_CUSTOMERS:
         response = with_clients(lambda c, u=user_id: _recommend(c, key, u, 5, "home"), config)
@@ -327,3 +334,51 @@ def _watch(suite: Suite) -> bool:
             console.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
             return True
         time.sleep(0.5)
+
+
+@app.command()
+def bench(
+    calls: Annotated[int, typer.Option(help="Sequential calls per measurement.")] = 1000,
+    count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
+) -> None:
+    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip.
+
+    Uses the running suite if the gateway answers; otherwise starts one on
+    RECSYS_HOME with the demo data and stops it afterwards.
+    """
+    config = settings()
+    suite = None
+    if check_health(config.addresses["gateway"]) != "SERVING":
+        ensure_key_file(config.api_key_file)
+        suite = Suite(config)
+        suite.start()
+    try:
+        if suite is not None:
+            suite.wait_ready()
+            _ensure_demo_data(config)
+        users = sorted(
+            {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
+        )
+        results = measure(config.addresses["gateway"], read_key(config), users, calls, count)
+    except SuiteError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    finally:
+        if suite is not None:
+            suite.stop()
+    table = Table(
+        title=f"latency over {calls} sequential calls, {len(users)} customers", title_justify="left"
+    )
+    for column in ("call", "p50 ms", "p99 ms", "mean ms"):
+        table.add_column(column)
+    for result in results:
+        table.add_row(
+            result.name,
+            f"{result.p50:.2f}",
+            f"{result.p99:.2f}",
+            f"{statistics.fmean(result.samples_ms):.2f}",
+        )
+    console.print(table)
+    floor, recommend = results
+    console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
+    console.print(f"reproduce: recsys bench --calls {calls} --count {count}  (or: make bench)")

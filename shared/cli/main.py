@@ -293,7 +293,8 @@ def up(
     config = settings()
     ensure_key_file(config.api_key_file)
     suite = Suite(config)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT may be ignored when started in the background
+        signal.signal(signum, _interrupt)
     started = time.perf_counter()
     failed = False
     try:

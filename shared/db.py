@@ -71,3 +71,19 @@ def upsert(engine: Engine, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+class Store:
+    """Base of every service's store: one engine and the service's own migrations."""
+
+    service: str
+    migrations: Path
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_db_engine(url)
+
+    def migrate(self) -> None:
+        migrate(self.engine, self.service, self.migrations)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -23,8 +24,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared import telemetry
+from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
+from shared.db import Store
 from shared.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
+from shared.models import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +158,38 @@ def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
         asyncio.run(serve(build(settings), settings))
     finally:
         provider.shutdown()
+
+
+def assemble(
+    name: str,
+    add_servicer: Callable[[Any, grpc.aio.Server], None],
+    servicer: object,
+    *,
+    store: Store | None = None,
+    models: Sequence[ModelWatcher[Any]] = (),
+    clients: SuiteClients | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> ServiceApp:
+    """The usual ServiceApp: start-up migrates the store and loads the models, the
+    models are watched for new versions, shutdown closes clients and the engine."""
+
+    async def startup() -> None:
+        if store is not None:
+            await asyncio.to_thread(store.migrate)
+        for model in models:
+            await model.refresh()
+
+    async def shutdown() -> None:
+        if clients is not None:
+            await clients.close()
+        if store is not None:
+            store.close()
+
+    return ServiceApp(
+        name=name,
+        servicers=[(STUB_DESCRIPTORS[name], lambda server: add_servicer(servicer, server))],
+        startup=startup,
+        background=[model.watch for model in models],
+        shutdown=shutdown,
+        interceptors=list(interceptors),
+    )

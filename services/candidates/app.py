@@ -6,10 +6,10 @@ from recsys.candidates.v1 import candidates_pb2_grpc
 
 from services.candidates.servicer import CandidatesServicer
 from shared.artifacts import COOCCURRENCE, CooccurrenceModel
-from shared.clients import STUB_DESCRIPTORS, SuiteClients
+from shared.clients import SuiteClients
 from shared.config import Settings
 from shared.models import ModelWatcher
-from shared.server import ServiceApp
+from shared.server import ServiceApp, assemble
 
 NAME = "candidates"
 
@@ -19,20 +19,10 @@ def build(settings: Settings) -> ServiceApp:
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
-    servicer = CandidatesServicer(clients, cooccurrence)
-
-    async def startup() -> None:
-        await cooccurrence.refresh()
-
-    return ServiceApp(
-        name=NAME,
-        servicers=[
-            (
-                STUB_DESCRIPTORS[NAME],
-                lambda server: candidates_pb2_grpc.add_CandidatesServiceServicer_to_server(servicer, server),
-            )
-        ],
-        startup=startup,
-        background=[cooccurrence.watch],
-        shutdown=clients.close,
+    return assemble(
+        NAME,
+        candidates_pb2_grpc.add_CandidatesServiceServicer_to_server,
+        CandidatesServicer(clients, cooccurrence),
+        models=[cooccurrence],
+        clients=clients,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from recsys.gateway.v1 import gateway_pb2_grpc
 
 from services.gateway.feedback import FeedbackRecorder
@@ -11,9 +9,9 @@ from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer
 from services.gateway.store import GatewayStore
 from shared.auth import ApiKeyInterceptor, server_keys
-from shared.clients import STUB_DESCRIPTORS, SuiteClients
+from shared.clients import SuiteClients
 from shared.config import Settings
-from shared.server import ServiceApp
+from shared.server import ServiceApp, assemble
 
 NAME = "gateway"
 
@@ -25,23 +23,11 @@ def build(settings: Settings) -> ServiceApp:
         Recommender(clients, store, settings.stage_deadline_s),
         FeedbackRecorder(clients, settings.stage_deadline_s),
     )
-
-    async def startup() -> None:
-        await asyncio.to_thread(store.migrate)
-
-    async def shutdown() -> None:
-        await clients.close()
-        store.engine.dispose()
-
-    return ServiceApp(
-        name=NAME,
-        servicers=[
-            (
-                STUB_DESCRIPTORS[NAME],
-                lambda server: gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server),
-            )
-        ],
-        startup=startup,
-        shutdown=shutdown,
+    return assemble(
+        NAME,
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+        servicer,
+        store=store,
+        clients=clients,
         interceptors=[ApiKeyInterceptor(server_keys(settings))],
     )

@@ -9,9 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
 
-from shared.db import create_db_engine, migrate
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from shared.db import Store
 
 metadata = MetaData()
 requests = Table(
@@ -37,12 +35,9 @@ class LoggedRequest:
     degraded_stages: list[str]
 
 
-class GatewayStore:
-    def __init__(self, url: str) -> None:
-        self.engine = create_db_engine(url)
-
-    def migrate(self) -> None:
-        migrate(self.engine, "gateway", MIGRATIONS)
+class GatewayStore(Store):
+    service = "gateway"
+    migrations = Path(__file__).parent / "migrations"
 
     def log_request(self, entry: LoggedRequest) -> None:
         with self.engine.begin() as connection:

@@ -11,9 +11,8 @@ from pathlib import Path
 from recsys.common.v1 import common_pb2
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, select
 
-from shared.db import create_db_engine, migrate
+from shared.db import Store
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 LOOKUP_CHUNK = 500
 
 metadata = MetaData()
@@ -60,12 +59,9 @@ def _item(row: object) -> common_pb2.Item:
     )
 
 
-class ItemsStore:
-    def __init__(self, url: str) -> None:
-        self.engine = create_db_engine(url)
-
-    def migrate(self) -> None:
-        migrate(self.engine, "items", MIGRATIONS)
+class ItemsStore(Store):
+    service = "items"
+    migrations = Path(__file__).parent / "migrations"
 
     def upsert(self, items: Sequence[common_pb2.Item]) -> UpsertResult:
         """Inserts new items and replaces changed ones; identical items are left alone."""

@@ -10,9 +10,7 @@ from pathlib import Path
 from sqlalchemy import Column, DateTime, Float, MetaData, SmallInteger, String, Table, Text, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import create_db_engine, migrate
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from shared.db import Store
 
 metadata = MetaData()
 decisions = Table(
@@ -50,12 +48,9 @@ class Decision:
     propensities: list[float]
 
 
-class PolicyStore:
-    def __init__(self, url: str) -> None:
-        self.engine = create_db_engine(url)
-
-    def migrate(self) -> None:
-        migrate(self.engine, "policy", MIGRATIONS)
+class PolicyStore(Store):
+    service = "policy"
+    migrations = Path(__file__).parent / "migrations"
 
     def decision(self, request_id: str) -> Decision | None:
         with self.engine.connect() as connection:

@@ -24,9 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from services.profile.events import PURCHASE, EventRecord
-from shared.db import create_db_engine, migrate, upsert
+from shared.db import Store, upsert
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 RECENT_ITEMS_LIMIT = 200
 PURCHASED_ITEMS_LIMIT = 5000
 LOOKUP_CHUNK = 500
@@ -96,12 +95,9 @@ def _record(row: object) -> EventRecord:
     )
 
 
-class ProfileStore:
-    def __init__(self, url: str) -> None:
-        self.engine = create_db_engine(url)
-
-    def migrate(self) -> None:
-        migrate(self.engine, "profile", MIGRATIONS)
+class ProfileStore(Store):
+    service = "profile"
+    migrations = Path(__file__).parent / "migrations"
 
     def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -6,10 +6,9 @@ from recsys.ranking.v1 import ranking_pb2_grpc
 
 from services.ranking.servicer import RankingServicer
 from shared.artifacts import COOCCURRENCE, CooccurrenceModel
-from shared.clients import STUB_DESCRIPTORS
 from shared.config import Settings
 from shared.models import ModelWatcher
-from shared.server import ServiceApp
+from shared.server import ServiceApp, assemble
 
 NAME = "ranking"
 
@@ -18,19 +17,9 @@ def build(settings: Settings) -> ServiceApp:
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
-    servicer = RankingServicer(cooccurrence)
-
-    async def startup() -> None:
-        await cooccurrence.refresh()
-
-    return ServiceApp(
-        name=NAME,
-        servicers=[
-            (
-                STUB_DESCRIPTORS[NAME],
-                lambda server: ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server),
-            )
-        ],
-        startup=startup,
-        background=[cooccurrence.watch],
+    return assemble(
+        NAME,
+        ranking_pb2_grpc.add_RankingServiceServicer_to_server,
+        RankingServicer(cooccurrence),
+        models=[cooccurrence],
     )

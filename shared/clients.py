@@ -14,13 +14,13 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
+
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
-
 from shared import telemetry
 
 STUB_DESCRIPTORS: dict[str, ServiceDescriptor] = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from recsys.common.v1 import common_pb2
 
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.candidates.v1 import candidates_pb2_grpc
-
 from services.candidates.servicer import CandidatesServicer
 from shared.artifacts import COOCCURRENCE, CooccurrenceModel
 from shared.clients import SuiteClients

@@ -7,10 +7,10 @@ from collections import Counter
 
 import grpc
 from opentelemetry import trace
+
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
-
 from services.candidates.retrieval import Retrieved, cooccurrence_candidates, merge
 from shared import sources
 from shared.artifacts import COOCCURRENCE, POPULARITY, CooccurrenceModel

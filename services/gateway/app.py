@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.gateway.v1 import gateway_pb2_grpc
-
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer

@@ -13,11 +13,11 @@ import asyncio
 import logging
 
 import grpc
+
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
-
 from shared.clients import SuiteClients
 from shared.errors import Unavailable, require
 

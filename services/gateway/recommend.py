@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
+
 from recsys.candidates.v1 import candidates_pb2
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
@@ -21,7 +22,6 @@ from recsys.items.v1 import items_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
 from recsys.ranking.v1 import ranking_pb2
-
 from services.gateway.reasons import reason
 from services.gateway.store import GatewayStore, LoggedRequest
 from shared import sources

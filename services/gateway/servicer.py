@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.recommend import Recommender
 from shared.errors import Unimplemented

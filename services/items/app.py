@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.items.v1 import items_pb2_grpc
-
 from services.items.servicer import ItemsServicer
 from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
-
 from services.items.store import ItemsStore, UpsertResult
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.errors import require

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recsys.common.v1 import common_pb2
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, select
 
+from recsys.common.v1 import common_pb2
 from shared.db import Store
 
 LOOKUP_CHUNK = 500

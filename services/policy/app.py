@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.policy.v1 import policy_pb2_grpc
-
 from services.policy.servicer import PolicyServicer
 from services.policy.store import PolicyStore
 from shared.config import Settings

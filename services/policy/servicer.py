@@ -6,9 +6,9 @@ import asyncio
 
 import grpc
 from opentelemetry import trace
+
 from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
-
 from services.policy.store import Decision, PolicyStore
 from shared.errors import InvalidArgument, NotFound, require
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.profile.v1 import profile_pb2_grpc
-
 from services.profile.servicer import ProfileServicer
 from services.profile.store import ProfileStore
 from shared.config import Settings

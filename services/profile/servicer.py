@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
+
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
-
 from services.profile.events import EventRecord, to_proto, validate
 from services.profile.store import ProfileStore
 from shared.errors import NotFound, require

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from recsys.ranking.v1 import ranking_pb2_grpc
-
 from services.ranking.servicer import RankingServicer
 from shared.artifacts import COOCCURRENCE, CooccurrenceModel
 from shared.config import Settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 from opentelemetry import trace
+
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
-
 from services.ranking.scoring import RANKER_NAME, score_candidates
 from shared.artifacts import COOCCURRENCE, CooccurrenceModel
 from shared.errors import require

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
 
 

@@ -12,10 +12,10 @@ from typing import Annotated, TypeVar
 
 import grpc
 import typer
-from recsys.common.v1 import common_pb2
-from recsys.gateway.v1 import gateway_pb2
 from rich.table import Table
 
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.cli import online_retail, training
 from shared.cli.bench import measure

@@ -18,7 +18,6 @@ from pathlib import Path
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
-
 from shared.cli.progress import progress_bar
 from shared.clients import SuiteClients
 

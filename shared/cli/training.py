@@ -15,7 +15,6 @@ from pathlib import Path
 
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
-
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
 from shared.artifacts import COOCCURRENCE, POPULARITY

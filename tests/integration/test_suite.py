@@ -23,11 +23,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
-
 from shared.auth import bearer_metadata, read_key
 from shared.cli.supervisor import Suite
 from shared.config import SERVICES, Settings, load_settings

@@ -6,11 +6,11 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
-
 from services.candidates.app import build as build_candidates
 from services.gateway.app import build as build_gateway
 from services.items.app import build as build_items

@@ -6,9 +6,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
-
 from services.items.app import build
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.models import publish

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
-
 from services.policy.app import build
 from tests.support import ServerThread, make_settings
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
-
 from services.profile.app import build
 from tests.support import ServerThread, make_settings
 

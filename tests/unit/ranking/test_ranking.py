@@ -4,8 +4,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 
+from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from services.candidates.train import fit_cooccurrence
 from services.ranking.app import build
 from services.ranking.scoring import score_candidates

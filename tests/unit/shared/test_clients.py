@@ -6,9 +6,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
-
 from shared.clients import STUB_DESCRIPTORS, open_channel, retryable_methods, service_config
 from shared.server import ServiceApp
 from tests.support import ServerThread, make_settings

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.clients import STUB_DESCRIPTORS
 from shared.errors import NotFound
 from shared.server import ServiceApp

@@ -8,13 +8,13 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench clean
+.PHONY: install proto run test lint format bench k8s k8s-validate clean
 
 install: $(GENERATED)
 
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 # Python stubs and type stubs from the contracts; the generated tree is never edited.
@@ -48,6 +48,18 @@ lint: install $(BUF)
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Render every overlay, validate it against the Kubernetes schemas and the house rules
+# (also part of `make test`); `make k8s` writes the rendered overlays to var/k8s/.
+k8s-validate: install
+	$(BIN)/pytest -q tests/k8s
+
+k8s: k8s-validate
+	mkdir -p var/k8s
+	for overlay in k8s/overlays/*/; do \
+		kubectl kustomize $$overlay > var/k8s/$$(basename $$overlay).yaml; \
+	done
+	@ls var/k8s
 
 bench: install
 	$(BIN)/recsys bench

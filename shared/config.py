@@ -21,6 +21,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "ranking": 50055,
     "policy": 50056,
 }
+DEFAULT_METRICS_PORTS: dict[str, int] = {name: port - 50051 + 9451 for name, port in DEFAULT_PORTS.items()}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -41,6 +42,7 @@ class Settings:
     log_level: str
     bind_host: str
     ports: Mapping[str, int]
+    metrics_ports: Mapping[str, int]
     addresses: Mapping[str, str]
     database_urls: Mapping[str, str]
     api_keys: tuple[str, ...]
@@ -123,6 +125,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     read = _Reader(env)
     home = Path(read.text("RECSYS_HOME", "var")).absolute()
     ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in SERVICES}
+    everywhere = read.number("RECSYS_METRICS_PORT", -1, 0, 65535)  # unset: one port per service
+    metrics_ports = {
+        name: int(
+            read.number(
+                f"RECSYS_{name.upper()}_METRICS_PORT",
+                everywhere if everywhere >= 0 else DEFAULT_METRICS_PORTS[name],
+                0,
+                65535,
+            )
+        )
+        for name in SERVICES
+    }
     addresses = {
         name: read.text(f"RECSYS_{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}") for name in SERVICES
     }
@@ -146,6 +160,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=read.choice("RECSYS_LOG_LEVEL", "INFO", LOG_LEVELS),
         bind_host=read.text("RECSYS_BIND_HOST", "127.0.0.1"),
         ports=ports,
+        metrics_ports=metrics_ports,
         addresses=addresses,
         database_urls=database_urls,
         api_keys=api_keys,

@@ -28,6 +28,7 @@ from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import Store
 from shared.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
+from shared.metrics import MetricsInterceptor, serve_metrics
 from shared.models import ModelWatcher
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class RunningServer:
             interceptors=[
                 telemetry.server_interceptor(),
                 AccessLogInterceptor(),
+                MetricsInterceptor(app.name),
                 *app.interceptors,
                 ErrorMappingInterceptor(),
             ],
@@ -104,6 +106,7 @@ class RunningServer:
         except RuntimeError as error:
             raise SystemExit(f"{self.app.name}: cannot listen on {address}: {error}") from error
         await self.server.start()
+        serve_metrics(self.settings.metrics_ports[self.app.name], self.settings.bind_host)
         log.info("%s listening on %s", self.app.name, address)
         self._tasks.append(asyncio.create_task(self._become_ready()))
 

@@ -20,14 +20,18 @@ def free_port() -> int:
 
 
 def suite_env(**overrides: str) -> dict[str, str]:
-    """RECSYS_<SERVICE>_PORT for every service on free ports, plus overrides."""
+    """RECSYS_<SERVICE>_PORT and _METRICS_PORT for every service on free ports, plus overrides."""
     env = {f"RECSYS_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
+    env.update({f"RECSYS_{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
     env.update(overrides)
     return env
 
 
 def make_settings(home: str, **env: str) -> Settings:
-    return load_settings({"RECSYS_HOME": home, "RECSYS_SHUTDOWN_DELAY_S": "0", **env})
+    """Settings for in-process servers: no shutdown delay, no metrics endpoint (one registry per process)."""
+    return load_settings(
+        {"RECSYS_HOME": home, "RECSYS_SHUTDOWN_DELAY_S": "0", "RECSYS_METRICS_PORT": "0", **env}
+    )
 
 
 class ServerThread:

@@ -18,6 +18,7 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
+from shared import metrics
 from shared.clients import SuiteClients
 from shared.errors import Unavailable, require
 
@@ -49,7 +50,7 @@ class FeedbackRecorder:
     async def _reward(self, event: common_pb2.Event, limit: asyncio.Semaphore) -> bool:
         async with limit:
             try:
-                await self.clients.policy.Reward(
+                response = await self.clients.policy.Reward(
                     policy_pb2.RewardRequest(
                         request_id=event.request_id,
                         item_id=event.item_id,
@@ -66,12 +67,18 @@ class FeedbackRecorder:
                     error.details(),
                 )
                 return False
+            if not response.duplicate:
+                event_type = common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
+                metrics.REWARDS.labels(response.policy, event_type).inc()
             return True
 
     async def record(self, request: gateway_pb2.RecordFeedbackRequest) -> gateway_pb2.RecordFeedbackResponse:
         events = list(request.events)
         require(0 < len(events) <= MAX_EVENTS, f"events must hold 1 to {MAX_EVENTS} events")
         summary = await self._store(events)
+        metrics.FEEDBACK_EVENTS.labels("accepted").inc(summary.accepted)
+        metrics.FEEDBACK_EVENTS.labels("duplicate").inc(summary.duplicates)
+        metrics.FEEDBACK_EVENTS.labels("rejected").inc(len(summary.rejected))
         rejected = {rejection.index for rejection in summary.rejected}
         answering = [e for i, e in enumerate(events) if i not in rejected and e.request_id]
         limit = asyncio.Semaphore(REWARD_CONCURRENCY)

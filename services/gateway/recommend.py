@@ -24,7 +24,7 @@ from recsys.profile.v1 import profile_pb2
 from recsys.ranking.v1 import ranking_pb2
 from services.gateway.reasons import reason
 from services.gateway.store import GatewayStore, LoggedRequest
-from shared import sources
+from shared import metrics, sources
 from shared.clients import SuiteClients
 from shared.errors import require
 
@@ -62,9 +62,11 @@ class Progress:
     exclude: set[str] = field(default_factory=set)
     cold_start: bool = False
     policy: str = FALLBACK_POLICY
+    ranking_version: int = 0
 
     def degrade(self, stage: str, error: grpc.aio.AioRpcError) -> None:
         log.warning("stage %s degraded: %s %s", stage, error.code().name, error.details())
+        metrics.STAGE_DEGRADED.labels(stage).inc()
         self.degraded.append(stage)
 
 
@@ -102,9 +104,10 @@ class Recommender:
 
     async def _profile(self, user_id: str, progress: Progress) -> None:
         try:
-            response = await self.clients.profile.GetProfile(
-                profile_pb2.GetProfileRequest(user_id=user_id), timeout=self.deadline_s
-            )
+            with metrics.STAGE_SECONDS.labels("profile").time():
+                response = await self.clients.profile.GetProfile(
+                    profile_pb2.GetProfileRequest(user_id=user_id), timeout=self.deadline_s
+                )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 progress.cold_start = True
@@ -117,9 +120,10 @@ class Recommender:
     async def _popular(self, progress: Progress) -> list[Choice]:
         """Popular items straight from the catalog; the last good answer if that fails too."""
         try:
-            response = await self.clients.items.Popular(
-                items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
-            )
+            with metrics.STAGE_SECONDS.labels("items").time():
+                response = await self.clients.items.Popular(
+                    items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
+                )
             self._last_popular = [
                 Choice(i.item_id, sources.POPULAR, i.score, i.score) for i in response.items
             ]
@@ -130,15 +134,16 @@ class Recommender:
 
     async def _candidates(self, user_id: str, progress: Progress) -> list[Choice]:
         try:
-            response = await self.clients.candidates.Generate(
-                candidates_pb2.GenerateRequest(
-                    user_id=user_id,
-                    history_item_ids=progress.history,
-                    exclude_item_ids=sorted(progress.exclude),
-                    count=CANDIDATE_COUNT,
-                ),
-                timeout=self.deadline_s,
-            )
+            with metrics.STAGE_SECONDS.labels("candidates").time():
+                response = await self.clients.candidates.Generate(
+                    candidates_pb2.GenerateRequest(
+                        user_id=user_id,
+                        history_item_ids=progress.history,
+                        exclude_item_ids=sorted(progress.exclude),
+                        count=CANDIDATE_COUNT,
+                    ),
+                    timeout=self.deadline_s,
+                )
         except grpc.aio.AioRpcError as error:
             progress.degrade("candidates", error)
             return await self._popular(progress)
@@ -153,19 +158,21 @@ class Recommender:
         self, user_id: str, surface: str, choices: list[Choice], progress: Progress
     ) -> list[Choice]:
         try:
-            response = await self.clients.ranking.Rank(
-                ranking_pb2.RankRequest(
-                    user_id=user_id,
-                    history_item_ids=progress.history,
-                    item_ids=[c.item_id for c in choices],
-                    surface=surface,
-                ),
-                timeout=self.deadline_s,
-            )
+            with metrics.STAGE_SECONDS.labels("ranking").time():
+                response = await self.clients.ranking.Rank(
+                    ranking_pb2.RankRequest(
+                        user_id=user_id,
+                        history_item_ids=progress.history,
+                        item_ids=[c.item_id for c in choices],
+                        surface=surface,
+                    ),
+                    timeout=self.deadline_s,
+                )
         except grpc.aio.AioRpcError as error:
             progress.degrade("ranking", error)
             return choices
         progress.versions.append(response.model_version)
+        progress.ranking_version = response.model_version.version
         by_id = {c.item_id: c for c in choices}
         ranked = []
         for item in response.items:
@@ -181,16 +188,17 @@ class Recommender:
         self, user_id: str, surface: str, count: int, ranked: list[Choice], progress: Progress
     ) -> list[Choice]:
         try:
-            response = await self.clients.policy.Select(
-                policy_pb2.SelectRequest(
-                    request_id=progress.request_id,
-                    user_id=user_id,
-                    count=count,
-                    surface=surface,
-                    items=[policy_pb2.ScoredItem(item_id=c.item_id, score=c.score) for c in ranked],
-                ),
-                timeout=self.deadline_s,
-            )
+            with metrics.STAGE_SECONDS.labels("policy").time():
+                response = await self.clients.policy.Select(
+                    policy_pb2.SelectRequest(
+                        request_id=progress.request_id,
+                        user_id=user_id,
+                        count=count,
+                        surface=surface,
+                        items=[policy_pb2.ScoredItem(item_id=c.item_id, score=c.score) for c in ranked],
+                    ),
+                    timeout=self.deadline_s,
+                )
         except grpc.aio.AioRpcError as error:
             progress.degrade("policy", error)
             return ranked[:count]
@@ -211,9 +219,10 @@ class Recommender:
         if not ids:
             return {}
         try:
-            response = await self.clients.items.GetItems(
-                items_pb2.GetItemsRequest(item_ids=ids), timeout=self.deadline_s
-            )
+            with metrics.STAGE_SECONDS.labels("items").time():
+                response = await self.clients.items.GetItems(
+                    items_pb2.GetItemsRequest(item_ids=ids), timeout=self.deadline_s
+                )
         except grpc.aio.AioRpcError as error:
             progress.degrade("items", error)
             return {}
@@ -248,6 +257,9 @@ class Recommender:
                 price=item.price if item else 0.0,
             )
         self._annotate(response, len(choices))
+        metrics.RECOMMENDED_ITEMS.labels(progress.policy, str(progress.ranking_version), surface).inc(
+            len(response.items)
+        )
         await self._log(user_id, surface, count, response)
         return response
 

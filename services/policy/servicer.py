@@ -86,4 +86,4 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
             request.event_type,
             value,
         )
-        return policy_pb2.RewardResponse(value=value, duplicate=not stored)
+        return policy_pb2.RewardResponse(value=value, duplicate=not stored, policy=decision.policy)

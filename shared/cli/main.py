@@ -23,6 +23,7 @@ from shared.cli.progress import console
 from shared.cli.supervisor import Suite, SuiteError, check_health
 from shared.clients import SuiteClients
 from shared.config import SERVICES, ConfigError, Settings, load_settings
+from shared.db import Store
 
 app = typer.Typer(
     help="Personalized recommendations as gRPC microservices. "
@@ -246,6 +247,35 @@ def run_training(config: Settings, names: list[str]) -> None:
             console.print("[yellow]the gateway does not report the new versions yet[/yellow]")
 
     with_clients(work, config)
+
+
+def _stores() -> dict[str, type[Store]]:
+    from services.gateway.store import GatewayStore
+    from services.items.store import ItemsStore
+    from services.policy.store import PolicyStore
+    from services.profile.store import ProfileStore
+
+    return {store.service: store for store in (GatewayStore, ProfileStore, ItemsStore, PolicyStore)}
+
+
+@app.command()
+def migrate(
+    service: Annotated[str, typer.Argument(help="all, or one of: gateway, profile, items, policy.")] = "all",
+) -> None:
+    """Bring each service's tables to the newest schema (services also do this when they start)."""
+    config = settings()
+    stores = _stores()
+    if service != "all" and service not in stores:
+        console.print(f"[red]{service!r} has no tables; choose all or {', '.join(stores)}[/red]")
+        raise typer.Exit(2)
+    for name, store_class in stores.items():
+        if service in ("all", name):
+            store = store_class(config.database_url(name))
+            try:
+                store.migrate()
+            finally:
+                store.close()
+            console.print(f"{name}: tables up to date")
 
 
 @app.command()

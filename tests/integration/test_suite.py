@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -231,6 +232,24 @@ def test_one_trace_holds_spans_from_all_six_services(running: RunningSuite) -> N
     assert any(running.receiver.services_in_trace(trace) >= wanted for trace in gateway_traces), (
         response.request_id
     )
+
+
+def test_every_service_exposes_prometheus_metrics(running: RunningSuite) -> None:
+    running.recommend(CUSTOMER, 5)
+    scraped = {}
+    for name in SERVICES:
+        port = running.settings.metrics_ports[name]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            scraped[name] = answer.read().decode()
+    assert (
+        'recsys_grpc_server_handled_total{code="OK",method="/recsys.gateway.v1.GatewayService/Recommend",service="gateway"}'
+        in scraped["gateway"]
+    )
+    assert 'recsys_gateway_stage_seconds_count{stage="ranking"}' in scraped["gateway"]
+    assert 'recsys_recommended_items_total{policy="greedy"' in scraped["gateway"]
+    assert 'method="/recsys.ranking.v1.RankingService/Rank",service="ranking"' in scraped["ranking"]
+    for name in SERVICES:
+        assert f'service="{name}"' in scraped[name]
 
 
 def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:

@@ -35,9 +35,14 @@ def test_overlay_follows_the_house_rules(rendered) -> None:
 def test_overlay_has_every_service_with_probes_and_its_network_policy(rendered) -> None:
     names = {name(obj) for obj in rendered}
     for service in ("gateway", "profile", "items", "candidates", "ranking", "policy"):
-        assert {f"Deployment/{service}", f"Service/{service}", f"NetworkPolicy/{service}",
-                f"ServiceAccount/{service}", f"HorizontalPodAutoscaler/{service}",
-                f"PodDisruptionBudget/{service}"} <= names
+        assert {
+            f"Deployment/{service}",
+            f"Service/{service}",
+            f"NetworkPolicy/{service}",
+            f"ServiceAccount/{service}",
+            f"HorizontalPodAutoscaler/{service}",
+            f"PodDisruptionBudget/{service}",
+        } <= names
     assert {"Job/migrate", "CronJob/retrain", "NetworkPolicy/default-deny-all"} <= names
 
 

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from shared.config import SERVICES, Settings, load_settings
+from shared.cli.supervisor import free_ports_env
+from shared.config import Settings, load_settings
 from shared.server import RunningServer, ServiceApp
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def suite_env(**overrides: str) -> dict[str, str]:
     """RECSYS_<SERVICE>_PORT and _METRICS_PORT for every service on free ports, plus overrides."""
-    env = {f"RECSYS_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
-    env.update({f"RECSYS_{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
-    env.update(overrides)
-    return env
+    return {**free_ports_env(), **overrides}
 
 
 def make_settings(home: str, **env: str) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,22 @@ READY_TIMEOUT_S = 90.0
 
 class SuiteError(RuntimeError):
     """A service did not come up; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_ports_env() -> dict[str, str]:
+    """RECSYS_<SERVICE>_PORT and _METRICS_PORT on free ports, for a suite beside another one."""
+    env = {}
+    for name in SERVICES:
+        env[f"RECSYS_{name.upper()}_PORT"] = str(free_port())
+        env[f"RECSYS_{name.upper()}_METRICS_PORT"] = str(free_port())
+    return env
 
 
 def check_health(address: str, timeout: float = 2.0, service: str = "") -> str:

@@ -1,0 +1,92 @@
+"""Evaluation results: a row per model, written as markdown, JSON and a PNG of metric@K curves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+TABLE_KS = (10, 20)
+TABLE_METRICS = ("precision", "recall", "ndcg", "mrr", "hitrate")
+SHORT = {"precision": "P", "recall": "R", "ndcg": "NDCG", "mrr": "MRR", "hitrate": "HR"}
+
+
+@dataclass
+class ModelResult:
+    name: str
+    params: dict[str, float] = field(default_factory=dict)
+    at_k: dict[int, dict[str, float]] = field(default_factory=dict)
+    beyond: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    protocol: str
+    split: dict[str, int]
+    results: list[ModelResult]
+    command: str
+
+    def markdown(self) -> str:
+        columns = [f"{SHORT[m]}@{k}" for k in TABLE_KS for m in TABLE_METRICS]
+        beyond = ["coverage@20", "ILD@20", "novelty@20"]
+        lines = [
+            f"Protocol `{self.protocol}`: "
+            + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.split.items()),
+            "",
+            "| model | " + " | ".join(columns + beyond) + " |",
+            "| --- | " + " | ".join("---" for _ in columns + beyond) + " |",
+        ]
+        for result in self.results:
+            cells = [f"{result.at_k[k][m]:.4f}" for k in TABLE_KS for m in TABLE_METRICS]
+            cells += [
+                f"{result.beyond['coverage']:.3f}",
+                f"{result.beyond['ild']:.3f}",
+                f"{result.beyond['novelty']:.2f}",
+            ]
+            lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+        lines += ["", f"Reproduce: `{self.command}`"]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "protocol": self.protocol,
+                "split": self.split,
+                "command": self.command,
+                "results": [asdict(r) for r in self.results],
+            },
+            indent=2,
+        )
+
+    def plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for axis, metric in zip(axes, ("ndcg", "recall"), strict=True):
+            for result in self.results:
+                ks = sorted(result.at_k)
+                axis.plot(ks, [result.at_k[k][metric] for k in ks], marker=".", label=result.name)
+            axis.set_xlabel("K")
+            axis.set_ylabel(f"{SHORT[metric]}@K")
+            axis.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        figure.suptitle(f"{self.protocol}: metric@K")
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+
+    def write(self, folder: Path) -> dict[str, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "markdown": folder / "results.md",
+            "json": folder / "results.json",
+            "plot": folder / "curves.png",
+        }
+        paths["markdown"].write_text(self.markdown())
+        paths["json"].write_text(self.to_json())
+        self.plot(paths["plot"])
+        return paths

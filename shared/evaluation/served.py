@@ -1,0 +1,90 @@
+"""Served evaluation: a fresh suite learns the training part through its APIs, then every
+test user is asked for recommendations over gRPC, exactly as a client would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from recsys.items.v1 import items_pb2
+from recsys.profile.v1 import profile_pb2
+from shared.auth import bearer_metadata
+from shared.cli.online_retail import read_items
+from shared.clients import SuiteClients
+from shared.evaluation.protocols import Split
+
+EVENT_BATCH = 5000
+CONCURRENCY = 4
+LOAD_DEADLINE_S = 120.0
+
+
+def _training_events(split: Split) -> Iterator[common_pb2.Event]:
+    data = split.train_interactions
+    for number, (user, item, time) in enumerate(
+        zip(data.users.tolist(), data.items.tolist(), data.times.tolist(), strict=True)
+    ):
+        event = common_pb2.Event(
+            event_id=f"eval:{number}", user_id=user, item_id=item, type=common_pb2.EVENT_TYPE_PURCHASE
+        )
+        event.timestamp.FromDatetime(datetime.strptime(time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+        yield event
+
+
+async def load_training_part(clients: SuiteClients, split: Split, catalog: Path) -> int:
+    """Sends the catalog and the training purchases only; returns the number of events stored."""
+    items = read_items(catalog)
+    for start in range(0, len(items), 1000):
+        await clients.items.UpsertItems(
+            iter([items_pb2.UpsertItemsRequest(items=items[start : start + 1000])]), timeout=LOAD_DEADLINE_S
+        )
+    stored = 0
+    batch: list[common_pb2.Event] = []
+    for event in _training_events(split):
+        batch.append(event)
+        if len(batch) == EVENT_BATCH:
+            stored += await _send(clients, batch)
+            batch = []
+    if batch:
+        stored += await _send(clients, batch)
+    return stored
+
+
+async def _send(clients: SuiteClients, batch: list[common_pb2.Event]) -> int:
+    response = await clients.profile.RecordEvents(
+        iter([profile_pb2.RecordEventsRequest(events=batch)]), timeout=LOAD_DEADLINE_S
+    )
+    return response.summary.accepted
+
+
+async def served_rankings(
+    clients: SuiteClients, key: str, split: Split, count: int
+) -> tuple[dict[int, list[int]], list[float]]:
+    """Item indices recommended to each test user, and each call's latency in ms."""
+    item_pos = {item: i for i, item in enumerate(split.item_ids.tolist())}
+    limit = asyncio.Semaphore(CONCURRENCY)
+    rankings: dict[int, list[int]] = {}
+    latencies: list[float] = []
+
+    async def ask(user: int) -> None:
+        async with limit:
+            started = asyncio.get_running_loop().time()
+            try:
+                response = await clients.gateway.Recommend(
+                    gateway_pb2.RecommendRequest(user_id=str(split.user_ids[user]), count=count),
+                    metadata=bearer_metadata(key),
+                    timeout=10,
+                )
+            except grpc.aio.AioRpcError:
+                rankings[user] = []
+                return
+            latencies.append((asyncio.get_running_loop().time() - started) * 1000)
+            rankings[user] = [item_pos[i.item_id] for i in response.items if i.item_id in item_pos]
+
+    await asyncio.gather(*(ask(user) for user in sorted(split.test)))
+    return rankings, latencies

@@ -1,0 +1,49 @@
+"""Metric functions against cases computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from shared.evaluation.metrics import coverage, intra_list_diversity, mean_metrics, novelty, user_metrics
+
+
+def test_one_list_by_hand() -> None:
+    # Relevant {b, d, x}; list a b c d e; hits at ranks 2 and 4.
+    found = user_metrics(["a", "b", "c", "d", "e"], {"b", "d", "x"}, k=5)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+    assert found["precision"] == pytest.approx(2 / 5)
+    assert found["recall"] == pytest.approx(2 / 3)
+    assert found["ndcg"] == pytest.approx(dcg / ideal)
+    assert found["mrr"] == pytest.approx(1 / 2)
+    assert found["hitrate"] == 1.0
+
+
+def test_ideal_dcg_counts_at_most_k_hits() -> None:
+    # Five relevant items, K = 2, both shown items relevant: a perfect list.
+    assert user_metrics(["a", "b", "c"], {"a", "b", "c", "d", "e"}, k=2)["ndcg"] == pytest.approx(1.0)
+    assert user_metrics(["z", "a"], {"a"}, k=2)["ndcg"] == pytest.approx(1 / math.log2(3))
+
+
+def test_a_miss_scores_zero_and_users_without_a_ranking_count() -> None:
+    assert user_metrics(["a", "b"], {"c"}, k=2) == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "ndcg": 0.0,
+        "mrr": 0.0,
+        "hitrate": 0.0,
+    }
+    averaged = mean_metrics({"u1": ["a"]}, {"u1": {"a"}, "u2": {"b"}}, k=1)
+    assert averaged["hitrate"] == pytest.approx(0.5)
+    assert averaged["precision"] == pytest.approx(0.5)
+
+
+def test_coverage_novelty_and_diversity_by_hand() -> None:
+    rankings = {"u1": ["a", "b"], "u2": ["a", "c"]}
+    assert coverage(rankings, 2, catalog_size=10) == pytest.approx(0.3)
+    # a bought by 4 of 8 users, b by 2, c by 1: self-information 1, 2 and 3 bits.
+    assert novelty(rankings, 2, {"a": 4, "b": 2, "c": 1}, users=8) == pytest.approx((1 + 2 + 1 + 3) / 4)
+    vectors = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
+    # u1: identical items (distance 0); u2: orthogonal items (distance 1).
+    assert intra_list_diversity(rankings, 2, vectors) == pytest.approx(0.5)

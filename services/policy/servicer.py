@@ -22,6 +22,8 @@ REWARD_VALUES: dict[int, float] = {
     common_pb2.EVENT_TYPE_ADD_TO_CART: 3.0,
     common_pb2.EVENT_TYPE_PURCHASE: 10.0,
     common_pb2.EVENT_TYPE_REVIEW: 0.0,
+    common_pb2.EVENT_TYPE_LIKE: 1.0,
+    common_pb2.EVENT_TYPE_SHARE: 2.0,
 }
 
 
@@ -71,7 +73,9 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
         require(bool(request.request_id.strip()), "request_id must not be empty")
         require(bool(request.event_id.strip()), "event_id must not be empty")
         if request.event_type not in REWARD_VALUES:
-            raise InvalidArgument("event_type must be VIEW, CLICK, ADD_TO_CART, PURCHASE or REVIEW")
+            raise InvalidArgument(
+                "event_type must be VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE or SHARE"
+            )
         decision = await asyncio.to_thread(self.store.decision, request.request_id)
         if decision is None:
             raise NotFound(f"no decision was logged for request_id {request.request_id!r}")

@@ -36,7 +36,7 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         if len(value) > MAX_ID_LENGTH:
             return f"{name} is longer than {MAX_ID_LENGTH} characters"
     if event.type not in common_pb2.EventType.values() or event.type == 0:
-        return "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW"
+        return "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE"
     if event.quantity < 0 or event.quantity > MAX_QUANTITY:
         return f"quantity must be between 0 and {MAX_QUANTITY}"
     if not event.price >= 0 or event.price == float("inf"):

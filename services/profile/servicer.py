@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 
 import grpc
+from google.protobuf import json_format
 
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
-from services.profile.events import EventRecord, to_proto, validate
-from services.profile.store import ProfileStore
+from services.profile.catalog import CatalogCheck
+from services.profile.cleaning import BURST_WINDOW, clean
+from services.profile.events import to_proto
+from services.profile.store import ProfileStore, Quarantined
 from shared.errors import NotFound, require
 
 MAX_BATCH = 10_000
@@ -21,33 +24,59 @@ DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
 
 
+def merge_fixes(total: common_pb2.IngestSummary, fixes: Iterable[common_pb2.Fix]) -> None:
+    """Adds each fix count to the total's entry with the same reason."""
+    by_reason = {fix.reason: fix for fix in total.fixed}
+    for fix in fixes:
+        if fix.reason in by_reason:
+            by_reason[fix.reason].count += fix.count
+        else:
+            by_reason[fix.reason] = total.fixed.add(reason=fix.reason, count=fix.count)
+
+
 def _bounded(value: int, default: int, maximum: int, name: str) -> int:
     require(0 <= value <= maximum, f"{name} must be between 0 and {maximum}")
     return value or default
 
 
-async def ingest(store: ProfileStore, events: list[common_pb2.Event]) -> common_pb2.IngestSummary:
-    """Validates a batch, stores the valid events and summarizes what happened to each."""
+def _event_time(event: common_pb2.Event, now: datetime) -> datetime:
+    return event.timestamp.ToDatetime(UTC) if event.HasField("timestamp") else now
+
+
+async def ingest(
+    store: ProfileStore, events: list[common_pb2.Event], catalog: CatalogCheck | None
+) -> common_pb2.IngestSummary:
+    """Runs the cleaning stage over a batch, stores what it keeps and quarantines the rest."""
     require(len(events) <= MAX_BATCH, f"a batch holds at most {MAX_BATCH} events")
-    now = datetime.now(UTC)
-    valid: list[tuple[int, EventRecord]] = []
     summary = common_pb2.IngestSummary()
-    for index, event in enumerate(events):
-        checked = validate(event, now)
-        if isinstance(checked, str):
-            summary.rejected.add(event_id=event.event_id[:128], index=index, reason=checked)
-        else:
-            valid.append((index, checked))
-    if valid:
-        stored = await asyncio.to_thread(store.add_events, valid)
-        summary.accepted = stored.accepted
-        summary.duplicates = len(stored.duplicate_indexes)
+    if not events:
+        return summary
+    now = datetime.now(UTC)
+    times = [_event_time(event, now) for event in events]
+    user_ids = sorted({event.user_id for event in events if event.user_id})
+    stored = await asyncio.to_thread(
+        store.recent, user_ids, min(times) - BURST_WINDOW, max(times) + BURST_WINDOW
+    )
+    known = await catalog.known_among(event.item_id for event in events) if catalog else None
+    cleaned = clean(events, now, stored, known)
+    quarantined = [
+        Quarantined(event.event_id, event.user_id, reason, json_format.MessageToJson(event))
+        for _, event, reason in cleaned.dropped
+    ]
+    result = await asyncio.to_thread(store.add_events, cleaned.accepted, quarantined)
+    summary.accepted = result.accepted
+    summary.duplicates = len(result.duplicate_indexes)
+    for index, event, reason in cleaned.dropped:
+        summary.rejected.add(event_id=event.event_id[:128], index=index, reason=reason)
+    for reason, count in sorted(cleaned.fixes.items()):
+        summary.fixed.add(reason=reason, count=count)
     return summary
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, store: ProfileStore) -> None:
+    def __init__(self, store: ProfileStore, catalog: CatalogCheck | None = None) -> None:
         self.store = store
+        self.catalog = catalog
 
     async def RecordEvents(
         self,
@@ -57,9 +86,10 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         total = common_pb2.IngestSummary()
         offset = 0
         async for batch in request_iterator:
-            summary = await ingest(self.store, list(batch.events))
+            summary = await ingest(self.store, list(batch.events), self.catalog)
             total.accepted += summary.accepted
             total.duplicates += summary.duplicates
+            merge_fixes(total, summary.fixed)
             for rejection in summary.rejected:
                 total.rejected.add(
                     event_id=rejection.event_id,

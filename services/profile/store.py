@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from services.profile.cleaning import Seen
 from services.profile.events import PURCHASE, EventRecord
 from shared.db import Store, upsert
 
@@ -46,6 +47,16 @@ events = Table(
     Column("rating", SmallInteger, nullable=False),
     Column("text", Text, nullable=False, default=""),
 )
+quarantine = Table(
+    "profile_quarantine",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
 users = Table(
     "profile_users",
     metadata,
@@ -55,6 +66,16 @@ users = Table(
     Column("first_event_at", DateTime(timezone=True), nullable=False),
     Column("last_event_at", DateTime(timezone=True), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An event the cleaning stage dropped, kept with its reason."""
+
+    event_id: str
+    user_id: str
+    reason: str
+    payload: str
 
 
 @dataclass
@@ -107,8 +128,36 @@ class ProfileStore(Store):
             found.update(connection.execute(query).scalars())  # type: ignore[attr-defined]
         return found
 
-    def add_events(self, records: Sequence[tuple[int, EventRecord]]) -> StoreResult:
-        """Stores new events and their users' counters in one transaction.
+    def recent(self, user_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Seen]]:
+        """The stored events of these users between two times, for the cleaning stage."""
+        found: dict[str, list[Seen]] = {}
+        with self.engine.connect() as connection:
+            for first in range(0, len(user_ids), LOOKUP_CHUNK):
+                query = select(
+                    events.c.event_id, events.c.user_id, events.c.item_id, events.c.type, events.c.ts
+                ).where(
+                    events.c.user_id.in_(user_ids[first : first + LOOKUP_CHUNK]),
+                    events.c.ts >= start,
+                    events.c.ts <= end,
+                )
+                for row in connection.execute(query):
+                    found.setdefault(row.user_id, []).append(
+                        Seen(row.event_id, row.item_id, row.type, _utc(row.ts))
+                    )
+        return found
+
+    def quarantined(self, limit: int = 100) -> list[tuple[str, str]]:
+        """(event_id, reason) of the most recent quarantined events."""
+        query = (
+            select(quarantine.c.event_id, quarantine.c.reason).order_by(quarantine.c.id.desc()).limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [(row.event_id, row.reason) for row in connection.execute(query)]
+
+    def add_events(
+        self, records: Sequence[tuple[int, EventRecord]], dropped: Sequence[Quarantined] = ()
+    ) -> StoreResult:
+        """Stores new events, their users' counters and the quarantined events in one transaction.
 
         `records` pairs each event with its index in the caller's batch; events
         whose id is already stored (or repeated in the batch) are reported as
@@ -117,14 +166,31 @@ class ProfileStore(Store):
         """
         for _attempt in range(3):
             try:
-                return self._add_events_once(records)
+                return self._add_events_once(records, dropped)
             except IntegrityError:
                 continue
-        return self._add_events_once(records)
+        return self._add_events_once(records, dropped)
 
-    def _add_events_once(self, records: Sequence[tuple[int, EventRecord]]) -> StoreResult:
+    def _add_events_once(
+        self, records: Sequence[tuple[int, EventRecord]], dropped: Sequence[Quarantined]
+    ) -> StoreResult:
         result = StoreResult()
         with self.engine.begin() as connection:
+            if dropped:
+                now = datetime.now(UTC)
+                connection.execute(
+                    quarantine.insert(),
+                    [
+                        {
+                            "event_id": q.event_id[:128],
+                            "user_id": q.user_id[:128],
+                            "reason": q.reason,
+                            "payload": q.payload,
+                            "received_at": now,
+                        }
+                        for q in dropped
+                    ],
+                )
             existing = self._existing_ids(connection, [record.event_id for _, record in records])
             fresh: list[EventRecord] = []
             for index, record in records:

@@ -210,10 +210,13 @@ def print_import_summary(summary: online_retail.ImportSummary) -> None:
     console.print(
         f"items: {summary.items_inserted} new, {summary.items_updated} updated, "
         f"{summary.items_unchanged} unchanged · purchases: {summary.events_accepted} stored, "
-        f"{summary.events_duplicate} already present · rejected: {sum(summary.rejected.values())}"
+        f"{summary.events_duplicate} already present · fixed: {sum(summary.fixed.values())} · "
+        f"dropped: {sum(summary.rejected.values())}"
     )
+    for reason, count in summary.fixed.most_common():
+        console.print(f"  fixed {count}: {reason}")
     for reason, count in summary.rejected.most_common():
-        console.print(f"  rejected {count}: {reason}")
+        console.print(f"  dropped to quarantine {count}: {reason}")
 
 
 async def _wait_for_versions(

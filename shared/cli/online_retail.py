@@ -35,6 +35,7 @@ class ImportSummary:
     events_accepted: int = 0
     events_duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    fixed: Counter[str] = field(default_factory=Counter)
 
 
 def read_items(folder: Path) -> list[common_pb2.Item]:
@@ -113,5 +114,6 @@ async def import_online_retail(
             summary.events_accepted += result.summary.accepted
             summary.events_duplicate += result.summary.duplicates
             summary.rejected.update(f"event: {r.reason}" for r in result.summary.rejected)
+            summary.fixed.update({f"event: {f.reason}": f.count for f in result.summary.fixed})
             progress.advance(task, len(batch))
     return summary

@@ -30,10 +30,10 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
-from shared.cli.supervisor import Suite
+from shared.cli.supervisor import Suite, free_port
 from shared.config import SERVICES, Settings, load_settings
 from tests.conftest import fresh_schema
-from tests.support import free_port, suite_env
+from tests.support import suite_env
 
 pytestmark = pytest.mark.integration
 IMPORT_LINES = "30000"

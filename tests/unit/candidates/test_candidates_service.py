@@ -11,8 +11,9 @@ from services.candidates.train import fit_cooccurrence
 from services.items.app import build as build_items
 from services.items.train import fit_popularity
 from shared.artifacts import COOCCURRENCE, POPULARITY
+from shared.cli.supervisor import free_port
 from shared.models import publish
-from tests.support import ServerThread, free_port, make_settings, purchases_snapshot, suite_env
+from tests.support import ServerThread, make_settings, purchases_snapshot, suite_env
 from tests.unit.candidates.test_training_and_retrieval import BASKETS
 
 

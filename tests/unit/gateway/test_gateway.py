@@ -19,8 +19,9 @@ from services.profile.app import build as build_profile
 from services.ranking.app import build as build_ranking
 from shared.auth import bearer_metadata, read_key
 from shared.cli import training
+from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
-from tests.support import ServerThread, free_port, make_settings, suite_env
+from tests.support import ServerThread, make_settings, suite_env
 
 BUILDERS = {
     "profile": build_profile,
@@ -164,7 +165,7 @@ def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
     )
     assert answer.summary.accepted == 0
     assert [r.reason for r in answer.summary.rejected] == [
-        "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW"
+        "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE"
     ]
     with pytest.raises(grpc.RpcError) as raised:
         stub.RecordFeedback(gateway_pb2.RecordFeedbackRequest(), metadata=metadata, timeout=10)

@@ -1,0 +1,119 @@
+"""The `clean-events` stage: every event passes it on ingestion, whichever way it came in
+(gateway feedback, importers, direct RecordEvents).
+
+Per event, in order: missing or impossible values are rejected, repairable
+ones fixed (missing quantity); absurd quantities are rejected as outliers; an
+item the catalog does not know is rejected. Across events of the same user,
+judged by event time against the batch and the events already stored: the
+same (item, type) again within a second is a near-duplicate, and more than
+BURST_LIMIT browsing events (view, click, like, share) within a minute is a
+bot-like burst; purchases, carts and reviews are never dropped for bursts
+(one invoice may hold hundreds of lines). Dropped events go to quarantine with
+their reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from recsys.common.v1 import common_pb2
+from services.profile.events import EventRecord, validate
+
+STAGE = "clean-events"
+NEAR_DUPLICATE = timedelta(seconds=1)
+BURST_WINDOW = timedelta(seconds=60)
+BURST_LIMIT = 120
+MAX_QUANTITY = 10_000
+BROWSING = frozenset(
+    {
+        common_pb2.EVENT_TYPE_VIEW,
+        common_pb2.EVENT_TYPE_CLICK,
+        common_pb2.EVENT_TYPE_LIKE,
+        common_pb2.EVENT_TYPE_SHARE,
+    }
+)
+QUANTITY_FIXED = "quantity missing, set to 1"
+NEAR_DUPLICATE_REASON = "near-duplicate: same user, item and type within 1s"
+BURST_REASON = f"bot-like burst: more than {BURST_LIMIT} browsing events a minute from one user"
+OUTLIER_REASON = f"outlier: quantity above {MAX_QUANTITY}"
+UNKNOWN_ITEM_REASON = "unknown item: not in the catalog"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the stage needs to know of an event already stored."""
+
+    event_id: str
+    item_id: str
+    type: int
+    timestamp: datetime
+
+
+@dataclass
+class Cleaned:
+    accepted: list[tuple[int, EventRecord]] = field(default_factory=list)
+    dropped: list[tuple[int, common_pb2.Event, str]] = field(default_factory=list)
+    fixes: Counter[str] = field(default_factory=Counter)
+
+
+def _single(event: common_pb2.Event, now: datetime, known_items: set[str] | None) -> EventRecord | str:
+    checked = validate(event, now)
+    if isinstance(checked, str):
+        return checked
+    if checked.quantity > MAX_QUANTITY:
+        return OUTLIER_REASON
+    if known_items is not None and checked.item_id not in known_items:
+        return UNKNOWN_ITEM_REASON
+    return checked
+
+
+def clean(
+    events: Sequence[common_pb2.Event],
+    now: datetime,
+    stored: dict[str, Iterable[Seen]],
+    known_items: set[str] | None = None,
+) -> Cleaned:
+    """Runs the stage over one batch. `stored` holds each user's stored events near the
+    batch's times; `known_items`, when given, is the catalog's ids among the batch's items."""
+    result = Cleaned()
+    candidates: dict[str, list[tuple[int, EventRecord]]] = defaultdict(list)
+    for index, event in enumerate(events):
+        checked = _single(event, now, known_items)
+        if isinstance(checked, str):
+            result.dropped.append((index, event, checked))
+            continue
+        if event.quantity == 0 and event.type == common_pb2.EVENT_TYPE_PURCHASE:
+            result.fixes[QUANTITY_FIXED] += 1
+        candidates[checked.user_id].append((index, checked))
+    for user_id, user_events in candidates.items():
+        history = sorted(stored.get(user_id, ()), key=lambda seen: seen.timestamp)
+        kept: list[Seen] = list(history)
+        for index, record in sorted(user_events, key=lambda pair: (pair[1].timestamp, pair[0])):
+            reason = _window_problem(record, kept)
+            if reason:
+                result.dropped.append((index, events[index], reason))
+                continue
+            kept.append(Seen(record.event_id, record.item_id, record.type, record.timestamp))
+            result.accepted.append((index, record))
+    result.accepted.sort(key=lambda pair: pair[0])
+    result.dropped.sort(key=lambda triple: triple[0])
+    return result
+
+
+def _window_problem(record: EventRecord, kept: list[Seen]) -> str | None:
+    """Near-duplicate or burst, judged against the user's kept events around its time."""
+    browsing_in_window = 0
+    for seen in reversed(kept):
+        if seen.event_id == record.event_id:
+            continue  # the same event sent again: an exact duplicate, counted when stored
+        gap = abs(record.timestamp - seen.timestamp)
+        if seen.item_id == record.item_id and seen.type == record.type and gap < NEAR_DUPLICATE:
+            return NEAR_DUPLICATE_REASON
+        if record.type in BROWSING and seen.type in BROWSING and gap < BURST_WINDOW:
+            browsing_in_window += 1
+    if record.type in BROWSING and browsing_in_window >= BURST_LIMIT:
+        return BURST_REASON
+    return None

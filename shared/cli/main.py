@@ -213,6 +213,11 @@ def print_import_summary(summary: online_retail.ImportSummary) -> None:
         f"{summary.events_duplicate} already present · fixed: {sum(summary.fixed.values())} · "
         f"dropped: {sum(summary.rejected.values())}"
     )
+    if summary.events_seconds:
+        rate = summary.events_sent / summary.events_seconds
+        console.print(
+            f"  {summary.events_sent:,} events sent in {summary.events_seconds:.1f}s ({rate:,.0f} events/s)"
+        )
     for reason, count in summary.fixed.most_common():
         console.print(f"  fixed {count}: {reason}")
     for reason, count in summary.rejected.most_common():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class ImportSummary:
     events_duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     fixed: Counter[str] = field(default_factory=Counter)
+    events_sent: int = 0
+    events_seconds: float = 0.0
 
 
 def read_items(folder: Path) -> list[common_pb2.Item]:
@@ -107,6 +110,7 @@ async def import_online_retail(
             summary.rejected.update(f"item: {r.reason}" for r in response.rejected)
             progress.advance(task, len(batch))
         task = progress.add_task("purchases", total=total_events)
+        started = time.perf_counter()
         for batch in _batches(read_events(folder, limit), EVENT_BATCH):
             result = await clients.profile.RecordEvents(
                 iter([profile_pb2.RecordEventsRequest(events=batch)]), timeout=IMPORT_DEADLINE_S
@@ -116,4 +120,6 @@ async def import_online_retail(
             summary.rejected.update(f"event: {r.reason}" for r in result.summary.rejected)
             summary.fixed.update({f"event: {f.reason}": f.count for f in result.summary.fixed})
             progress.advance(task, len(batch))
+            summary.events_sent += len(batch)
+        summary.events_seconds = time.perf_counter() - started
     return summary

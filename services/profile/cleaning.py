@@ -37,7 +37,7 @@ BROWSING = frozenset(
 )
 QUANTITY_FIXED = "quantity missing, set to 1"
 NEAR_DUPLICATE_REASON = "near-duplicate: same user, item and type within 1s"
-BURST_REASON = f"bot-like burst: more than {BURST_LIMIT} browsing events a minute from one user"
+BURST_REASON = f"bot-like burst: more than {BURST_LIMIT} browsing events within a minute from one user"
 OUTLIER_REASON = f"outlier: quantity above {MAX_QUANTITY}"
 UNKNOWN_ITEM_REASON = "unknown item: not in the catalog"
 
@@ -89,10 +89,11 @@ def clean(
             result.fixes[QUANTITY_FIXED] += 1
         candidates[checked.user_id].append((index, checked))
     for user_id, user_events in candidates.items():
-        history = sorted(stored.get(user_id, ()), key=lambda seen: seen.timestamp)
-        kept: list[Seen] = list(history)
+        history = list(stored.get(user_id, ()))
+        bursting = _in_bursts(user_events, history)
+        kept: list[Seen] = history
         for index, record in sorted(user_events, key=lambda pair: (pair[1].timestamp, pair[0])):
-            reason = _window_problem(record, kept)
+            reason = BURST_REASON if index in bursting else _near_duplicate(record, kept)
             if reason:
                 result.dropped.append((index, events[index], reason))
                 continue
@@ -103,17 +104,30 @@ def clean(
     return result
 
 
-def _window_problem(record: EventRecord, kept: list[Seen]) -> str | None:
-    """Near-duplicate or burst, judged against the user's kept events around its time."""
-    browsing_in_window = 0
-    for seen in reversed(kept):
+def _near_duplicate(record: EventRecord, kept: list[Seen]) -> str | None:
+    for seen in kept:
         if seen.event_id == record.event_id:
             continue  # the same event sent again: an exact duplicate, counted when stored
-        gap = abs(record.timestamp - seen.timestamp)
-        if seen.item_id == record.item_id and seen.type == record.type and gap < NEAR_DUPLICATE:
+        if (
+            seen.item_id == record.item_id
+            and seen.type == record.type
+            and abs(record.timestamp - seen.timestamp) < NEAR_DUPLICATE
+        ):
             return NEAR_DUPLICATE_REASON
-        if record.type in BROWSING and seen.type in BROWSING and gap < BURST_WINDOW:
-            browsing_in_window += 1
-    if record.type in BROWSING and browsing_in_window >= BURST_LIMIT:
-        return BURST_REASON
     return None
+
+
+def _in_bursts(user_events: list[tuple[int, EventRecord]], history: list[Seen]) -> set[int]:
+    """Batch indexes of browsing events inside any minute holding more than BURST_LIMIT of them."""
+    timeline = sorted(
+        [(seen.timestamp, -1) for seen in history if seen.type in BROWSING]
+        + [(record.timestamp, index) for index, record in user_events if record.type in BROWSING]
+    )
+    flagged: set[int] = set()
+    start = 0
+    for end in range(len(timeline)):
+        while timeline[end][0] - timeline[start][0] >= BURST_WINDOW:
+            start += 1
+        if end - start + 1 > BURST_LIMIT:
+            flagged.update(index for _, index in timeline[start : end + 1] if index >= 0)
+    return flagged

@@ -60,8 +60,10 @@ def test_stored_events_count_for_near_duplicates() -> None:
 def test_browsing_bursts_are_cut_at_the_limit_but_purchases_never() -> None:
     clicks = [event(f"c{n}", item=f"i{n}", seconds=n * 0.1) for n in range(BURST_LIMIT + 30)]
     result = clean(clicks, NOW, {})
-    assert len(result.accepted) == BURST_LIMIT
+    assert result.accepted == []
     assert set(reasons(result).values()) == {BURST_REASON}
+    human = [event(f"h{n}", item=f"i{n}", seconds=n * 0.6) for n in range(BURST_LIMIT)]
+    assert len(clean(human, NOW, {}).accepted) == BURST_LIMIT
     invoice = [event(f"p{n}", item=f"i{n}", kind=PURCHASE, quantity=2) for n in range(500)]
     assert len(clean(invoice, NOW, {}).accepted) == 500
 

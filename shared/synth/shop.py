@@ -1,0 +1,86 @@
+"""A seeded synthetic shop: category tree, brands, and items in three domains.
+
+Every item has a latent taste vector (its category's centre plus noise), so the
+shopper model can say how much any shopper likes any item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TASTE_DIM = 8
+CATEGORIES = {
+    "Home": ["Kitchen", "Lighting", "Storage", "Textiles", "Decor"],
+    "Garden": ["Plants", "Tools", "Furniture", "Lights", "Pots"],
+    "Fashion": ["Bags", "Scarves", "Jewellery", "Hats", "Socks"],
+    "Kids": ["Toys", "Games", "Books", "Party", "Crafts"],
+    "Stationery": ["Notebooks", "Cards", "Pens", "Wrapping", "Calendars"],
+    "Kitchen": ["Baking", "Tea", "Tins", "Cutlery", "Lunch"],
+}
+ADJECTIVES = [
+    "Vintage",
+    "Retro",
+    "Classic",
+    "Modern",
+    "Rustic",
+    "Bright",
+    "Pastel",
+    "Spotty",
+    "Floral",
+    "Woodland",
+]
+NOUNS = ["Set", "Holder", "Box", "Bag", "Kit", "Tin", "Frame", "Lantern", "Garland", "Mug", "Card", "Tray"]
+DOMAINS = ("product", "content", "promotion")
+DOMAIN_SHARES = (0.85, 0.10, 0.05)
+KINDS = {"product": ("",), "content": ("article", "video"), "promotion": ("coupon", "activity")}
+
+
+@dataclass(frozen=True)
+class Shop:
+    item_ids: np.ndarray
+    titles: list[str]
+    category_paths: list[tuple[str, str]]
+    brands: list[str]
+    prices: np.ndarray
+    domains: list[str]
+    kinds: list[str]
+    vectors: np.ndarray
+    popularity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+def make_shop(items: int, seed: int) -> Shop:
+    rng = np.random.default_rng([seed, 1])
+    leaves = [(top, leaf) for top, subs in CATEGORIES.items() for leaf in subs]
+    centres = rng.normal(size=(len(leaves), TASTE_DIM))
+    brand_names = [f"Brand{n:03d}" for n in range(max(10, items // 50))]
+    leaf_of = rng.integers(len(leaves), size=items)
+    domain_of = rng.choice(len(DOMAINS), size=items, p=DOMAIN_SHARES)
+    vectors = centres[leaf_of] + 0.6 * rng.normal(size=(items, TASTE_DIM))
+    base_price = np.exp(rng.normal(1.5, 0.6, size=len(leaves)))
+    prices = np.round(base_price[leaf_of] * np.exp(rng.normal(0, 0.35, size=items)), 2)
+    prices[domain_of != 0] = 0.0
+    titles, kinds, brands = [], [], []
+    for n in range(items):
+        domain = DOMAINS[domain_of[n]]
+        kind = KINDS[domain][n % len(KINDS[domain])]
+        leaf = leaves[leaf_of[n]][1]
+        words = f"{ADJECTIVES[n % len(ADJECTIVES)]} {leaf} {NOUNS[(n // 7) % len(NOUNS)]}"
+        titles.append(f"{words} {kind.title()}".strip() if domain != "product" else words)
+        kinds.append(kind)
+        brands.append(brand_names[rng.integers(len(brand_names))] if domain == "product" else "")
+    return Shop(
+        item_ids=np.array([f"S{n:06d}" for n in range(items)]),
+        titles=titles,
+        category_paths=[leaves[i] for i in leaf_of],
+        brands=brands,
+        prices=prices,
+        domains=[DOMAINS[d] for d in domain_of],
+        kinds=kinds,
+        vectors=vectors,
+        popularity=rng.pareto(1.2, size=items) + 1.0,
+    )

@@ -12,16 +12,13 @@ import grpc
 
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
-from recsys.items.v1 import items_pb2
-from recsys.profile.v1 import profile_pb2
 from shared.auth import bearer_metadata
-from shared.cli.online_retail import read_items
 from shared.clients import SuiteClients
 from shared.evaluation.protocols import Split
+from shared.importers.loader import load
+from shared.importers.online_retail import read_items
 
-EVENT_BATCH = 5000
 CONCURRENCY = 4
-LOAD_DEADLINE_S = 120.0
 
 
 def _training_events(split: Split) -> Iterator[common_pb2.Event]:
@@ -38,28 +35,10 @@ def _training_events(split: Split) -> Iterator[common_pb2.Event]:
 
 async def load_training_part(clients: SuiteClients, split: Split, catalog: Path) -> int:
     """Sends the catalog and the training purchases only; returns the number of events stored."""
-    items = read_items(catalog)
-    for start in range(0, len(items), 1000):
-        await clients.items.UpsertItems(
-            iter([items_pb2.UpsertItemsRequest(items=items[start : start + 1000])]), timeout=LOAD_DEADLINE_S
-        )
-    stored = 0
-    batch: list[common_pb2.Event] = []
-    for event in _training_events(split):
-        batch.append(event)
-        if len(batch) == EVENT_BATCH:
-            stored += await _send(clients, batch)
-            batch = []
-    if batch:
-        stored += await _send(clients, batch)
-    return stored
-
-
-async def _send(clients: SuiteClients, batch: list[common_pb2.Event]) -> int:
-    response = await clients.profile.RecordEvents(
-        iter([profile_pb2.RecordEventsRequest(events=batch)]), timeout=LOAD_DEADLINE_S
+    summary = await load(
+        clients, read_items(catalog), _training_events(split), len(split.train_interactions.users)
     )
-    return response.summary.accepted
+    return summary.events_accepted
 
 
 async def served_rankings(

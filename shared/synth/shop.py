@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.common.v1 import common_pb2
+
 TASTE_DIM = 8
 CATEGORIES = {
     "Home": ["Kitchen", "Lighting", "Storage", "Textiles", "Decor"],
@@ -84,3 +86,25 @@ def make_shop(items: int, seed: int) -> Shop:
         vectors=vectors,
         popularity=rng.pareto(1.2, size=items) + 1.0,
     )
+
+
+def catalog(shop: Shop) -> list[common_pb2.Item]:
+    """The shop's items as the contract's Item messages."""
+    domains = {
+        "product": common_pb2.DOMAIN_PRODUCT,
+        "content": common_pb2.DOMAIN_CONTENT,
+        "promotion": common_pb2.DOMAIN_PROMOTION,
+    }
+    return [
+        common_pb2.Item(
+            item_id=str(shop.item_ids[n]),
+            title=shop.titles[n],
+            price=float(shop.prices[n]),
+            category_path=list(shop.category_paths[n]),
+            brand=shop.brands[n],
+            domain=domains[shop.domains[n]],
+            kind=shop.kinds[n],
+            stock_status=common_pb2.STOCK_STATUS_IN_STOCK,
+        )
+        for n in range(len(shop))
+    ]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf import json_format
 
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
-from services.items.store import ItemsStore, UpsertResult
+from services.items.cleaning import clean_items
+from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.errors import require
 from shared.models import ModelWatcher
@@ -20,20 +23,6 @@ DEFAULT_POPULAR = 100
 MAX_POPULAR = 1000
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
-MAX_ID_LENGTH = 128
-MAX_TITLE_LENGTH = 1000
-
-
-def _problem(item: common_pb2.Item) -> str | None:
-    if not item.item_id.strip():
-        return "item_id is empty"
-    if len(item.item_id) > MAX_ID_LENGTH:
-        return f"item_id is longer than {MAX_ID_LENGTH} characters"
-    if len(item.title) > MAX_TITLE_LENGTH:
-        return f"title is longer than {MAX_TITLE_LENGTH} characters"
-    if not item.price >= 0 or item.price == float("inf"):
-        return "price must be a finite number >= 0"
-    return None
 
 
 class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
@@ -47,21 +36,24 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> items_pb2.UpsertItemsResponse:
         response = items_pb2.UpsertItemsResponse()
+        fixes: Counter[str] = Counter()
         offset = 0
         async for batch in request_iterator:
             require(len(batch.items) <= MAX_BATCH, f"a batch holds at most {MAX_BATCH} items")
-            valid = []
-            for index, item in enumerate(batch.items):
-                problem = _problem(item)
-                if problem:
-                    response.rejected.add(event_id=item.item_id[:128], index=offset + index, reason=problem)
-                else:
-                    valid.append(item)
-            result = await asyncio.to_thread(self.store.upsert, valid) if valid else UpsertResult()
+            cleaned = clean_items(batch.items)
+            for index, item, reason in cleaned.dropped:
+                response.rejected.add(event_id=item.item_id[:128], index=offset + index, reason=reason)
+            dropped = [
+                (item.item_id, reason, json_format.MessageToJson(item)) for _, item, reason in cleaned.dropped
+            ]
+            result = await asyncio.to_thread(self.store.upsert, cleaned.accepted, dropped)
+            fixes.update(cleaned.fixes)
             response.inserted += result.inserted
             response.updated += result.updated
             response.unchanged += result.unchanged
             offset += len(batch.items)
+        for reason, count in sorted(fixes.items()):
+            response.fixed.add(reason=reason, count=count)
         return response
 
     async def GetItems(

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    select,
+)
 
 from recsys.common.v1 import common_pb2
 from shared.db import Store
@@ -26,6 +38,19 @@ catalog = Table(
     Column("brand", String(256), nullable=False),
     Column("attributes", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("stock_status", SmallInteger, nullable=False),
+    Column("domain", SmallInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+)
+quarantine = Table(
+    "items_quarantine",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("item_id", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -44,6 +69,10 @@ def _row(item: common_pb2.Item) -> dict[str, object]:
         "category_path": json.dumps(list(item.category_path), ensure_ascii=False),
         "brand": item.brand,
         "attributes": json.dumps(dict(sorted(item.attributes.items())), ensure_ascii=False),
+        "description": item.description,
+        "stock_status": item.stock_status,
+        "domain": item.domain,
+        "kind": item.kind,
     }
 
 
@@ -56,6 +85,10 @@ def _item(row: object) -> common_pb2.Item:
         category_path=json.loads(mapping["category_path"]),
         brand=mapping["brand"],
         attributes=json.loads(mapping["attributes"]),
+        description=mapping["description"],
+        stock_status=mapping["stock_status"],
+        domain=mapping["domain"],
+        kind=mapping["kind"],
     )
 
 
@@ -63,12 +96,23 @@ class ItemsStore(Store):
     service = "items"
     migrations = Path(__file__).parent / "migrations"
 
-    def upsert(self, items: Sequence[common_pb2.Item]) -> UpsertResult:
-        """Inserts new items and replaces changed ones; identical items are left alone."""
+    def upsert(
+        self, items: Sequence[common_pb2.Item], dropped: Sequence[tuple[str, str, str]] = ()
+    ) -> UpsertResult:
+        """Inserts new items and replaces changed ones (identical items are left alone), and
+        quarantines the dropped ones, given as (item_id, reason, payload)."""
         result = UpsertResult()
         latest = {item.item_id: _row(item) for item in items}
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
+            if dropped:
+                connection.execute(
+                    quarantine.insert(),
+                    [
+                        {"item_id": i[:128], "reason": r, "payload": p, "received_at": now}
+                        for i, r, p in dropped
+                    ],
+                )
             ids = list(latest)
             stored: dict[str, dict[str, object]] = {}
             for start in range(0, len(ids), LOOKUP_CHUNK):

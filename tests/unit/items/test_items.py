@@ -6,10 +6,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.app import build
+from services.items.store import ItemsStore, quarantine
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.models import publish
 from tests.support import ServerThread, make_settings
@@ -88,3 +90,40 @@ def test_bad_requests_get_invalid_argument(items) -> None:
         with pytest.raises(grpc.RpcError) as raised:
             call()
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cleaning_normalizes_titles_keeps_every_field_and_quarantines_bad_items(items) -> None:
+    stub, settings = items
+    video = common_pb2.Item(
+        item_id="v1",
+        title="  Tea \t time\x07 video ",
+        description="How to brew.",
+        kind="video",
+        domain=common_pb2.DOMAIN_CONTENT,
+        stock_status=common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+    )
+    answer = upsert(stub, [video, mug("m1"), common_pb2.Item(item_id="bad", price=-1)])
+    assert answer.inserted == 2
+    assert {(f.reason, f.count) for f in answer.fixed} == {
+        ("title whitespace or control characters normalized", 1),
+        ("domain missing, set to product", 1),
+    }
+    assert [(r.event_id, r.reason) for r in answer.rejected] == [
+        ("bad", "price must be a finite number >= 0")
+    ]
+    stored = stub.GetItems(items_pb2.GetItemsRequest(item_ids=["v1", "m1"]), timeout=5).items
+    assert stored[0].title == "Tea time video"
+    assert (stored[0].description, stored[0].kind, stored[0].domain, stored[0].stock_status) == (
+        "How to brew.",
+        "video",
+        common_pb2.DOMAIN_CONTENT,
+        common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+    )
+    assert stored[1].domain == common_pb2.DOMAIN_PRODUCT
+    store = ItemsStore(settings.database_url("items"))
+    try:
+        with store.engine.connect() as connection:
+            rows = list(connection.execute(select(quarantine.c.item_id, quarantine.c.reason)))
+    finally:
+        store.close()
+    assert rows == [("bad", "price must be a finite number >= 0")]

@@ -1,0 +1,67 @@
+"""The `clean-items` stage: every item passes it on UpsertItems.
+
+Items without an id, with an over-long title or an impossible price are
+rejected (and quarantined); titles are normalized (control characters removed,
+runs of whitespace collapsed, ends trimmed) and a missing domain becomes
+`product`, each repair counted by reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from recsys.common.v1 import common_pb2
+
+STAGE = "clean-items"
+MAX_ID_LENGTH = 128
+MAX_TITLE_LENGTH = 1000
+TITLE_FIXED = "title whitespace or control characters normalized"
+DOMAIN_FIXED = "domain missing, set to product"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class CleanedItems:
+    accepted: list[common_pb2.Item] = field(default_factory=list)
+    dropped: list[tuple[int, common_pb2.Item, str]] = field(default_factory=list)
+    fixes: Counter[str] = field(default_factory=Counter)
+
+
+def normalize_title(title: str) -> str:
+    return _SPACES.sub(" ", _CONTROL.sub(" ", title)).strip()
+
+
+def _problem(item: common_pb2.Item) -> str | None:
+    if not item.item_id.strip():
+        return "item_id is empty"
+    if len(item.item_id) > MAX_ID_LENGTH:
+        return f"item_id is longer than {MAX_ID_LENGTH} characters"
+    if len(item.title) > MAX_TITLE_LENGTH:
+        return f"title is longer than {MAX_TITLE_LENGTH} characters"
+    if not item.price >= 0 or item.price == float("inf"):
+        return "price must be a finite number >= 0"
+    return None
+
+
+def clean_items(items: Sequence[common_pb2.Item]) -> CleanedItems:
+    result = CleanedItems()
+    for index, item in enumerate(items):
+        problem = _problem(item)
+        if problem:
+            result.dropped.append((index, item, problem))
+            continue
+        fixed = common_pb2.Item()
+        fixed.CopyFrom(item)
+        title = normalize_title(item.title)
+        if title != item.title:
+            fixed.title = title
+            result.fixes[TITLE_FIXED] += 1
+        if item.domain == common_pb2.DOMAIN_UNSPECIFIED:
+            fixed.domain = common_pb2.DOMAIN_PRODUCT
+            result.fixes[DOMAIN_FIXED] += 1
+        result.accepted.append(fixed)
+    return result

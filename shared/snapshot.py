@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.common.v1 import common_pb2
+from shared.normalize import robust_scale_by_group
 
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 
@@ -28,6 +29,9 @@ class Snapshot:
     quantities: np.ndarray
     catalog_item_ids: np.ndarray
     catalog_titles: np.ndarray
+    catalog_categories: np.ndarray
+    catalog_prices: np.ndarray
+    catalog_price_scaled: np.ndarray
 
     @property
     def event_count(self) -> int:
@@ -52,6 +56,9 @@ class Snapshot:
                 quantities=events["quantities"],
                 catalog_item_ids=items["item_ids"],
                 catalog_titles=items["titles"],
+                catalog_categories=items["categories"],
+                catalog_prices=items["prices"],
+                catalog_price_scaled=items["price_scaled"],
             )
 
 
@@ -67,7 +74,12 @@ class SnapshotWriter:
             "timestamps": [],
             "quantities": [],
         }
-        self._items: dict[str, list[np.ndarray]] = {"item_ids": [], "titles": []}
+        self._items: dict[str, list[np.ndarray]] = {
+            "item_ids": [],
+            "titles": [],
+            "categories": [],
+            "prices": [],
+        }
 
     def add_events(self, events: Sequence[common_pb2.Event]) -> None:
         columns = self._events
@@ -83,6 +95,8 @@ class SnapshotWriter:
         batch = list(items)
         self._items["item_ids"].append(np.array([i.item_id for i in batch], dtype=str))
         self._items["titles"].append(np.array([i.title for i in batch], dtype=str))
+        self._items["categories"].append(np.array([">".join(i.category_path) for i in batch], dtype=str))
+        self._items["prices"].append(np.array([i.price for i in batch], dtype=np.float64))
 
     @staticmethod
     def _joined(columns: dict[str, list[np.ndarray]], empty: dict[str, str]) -> dict[str, np.ndarray]:
@@ -106,8 +120,9 @@ class SnapshotWriter:
                 },
             ),
         )
-        np.savez(
-            self.folder / "items.npz",
-            **self._joined(self._items, {"item_ids": "U1", "titles": "U1"}),
+        items = self._joined(
+            self._items, {"item_ids": "U1", "titles": "U1", "categories": "U1", "prices": "float64"}
         )
+        items["price_scaled"] = robust_scale_by_group(items["prices"], items["categories"])
+        np.savez(self.folder / "items.npz", **items)
         return Snapshot.load(self.folder)

@@ -73,4 +73,7 @@ def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any
         quantities=np.ones(len(items), dtype=np.int32),
         catalog_item_ids=np.array(catalog, dtype=str),
         catalog_titles=np.array([f"title {c}" for c in catalog], dtype=str),
+        catalog_categories=np.array(["shop"] * len(catalog), dtype=str),
+        catalog_prices=np.ones(len(catalog)),
+        catalog_price_scaled=np.zeros(len(catalog)),
     )

@@ -58,6 +58,7 @@ async def _fill(settings) -> None:
         await clients.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]))
         snapshot = await training.export_snapshot(clients, settings.snapshot_dir)
         assert snapshot.event_count == len(events)
+        assert len(snapshot.catalog_price_scaled) == len(ITEMS)
         training.fit_and_publish(snapshot, settings.model_dir, list(training.TRAINERS))
     finally:
         await clients.close()

@@ -13,6 +13,7 @@ BATCH = 512
 def rank(model: Recommender, split: Split, k: int) -> dict[int, np.ndarray]:
     """Top-k item indices for every test user, the user's own training items excluded."""
     users = np.array(sorted(split.test))
+    k = min(k, split.train.shape[1])
     rankings: dict[int, np.ndarray] = {}
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
@@ -20,7 +21,10 @@ def rank(model: Recommender, split: Split, k: int) -> dict[int, np.ndarray]:
         seen = split.train[batch]
         scores[seen.nonzero()] = -np.inf
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        for user, row in zip(batch.tolist(), np.take_along_axis(top, order, axis=1), strict=True):
-            rankings[user] = row
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        for user, row, row_scores in zip(batch.tolist(), top, top_scores, strict=True):
+            rankings[user] = row[np.isfinite(row_scores)]  # never the user's own items
     return rankings

@@ -1,0 +1,23 @@
+"""An evaluation run end to end on a tiny log: tuned baselines, and the three report files."""
+
+import json
+
+from shared.evaluation.protocols import retail_temporal
+from shared.evaluation.report import Report
+from shared.evaluation.run import CURVE_KS, baselines
+from tests.unit.evaluation.test_protocols_and_baselines import interactions
+
+
+def test_baselines_are_tuned_scored_and_reported(tmp_path) -> None:
+    split = retail_temporal(interactions())
+    tuned: list[str] = []
+    results = baselines(split, tuned.append)
+    assert [r.name.split(" (")[0] for r in results] == ["most popular", "item-kNN", "EASE"]
+    assert any(line.startswith("EASE 100:") for line in tuned)
+    assert sorted(results[0].at_k) == sorted(CURVE_KS)
+    # u1's only relevant item, c, is the only one left to rank: every model finds it at rank 1.
+    assert all(r.at_k[1]["hitrate"] == 1.0 for r in results)
+    paths = Report("retail-temporal", split.stats, results, "recsys eval").write(tmp_path)
+    assert "| most popular |" in paths["markdown"].read_text()
+    assert json.loads(paths["json"].read_text())["results"][2]["params"]["value"] > 0
+    assert paths["plot"].read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,58 @@
+"""The simulator: seeded, streamed to files the generic importer reads, with ground truth."""
+
+import gzip
+import json
+from collections import Counter
+
+import numpy as np
+
+from shared.importers import generic_csv
+from shared.synth.sessions import REVIEW
+from shared.synth.shop import make_shop
+from shared.synth.shoppers import affinity, respond, shopper
+from shared.synth.writer import MAPPING, synthesize
+
+
+def test_same_seed_same_files_and_the_importer_reads_them(tmp_path) -> None:
+    first = synthesize(tmp_path / "a", shoppers=40, items=120, days=10, seed=3, dirt=0.0)
+    again = synthesize(tmp_path / "b", shoppers=40, items=120, days=10, seed=3, dirt=0.0)
+    assert first == again
+    read = lambda folder: gzip.decompress((tmp_path / folder / "events.csv.gz").read_bytes())  # noqa: E731
+    assert read("a") == read("b")
+    events = list(generic_csv.read_events(tmp_path / "a" / "events.csv.gz", MAPPING))
+    assert len(events) == first.events
+    kinds = Counter(e.type for e in events)
+    assert kinds[1] > kinds[2] > kinds[4] > 0  # the funnel narrows: views > clicks > purchases
+    items = generic_csv.read_items(tmp_path / "a" / "items.csv", {f: f for f in generic_csv.ITEM_FIELDS})
+    assert {i.domain for i in items} == {1, 2, 3}  # products, content and promotions
+    assert json.loads((tmp_path / "a" / "truth.json").read_text())["seed"] == 3
+
+
+def test_reviews_follow_satisfaction() -> None:
+    from shared.synth.sessions import shopper_events
+    from shared.synth.writer import START
+
+    shop = make_shop(300, seed=5)
+    ratings, affinities = [], []
+    for number in range(400):
+        person = shopper(5, number)
+        for event in shopper_events(5, person, shop, START, 30):
+            if event.type == REVIEW:
+                index = int(event.item_id[1:])
+                ratings.append(event.rating)
+                affinities.append(affinity(person, shop, np.array([index]))[0])
+    assert len(ratings) > 30
+    assert np.corrcoef(ratings, affinities)[0, 1] > 0.3
+
+
+def test_ground_truth_answers_any_slate_deterministically_and_by_taste() -> None:
+    shop = make_shop(500, seed=9)
+    clicks_liked, clicks_disliked = 0, 0
+    for number in range(200):
+        person = shopper(9, number)
+        order = np.argsort(affinity(person, shop, np.arange(len(shop))))
+        liked, disliked = order[-10:].tolist(), order[:10].tolist()
+        assert respond(9, person, shop, liked, 0) == respond(9, person, shop, liked, 0)
+        clicks_liked += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1))
+        clicks_disliked += sum(clicked for _, clicked, _ in respond(9, person, shop, disliked, 1))
+    assert clicks_liked > 5 * max(clicks_disliked, 1)

@@ -63,8 +63,8 @@ def wrap_handler(
     return rebuild_handler(handler, awaited)
 
 
-class _AccessLog:
-    """Logs method, status, duration and trace id of one call."""
+class TimedCall:
+    """Around one call: times it and hands its final status name to `finish`."""
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
         self.method = method
@@ -79,11 +79,17 @@ class _AccessLog:
         if code is None:
             code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
         status = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        fields = {
-            "method": self.method,
-            "status": status,
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
-        }
+        self.finish(status, time.perf_counter() - self.started)
+
+    def finish(self, status: str, seconds: float) -> None:
+        raise NotImplementedError
+
+
+class _AccessLog(TimedCall):
+    """Logs method, status, duration and trace id of one call."""
+
+    def finish(self, status: str, seconds: float) -> None:
+        fields = {"method": self.method, "status": status, "duration_ms": round(seconds * 1000, 3)}
         log.info("%s %s", self.method, status, extra={"fields": fields})
 
 

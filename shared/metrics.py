@@ -6,13 +6,12 @@ RECSYS_<SERVICE>_METRICS_PORT; 0 turns the endpoint off).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
-from shared.interceptors import wrap_handler
+from shared.interceptors import TimedCall, wrap_handler
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -51,23 +50,14 @@ FEEDBACK_EVENTS = Counter(
 )
 
 
-class _Measured:
+class _Measured(TimedCall):
     def __init__(self, service: str, method: str, context: grpc.aio.ServicerContext) -> None:
+        super().__init__(method, context)
         self.service = service
-        self.method = method
-        self.context = context
-        self.started = 0.0
 
-    async def __aenter__(self) -> None:
-        self.started = time.perf_counter()
-
-    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        code = self.context.code()
-        if code is None:
-            code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        RPC_HANDLED.labels(self.service, self.method, name).inc()
-        RPC_SECONDS.labels(self.service, self.method).observe(time.perf_counter() - self.started)
+    def finish(self, status: str, seconds: float) -> None:
+        RPC_HANDLED.labels(self.service, self.method, status).inc()
+        RPC_SECONDS.labels(self.service, self.method).observe(seconds)
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

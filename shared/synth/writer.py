@@ -11,26 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.importers.generic_csv import EVENT_FIELDS, ITEM_FIELDS
 from shared.synth.sessions import DirtInjector, shopper_events
 from shared.synth.shop import Shop, make_shop
 from shared.synth.shoppers import shopper
 
 START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
 EVENT_TYPES = {1: "view", 2: "click", 3: "add_to_cart", 4: "purchase", 5: "review"}
-ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price", "domain", "kind", "description", "stock"]
-EVENT_COLUMNS = [
-    "event_id",
-    "user_id",
-    "item_id",
-    "type",
-    "timestamp",
-    "quantity",
-    "price",
-    "rating",
-    "text",
-    "surface",
-    "session_id",
-]
+ITEM_COLUMNS = list(ITEM_FIELDS)
+EVENT_COLUMNS = [name for name in EVENT_FIELDS if name != "request_id"]
 # The column mapping for `recsys data import csv` that reads these files.
 MAPPING = {name: name for name in EVENT_COLUMNS}
 

@@ -34,22 +34,22 @@ class SynthSummary:
 
 def write_items(shop: Shop, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(ITEM_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=ITEM_COLUMNS)
+        writer.writeheader()
         for n in range(len(shop)):
             top, leaf = shop.category_paths[n]
             writer.writerow(
-                [
-                    shop.item_ids[n],
-                    shop.titles[n],
-                    f"{top}>{leaf}",
-                    shop.brands[n],
-                    f"{shop.prices[n]:.2f}",
-                    shop.domains[n],
-                    shop.kinds[n],
-                    f"{shop.titles[n]} from our {leaf.lower()} range.",
-                    "in_stock",
-                ]
+                {
+                    "item_id": shop.item_ids[n],
+                    "title": shop.titles[n],
+                    "price": f"{shop.prices[n]:.2f}",
+                    "category": f"{top}>{leaf}",
+                    "brand": shop.brands[n],
+                    "domain": shop.domains[n],
+                    "kind": shop.kinds[n],
+                    "description": f"{shop.titles[n]} from our {leaf.lower()} range.",
+                    "stock": "in_stock",
+                }
             )
 
 

@@ -9,6 +9,7 @@ from recsys.common.v1 import common_pb2
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 4000
+MAX_SURFACE_LENGTH = 32
 MAX_QUANTITY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
@@ -26,6 +27,8 @@ class EventRecord:
     price: float
     rating: int
     text: str
+    surface: str = ""
+    session_id: str = ""
 
 
 def _problem(event: common_pb2.Event, now: datetime) -> str | None:
@@ -45,8 +48,10 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         return "rating must be between 0 and 5"
     if len(event.text) > MAX_TEXT_LENGTH:
         return f"text is longer than {MAX_TEXT_LENGTH} characters"
-    if len(event.request_id) > MAX_ID_LENGTH:
-        return f"request_id is longer than {MAX_ID_LENGTH} characters"
+    if len(event.request_id) > MAX_ID_LENGTH or len(event.session_id) > MAX_ID_LENGTH:
+        return f"request_id and session_id must be at most {MAX_ID_LENGTH} characters"
+    if len(event.surface) > MAX_SURFACE_LENGTH:
+        return f"surface is longer than {MAX_SURFACE_LENGTH} characters"
     if event.HasField("timestamp") and event.timestamp.ToDatetime(UTC) > now + FUTURE_TOLERANCE:
         return "timestamp is more than a day in the future"
     return None
@@ -68,6 +73,8 @@ def validate(event: common_pb2.Event, now: datetime) -> EventRecord | str:
         price=event.price,
         rating=event.rating,
         text=event.text,
+        surface=event.surface,
+        session_id=event.session_id,
     )
 
 
@@ -82,6 +89,8 @@ def to_proto(record: EventRecord) -> common_pb2.Event:
         price=record.price,
         rating=record.rating,
         text=record.text,
+        surface=record.surface,
+        session_id=record.session_id,
     )
     event.timestamp.FromDatetime(record.timestamp)
     return event

@@ -46,6 +46,8 @@ events = Table(
     Column("price", Float, nullable=False),
     Column("rating", SmallInteger, nullable=False),
     Column("text", Text, nullable=False, default=""),
+    Column("surface", String(32), nullable=False, default=""),
+    Column("session_id", String(128), nullable=False, default=""),
 )
 quarantine = Table(
     "profile_quarantine",
@@ -113,6 +115,8 @@ def _record(row: object) -> EventRecord:
         price=mapping["price"],
         rating=mapping["rating"],
         text=mapping["text"],
+        surface=mapping["surface"],
+        session_id=mapping["session_id"],
     )
 
 
@@ -215,6 +219,8 @@ class ProfileStore(Store):
                         "price": r.price,
                         "rating": r.rating,
                         "text": r.text,
+                        "surface": r.surface,
+                        "session_id": r.session_id,
                     }
                     for r in fresh
                 ],

@@ -125,3 +125,18 @@ def test_concurrent_writers_of_the_same_events_store_each_once(profile) -> None:
         for u in range(7)
     )
     assert total == 200
+
+
+def test_request_context_and_new_event_types_round_trip(profile) -> None:
+    liked = event("ctx1", item="x", kind=common_pb2.EVENT_TYPE_LIKE)
+    liked.surface, liked.session_id, liked.request_id = "product", "s-42", "r-7"
+    shared = event("ctx2", item="y", kind=common_pb2.EVENT_TYPE_SHARE, minutes=1)
+    assert record(profile, [liked, shared]).accepted == 2
+    history = profile.GetHistory(profile_pb2.GetHistoryRequest(user_id="u1"), timeout=5).events
+    by_id = {e.event_id: e for e in history}
+    assert (by_id["ctx1"].surface, by_id["ctx1"].session_id, by_id["ctx1"].request_id) == (
+        "product",
+        "s-42",
+        "r-7",
+    )
+    assert by_id["ctx2"].type == common_pb2.EVENT_TYPE_SHARE

@@ -7,19 +7,25 @@ ExportItems stream. Each fitted model is published as a new version under
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
 from shared.artifacts import COOCCURRENCE, POPULARITY
-from shared.cli.progress import progress_bar
+from shared.auth import read_key
+from shared.cli.common import ask_recommend, with_clients
+from shared.cli.progress import console, progress_bar
 from shared.clients import SuiteClients
+from shared.config import Settings
 from shared.models import publish
 from shared.snapshot import Snapshot, SnapshotWriter
 
@@ -68,3 +74,42 @@ def fit_and_publish(snapshot: Snapshot, model_dir: Path, names: list[str]) -> di
         version = publish(model_dir, name, model.save)  # type: ignore[attr-defined]
         published[name] = (version, time.perf_counter() - started)
     return published
+
+
+async def _wait_for_versions(
+    clients: SuiteClients, key: str, user_id: str, wanted: dict[str, int], timeout: float
+) -> bool:
+    """True once a Recommend answer reports every wanted model at its new version or later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = await ask_recommend(clients, key, user_id, 1, "home")
+            seen = {v.name: v.version for v in response.model_versions}
+            if all(seen.get(name, 0) >= version for name, version in wanted.items()):
+                return True
+        except grpc.aio.AioRpcError:
+            pass
+        await asyncio.sleep(0.25)
+    return False
+
+
+def run_training(config: Settings, names: list[str]) -> None:
+    async def work(clients: SuiteClients) -> None:
+        snapshot = await export_snapshot(clients, config.snapshot_dir)
+        console.print(
+            f"snapshot {snapshot.folder}: {snapshot.event_count} events, "
+            f"{len(snapshot.catalog_item_ids)} items"
+        )
+        published = await asyncio.to_thread(fit_and_publish, snapshot, config.model_dir, names)
+        for name, (version, seconds) in published.items():
+            console.print(f"published {name} version {version} ({seconds:.1f}s)")
+        if snapshot.event_count == 0:
+            return
+        wanted = {name: version for name, (version, _) in published.items()}
+        user_id = str(snapshot.user_ids[0])
+        if await _wait_for_versions(clients, read_key(config), user_id, wanted, 4 * config.model_poll_s + 10):
+            console.print("the running services now serve the new versions")
+        else:
+            console.print("[yellow]the gateway does not report the new versions yet[/yellow]")
+
+    with_clients(work, config)

@@ -1,0 +1,97 @@
+"""`recsys eval`: offline evaluation with baselines, and of the served pipeline over gRPC."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.auth import ensure_key_file, read_key
+from shared.cli.common import settings, with_clients
+from shared.cli.progress import console
+from shared.cli.supervisor import Suite, free_ports_env
+from shared.cli.training import TRAINERS, run_training
+from shared.config import Settings, load_settings
+from shared.evaluation import protocols
+from shared.evaluation.report import ModelResult, Report
+from shared.evaluation.run import CURVE_KS, score
+from shared.evaluation.run import baselines as run_baselines
+from shared.evaluation.served import load_training_part, served_rankings
+from shared.importers import online_retail
+
+
+def evaluate(
+    protocol: Annotated[str, typer.Option(help="retail-temporal, random-holdout or leave-last-out.")] = (
+        "retail-temporal"
+    ),
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Most popular, item-kNN and EASE, tuned on a validation split."
+        ),
+    ] = True,
+    served: Annotated[
+        bool,
+        typer.Option(
+            "--served",
+            help="Also evaluate the served pipeline: a fresh suite on free ports learns the "
+            "training part through its APIs, then every test user is asked over gRPC.",
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
+) -> None:
+    """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
+    if protocol not in protocols.PROTOCOLS:
+        console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
+        raise typer.Exit(2)
+    if not (baselines or served):
+        console.print("[red]nothing to evaluate: pass --baselines and/or --served[/red]")
+        raise typer.Exit(2)
+    config = settings()
+    data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
+    split = protocols.PROTOCOLS[protocol](data)
+    console.print(f"{protocol}: {split.stats}")
+    results = run_baselines(split, console.print) if baselines else []
+    if served:
+        results.append(_evaluate_served(config, split))
+    command = (
+        "recsys eval --protocol "
+        + protocol
+        + ("" if baselines else " --no-baselines")
+        + (" --served" if served else "")
+    )
+    report = Report(protocol, split.stats, results, command)
+    folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
+    paths = report.write(folder)
+    console.print(report.markdown())
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _evaluate_served(config: Settings, split: protocols.Split) -> ModelResult:
+    home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
+    env = {**free_ports_env(), "RECSYS_HOME": str(home), "RECSYS_DEMO": "0", "RECSYS_MODEL_POLL_S": "0.5"}
+    suite_config = load_settings({**os.environ, **env})
+    ensure_key_file(suite_config.api_key_file)
+    suite = Suite(suite_config)
+    suite.start(env)
+    try:
+        suite.wait_ready()
+        stored = with_clients(
+            lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
+        )
+        console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
+        run_training(suite_config, list(TRAINERS))
+        started = time.perf_counter()
+        rankings, latencies = with_clients(
+            lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        suite.stop()
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    console.print(f"served: {len(rankings)} users in {seconds:.1f}s, Recommend p50 {p50:.1f} ms")
+    return score("served pipeline (gRPC)", rankings, split, {}, seconds)

@@ -14,18 +14,23 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from shared.errors import ServiceError
+from shared.errors import InvalidArgument, ServiceError
 
 log = logging.getLogger("recsys.access")
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
-def rebuild_handler(handler: grpc.RpcMethodHandler, behaviour: Behaviour) -> grpc.RpcMethodHandler:
+def rebuild_handler(
+    handler: grpc.RpcMethodHandler,
+    behaviour: Behaviour,
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
     """A handler of the same kind and serializers as `handler` that runs `behaviour`."""
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": request_deserializer or handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
@@ -121,9 +126,64 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, handler_call_details.method, _AccessLog)
 
 
+class _Malformed:
+    """Stands for a request message whose bytes did not parse."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as error:
+            return _Malformed(error)
+
+    return deserialize
+
+
+def _checked(request: Any) -> Any:
+    if isinstance(request, _Malformed):
+        raise InvalidArgument(f"the request is not a valid protobuf message: {request.error}")
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _checked(request)
+
+
+def _reject_malformed(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    """Malformed request bytes become INVALID_ARGUMENT instead of the framework's UNKNOWN."""
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    inner = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    streaming_requests = bool(handler.stream_unary or handler.stream_stream)
+
+    def request_of(request: Any) -> Any:
+        return _checked_stream(request) if streaming_requests else _checked(request)
+
+    if inspect.isasyncgenfunction(inner):
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in inner(request_of(request), context):
+                yield response
+
+        return rebuild_handler(handler, streaming, _tolerant(handler.request_deserializer))
+
+    async def awaited(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await inner(request_of(request), context)
+
+    return rebuild_handler(handler, awaited, _tolerant(handler.request_deserializer))
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
+        handler = _reject_malformed(await continuation(handler_call_details))
         return wrap_handler(handler, handler_call_details.method, _ErrorMapping)

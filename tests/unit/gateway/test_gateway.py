@@ -255,3 +255,26 @@ def test_feedback_is_not_acknowledged_when_profile_is_down(suite, tmp_path) -> N
         degraded_gateway.stop()
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "resend the same batch" in raised.value.details()
+
+
+def test_huge_and_malformed_requests_get_clear_statuses_and_nothing_crashes(suite, gateway) -> None:
+    _, servers = suite
+    stub, metadata = gateway
+    huge = [
+        common_pb2.Event(event_id=f"h{n}", user_id="u", item_id="i", type=1, text="x" * 3000)
+        for n in range(6000)
+    ]
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.RecordFeedback(gateway_pb2.RecordFeedbackRequest(events=huge), metadata=metadata, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with grpc.insecure_channel(servers["gateway"].address) as channel:
+        raw = channel.unary_unary("/recsys.gateway.v1.GatewayService/Recommend")
+        with pytest.raises(grpc.RpcError) as raised:
+            raw(b"\xff\xff\xff\xff not a protobuf", metadata=metadata, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.details().startswith("the request is not a valid protobuf message")
+        unknown = channel.unary_unary("/recsys.gateway.v1.GatewayService/Nope")
+        with pytest.raises(grpc.RpcError) as raised:
+            unknown(b"", metadata=metadata, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert len(recommend(gateway, "user1", 3).items) == 3  # still serving

@@ -18,12 +18,16 @@ VIEW = common_pb2.EVENT_TYPE_VIEW
 
 
 @pytest.fixture
-def profile(tmp_path: Path, database_url: str) -> Iterator[profile_pb2_grpc.ProfileServiceStub]:
-    server = ServerThread(build, make_settings(str(tmp_path), RECSYS_PROFILE_DATABASE_URL=database_url))
-    channel = grpc.insecure_channel(server.address)
-    yield profile_pb2_grpc.ProfileServiceStub(channel)
-    channel.close()
-    server.stop()
+def server(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
+    running = ServerThread(build, make_settings(str(tmp_path), RECSYS_PROFILE_DATABASE_URL=database_url))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def profile(server: ServerThread) -> Iterator[profile_pb2_grpc.ProfileServiceStub]:
+    with grpc.insecure_channel(server.address) as channel:
+        yield profile_pb2_grpc.ProfileServiceStub(channel)
 
 
 def event(event_id: str, user: str = "u1", item: str = "i1", kind: int = PURCHASE, minutes: int = 0):
@@ -140,3 +144,12 @@ def test_request_context_and_new_event_types_round_trip(profile) -> None:
         "r-7",
     )
     assert by_id["ctx2"].type == common_pb2.EVENT_TYPE_SHARE
+
+
+def test_malformed_stream_messages_get_invalid_argument(server) -> None:
+    with grpc.insecure_channel(server.address) as channel:
+        raw = channel.stream_unary("/recsys.profile.v1.ProfileService/RecordEvents")
+        with pytest.raises(grpc.RpcError) as raised:
+            raw(iter([b"\xff\xff\xff garbage"]), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid protobuf message" in raised.value.details()

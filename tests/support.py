@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -77,3 +78,38 @@ def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any
         catalog_prices=np.ones(len(catalog)),
         catalog_price_scaled=np.zeros(len(catalog)),
     )
+
+
+class HealthWatch:
+    """Reads a health Watch stream in a background thread, keeping every status it sees."""
+
+    def __init__(self, address: str, service: str = "") -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self.seen: list[int] = []
+        self.channel = grpc.insecure_channel(address)
+        stream = health_pb2_grpc.HealthStub(self.channel).Watch(
+            health_pb2.HealthCheckRequest(service=service)
+        )
+
+        def read() -> None:
+            try:
+                for message in stream:
+                    self.seen.append(message.status)
+            except grpc.RpcError:
+                pass
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+
+    def wait_first(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 15.0) -> list[int]:
+        """Waits for the stream to end (the server went away) and returns what it saw."""
+        self.reader.join(timeout=timeout)
+        self.channel.close()
+        return self.seen

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -33,7 +33,7 @@ from shared.auth import bearer_metadata, read_key
 from shared.cli.supervisor import Suite, free_port
 from shared.config import SERVICES, Settings, load_settings
 from tests.conftest import fresh_schema
-from tests.support import suite_env
+from tests.support import HealthWatch, suite_env
 
 pytestmark = pytest.mark.integration
 IMPORT_LINES = "30000"
@@ -255,25 +255,9 @@ def test_every_service_exposes_prometheus_metrics(running: RunningSuite) -> None
 def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:
     """Runs last in the module: it stops the ranking service."""
     process = running.suite.processes["ranking"]
-    seen: list[int] = []
-    channel = running.channel("ranking")
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
-
-    def read() -> None:
-        try:
-            for message in watch:
-                seen.append(message.status)
-        except grpc.RpcError:
-            pass
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    for _ in range(100):
-        if seen:
-            break
-        time.sleep(0.05)
+    watch = HealthWatch(running.settings.addresses["ranking"])
+    watch.wait_first()
     process.send_signal(signal.SIGTERM)
-    reader.join(timeout=15)
-    channel.close()
+    seen = watch.finish()
     assert process.wait(timeout=15) == 0
     assert seen[:2] == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING]

@@ -13,7 +13,7 @@ from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.clients import STUB_DESCRIPTORS
 from shared.errors import NotFound
 from shared.server import ServiceApp
-from tests.support import ServerThread, make_settings
+from tests.support import HealthWatch, ServerThread, make_settings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -113,30 +113,11 @@ def test_health_stays_not_serving_until_startup_succeeds(tmp_path: Path, monkeyp
 def test_shutdown_turns_watch_not_serving_before_the_server_stops(tmp_path: Path) -> None:
     settings = make_settings(str(tmp_path), RECSYS_SHUTDOWN_DELAY_S="0.5")
     server = ServerThread(lambda s: _app(Failing()), settings)
-    seen: list[int] = []
-    channel = grpc.insecure_channel(server.address)
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=PROFILE))
-
-    def read() -> None:
-        try:
-            for message in watch:
-                seen.append(message.status)
-        except grpc.RpcError:
-            pass
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        deadline = 50
-        while not seen and deadline:
-            threading.Event().wait(0.05)
-            deadline -= 1
-        assert seen == [SERVING]
-        server.stop()
-        reader.join(timeout=10)
-        assert seen[:2] == [SERVING, NOT_SERVING]
-    finally:
-        channel.close()
+    watch = HealthWatch(server.address, PROFILE)
+    watch.wait_first()
+    assert watch.seen == [SERVING]
+    server.stop()
+    assert watch.finish()[:2] == [SERVING, NOT_SERVING]
 
 
 def test_reflection_lists_the_service_and_health(tmp_path: Path) -> None:

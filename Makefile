@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-import k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -63,6 +63,10 @@ k8s: k8s-validate
 
 bench: install
 	$(BIN)/recsys bench
+
+# Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
+bench-import: install
+	tests/bench/import_throughput.sh
 
 clean:
 	rm -rf $(VENV) shared/gen node_modules .pytest_cache .ruff_cache *.egg-info

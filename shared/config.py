@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICES: tuple[str, ...] = ("gateway", "profile", "items", "candidates", "ranking", "policy")
+# The local stand-in for TF Serving; in Kubernetes the real one answers at the same address.
+MODEL_SERVER = "modelserver"
 DEFAULT_PORTS: dict[str, int] = {
     "gateway": 50051,
     "profile": 50052,
@@ -20,8 +22,12 @@ DEFAULT_PORTS: dict[str, int] = {
     "candidates": 50054,
     "ranking": 50055,
     "policy": 50056,
+    MODEL_SERVER: 8500,
 }
-DEFAULT_METRICS_PORTS: dict[str, int] = {name: port - 50051 + 9451 for name, port in DEFAULT_PORTS.items()}
+DEFAULT_METRICS_PORTS: dict[str, int] = {
+    **{name: DEFAULT_PORTS[name] - 50051 + 9451 for name in SERVICES},
+    MODEL_SERVER: 9457,
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -51,6 +57,7 @@ class Settings:
     shutdown_grace_s: float
     model_poll_s: float
     otlp_endpoint: str
+    served_models: tuple[str, ...] = ()
 
     @property
     def model_dir(self) -> Path:
@@ -124,7 +131,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     read = _Reader(env)
     home = Path(read.text("RECSYS_HOME", "var")).absolute()
-    ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in SERVICES}
+    processes = (*SERVICES, MODEL_SERVER)
+    ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in processes}
     everywhere = read.number("RECSYS_METRICS_PORT", -1, 0, 65535)  # unset: one port per service
     metrics_ports = {
         name: int(
@@ -135,10 +143,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 65535,
             )
         )
-        for name in SERVICES
+        for name in processes
     }
     addresses = {
-        name: read.text(f"RECSYS_{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}") for name in SERVICES
+        name: read.text(f"RECSYS_{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}") for name in processes
     }
     shared_url = read.text("RECSYS_DATABASE_URL", "")
     database_urls = {
@@ -169,6 +177,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=read.number("RECSYS_SHUTDOWN_GRACE_S", 5.0, 0, 300),
         model_poll_s=read.number("RECSYS_MODEL_POLL_S", 2.0, 0.1, 3600),
         otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        served_models=tuple(
+            name.strip() for name in env.get("RECSYS_MODELSERVER_MODELS", "").split(",") if name.strip()
+        ),
     )
     if read.problems:
         raise ConfigError(read.problems)

@@ -177,7 +177,7 @@ def import_csv(
 
 
 def _header(path: Path) -> list[str]:
-    with generic_csv._open(path) as handle:
+    with generic_csv.open_csv(path) as handle:
         return next(csv.reader(handle), [])
 
 

@@ -68,7 +68,7 @@ class MappingError(ValueError):
     """The mapping names an unknown field, or a column the file does not have."""
 
 
-def _open(path: Path) -> IO[str]:
+def open_csv(path: Path) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", newline="", encoding="utf-8")
     return path.open(newline="", encoding="utf-8")
@@ -131,7 +131,7 @@ def read_events(
 ) -> Iterator[common_pb2.Event]:
     """Events of the file; rows that cannot be read are counted in `problems` and skipped."""
     problems = problems if problems is not None else Counter()
-    with _open(path) as handle:
+    with open_csv(path) as handle:
         reader = csv.DictReader(handle)
         check_mapping(mapping, reader.fieldnames or [], EVENT_FIELDS)
         for row in reader:
@@ -143,12 +143,12 @@ def read_events(
 
 
 def count_rows(path: Path) -> int:
-    with _open(path) as handle:
+    with open_csv(path) as handle:
         return sum(1 for _ in handle) - 1
 
 
 def read_items(path: Path, mapping: Mapping[str, str]) -> list[common_pb2.Item]:
-    with _open(path) as handle:
+    with open_csv(path) as handle:
         reader = csv.DictReader(handle)
         check_mapping(mapping, reader.fieldnames or [], ITEM_FIELDS)
         items = []

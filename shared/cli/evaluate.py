@@ -14,7 +14,7 @@ from shared.auth import ensure_key_file, read_key
 from shared.cli.common import settings, with_clients
 from shared.cli.progress import console
 from shared.cli.supervisor import Suite, free_ports_env
-from shared.cli.training import TRAINERS, run_training
+from shared.cli.training import SERVED, run_training
 from shared.config import Settings, load_settings
 from shared.evaluation import protocols
 from shared.evaluation.report import ModelResult, Report
@@ -84,7 +84,7 @@ def _evaluate_served(config: Settings, split: protocols.Split) -> ModelResult:
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
         console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
-        run_training(suite_config, list(TRAINERS))
+        run_training(suite_config, SERVED)
         started = time.perf_counter()
         rankings, latencies = with_clients(
             lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config

@@ -34,16 +34,48 @@ EXPORT_DEADLINE_S = 1800.0
 
 @dataclass(frozen=True)
 class Trainer:
-    """Fits one model from a snapshot; the result has a `save(folder)` method."""
+    """Fits one model from a snapshot; the result has a `save(folder)` method.
 
-    name: str
+    `served` models are the ones the running pipeline uses today: they are
+    trained by `recsys up` and the training command waits until the gateway
+    reports their new versions.
+    """
+
+    model: str
     fit: Callable[[Snapshot], object]
+    served: bool = True
+
+
+def _fit_candidate_gan(snapshot: Snapshot) -> object:
+    from services.candidates.gan import GanConfig  # TensorFlow loads only when needed
+    from services.candidates.gan_train import fit_gan
+
+    config = GanConfig()
+    with progress_bar() as progress:
+        task = progress.add_task("candidate GAN epochs", total=config.max_epochs)
+
+        def on_epoch(epoch: int, d_loss: float, g_loss: float, recall: float) -> None:
+            progress.update(
+                task,
+                completed=epoch,
+                description=f"candidate GAN (val recall@20 {recall:.4f}, D {d_loss:.3f}, G {g_loss:.3f})",
+            )
+
+        trained = fit_gan(snapshot, config, on_epoch=on_epoch)
+    console.print(
+        f"candidate GAN: best epoch {trained.epochs}, validation recall@20 {trained.validation_recall:.4f}, "
+        f"{trained.seconds_per_epoch:.2f}s per epoch"
+    )
+    return trained
 
 
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(POPULARITY, fit_popularity),
     COOCCURRENCE: Trainer(COOCCURRENCE, fit_cooccurrence),
+    # The GAN candidate generator, served through TF Serving's API (the pipeline does not call it yet).
+    "candidates": Trainer("candidate_gan", _fit_candidate_gan, served=False),
 }
+SERVED = [name for name, trainer in TRAINERS.items() if trainer.served]
 
 
 async def export_snapshot(clients: SuiteClients, snapshot_dir: Path) -> Snapshot:
@@ -69,10 +101,11 @@ def fit_and_publish(snapshot: Snapshot, model_dir: Path, names: list[str]) -> di
     """Fits each named model; returns name -> (published version, seconds spent)."""
     published = {}
     for name in names:
+        trainer = TRAINERS[name]
         started = time.perf_counter()
-        model = TRAINERS[name].fit(snapshot)
-        version = publish(model_dir, name, model.save)  # type: ignore[attr-defined]
-        published[name] = (version, time.perf_counter() - started)
+        model = trainer.fit(snapshot)
+        version = publish(model_dir, trainer.model, model.save)  # type: ignore[attr-defined]
+        published[trainer.model] = (version, time.perf_counter() - started)
     return published
 
 
@@ -105,7 +138,10 @@ def run_training(config: Settings, names: list[str]) -> None:
             console.print(f"published {name} version {version} ({seconds:.1f}s)")
         if snapshot.event_count == 0:
             return
-        wanted = {name: version for name, (version, _) in published.items()}
+        served = {TRAINERS[name].model for name in SERVED}
+        wanted = {name: version for name, (version, _) in published.items() if name in served}
+        if not wanted:
+            return
         user_id = str(snapshot.user_ids[0])
         if await _wait_for_versions(clients, read_key(config), user_id, wanted, 4 * config.model_poll_s + 10):
             console.print("the running services now serve the new versions")

@@ -122,7 +122,7 @@ def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
         suite.wait_ready(timeout=60)
         running = RunningSuite(settings, suite, receiver, full_env)
         running.cli("data", "import", "online-retail", "--limit", IMPORT_LINES)
-        assert "now serve the new versions" in running.cli("train")
+        assert "now serve the new versions" in running.cli("train", "served")
         yield running
     finally:
         suite.stop()

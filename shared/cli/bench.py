@@ -6,6 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -64,3 +65,30 @@ def measure(address: str, key: str, users: list[str], calls: int, count: int) ->
             ),
         )
     return [floor, recommend]
+
+
+def measure_predict(folder: Path, address: str, calls: int, history_length: int = 20) -> list[Latency]:
+    """Predict on the candidate GAN: in process against through the model server, same inputs."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from services.candidates.gan_export import item_ids
+
+    items = len(item_ids(folder))
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(items, size=(1, history_length), dtype=np.int32) for _ in range(calls)]
+    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    in_process = _time("Predict in process (baseline)", calls, lambda n: signature(history=histories[n]))
+    with grpc.insecure_channel(address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def remote(n: int) -> object:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = folder.parent.name
+            request.inputs["history"].CopyFrom(tf.make_tensor_proto(histories[n]))
+            return stub.Predict(request, timeout=10)
+
+        remote(0)
+        served = _time("Predict through the model server", calls, remote)
+    return [in_process, served]

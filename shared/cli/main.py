@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,15 +18,16 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.cli import training
-from shared.cli.bench import measure
+from shared.cli.bench import measure, measure_predict
 from shared.cli.common import ask_recommend, print_recommendations, settings, with_clients
 from shared.cli.data import data_app, import_demo
 from shared.cli.evaluate import evaluate
 from shared.cli.progress import console
-from shared.cli.supervisor import Suite, SuiteError, check_health
+from shared.cli.supervisor import Suite, SuiteError, check_health, free_port
 from shared.config import SERVICES, Settings
 from shared.db import Store
 from shared.importers import online_retail
+from shared.models import latest_version
 
 app = typer.Typer(
     help="Personalized recommendations as gRPC microservices. "
@@ -247,12 +252,54 @@ def _watch(suite: Suite) -> bool:
         time.sleep(0.5)
 
 
+def _print_latencies(title: str, results: list) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("call", "p50 ms", "p99 ms", "mean ms"):
+        table.add_column(column)
+    for result in results:
+        mean = statistics.fmean(result.samples_ms)
+        table.add_row(result.name, f"{result.p50:.2f}", f"{result.p99:.2f}", f"{mean:.2f}")
+    console.print(table)
+
+
+def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
+    """Starts a local model server on a free port for the newest candidate_gan and times Predict."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECSYS_HOME": str(config.home),
+        "RECSYS_MODELSERVER_PORT": str(port),
+        "RECSYS_MODELSERVER_METRICS_PORT": "0",
+        "RECSYS_MODELSERVER_MODELS": "candidate_gan",
+    }
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    with (config.log_dir / "modelserver-bench.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "services.modelserver"], env=env, stdout=log, stderr=log
+        )
+        try:
+            address = f"127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while check_health(address) != "SERVING":
+                if server.poll() is not None or time.monotonic() > deadline:
+                    console.print(f"[red]the model server did not come up; see {log.name}[/red]")
+                    raise typer.Exit(1)
+                time.sleep(0.5)
+            results = measure_predict(folder, address, calls)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    _print_latencies(f"candidate_gan Predict over {calls} sequential calls (history of 20 items)", results)
+    return results
+
+
 @app.command()
 def bench(
     calls: Annotated[int, typer.Option(help="Sequential calls per measurement.")] = 1000,
     count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
 ) -> None:
-    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip.
+    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip; with a
+    trained candidate_gan, also Predict through the local model server beside the in-process call.
 
     Uses the running suite if the gateway answers; otherwise starts one on
     RECSYS_HOME with the demo data and stops it afterwards.
@@ -277,21 +324,17 @@ def bench(
     finally:
         if suite is not None:
             suite.stop()
-    table = Table(
-        title=f"latency over {calls} sequential calls, {len(users)} customers", title_justify="left"
-    )
-    for column in ("call", "p50 ms", "p99 ms", "mean ms"):
-        table.add_column(column)
-    for result in results:
-        table.add_row(
-            result.name,
-            f"{result.p50:.2f}",
-            f"{result.p99:.2f}",
-            f"{statistics.fmean(result.samples_ms):.2f}",
-        )
-    console.print(table)
+    _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers", results)
     floor, recommend = results
     console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
+    version = latest_version(config.model_dir, "candidate_gan")
+    if version is not None:
+        local, served = _bench_model_server(config, config.model_dir / "candidate_gan" / str(version), calls)
+        console.print(
+            f"Predict p50 through the model server is {served.p50 / local.p50:.1f}x the in-process call"
+        )
+    else:
+        console.print("no candidate_gan model yet: `recsys train candidates` adds the Predict measurement")
     console.print(f"reproduce: recsys bench --calls {calls} --count {count}  (or: make bench)")
 
 

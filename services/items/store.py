@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from recsys.common.v1 import common_pb2
-from shared.db import Store
+from shared.db import Store, not_yet_stored
 
 LOOKUP_CHUNK = 500
 
@@ -105,14 +105,12 @@ class ItemsStore(Store):
         latest = {item.item_id: _row(item) for item in items}
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
-            if dropped:
-                connection.execute(
-                    quarantine.insert(),
-                    [
-                        {"item_id": i[:128], "reason": r, "payload": p, "received_at": now}
-                        for i, r, p in dropped
-                    ],
-                )
+            rows = [
+                {"item_id": i[:128], "reason": r, "payload": p, "received_at": now} for i, r, p in dropped
+            ]
+            fresh = not_yet_stored(connection, quarantine, rows, ("item_id", "reason", "payload"))
+            if fresh:
+                connection.execute(quarantine.insert(), fresh)
             ids = list(latest)
             stored: dict[str, dict[str, object]] = {}
             for start in range(0, len(ids), LOOKUP_CHUNK):

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.profile.cleaning import Seen
 from services.profile.events import PURCHASE, EventRecord
-from shared.db import Store, upsert
+from shared.db import Store, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
 PURCHASED_ITEMS_LIMIT = 5000
@@ -182,19 +182,19 @@ class ProfileStore(Store):
         with self.engine.begin() as connection:
             if dropped:
                 now = datetime.now(UTC)
-                connection.execute(
-                    quarantine.insert(),
-                    [
-                        {
-                            "event_id": q.event_id[:128],
-                            "user_id": q.user_id[:128],
-                            "reason": q.reason,
-                            "payload": q.payload,
-                            "received_at": now,
-                        }
-                        for q in dropped
-                    ],
-                )
+                rows = [
+                    {
+                        "event_id": q.event_id[:128],
+                        "user_id": q.user_id[:128],
+                        "reason": q.reason,
+                        "payload": q.payload,
+                        "received_at": now,
+                    }
+                    for q in dropped
+                ]
+                fresh = not_yet_stored(connection, quarantine, rows, ("event_id", "reason", "payload"))
+                if fresh:
+                    connection.execute(quarantine.insert(), fresh)
             existing = self._existing_ids(connection, [record.event_id for _, record in records])
             fresh: list[EventRecord] = []
             for index, record in records:

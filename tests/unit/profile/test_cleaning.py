@@ -115,6 +115,13 @@ def test_dropped_events_are_quarantined_with_their_reason(profile) -> None:
         assert sorted(store.quarantined()) == [("b", NEAR_DUPLICATE_REASON), ("c", "item_id is empty")]
     finally:
         store.close()
+    # Resending the batch quarantines nothing twice.
+    stub.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=batch)]), timeout=10)
+    store = ProfileStore(url)
+    try:
+        assert len(store.quarantined()) == 2
+    finally:
+        store.close()
     # The same near-duplicate sent in a later batch is judged against the stored click.
     again = stub.RecordEvents(
         iter([profile_pb2.RecordEventsRequest(events=[event("b2", seconds=0.6)])]), timeout=10

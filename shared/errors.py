@@ -23,16 +23,8 @@ class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 
 
-class FailedPrecondition(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
 class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
-
-
-class ResourceExhausted(ServiceError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def require(condition: bool, message: str) -> None:

@@ -73,8 +73,3 @@ def server_interceptor() -> grpc.aio.ServerInterceptor:
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     return aio_client_interceptors()
-
-
-def current_trace_id() -> str:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""

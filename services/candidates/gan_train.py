@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,6 @@ class TrainedGan:
     epochs: int
     seconds_per_epoch: float
     validation_recall: float
-    history: list[tuple[float, float, float]] = field(default_factory=list)
 
     def save(self, folder: Path) -> None:
         from services.candidates.gan_export import export
@@ -82,14 +81,13 @@ def fit_gan(
     folder = checkpoint_dir or Path(tempfile.mkdtemp(prefix="candidate-gan-"))
     checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator)
     manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=2)
-    best, best_epoch, waited, history = -1.0, 0, 0, []
+    best, best_epoch, waited = -1.0, 0, 0
     started = time.perf_counter()
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
         for batch in dataset:
             d_loss, g_loss = gan.train_step(batch)
         recall = recall_at(gan.scores(train), train, validation, VALIDATION_K)
-        history.append((float(d_loss), float(g_loss), recall))
         on_epoch(epoch, float(d_loss), float(g_loss), recall)
         if recall > best:
             best, best_epoch, waited = recall, epoch, 0
@@ -100,4 +98,4 @@ def fit_gan(
                 break
     checkpoint.restore(manager.latest_checkpoint).expect_partial()
     seconds = (time.perf_counter() - started) / max(epoch, 1)
-    return TrainedGan(gan, item_ids, best_epoch, seconds, best, history)
+    return TrainedGan(gan, item_ids, best_epoch, seconds, best)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 
 from shared.db import Store
 
@@ -52,17 +52,3 @@ class GatewayStore(Store):
                     created_at=datetime.now(UTC),
                 )
             )
-
-    def request(self, request_id: str) -> LoggedRequest | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(select(requests).where(requests.c.request_id == request_id)).first()
-        if row is None:
-            return None
-        return LoggedRequest(
-            request_id=row.request_id,
-            user_id=row.user_id,
-            surface=row.surface,
-            count=row.count,
-            item_ids=json.loads(row.item_ids),
-            degraded_stages=json.loads(row.degraded_stages),
-        )

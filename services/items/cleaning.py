@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from recsys.common.v1 import common_pb2
 
-STAGE = "clean-items"
 MAX_ID_LENGTH = 128
 MAX_TITLE_LENGTH = 1000
 TITLE_FIXED = "title whitespace or control characters normalized"

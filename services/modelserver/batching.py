@@ -33,7 +33,6 @@ class Batcher:
     max_wait_s: float = 0.002
     _queues: dict[tuple, list[_Pending]] = field(default_factory=dict)
     _running: set[asyncio.Task[None]] = field(default_factory=set)
-    batches_run: int = 0
 
     async def run(self, key: tuple, compute: Callable[[Tensors], Tensors], inputs: Tensors) -> Tensors:
         """Computes `inputs` (every tensor with a leading batch dimension) with others of `key`."""
@@ -58,7 +57,6 @@ class Batcher:
             task.add_done_callback(self._running.discard)
 
     async def _flush(self, batch: list[_Pending], compute: Callable[[Tensors], Tensors]) -> None:
-        self.batches_run += 1
         names = list(batch[0].inputs)
         joined = {name: np.concatenate([p.inputs[name] for p in batch]) for name in names}
         try:

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from recsys.common.v1 import common_pb2
 from services.profile.events import EventRecord, validate
 
-STAGE = "clean-events"
 NEAR_DUPLICATE = timedelta(seconds=1)
 BURST_WINDOW = timedelta(seconds=60)
 BURST_LIMIT = 120

@@ -13,7 +13,11 @@ from recsys.common.v1 import common_pb2
 from shared.synth.shop import Shop
 from shared.synth.shoppers import BROWSE_POOL, Shopper, affinity, click_probability, purchase_probability
 
-VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW = 1, 2, 3, 4, 5
+VIEW = common_pb2.EVENT_TYPE_VIEW
+CLICK = common_pb2.EVENT_TYPE_CLICK
+ADD_TO_CART = common_pb2.EVENT_TYPE_ADD_TO_CART
+PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+REVIEW = common_pb2.EVENT_TYPE_REVIEW
 DAY = 86_400.0
 POSITIVE = ("Love it, exactly as pictured.", "Great quality, would buy again.", "Lovely gift, arrived fast.")
 NEGATIVE = ("Smaller than expected.", "Poor quality, disappointed.", "Arrived damaged, not happy.")
@@ -100,7 +104,7 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                 satisfaction = affinity(person, shop, np.array([item]))[0] + rng.normal(0, 0.7)
                 rating = int(np.clip(np.round(3 + satisfaction), 1, 5))
                 counter += 1
-                moment += 86_400.0 * rng.uniform(2, 10)
+                moment += DAY * rng.uniform(2, 10)
                 texts = POSITIVE if rating >= 4 else NEGATIVE
                 yield SynthEvent(
                     event_id=f"{person.user_id}-e{counter}",

@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recsys.common.v1 import common_pb2
 from shared.importers.generic_csv import EVENT_FIELDS, ITEM_FIELDS
 from shared.synth.sessions import DirtInjector, shopper_events
 from shared.synth.shop import Shop, make_shop
 from shared.synth.shoppers import shopper
 
 START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
-EVENT_TYPES = {1: "view", 2: "click", 3: "add_to_cart", 4: "purchase", 5: "review"}
+# Written as the names the generic importer reads ("view", "add_to_cart"...); 0 stays empty.
+EVENT_TYPES = {
+    value: name.removeprefix("EVENT_TYPE_").lower() for name, value in common_pb2.EventType.items() if value
+}
 ITEM_COLUMNS = list(ITEM_FIELDS)
 EVENT_COLUMNS = [name for name in EVENT_FIELDS if name != "request_id"]
 # The column mapping for `recsys data import csv` that reads these files.

@@ -10,7 +10,7 @@ from services.profile.app import build as build_profile
 from services.profile.store import ProfileStore
 from shared.clients import SuiteClients
 from shared.importers.loader import load
-from shared.synth.sessions import DirtInjector, shopper_events
+from shared.synth.sessions import DIRT_KINDS, DirtInjector, shopper_events
 from shared.synth.shop import catalog, make_shop
 from shared.synth.shoppers import shopper
 from shared.synth.writer import START
@@ -32,15 +32,7 @@ def simulated(shoppers: int, items: int, dirt: float):
 def test_injected_dirt_is_found_with_high_recall_and_precision(tmp_path: Path) -> None:
     shop, events = simulated(shoppers=400, items=400, dirt=0.05)
     labels = Counter(event.dirt for event in events if event.dirt)
-    assert set(labels) == {
-        "exact-duplicate",
-        "near-duplicate",
-        "missing-value",
-        "impossible-value",
-        "outlier",
-        "unknown-item",
-        "bot",
-    }
+    assert set(labels) == {*DIRT_KINDS, "bot"}
     settings = make_settings(str(tmp_path), **suite_env())
     servers = [
         ServerThread(build, settings, settings.ports[name])

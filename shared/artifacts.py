@@ -4,6 +4,8 @@ Both are plain NumPy files inside a version folder (see shared/models.py):
 - popularity/<v>/popularity.npz: item ids and scores, most popular first;
 - cooccurrence/<v>/neighbours.npz: for every item its top-k co-bought items
   with cosine scores (-1 marks an empty neighbour slot).
+The candidate GAN is a SavedModel served through TF Serving's API, `candidate_gan/<v>/`
+(see services/candidates/gan_export.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 POPULARITY = "popularity"
 COOCCURRENCE = "cooccurrence"
+CANDIDATE_GAN = "candidate_gan"
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,17 @@ def retryable_methods(service: ServiceDescriptor) -> list[str]:
     ]
 
 
-def service_config(services: Iterable[ServiceDescriptor]) -> str:
-    """The channel service config JSON that retries idempotent methods on UNAVAILABLE."""
+def service_config(services: Iterable[ServiceDescriptor], also_retry: Iterable[tuple[str, str]] = ()) -> str:
+    """The channel service config JSON that retries idempotent methods on UNAVAILABLE.
+
+    `also_retry` names (service, method) pairs of contracts that do not declare
+    their idempotency, such as TensorFlow Serving's read-only methods.
+    """
     names = [
         {"service": service.full_name, "method": method}
         for service in services
         for method in retryable_methods(service)
-    ]
+    ] + [{"service": service, "method": method} for service, method in also_retry]
     config: dict[str, Any] = {"methodConfig": []}
     if names:
         config["methodConfig"].append({"name": names, "retryPolicy": RETRY_POLICY})
@@ -101,7 +105,10 @@ class _StreamUnaryDeadline(_DefaultDeadline, grpc.aio.StreamUnaryClientIntercept
 
 
 def open_channel(
-    target: str, services: Iterable[ServiceDescriptor], default_deadline_s: float
+    target: str,
+    services: Iterable[ServiceDescriptor],
+    default_deadline_s: float,
+    also_retry: Iterable[tuple[str, str]] = (),
 ) -> grpc.aio.Channel:
     """An insecure channel (in-cluster traffic) with retries, keepalive, deadline and tracing."""
     interceptors: list[grpc.aio.ClientInterceptor] = [
@@ -111,7 +118,7 @@ def open_channel(
         _StreamUnaryDeadline(default_deadline_s),
     ]
     options = [
-        ("grpc.service_config", service_config(services)),
+        ("grpc.service_config", service_config(services, also_retry)),
         ("grpc.enable_retries", 1),
         *KEEPALIVE_OPTIONS,
     ]

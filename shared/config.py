@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared import sources
 
 SERVICES: tuple[str, ...] = ("gateway", "profile", "items", "candidates", "ranking", "policy")
 # The local stand-in for TF Serving; in Kubernetes the real one answers at the same address.
@@ -29,6 +31,12 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     MODEL_SERVER: 9457,
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Share of the candidate list each retrieval source fills first, in merge order.
+DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
+    sources.GENERATOR: 0.5,
+    sources.ITEM_KNN: 0.3,
+    sources.POPULAR: 0.2,
+}
 
 
 class ConfigError(Exception):
@@ -58,6 +66,9 @@ class Settings:
     model_poll_s: float
     otlp_endpoint: str
     served_models: tuple[str, ...] = ()
+    candidate_gan: bool = False
+    model_server_deadline_s: float = 0.3
+    candidate_quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_QUOTAS))
 
     @property
     def model_dir(self) -> Path:
@@ -117,6 +128,31 @@ class _Reader:
             return False
         self.problems.append(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
         return default
+
+    def shares(self, name: str, default: Mapping[str, float], allowed: tuple[str, ...]) -> dict[str, float]:
+        """`name=share,...` pairs with known names, shares from 0 to 1 summing to at most 1."""
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return dict(default)
+        found: dict[str, float] = {}
+        for pair in raw.split(","):
+            key, _, value = pair.partition("=")
+            key = key.strip()
+            try:
+                share = float(value)
+            except ValueError:
+                share = -1.0
+            if key not in allowed or not 0 <= share <= 1:
+                self.problems.append(
+                    f"{name}: {pair.strip()!r} must be <source>=<share from 0 to 1>, "
+                    f"the source one of {', '.join(allowed)}"
+                )
+                return dict(default)
+            found[key] = share
+        if sum(found.values()) > 1 + 1e-9:
+            self.problems.append(f"{name}: the shares sum to {sum(found.values()):g}, more than 1")
+            return dict(default)
+        return found
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name, default).upper()
@@ -179,6 +215,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         served_models=tuple(
             name.strip() for name in env.get("RECSYS_MODELSERVER_MODELS", "").split(",") if name.strip()
+        ),
+        candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
+        model_server_deadline_s=read.number("RECSYS_MODELSERVER_DEADLINE_MS", 300, 1, 60_000) / 1000,
+        candidate_quotas=read.shares(
+            "RECSYS_CANDIDATES_QUOTAS", DEFAULT_CANDIDATE_QUOTAS, tuple(DEFAULT_CANDIDATE_QUOTAS)
         ),
     )
     if read.problems:

@@ -172,19 +172,26 @@ def assemble(
     models: Sequence[ModelWatcher[Any]] = (),
     clients: SuiteClients | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    dependencies: Sequence[Callable[[], Awaitable[object]]] = (),
+    closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> ServiceApp:
-    """The usual ServiceApp: start-up migrates the store and loads the models, the
-    models are watched for new versions, shutdown closes clients and the engine."""
+    """The usual ServiceApp: start-up migrates the store, loads the models and waits for the
+    `dependencies` (each raises until what it waits for is there); the models are watched
+    for new versions; shutdown closes clients, `closers` and the engine."""
 
     async def startup() -> None:
         if store is not None:
             await asyncio.to_thread(store.migrate)
         for model in models:
             await model.refresh()
+        for dependency in dependencies:
+            await dependency()
 
     async def shutdown() -> None:
         if clients is not None:
             await clients.close()
+        for close in closers:
+            await close()
         if store is not None:
             store.close()
 

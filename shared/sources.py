@@ -1,4 +1,5 @@
 """Names of the retrieval sources, as they appear in `source` fields across the contracts."""
 
-COOCCURRENCE = "baseline-cooccurrence"
+GENERATOR = "candidate-gan"
+ITEM_KNN = "item-knn"
 POPULAR = "popular"

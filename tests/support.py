@@ -29,17 +29,26 @@ def make_settings(home: str, **env: str) -> Settings:
 class ServerThread:
     """A service running on its own event loop in a background thread."""
 
-    def __init__(self, build: Callable[[Settings], ServiceApp], settings: Settings, port: int = 0) -> None:
+    def __init__(
+        self,
+        build: Callable[[Settings], ServiceApp],
+        settings: Settings,
+        port: int = 0,
+        wait_ready: bool = True,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.settings = settings
-        self.running: RunningServer = self.run(self._start(build, port))
+        self.running: RunningServer = self.run(self._start(build, port, wait_ready))
 
-    async def _start(self, build: Callable[[Settings], ServiceApp], port: int) -> RunningServer:
+    async def _start(
+        self, build: Callable[[Settings], ServiceApp], port: int, wait_ready: bool
+    ) -> RunningServer:
         running = RunningServer(build(self.settings), self.settings, port)
         await running.start()
-        await asyncio.wait_for(running.ready.wait(), 30)
+        if wait_ready:
+            await asyncio.wait_for(running.ready.wait(), 30)
         return running
 
     def run(self, coroutine: Any) -> Any:

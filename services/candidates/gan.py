@@ -34,16 +34,23 @@ class GanConfig:
     discriminator_steps: int = 1
     top_n: int = 200
     seed: int = 7
+    # Share of each shopper's items hidden from the generator's condition while training.
+    condition_dropout: float = 0.0
+    # Weight of the multinomial likelihood of the whole history given the (dropped-out) condition.
+    reconstruction: float = 0.0
+    generator_layers: int = 2
+    activation: str = "relu"
 
 
 def generator(items: int, config: GanConfig) -> tf.keras.Model:
     history = tf.keras.Input((items,), name="history")
     noise = tf.keras.Input((config.noise,), name="noise")
-    hidden = tf.keras.layers.Concatenate()([history, noise])
-    hidden = tf.keras.layers.Dense(config.hidden, activation="relu")(hidden)
-    hidden = tf.keras.layers.Dense(config.hidden, activation="relu")(hidden)
-    scores = tf.keras.layers.Dense(items, activation="sigmoid", name="scores")(hidden)
-    return tf.keras.Model([history, noise], scores, name="generator")
+    # Unit length: heavy and light buyers condition the generator on the same scale.
+    hidden = tf.keras.layers.Concatenate()([tf.keras.layers.UnitNormalization()(history), noise])
+    for _ in range(config.generator_layers):
+        hidden = tf.keras.layers.Dense(config.hidden, activation=config.activation)(hidden)
+    logits = tf.keras.layers.Dense(items, name="logits")(hidden)
+    return tf.keras.Model([history, noise], logits, name="generator")
 
 
 def discriminator(items: int, config: GanConfig) -> tf.keras.Model:
@@ -76,14 +83,21 @@ class CFGAN:
     def _noise(self, rows: tf.Tensor) -> tf.Tensor:
         return tf.random.normal((rows, self.config.noise), stddev=0.1)
 
+    def _condition(self, history: tf.Tensor) -> tf.Tensor:
+        if self.config.condition_dropout <= 0:
+            return history
+        keep = tf.random.uniform(tf.shape(history)) >= self.config.condition_dropout
+        return history * tf.cast(keep, tf.float32)
+
     @tf.function
     def train_step(self, history: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         rows = tf.shape(history)[0]
         eps = 1e-7
+        condition = self._condition(history)
         for _ in range(self.config.discriminator_steps):
             mask = history + self._negatives(history)
             with tf.GradientTape() as tape:
-                fake = self.generator([history, self._noise(rows)], training=True) * mask
+                fake = tf.sigmoid(self.generator([condition, self._noise(rows)], training=True)) * mask
                 real_score = self.discriminator([history, history], training=True)
                 fake_score = self.discriminator([fake, history], training=True)
                 d_loss = -tf.reduce_mean(tf.math.log(real_score + eps) + tf.math.log(1.0 - fake_score + eps))
@@ -93,21 +107,25 @@ class CFGAN:
             partial = self._negatives(history)
             zero = self._negatives(history)
             with tf.GradientTape() as tape:
-                generated = self.generator([history, self._noise(rows)], training=True)
+                logits = self.generator([condition, self._noise(rows)], training=True)
+                generated = tf.sigmoid(logits)
+                likelihood = tf.reduce_sum(tf.nn.log_softmax(logits) * history, axis=1)
                 fake_score = self.discriminator([generated * (history + partial), history], training=True)
                 reconstruction = tf.reduce_sum(tf.square(generated * zero), axis=1)
                 g_loss = tf.reduce_mean(
-                    -tf.math.log(fake_score[:, 0] + eps) + self.config.zero_reconstruction * reconstruction
+                    -tf.math.log(fake_score[:, 0] + eps)
+                    + self.config.zero_reconstruction * reconstruction
+                    - self.config.reconstruction * likelihood
                 )
             grads = tape.gradient(g_loss, self.generator.trainable_variables)
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
         return d_loss, g_loss
 
     def scores(self, history: np.ndarray) -> np.ndarray:
+        """The generator's logits for every item (ranked like its sigmoid outputs, without ties)."""
         rows = history.shape[0]
-        return self.generator(
-            [history, np.zeros((rows, self.config.noise), np.float32)], training=False
-        ).numpy()
+        noise = np.zeros((rows, self.config.noise), np.float32)
+        return self.generator([history, noise], training=False).numpy()
 
 
 def recall_at(scores: np.ndarray, history: np.ndarray, held_out: np.ndarray, k: int) -> float:

@@ -1,8 +1,8 @@
-"""Retrieval sources and their merge (baseline: item co-occurrence, then popular items)."""
+"""Retrieval sources computed in process, and the quota merge of every source's list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared import sources
@@ -17,12 +17,13 @@ class Retrieved:
     source: str
     score: float
     anchor_item_id: str = ""
+    realism: float = 0.0
 
 
-def cooccurrence_candidates(
+def item_knn_candidates(
     model: CooccurrenceModel | None, history: Sequence[str], exclude: set[str]
 ) -> list[Retrieved]:
-    """Items co-bought with the shopper's recent items, scored by summed similarity.
+    """Items co-bought with the shopper's recent items (cosine item-kNN), scored by summed similarity.
 
     The anchor is the history item that contributed the most, so the gateway
     can say "often bought with <anchor>".
@@ -39,15 +40,36 @@ def cooccurrence_candidates(
             if similarity > best.get(item_id, (0.0, ""))[0]:
                 best[item_id] = (similarity, anchor)
     ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [Retrieved(item_id, sources.COOCCURRENCE, score, best[item_id][1]) for item_id, score in ranked]
+    return [Retrieved(item_id, sources.ITEM_KNN, score, best[item_id][1]) for item_id, score in ranked]
 
 
-def merge(sources: Sequence[Sequence[Retrieved]], count: int) -> list[Retrieved]:
-    """Concatenates sources in priority order, keeping each item's first occurrence."""
+def merge(
+    lists: Mapping[str, Sequence[Retrieved]], quotas: Mapping[str, float], count: int
+) -> list[Retrieved]:
+    """De-duplicated candidates: each source first fills its quota (a share of `count`), in the
+    order of `lists`; the slots left over go to the sources' remaining items in the same order.
+
+    An item found by several sources keeps the first source that placed it. A source
+    with fewer items than its quota leaves its slots to the others.
+    """
     merged: dict[str, Retrieved] = {}
-    for source in sources:
-        for candidate in source:
-            if len(merged) == count:
+    remaining: dict[str, list[Retrieved]] = {}
+    for source, found in lists.items():
+        quota = round(quotas.get(source, 0.0) * count)
+        taken = 0
+        rest = []
+        for candidate in found:
+            if candidate.item_id in merged:
+                continue
+            if taken < quota and len(merged) < count:
+                merged[candidate.item_id] = candidate
+                taken += 1
+            else:
+                rest.append(candidate)
+        remaining[source] = rest
+    for rest in remaining.values():
+        for candidate in rest:
+            if len(merged) >= count:
                 return list(merged.values())
             merged.setdefault(candidate.item_id, candidate)
     return list(merged.values())

@@ -1,9 +1,11 @@
-"""CandidatesService RPCs."""
+"""CandidatesService RPCs: every source, the quota merge, the availability check."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 
 import grpc
 from opentelemetry import trace
@@ -11,9 +13,10 @@ from opentelemetry import trace
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
-from services.candidates.retrieval import Retrieved, cooccurrence_candidates, merge
+from services.candidates.gan_source import GanSource
+from services.candidates.retrieval import Retrieved, item_knn_candidates, merge
 from shared import sources
-from shared.artifacts import COOCCURRENCE, POPULARITY, CooccurrenceModel
+from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, CooccurrenceModel
 from shared.clients import SuiteClients
 from shared.errors import require
 from shared.models import ModelWatcher
@@ -22,24 +25,69 @@ log = logging.getLogger(__name__)
 DEFAULT_COUNT = 200
 MAX_COUNT = 1000
 MAX_IDS = 10_000
+AVAILABILITY = "availability"
+OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+MERGE_ORDER = (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR)
 
 
 class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
-    def __init__(self, clients: SuiteClients, cooccurrence: ModelWatcher[CooccurrenceModel]) -> None:
+    def __init__(
+        self,
+        clients: SuiteClients,
+        cooccurrence: ModelWatcher[CooccurrenceModel],
+        quotas: Mapping[str, float],
+        gan: GanSource | None = None,
+    ) -> None:
         self.clients = clients
         self.cooccurrence = cooccurrence
+        self.quotas = quotas
+        self.gan = gan
 
     async def _popular(self, count: int, exclude: list[str]) -> tuple[list[Retrieved], int]:
+        response = await self.clients.items.Popular(
+            items_pb2.PopularRequest(count=min(count, MAX_COUNT), exclude_item_ids=exclude)
+        )
+        return [Retrieved(i.item_id, sources.POPULAR, i.score) for i in response.items], (
+            response.model_version.version
+        )
+
+    async def _remote_sources(
+        self, history: list[str], exclude: set[str], count: int
+    ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
+        """The generator's and the popular items concurrently: (lists, model versions, failed sources)."""
+        asked = {sources.POPULAR: (POPULARITY, self._popular(count, sorted(exclude)))}
+        if self.gan is not None:
+            asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
+        answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
+        found, versions, degraded = {}, {}, []
+        for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
+            if isinstance(answer, grpc.aio.AioRpcError):
+                log.warning("source %s failed: %s %s", source, answer.code().name, answer.details())
+                degraded.append(source)
+            elif isinstance(answer, Exception):
+                log.error("source %s failed", source, exc_info=answer)
+                degraded.append(source)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found[source], versions[model] = answer
+        return found, versions, degraded
+
+    async def _available(self, lists: dict[str, list[Retrieved]]) -> dict[str, list[Retrieved]] | None:
+        """The lists without hidden and out-of-stock items; None when the catalog cannot say.
+
+        Items the catalog does not know are kept: the gateway's catalog stage drops them.
+        """
+        pool = list(dict.fromkeys(c.item_id for found in lists.values() for c in found))
+        if not pool:
+            return lists
         try:
-            response = await self.clients.items.Popular(
-                items_pb2.PopularRequest(count=min(count, MAX_COUNT), exclude_item_ids=exclude)
-            )
+            response = await self.clients.items.GetItems(items_pb2.GetItemsRequest(item_ids=pool))
         except grpc.aio.AioRpcError as error:
-            log.warning("popular source failed: %s %s", error.code().name, error.details())
-            trace.get_current_span().set_attribute("recsys.candidates.failed_sources", [sources.POPULAR])
-            return [], 0
-        items = [Retrieved(i.item_id, sources.POPULAR, i.score) for i in response.items]
-        return items, response.model_version.version
+            log.warning("availability check failed: %s %s", error.code().name, error.details())
+            return None
+        gone = {i.item_id for i in response.items if i.hidden or i.stock_status == OUT_OF_STOCK}
+        return {source: [c for c in found if c.item_id not in gone] for source, found in lists.items()}
 
     async def Generate(
         self, request: candidates_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -51,16 +99,23 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             f"history_item_ids and exclude_item_ids hold at most {MAX_IDS} ids each",
         )
         count = request.count or DEFAULT_COUNT
+        history = list(request.history_item_ids)
         exclude = set(request.exclude_item_ids)
-        cooccurring = cooccurrence_candidates(
-            self.cooccurrence.model, list(request.history_item_ids), exclude
-        )
-        popular, popular_version = await self._popular(count, list(request.exclude_item_ids))
-        merged = merge([cooccurring, popular], count)
+        remote, versions, degraded = await self._remote_sources(history, exclude, count)
+        remote[sources.ITEM_KNN] = item_knn_candidates(self.cooccurrence.model, history, exclude)[:count]
+        versions[COOCCURRENCE] = self.cooccurrence.version
+        lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
+        available = await self._available(lists)
+        if available is None:
+            degraded.append(AVAILABILITY)
+            available = lists
+        merged = merge(available, self.quotas, count)
         counts = Counter(candidate.source for candidate in merged)
         span = trace.get_current_span()
         for source, n in counts.items():
             span.set_attribute(f"recsys.candidates.source.{source}", n)
+        if degraded:
+            span.set_attribute("recsys.candidates.degraded_sources", degraded)
         return candidates_pb2.GenerateResponse(
             candidates=[
                 candidates_pb2.Candidate(
@@ -68,12 +123,11 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     source=c.source,
                     score=c.score,
                     anchor_item_id=c.anchor_item_id,
+                    realism=c.realism,
                 )
                 for c in merged
             ],
             source_counts=dict(counts),
-            model_versions=[
-                common_pb2.ModelVersion(name=COOCCURRENCE, version=self.cooccurrence.version),
-                common_pb2.ModelVersion(name=POPULARITY, version=popular_version),
-            ],
+            model_versions=[common_pb2.ModelVersion(name=n, version=v) for n, v in versions.items()],
+            degraded_sources=degraded,
         )

@@ -148,6 +148,7 @@ class Recommender:
             progress.degrade("candidates", error)
             return await self._popular(progress)
         progress.versions.extend(response.model_versions)
+        progress.degraded.extend(f"candidates/{source}" for source in response.degraded_sources)
         return [
             Choice(c.item_id, c.source, c.score, c.score, c.anchor_item_id)
             for c in response.candidates

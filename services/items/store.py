@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -42,6 +43,7 @@ catalog = Table(
     Column("stock_status", SmallInteger, nullable=False),
     Column("domain", SmallInteger, nullable=False),
     Column("kind", String(32), nullable=False),
+    Column("hidden", Boolean, nullable=False),
 )
 quarantine = Table(
     "items_quarantine",
@@ -73,6 +75,7 @@ def _row(item: common_pb2.Item) -> dict[str, object]:
         "stock_status": item.stock_status,
         "domain": item.domain,
         "kind": item.kind,
+        "hidden": item.hidden,
     }
 
 
@@ -89,6 +92,7 @@ def _item(row: object) -> common_pb2.Item:
         stock_status=mapping["stock_status"],
         domain=mapping["domain"],
         kind=mapping["kind"],
+        hidden=mapping["hidden"],
     )
 
 

@@ -46,10 +46,10 @@ def test_cooccurrence_first_then_popular_without_excluded_items(settings) -> Non
         items.stop()
     found = [(c.item_id, c.source) for c in response.candidates]
     # cake and milk are each co-bought with mug once: equal scores, ordered by id
-    assert found[:2] == [("cake", "baseline-cooccurrence"), ("milk", "baseline-cooccurrence")]
+    assert found[:2] == [("cake", "item-knn"), ("milk", "item-knn")]
     assert [source for _, source in found[2:]] == ["popular"] * 3
     assert "tea" not in {item for item, _ in found}
-    assert dict(response.source_counts) == {"baseline-cooccurrence": 2, "popular": 3}
+    assert dict(response.source_counts) == {"item-knn": 2, "popular": 3}
     assert {v.name for v in response.model_versions} == {COOCCURRENCE, POPULARITY}
 
 
@@ -62,6 +62,6 @@ def test_a_failing_popular_source_leaves_cooccurrence_candidates(settings) -> No
     finally:
         candidates.stop()
     assert [(c.item_id, c.source, c.anchor_item_id) for c in response.candidates] == [
-        ("crisps", "baseline-cooccurrence", "beer"),
-        ("tea", "baseline-cooccurrence", "beer"),
+        ("crisps", "item-knn", "beer"),
+        ("tea", "item-knn", "beer"),
     ]

@@ -3,48 +3,15 @@ the same top N through the local model server as in process."""
 
 import grpc
 import numpy as np
-import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from services.candidates.gan import GanConfig, recall_at
-from services.candidates.gan_export import WARMUP_FILE, item_ids
+from services.candidates.gan_export import WARMUP_FILE
 from services.candidates.gan_train import fit_gan, hold_out
 from services.modelserver.app import build as build_modelserver
-from shared.models import publish
-from shared.synth.sessions import CLICK, PURCHASE, shopper_events
-from shared.synth.shop import make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
-from tests.support import ServerThread, make_settings, purchases_snapshot
-
-
-def simulated(shoppers: int, items: int, seed: int = 5) -> tuple[list[str], list[str], np.ndarray]:
-    """Users, items and the clicked-or-bought matrix of simulated shoppers."""
-    shop = make_shop(items, seed)
-    item_ids = [str(i) for i in shop.item_ids]
-    position = {item: i for i, item in enumerate(item_ids)}
-    users, rows = [], []
-    for number in range(shoppers):
-        person = shopper(seed, number)
-        row = np.zeros(items, np.float32)
-        for event in shopper_events(seed, person, shop, START, 30):
-            if event.type in (CLICK, PURCHASE):
-                row[position[event.item_id]] = 1.0
-        if row.any():
-            users.append(person.user_id)
-            rows.append(row)
-    return users, item_ids, np.array(rows)
-
-
-def snapshot_of(users: list[str], items: list[str], matrix: np.ndarray):
-    return purchases_snapshot(
-        {
-            user: [items[i] for i in np.flatnonzero(matrix[u])]
-            for u, user in enumerate(users)
-            if matrix[u].any()
-        }
-    )
+from tests.support import ServerThread
+from tests.unit.candidates.simulated import simulated, snapshot_of
 
 
 def aligned_scores(trained, items: list[str], history: np.ndarray) -> np.ndarray:
@@ -72,27 +39,21 @@ def test_the_gan_beats_most_popular_on_held_out_simulated_purchases() -> None:
     assert gan > 1.15 * popular, (gan, popular)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    users, items, matrix = simulated(shoppers=200, items=120)
-    trained = fit_gan(snapshot_of(users, items, matrix), GanConfig(max_epochs=2, min_epochs=1, top_n=10))
-    settings = make_settings(str(tmp_path_factory.mktemp("gan")), RECSYS_MODEL_POLL_S="0.2")
-    version = publish(settings.model_dir, "candidate_gan", trained.save)
-    return settings, settings.model_dir / "candidate_gan" / str(version), trained
-
-
 def test_export_writes_the_serving_layout(exported) -> None:
-    _, folder, trained = exported
+    _, folder, _ = exported
     assert (folder / "saved_model.pb").exists()
-    assert item_ids(folder) == trained.item_ids.tolist()
+    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    assert signature.structured_input_signature[1]["history"].dtype == tf.string
+    assert set(signature.structured_outputs) == {"item_ids", "scores", "realism"}
     record = next(iter(tf.data.TFRecordDataset(str(folder / "assets.extra" / WARMUP_FILE))))
     log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
     assert log.predict_log.request.model_spec.name == "candidate_gan"
 
 
 def test_model_server_returns_the_same_top_n_as_the_savedmodel_in_process(exported) -> None:
-    settings, folder, _ = exported
-    history = np.array([[0, 5, 7, -1], [3, -1, -1, -1]], np.int32)
+    settings, folder, trained = exported
+    known = trained.item_ids.tolist()
+    history = np.array([[known[0], known[5], known[7], ""], [known[3], "never-seen", "", ""]], object)
     local = tf.saved_model.load(str(folder)).signatures["serving_default"](history=tf.constant(history))
     server = ServerThread(build_modelserver, settings)
     try:
@@ -103,11 +64,11 @@ def test_model_server_returns_the_same_top_n_as_the_savedmodel_in_process(export
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10)
     finally:
         server.stop()
-    served = tf.make_ndarray(response.outputs["item_indices"])
-    assert np.array_equal(served, local["item_indices"].numpy())
+    served = tf.make_ndarray(response.outputs["item_ids"])
+    assert np.array_equal(served, local["item_ids"].numpy())
     assert np.allclose(tf.make_ndarray(response.outputs["scores"]), local["scores"].numpy())
-    assert served.shape == (2, 10)
-    assert not {0, 5, 7} & set(served[0].tolist())  # the shopper's own items are never returned
-    assert 3 not in served[1].tolist()
+    assert served.shape == (2, 30)
+    assert not {known[0], known[5], known[7]} & {i.decode() for i in served[0]}  # own items never returned
+    assert known[3] not in {i.decode() for i in served[1]}
     realism = tf.make_ndarray(response.outputs["realism"])
     assert realism.shape == (2,) and np.all((realism >= 0) & (realism <= 1))

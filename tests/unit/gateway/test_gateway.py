@@ -98,7 +98,7 @@ def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> 
     assert not set(ids) & set(BASKETS["user1"])
     assert list(response.degraded_stages) == []
     top = response.items[0]
-    assert top.source == "baseline-cooccurrence"
+    assert top.source == "item-knn"
     assert top.item_id in ITEMS[10:20]  # user1 buys in the second group
     assert top.title == f"Title {top.item_id}"
     assert top.reason.startswith("Often bought together with Title item1")
@@ -211,8 +211,8 @@ def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:
 @pytest.mark.parametrize(
     ("dead", "source"),
     [
-        (("ranking",), "baseline-cooccurrence"),
-        (("policy",), "baseline-cooccurrence"),
+        (("ranking",), "item-knn"),
+        (("policy",), "item-knn"),
         (("candidates",), "popular"),
         (("candidates", "ranking", "policy"), "popular"),
     ],

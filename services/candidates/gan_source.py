@@ -1,0 +1,39 @@
+"""The GAN generator's candidates, asked of TF Serving (or the local model server) per request.
+
+The shopper's current history travels with each Predict call, so a profile that
+changed a second ago is served as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from services.candidates.retrieval import Retrieved
+from shared import sources
+from shared.tfserving import ModelServerClient
+
+# Most recent items sent to the generator; older ones add little and cost transfer time.
+HISTORY_LIMIT = 200
+
+
+class GanSource:
+    def __init__(self, client: ModelServerClient) -> None:
+        self.client = client
+
+    async def retrieve(self, history: Sequence[str], exclude: set[str]) -> tuple[list[Retrieved], int]:
+        """(candidates best first, model version); raises grpc.aio.AioRpcError when the server fails."""
+        recent = list(history[:HISTORY_LIMIT]) or [""]
+        prediction = await self.client.predict({"history": np.array([recent], dtype=object)})
+        realism = float(prediction.outputs["realism"][0])
+        found = [
+            Retrieved(item_id, sources.GENERATOR, float(score), realism=realism)
+            for item_id, score in zip(
+                prediction.outputs["item_ids"][0].tolist(),
+                prediction.outputs["scores"][0].tolist(),
+                strict=True,
+            )
+            if item_id not in exclude
+        ]
+        return found, prediction.version

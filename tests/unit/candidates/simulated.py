@@ -1,0 +1,37 @@
+"""Simulated shoppers as a user x item matrix, and that matrix as a training snapshot."""
+
+import numpy as np
+
+from shared.synth.sessions import CLICK, PURCHASE, shopper_events
+from shared.synth.shop import make_shop
+from shared.synth.shoppers import shopper
+from shared.synth.writer import START
+from tests.support import purchases_snapshot
+
+
+def simulated(shoppers: int, items: int, seed: int = 5) -> tuple[list[str], list[str], np.ndarray]:
+    """Users, items and the clicked-or-bought matrix of simulated shoppers."""
+    shop = make_shop(items, seed)
+    item_ids = [str(i) for i in shop.item_ids]
+    position = {item: i for i, item in enumerate(item_ids)}
+    users, rows = [], []
+    for number in range(shoppers):
+        person = shopper(seed, number)
+        row = np.zeros(items, np.float32)
+        for event in shopper_events(seed, person, shop, START, 30):
+            if event.type in (CLICK, PURCHASE):
+                row[position[event.item_id]] = 1.0
+        if row.any():
+            users.append(person.user_id)
+            rows.append(row)
+    return users, item_ids, np.array(rows)
+
+
+def snapshot_of(users: list[str], items: list[str], matrix: np.ndarray):
+    return purchases_snapshot(
+        {
+            user: [items[i] for i in np.flatnonzero(matrix[u])]
+            for u, user in enumerate(users)
+            if matrix[u].any()
+        }
+    )

@@ -1,0 +1,88 @@
+"""The candidates service with the GAN behind the local model server, over real gRPC: it waits
+for the model before it serves, merges the generator's candidates with the other sources,
+and degrades to them when the model server is gone."""
+
+import asyncio
+import shutil
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
+from services.candidates.app import build as build_candidates
+from services.candidates.train import fit_cooccurrence
+from services.items.app import build as build_items
+from services.items.train import fit_popularity
+from services.modelserver.app import build as build_modelserver
+from shared import sources
+from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
+from shared.cli.supervisor import check_health
+from shared.models import publish
+from tests.support import ServerThread, make_settings, suite_env
+from tests.unit.candidates.simulated import simulated, snapshot_of
+
+
+def generate(address: str, **fields) -> candidates_pb2.GenerateResponse:
+    with grpc.insecure_channel(address) as channel:
+        return candidates_pb2_grpc.CandidatesServiceStub(channel).Generate(
+            candidates_pb2.GenerateRequest(user_id="u", **fields), timeout=10
+        )
+
+
+@pytest.fixture
+def home(tmp_path, exported):
+    """A model folder with item-kNN and popularity models, and the GAN kept aside until published."""
+    _, gan_folder, _ = exported
+    users, items, matrix = simulated(shoppers=200, items=120)
+    snapshot = snapshot_of(users, items, matrix)
+    settings = make_settings(
+        str(tmp_path),
+        **suite_env(
+            RECSYS_CANDIDATES_GAN="1", RECSYS_MODELSERVER_MODELS=CANDIDATE_GAN, RECSYS_MODEL_POLL_S="0.2"
+        ),
+    )
+    publish(settings.model_dir, COOCCURRENCE, fit_cooccurrence(snapshot).save)
+    publish(settings.model_dir, POPULARITY, fit_popularity(snapshot).save)
+    return settings, gan_folder, items, matrix
+
+
+def test_serving_waits_for_the_gan_then_merges_sources_and_degrades_without_it(home) -> None:
+    settings, gan_folder, items, matrix = home
+    address = settings.addresses["candidates"]
+    catalog = ServerThread(build_items, settings, settings.ports["items"])
+    # the model server answers at once but has no version of the GAN yet
+    model_server = ServerThread(build_modelserver, settings, settings.ports["modelserver"], wait_ready=False)
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"], wait_ready=False)
+    try:
+        time.sleep(1.0)
+        assert check_health(address) == "NOT_SERVING"
+        shutil.copytree(gan_folder, settings.model_dir / CANDIDATE_GAN / "1")
+        candidates.run(asyncio.wait_for(candidates.running.ready.wait(), 30))
+        assert check_health(address) == "SERVING"
+
+        history = [items[i] for i in np.flatnonzero(matrix[0])]
+        bought = history[:2]
+        response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
+        counts = dict(response.source_counts)
+        assert counts[sources.GENERATOR] == 20  # half of 40, the default quota
+        assert set(counts) <= {sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR}
+        ids = [c.item_id for c in response.candidates]
+        assert len(ids) == len(set(ids)) == 40
+        assert not set(bought) & set(ids)
+        generated = [c for c in response.candidates if c.source == sources.GENERATOR]
+        assert all(0 < c.realism < 1 for c in generated)
+        assert {v.name: v.version for v in response.model_versions}[CANDIDATE_GAN] == 1
+        assert list(response.degraded_sources) == []
+    finally:
+        model_server.stop()
+    try:
+        response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
+    finally:
+        candidates.stop()
+        catalog.stop()
+    assert list(response.degraded_sources) == [sources.GENERATOR]
+    assert len(response.candidates) == 40
+    assert sources.GENERATOR not in dict(response.source_counts)
+    assert CANDIDATE_GAN not in {v.name for v in response.model_versions}

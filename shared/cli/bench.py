@@ -73,12 +73,10 @@ def measure_predict(folder: Path, address: str, calls: int, history_length: int 
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from services.candidates.gan_export import item_ids
-
-    items = len(item_ids(folder))
-    rng = np.random.default_rng(0)
-    histories = [rng.integers(items, size=(1, history_length), dtype=np.int32) for _ in range(calls)]
     signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    known = signature(history=tf.constant([[""]]))["item_ids"].numpy()[0]
+    rng = np.random.default_rng(0)
+    histories = [rng.choice(known, size=(1, history_length)).astype(object) for _ in range(calls)]
     in_process = _time("Predict in process (baseline)", calls, lambda n: signature(history=histories[n]))
     with grpc.insecure_channel(address) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

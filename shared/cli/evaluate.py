@@ -14,9 +14,10 @@ from shared.auth import ensure_key_file, read_key
 from shared.cli.common import settings, with_clients
 from shared.cli.progress import console
 from shared.cli.supervisor import Suite, free_ports_env
-from shared.cli.training import SERVED, run_training
+from shared.cli.training import SERVED, TRAINERS, run_training
 from shared.config import Settings, load_settings
 from shared.evaluation import protocols
+from shared.evaluation.candidates import MERGED, source_rankings
 from shared.evaluation.report import ModelResult, Report
 from shared.evaluation.run import CURVE_KS, score
 from shared.evaluation.run import baselines as run_baselines
@@ -42,26 +43,38 @@ def evaluate(
             "training part through its APIs, then every test user is asked over gRPC.",
         ),
     ] = False,
+    candidates: Annotated[
+        bool,
+        typer.Option(
+            "--candidates",
+            help="Also evaluate the candidate sources on their own (the GAN, item-kNN, popular) and "
+            "their merge with RECSYS_CANDIDATES_QUOTAS; trains the GAN on the training part "
+            "(a few minutes on CPU).",
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
 ) -> None:
     """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
     if protocol not in protocols.PROTOCOLS:
         console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
         raise typer.Exit(2)
-    if not (baselines or served):
-        console.print("[red]nothing to evaluate: pass --baselines and/or --served[/red]")
+    if not (baselines or served or candidates):
+        console.print("[red]nothing to evaluate: pass --baselines, --candidates and/or --served[/red]")
         raise typer.Exit(2)
     config = settings()
     data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
     split = protocols.PROTOCOLS[protocol](data)
     console.print(f"{protocol}: {split.stats}")
     results = run_baselines(split, console.print) if baselines else []
+    if candidates:
+        results.extend(_evaluate_candidates(config, split))
     if served:
         results.append(_evaluate_served(config, split))
     command = (
         "recsys eval --protocol "
         + protocol
         + ("" if baselines else " --no-baselines")
+        + (" --candidates" if candidates else "")
         + (" --served" if served else "")
     )
     report = Report(protocol, split.stats, results, command)
@@ -69,6 +82,17 @@ def evaluate(
     paths = report.write(folder)
     console.print(report.markdown())
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:
+    found = source_rankings(split, config.candidate_quotas, TRAINERS["candidates"].fit, console.print)
+    quotas = ", ".join(f"{name} {share:g}" for name, share in config.candidate_quotas.items())
+    results = []
+    for name, rankings in found.rankings.items():
+        label = f"candidates: {name}" + (f" (quotas {quotas})" if name == MERGED else "")
+        seconds = found.seconds.get(name, sum(found.seconds.values()))
+        results.append(score(label, rankings, split, {}, seconds))
+    return results
 
 
 def _evaluate_served(config: Settings, split: protocols.Split) -> ModelResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import statistics
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
+from shared.artifacts import CANDIDATE_GAN
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.cli import training
 from shared.cli.bench import measure, measure_predict
@@ -24,7 +26,7 @@ from shared.cli.data import data_app, import_demo
 from shared.cli.evaluate import evaluate
 from shared.cli.progress import console
 from shared.cli.supervisor import Suite, SuiteError, check_health, free_port
-from shared.config import SERVICES, Settings
+from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.db import Store
 from shared.importers import online_retail
 from shared.models import latest_version
@@ -112,8 +114,11 @@ def status() -> None:
     for column in ("service", "address", "health"):
         table.add_column(column)
     healthy = True
-    for name in SERVICES:
+    for name in (*SERVICES, MODEL_SERVER):
         state = check_health(config.addresses[name])
+        if name == MODEL_SERVER and state == "UNREACHABLE" and not config.candidate_gan:
+            table.add_row(name, config.addresses[name], "not running (optional: serves the candidate GAN)")
+            continue
         healthy &= state == "SERVING"
         colour = "green" if state == "SERVING" else "red"
         table.add_row(name, config.addresses[name], f"[{colour}]{state}[/{colour}]")
@@ -203,9 +208,20 @@ def up(
             help="Import the bundled data and print sample recommendations (default: RECSYS_DEMO, on).",
         ),
     ] = None,
+    gan: Annotated[
+        bool | None,
+        typer.Option(
+            "--gan/--no-gan",
+            help="Serve the candidate GAN through the local model server (default: on when "
+            "RECSYS_CANDIDATES_GAN is set or `recsys train candidates` has published a version).",
+        ),
+    ] = None,
 ) -> None:
     """Start every service as a local process, wait until all are healthy, serve until Ctrl-C."""
     config = settings()
+    if gan is None:
+        gan = config.candidate_gan or latest_version(config.model_dir, CANDIDATE_GAN) is not None
+    config = dataclasses.replace(config, candidate_gan=gan)
     ensure_key_file(config.api_key_file)
     suite = Suite(config)
     for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT may be ignored when started in the background
@@ -218,7 +234,7 @@ def up(
         table = Table(title=f"recsys is up ({time.perf_counter() - started:.1f}s)", title_justify="left")
         table.add_column("service")
         table.add_column("address")
-        for name in SERVICES:
+        for name in suite.names:
             table.add_row(name, config.addresses[name])
         console.print(table)
         console.print(f"state in {config.home} · logs in {config.log_dir} · API key in {config.api_key_file}")
@@ -270,7 +286,7 @@ def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
         "RECSYS_HOME": str(config.home),
         "RECSYS_MODELSERVER_PORT": str(port),
         "RECSYS_MODELSERVER_METRICS_PORT": "0",
-        "RECSYS_MODELSERVER_MODELS": "candidate_gan",
+        "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN,
     }
     config.log_dir.mkdir(parents=True, exist_ok=True)
     with (config.log_dir / "modelserver-bench.log").open("ab") as log:
@@ -327,9 +343,9 @@ def bench(
     _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers", results)
     floor, recommend = results
     console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
-    version = latest_version(config.model_dir, "candidate_gan")
+    version = latest_version(config.model_dir, CANDIDATE_GAN)
     if version is not None:
-        local, served = _bench_model_server(config, config.model_dir / "candidate_gan" / str(version), calls)
+        local, served = _bench_model_server(config, config.model_dir / CANDIDATE_GAN / str(version), calls)
         console.print(
             f"Predict p50 through the model server is {served.p50 / local.p50:.1f}x the in-process call"
         )

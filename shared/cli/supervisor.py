@@ -15,7 +15,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.config import SERVICES, Settings
+from shared.artifacts import CANDIDATE_GAN
+from shared.config import MODEL_SERVER, SERVICES, Settings
 
 READY_TIMEOUT_S = 90.0
 
@@ -34,7 +35,7 @@ def free_port() -> int:
 def free_ports_env() -> dict[str, str]:
     """RECSYS_<SERVICE>_PORT and _METRICS_PORT on free ports, for a suite beside another one."""
     env = {}
-    for name in SERVICES:
+    for name in (*SERVICES, MODEL_SERVER):
         env[f"RECSYS_{name.upper()}_PORT"] = str(free_port())
         env[f"RECSYS_{name.upper()}_METRICS_PORT"] = str(free_port())
     return env
@@ -54,10 +55,15 @@ def check_health(address: str, timeout: float = 2.0, service: str = "") -> str:
 
 @dataclass
 class Suite:
-    """The running processes of the suite."""
+    """The running processes of the suite; with `settings.candidate_gan`, also the local model
+    server, serving the candidate GAN to the candidates service."""
 
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (MODEL_SERVER, *SERVICES) if self.settings.candidate_gan else SERVICES
 
     def log_file(self, name: str) -> Path:
         return self.settings.log_dir / f"{name}.log"
@@ -65,7 +71,9 @@ class Suite:
     def start(self, env: Mapping[str, str] | None = None) -> None:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         child_env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
-        for name in SERVICES:
+        if self.settings.candidate_gan:
+            child_env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
+        for name in self.names:
             with self.log_file(name).open("ab") as log:
                 self.processes[name] = subprocess.Popen(
                     [sys.executable, "-m", f"services.{name}"],

@@ -20,7 +20,7 @@ from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
-from shared.artifacts import COOCCURRENCE, POPULARITY
+from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
 from shared.auth import read_key
 from shared.cli.common import ask_recommend, with_clients
 from shared.cli.progress import console, progress_bar
@@ -72,8 +72,9 @@ def _fit_candidate_gan(snapshot: Snapshot) -> object:
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(POPULARITY, fit_popularity),
     COOCCURRENCE: Trainer(COOCCURRENCE, fit_cooccurrence),
-    # The GAN candidate generator, served through TF Serving's API (the pipeline does not call it yet).
-    "candidates": Trainer("candidate_gan", _fit_candidate_gan, served=False),
+    # The GAN candidate generator, served through TF Serving's API when the suite runs with it
+    # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
+    "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
 }
 SERVED = [name for name, trainer in TRAINERS.items() if trainer.served]
 
@@ -136,6 +137,11 @@ def run_training(config: Settings, names: list[str]) -> None:
         published = await asyncio.to_thread(fit_and_publish, snapshot, config.model_dir, names)
         for name, (version, seconds) in published.items():
             console.print(f"published {name} version {version} ({seconds:.1f}s)")
+        if CANDIDATE_GAN in published:
+            console.print(
+                "a running model server switches to the new GAN version by itself; "
+                "`recsys up` starts the suite with the GAN whenever a version exists"
+            )
         if snapshot.event_count == 0:
             return
         served = {TRAINERS[name].model for name in SERVED}

@@ -18,6 +18,8 @@ class ModelResult:
     at_k: dict[int, dict[str, float]] = field(default_factory=dict)
     beyond: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    # Recall@200, for rankings that deep (candidate lists, the offline baselines).
+    recall_deep: float | None = None
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Report:
 
     def markdown(self) -> str:
         columns = [f"{SHORT[m]}@{k}" for k in TABLE_KS for m in TABLE_METRICS]
-        beyond = ["coverage@20", "ILD@20", "novelty@20"]
+        beyond = ["R@200", "coverage@20", "ILD@20", "novelty@20"]
         lines = [
             f"Protocol `{self.protocol}`: "
             + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.split.items()),
@@ -40,6 +42,7 @@ class Report:
         for result in self.results:
             cells = [f"{result.at_k[k][m]:.4f}" for k in TABLE_KS for m in TABLE_METRICS]
             cells += [
+                "n/a" if result.recall_deep is None else f"{result.recall_deep:.4f}",
                 f"{result.beyond['coverage']:.3f}",
                 f"{result.beyond['ild']:.3f}",
                 f"{result.beyond['novelty']:.2f}",

@@ -14,6 +14,8 @@ from shared.evaluation.protocols import Split, validation
 from shared.evaluation.report import ModelResult
 
 CURVE_KS = (1, 2, 5, 10, 15, 20, 30, 40, 50)
+# The depth of a candidate list: Recall@200 says how much a ranker could still find.
+DEEP_K = 200
 TUNING_K = 20
 GRIDS: dict[str, tuple[Callable[[float], Recommender], Sequence[float]]] = {
     "item-kNN": (lambda k: ItemKNN(int(k)), (10, 25, 50, 100, 200)),
@@ -24,7 +26,8 @@ GRIDS: dict[str, tuple[Callable[[float], Recommender], Sequence[float]]] = {
 def score(
     name: str, rankings: Mapping[int, Sequence[int]], split: Split, params: dict[str, float], seconds: float
 ) -> ModelResult:
-    """All metrics of `rankings` (item indices of `split`) at every K of the curves."""
+    """All metrics of `rankings` (item indices of `split`) at every K of the curves, and Recall@200
+    when the rankings are that deep."""
     popularity = dict(enumerate(np.asarray(split.train.sum(axis=0)).ravel().tolist()))
     vectors = split.train.T.tocsr()
     shown = {i for ranked in rankings.values() for i in list(ranked[:TUNING_K])}
@@ -39,6 +42,11 @@ def score(
             "novelty": metrics.novelty(rankings, TUNING_K, popularity, len(split.user_ids)),
         },
         seconds=seconds,
+        recall_deep=(
+            metrics.mean_metrics(rankings, split.test, DEEP_K)["recall"]
+            if any(len(ranked) > max(CURVE_KS) for ranked in rankings.values())
+            else None
+        ),
     )
 
 
@@ -59,12 +67,12 @@ def baselines(split: Split, progress: Callable[[str], None] = lambda _: None) ->
     started = time.perf_counter()
     popular = MostPopular().fit(split.train)
     results.append(
-        score(popular.name, rank(popular, split, max(CURVE_KS)), split, {}, time.perf_counter() - started)
+        score(popular.name, rank(popular, split, DEEP_K), split, {}, time.perf_counter() - started)
     )
     for family, (make, _) in GRIDS.items():
         best, _ = tune(family, split, progress)
         started = time.perf_counter()
         model = make(best).fit(split.train)
-        rankings = rank(model, split, max(CURVE_KS))
+        rankings = rank(model, split, DEEP_K)
         results.append(score(model.name, rankings, split, {"value": best}, time.perf_counter() - started))
     return results

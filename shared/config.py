@@ -69,6 +69,7 @@ class Settings:
     candidate_gan: bool = False
     model_server_deadline_s: float = 0.3
     candidate_quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_QUOTAS))
+    gan_mixed_precision: bool = False
 
     @property
     def model_dir(self) -> Path:
@@ -218,6 +219,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         model_server_deadline_s=read.number("RECSYS_MODELSERVER_DEADLINE_MS", 300, 1, 60_000) / 1000,
+        gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
         candidate_quotas=read.shares(
             "RECSYS_CANDIDATES_QUOTAS", DEFAULT_CANDIDATE_QUOTAS, tuple(DEFAULT_CANDIDATE_QUOTAS)
         ),

@@ -37,12 +37,18 @@ class Snapshot:
     def event_count(self) -> int:
         return len(self.user_ids)
 
+    def _interaction_mask(self) -> np.ndarray:
+        mask = self.types == PURCHASE
+        return mask if mask.any() else np.ones_like(mask)
+
     def interactions(self) -> tuple[np.ndarray, np.ndarray]:
         """(user_ids, item_ids) of purchases, or of every event when nothing was bought yet."""
-        mask = self.types == PURCHASE
-        if not mask.any():
-            mask = np.ones_like(mask)
+        mask = self._interaction_mask()
         return self.user_ids[mask], self.item_ids[mask]
+
+    def interaction_times(self) -> np.ndarray:
+        """The timestamps of `interactions()`, in the same order."""
+        return self.timestamps[self._interaction_mask()]
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:

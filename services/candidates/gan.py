@@ -44,15 +44,20 @@ class GanConfig:
     condition_dropout: float = 0.5
     # Weight of the multinomial likelihood of the whole history given the (dropped-out) condition.
     reconstruction: float = 1.0
+    # float16 compute with float32 weights and loss scaling (worth it on GPUs with tensor cores).
+    mixed_precision: bool = False
 
 
 def generator(items: int, config: GanConfig) -> tf.keras.Model:
     history = tf.keras.Input((items,), name="history")
     noise = tf.keras.Input((config.noise,), name="noise")
-    # Unit length: heavy and light buyers condition the generator on the same scale.
-    hidden = tf.keras.layers.Concatenate()([tf.keras.layers.UnitNormalization()(history), noise])
+    # Unit length: heavy and light buyers condition the generator on the same scale (in float32:
+    # an empty history would divide 0 by an epsilon that float16 rounds to 0).
+    unit = tf.keras.layers.UnitNormalization(dtype="float32")(history)
+    hidden = tf.keras.layers.Concatenate()([unit, noise])
     hidden = tf.keras.layers.Dense(config.hidden, activation="tanh")(hidden)
-    logits = tf.keras.layers.Dense(items, name="logits")(hidden)
+    # float32 outputs keep the losses exact under a mixed-precision policy.
+    logits = tf.keras.layers.Dense(items, name="logits", dtype="float32")(hidden)
     return tf.keras.Model([history, noise], logits, name="generator")
 
 
@@ -62,21 +67,37 @@ def discriminator(items: int, config: GanConfig) -> tf.keras.Model:
     hidden = tf.keras.layers.Concatenate()([vector, history])
     hidden = tf.keras.layers.Dense(config.hidden, activation="relu")(hidden)
     hidden = tf.keras.layers.Dense(config.hidden // 2, activation="relu")(hidden)
-    real = tf.keras.layers.Dense(1, activation="sigmoid", name="real")(hidden)
+    real = tf.keras.layers.Dense(1, activation="sigmoid", name="real", dtype="float32")(hidden)
     return tf.keras.Model([vector, history], real, name="discriminator")
 
 
 class CFGAN:
-    """The two networks, their optimizers and one adversarial training step."""
+    """The two networks, their optimizers and one adversarial training step.
+
+    Build it inside a distribution strategy's scope to train on several devices:
+    `train_step` then runs once per replica (see gan_train.fit_gan).
+    """
 
     def __init__(self, items: int, config: GanConfig) -> None:
         tf.keras.utils.set_random_seed(config.seed)
         self.items = items
         self.config = config
-        self.generator = generator(items, config)
-        self.discriminator = discriminator(items, config)
-        self.g_optimizer = tf.keras.optimizers.Adam(config.learning_rate)
-        self.d_optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+        policy = tf.keras.mixed_precision.global_policy()
+        tf.keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+        try:
+            self.generator = generator(items, config)
+            self.discriminator = discriminator(items, config)
+        finally:
+            tf.keras.mixed_precision.set_global_policy(policy)
+        self.g_optimizer = self._optimizer()
+        self.d_optimizer = self._optimizer()
+        # Slots created now, in the strategy's scope, not lazily inside a replica's step.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def _optimizer(self) -> tf.keras.optimizers.Optimizer:
+        adam = tf.keras.optimizers.Adam(self.config.learning_rate)
+        return tf.keras.mixed_precision.LossScaleOptimizer(adam) if self.config.mixed_precision else adam
 
     def _negatives(self, history: tf.Tensor) -> tf.Tensor:
         """A random share of each shopper's unbought items (the PM and ZR samples)."""
@@ -92,10 +113,12 @@ class CFGAN:
         keep = tf.random.uniform(tf.shape(history)) >= self.config.condition_dropout
         return history * tf.cast(keep, tf.float32)
 
-    @tf.function
     def train_step(self, history: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One discriminator and one generator update; traced inside the caller's tf.function."""
         rows = tf.shape(history)[0]
         eps = 1e-7
+        # Each replica averages over its share of the batch; the gradients are summed across replicas.
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         condition = self._condition(history)
         for _ in range(self.config.discriminator_steps):
             mask = history + self._negatives(history)
@@ -104,7 +127,9 @@ class CFGAN:
                 real_score = self.discriminator([history, history], training=True)
                 fake_score = self.discriminator([fake, history], training=True)
                 d_loss = -tf.reduce_mean(tf.math.log(real_score + eps) + tf.math.log(1.0 - fake_score + eps))
-            grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+                d_loss = d_loss / replicas
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
         for _ in range(self.config.generator_steps):
             partial = self._negatives(history)
@@ -115,12 +140,16 @@ class CFGAN:
                 likelihood = tf.reduce_sum(tf.nn.log_softmax(logits) * history, axis=1)
                 fake_score = self.discriminator([generated * (history + partial), history], training=True)
                 reconstruction = tf.reduce_sum(tf.square(generated * zero), axis=1)
-                g_loss = tf.reduce_mean(
-                    -tf.math.log(fake_score[:, 0] + eps)
-                    + self.config.zero_reconstruction * reconstruction
-                    - self.config.reconstruction * likelihood
+                g_loss = (
+                    tf.reduce_mean(
+                        -tf.math.log(fake_score[:, 0] + eps)
+                        + self.config.zero_reconstruction * reconstruction
+                        - self.config.reconstruction * likelihood
+                    )
+                    / replicas
                 )
-            grads = tape.gradient(g_loss, self.generator.trainable_variables)
+                scaled = self.g_optimizer.scale_loss(g_loss)
+            grads = tape.gradient(scaled, self.generator.trainable_variables)
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
         return d_loss, g_loss
 

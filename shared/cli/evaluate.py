@@ -85,7 +85,10 @@ def evaluate(
 
 
 def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:
-    found = source_rankings(split, config.candidate_quotas, TRAINERS["candidates"].fit, console.print)
+    fit = TRAINERS["candidates"].fit
+    found = source_rankings(
+        split, config.candidate_quotas, lambda snapshot: fit(snapshot, config), console.print
+    )
     quotas = ", ".join(f"{name} {share:g}" for name, share in config.candidate_quotas.items())
     results = []
     for name, rankings in found.rankings.items():

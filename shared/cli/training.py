@@ -42,15 +42,15 @@ class Trainer:
     """
 
     model: str
-    fit: Callable[[Snapshot], object]
+    fit: Callable[[Snapshot, Settings], object]
     served: bool = True
 
 
-def _fit_candidate_gan(snapshot: Snapshot) -> object:
+def _fit_candidate_gan(snapshot: Snapshot, settings: Settings) -> object:
     from services.candidates.gan import GanConfig  # TensorFlow loads only when needed
     from services.candidates.gan_train import fit_gan
 
-    config = GanConfig()
+    config = GanConfig(mixed_precision=settings.gan_mixed_precision)
     with progress_bar() as progress:
         task = progress.add_task("candidate GAN epochs", total=config.max_epochs)
 
@@ -64,14 +64,15 @@ def _fit_candidate_gan(snapshot: Snapshot) -> object:
         trained = fit_gan(snapshot, config, on_epoch=on_epoch)
     console.print(
         f"candidate GAN: best epoch {trained.epochs}, validation recall@20 {trained.validation_recall:.4f}, "
-        f"{trained.seconds_per_epoch:.2f}s per epoch"
+        f"{trained.seconds_per_epoch:.2f}s per epoch on {trained.replicas} replica(s)"
+        + (", mixed precision" if config.mixed_precision else "")
     )
     return trained
 
 
 TRAINERS: dict[str, Trainer] = {
-    POPULARITY: Trainer(POPULARITY, fit_popularity),
-    COOCCURRENCE: Trainer(COOCCURRENCE, fit_cooccurrence),
+    POPULARITY: Trainer(POPULARITY, lambda snapshot, _: fit_popularity(snapshot)),
+    COOCCURRENCE: Trainer(COOCCURRENCE, lambda snapshot, _: fit_cooccurrence(snapshot)),
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
     "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
@@ -98,14 +99,14 @@ async def export_snapshot(clients: SuiteClients, snapshot_dir: Path) -> Snapshot
     return writer.write()
 
 
-def fit_and_publish(snapshot: Snapshot, model_dir: Path, names: list[str]) -> dict[str, tuple[int, float]]:
+def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) -> dict[str, tuple[int, float]]:
     """Fits each named model; returns name -> (published version, seconds spent)."""
     published = {}
     for name in names:
         trainer = TRAINERS[name]
         started = time.perf_counter()
-        model = trainer.fit(snapshot)
-        version = publish(model_dir, trainer.model, model.save)  # type: ignore[attr-defined]
+        model = trainer.fit(snapshot, settings)
+        version = publish(settings.model_dir, trainer.model, model.save)  # type: ignore[attr-defined]
         published[trainer.model] = (version, time.perf_counter() - started)
     return published
 
@@ -134,7 +135,7 @@ def run_training(config: Settings, names: list[str]) -> None:
             f"snapshot {snapshot.folder}: {snapshot.event_count} events, "
             f"{len(snapshot.catalog_item_ids)} items"
         )
-        published = await asyncio.to_thread(fit_and_publish, snapshot, config.model_dir, names)
+        published = await asyncio.to_thread(fit_and_publish, snapshot, config, names)
         for name, (version, seconds) in published.items():
             console.print(f"published {name} version {version} ({seconds:.1f}s)")
         if CANDIDATE_GAN in published:

@@ -27,11 +27,26 @@ def simulated(shoppers: int, items: int, seed: int = 5) -> tuple[list[str], list
     return users, item_ids, np.array(rows)
 
 
-def snapshot_of(users: list[str], items: list[str], matrix: np.ndarray):
+def snapshot_of(users: list[str], items: list[str], matrix: np.ndarray, seed: int = 0):
+    """Each shopper's items in a random order (the snapshot's time order): the matrix has no time."""
+    rng = np.random.default_rng(seed)
     return purchases_snapshot(
         {
-            user: [items[i] for i in np.flatnonzero(matrix[u])]
+            user: [items[i] for i in rng.permutation(np.flatnonzero(matrix[u]))]
             for u, user in enumerate(users)
             if matrix[u].any()
         }
     )
+
+
+def hold_out(matrix: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moves a random `share` of each shopper's items (shoppers with 2+ items) to a held-out matrix."""
+    rng = np.random.default_rng(seed)
+    kept, held = matrix.copy(), np.zeros_like(matrix)
+    for user in range(matrix.shape[0]):
+        owned = np.flatnonzero(matrix[user])
+        if len(owned) < 2:
+            continue
+        chosen = rng.choice(owned, size=max(1, round(share * len(owned))), replace=False)
+        kept[user, chosen], held[user, chosen] = 0.0, 1.0
+    return kept, held

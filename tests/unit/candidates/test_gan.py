@@ -8,10 +8,10 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_
 
 from services.candidates.gan import GanConfig, recall_at
 from services.candidates.gan_export import WARMUP_FILE
-from services.candidates.gan_train import fit_gan, hold_out
+from services.candidates.gan_train import fit_gan, hold_out_latest
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread
-from tests.unit.candidates.simulated import simulated, snapshot_of
+from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
 
 
 def aligned_scores(trained, items: list[str], history: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def aligned_scores(trained, items: list[str], history: np.ndarray) -> np.ndarray
 def test_the_gan_beats_most_popular_on_held_out_simulated_purchases() -> None:
     users, items, matrix = simulated(shoppers=800, items=300)
     train, test = hold_out(matrix, 0.2, seed=99)
-    trained = fit_gan(snapshot_of(users, items, train), GanConfig(seed=7))
+    trained = fit_gan(snapshot_of(users, items, train), GanConfig(seed=7, batch_size=32))
     gan = recall_at(aligned_scores(trained, items, train), train, test, 20)
     popular = recall_at(np.tile(train.sum(axis=0), (len(train), 1)), train, test, 20)
     assert trained.epochs >= 2
@@ -72,3 +72,49 @@ def test_model_server_returns_the_same_top_n_as_the_savedmodel_in_process(export
     assert known[3] not in {i.decode() for i in served[1]}
     realism = tf.make_ndarray(response.outputs["realism"])
     assert realism.shape == (2,) and np.all((realism >= 0) & (realism <= 1))
+
+
+def test_validation_holds_out_each_shoppers_latest_items() -> None:
+    inf = np.inf
+    first = np.array([[3.0, 1.0, 2.0, inf, 5.0], [inf, 7.0, inf, inf, inf], [1.0, inf, 2.0, inf, inf]])
+    kept, held = hold_out_latest(first, 0.4)
+    assert held.tolist() == [[1, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
+    assert (kept + held).tolist() == np.isfinite(first).astype(float).tolist()
+
+
+def test_mixed_precision_computes_in_float16_and_still_learns() -> None:
+    users, items, matrix = simulated(shoppers=120, items=60)
+    config = GanConfig(max_epochs=3, min_epochs=1, hidden=32, mixed_precision=True)
+    trained = fit_gan(snapshot_of(users, items, matrix), config)
+    hidden = trained.gan.generator.layers[-2]
+    assert hidden.compute_dtype == "float16" and hidden.variable_dtype == "float32"
+    assert trained.gan.generator.output.dtype == "float32"
+    assert np.isfinite(trained.gan.scores(np.zeros((5, trained.gan.items), np.float32))).all()
+    assert trained.validation_recall > 0
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak
+
+
+MIRRORED = """
+import tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+from services.candidates.gan import GanConfig
+from services.candidates.gan_train import fit_gan
+from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
+users, items, matrix = simulated(shoppers=120, items=60)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+trained = fit_gan(snapshot_of(users, items, matrix), GanConfig(max_epochs=3, min_epochs=1, hidden=32), strategy=strategy)
+print("replicas", trained.replicas, "recall", trained.validation_recall)
+"""
+
+
+def test_mirrored_strategy_trains_one_model_on_two_replicas() -> None:
+    """Two logical CPU devices stand in for two GPUs (devices must be set before TensorFlow starts)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replicas, recall = done.stdout.split()[1], float(done.stdout.split()[3])
+    assert replicas == "2" and recall > 0

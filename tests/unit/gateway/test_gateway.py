@@ -59,7 +59,7 @@ async def _fill(settings) -> None:
         snapshot = await training.export_snapshot(clients, settings.snapshot_dir)
         assert snapshot.event_count == len(events)
         assert len(snapshot.catalog_price_scaled) == len(ITEMS)
-        training.fit_and_publish(snapshot, settings.model_dir, list(training.TRAINERS))
+        training.fit_and_publish(snapshot, settings, list(training.TRAINERS))
     finally:
         await clients.close()
 

@@ -52,13 +52,17 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: Settings) -> object:
 
     config = GanConfig(mixed_precision=settings.gan_mixed_precision)
     with progress_bar() as progress:
-        task = progress.add_task("candidate GAN epochs", total=config.max_epochs)
+        tasks = {
+            "validation": progress.add_task("candidate GAN, choosing the epochs", total=config.max_epochs),
+            "refit": progress.add_task("candidate GAN, refit on every purchase", total=None),
+        }
 
-        def on_epoch(epoch: int, d_loss: float, g_loss: float, recall: float) -> None:
+        def on_epoch(stage: str, epoch: int, d_loss: float, g_loss: float, recall: float | None) -> None:
+            quality = "" if recall is None else f"val recall@20 {recall:.4f}, "
             progress.update(
-                task,
+                tasks[stage],
                 completed=epoch,
-                description=f"candidate GAN (val recall@20 {recall:.4f}, D {d_loss:.3f}, G {g_loss:.3f})",
+                description=f"candidate GAN {stage} ({quality}D {d_loss:.3f}, G {g_loss:.3f})",
             )
 
         trained = fit_gan(snapshot, config, on_epoch=on_epoch)

@@ -1,5 +1,7 @@
 """Simulated shoppers as a user x item matrix, and that matrix as a training snapshot."""
 
+import dataclasses
+
 import numpy as np
 
 from shared.synth.sessions import CLICK, PURCHASE, shopper_events
@@ -28,15 +30,16 @@ def simulated(shoppers: int, items: int, seed: int = 5) -> tuple[list[str], list
 
 
 def snapshot_of(users: list[str], items: list[str], matrix: np.ndarray, seed: int = 0):
-    """Each shopper's items in a random order (the snapshot's time order): the matrix has no time."""
-    rng = np.random.default_rng(seed)
-    return purchases_snapshot(
+    """The matrix as purchases at random times (the matrix itself has no time)."""
+    snapshot = purchases_snapshot(
         {
-            user: [items[i] for i in rng.permutation(np.flatnonzero(matrix[u]))]
+            user: [items[i] for i in np.flatnonzero(matrix[u])]
             for u, user in enumerate(users)
             if matrix[u].any()
         }
     )
+    times = np.random.default_rng(seed).permutation(snapshot.event_count).astype(np.float64)
+    return dataclasses.replace(snapshot, timestamps=times)
 
 
 def hold_out(matrix: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

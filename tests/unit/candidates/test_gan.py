@@ -8,7 +8,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_
 
 from services.candidates.gan import GanConfig, recall_at
 from services.candidates.gan_export import WARMUP_FILE
-from services.candidates.gan_train import fit_gan, hold_out_latest
+from services.candidates.gan_train import fit_gan, hold_out_recent
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
@@ -74,12 +74,20 @@ def test_model_server_returns_the_same_top_n_as_the_savedmodel_in_process(export
     assert realism.shape == (2,) and np.all((realism >= 0) & (realism <= 1))
 
 
-def test_validation_holds_out_each_shoppers_latest_items() -> None:
+def test_validation_holds_out_what_shoppers_first_bought_after_one_moment() -> None:
     inf = np.inf
-    first = np.array([[3.0, 1.0, 2.0, inf, 5.0], [inf, 7.0, inf, inf, inf], [1.0, inf, 2.0, inf, inf]])
-    kept, held = hold_out_latest(first, 0.4)
-    assert held.tolist() == [[1, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
-    assert (kept + held).tolist() == np.isfinite(first).astype(float).tolist()
+    first = np.array(
+        [
+            [3.0, 1.0, 2.0, inf, 9.0],
+            [inf, 8.0, inf, inf, inf],
+            [4.0, inf, 7.0, inf, 5.0],
+            [10.0, inf, inf, 6.0, inf],
+        ]
+    )
+    kept, held = hold_out_recent(first, 0.4)  # 10 first purchases: the latest 4 are at 7 and later
+    assert kept.tolist() == [[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1], [0, 0, 0, 1, 0]]
+    # user 1 bought nothing before the cutoff: nothing to predict from, not validated
+    assert held.tolist() == [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
 
 
 def test_mixed_precision_computes_in_float16_and_still_learns() -> None:

@@ -1,7 +1,7 @@
 """Formats of the baseline model artifacts, shared by their trainers and the services serving them.
 
 Both are plain NumPy files inside a version folder (see shared/models.py):
-- popularity/<v>/popularity.npz: item ids and scores, most popular first;
+- popularity/<v>/popularity.npz: item ids, scores and distinct buyers, most popular first;
 - cooccurrence/<v>/neighbours.npz: for every item its top-k co-bought items
   with cosine scores (-1 marks an empty neighbour slot).
 The candidate GAN is a SavedModel served through TF Serving's API, `candidate_gan/<v>/`
@@ -22,22 +22,28 @@ CANDIDATE_GAN = "candidate_gan"
 
 @dataclass(frozen=True)
 class PopularityModel:
+    """Items by popularity score (recency-weighted buyers), with their distinct buyers."""
+
     item_ids: np.ndarray
     scores: np.ndarray
+    buyers: np.ndarray
 
     def save(self, folder: Path) -> None:
-        np.savez(folder / "popularity.npz", item_ids=self.item_ids, scores=self.scores)
+        np.savez(folder / "popularity.npz", item_ids=self.item_ids, scores=self.scores, buyers=self.buyers)
 
     @classmethod
     def load(cls, folder: Path) -> PopularityModel:
         with np.load(folder / "popularity.npz") as data:
-            return cls(item_ids=data["item_ids"], scores=data["scores"])
+            buyers = data["buyers"] if "buyers" in data else data["scores"].astype(np.int64)
+            return cls(item_ids=data["item_ids"], scores=data["scores"], buyers=buyers)
 
-    def top(self, count: int, exclude: set[str]) -> list[tuple[str, float]]:
-        chosen: list[tuple[str, float]] = []
-        for item_id, score in zip(self.item_ids.tolist(), self.scores.tolist(), strict=True):
+    def top(self, count: int, exclude: set[str]) -> list[tuple[str, float, int]]:
+        """(item id, score, buyers) of the `count` most popular items outside `exclude`."""
+        chosen: list[tuple[str, float, int]] = []
+        rows = zip(self.item_ids.tolist(), self.scores.tolist(), self.buyers.tolist(), strict=True)
+        for item_id, score, buyers in rows:
             if item_id not in exclude:
-                chosen.append((item_id, score))
+                chosen.append((item_id, score, buyers))
                 if len(chosen) == count:
                     break
         return chosen

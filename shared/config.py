@@ -31,11 +31,17 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     MODEL_SERVER: 9457,
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# Share of the candidate list each retrieval source fills first, in merge order.
+# Weight of each retrieval source in the reciprocal-rank fusion of their lists.
+DEFAULT_CANDIDATE_WEIGHTS: dict[str, float] = {
+    sources.GENERATOR: 1.0,
+    sources.ITEM_KNN: 0.5,
+    sources.POPULAR: 0.5,
+}
+# Share of the candidate list each source is guaranteed, whatever the fusion says.
 DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
-    sources.GENERATOR: 0.5,
-    sources.ITEM_KNN: 0.3,
-    sources.POPULAR: 0.2,
+    sources.GENERATOR: 0.1,
+    sources.ITEM_KNN: 0.1,
+    sources.POPULAR: 0.1,
 }
 
 
@@ -69,6 +75,8 @@ class Settings:
     candidate_gan: bool = False
     model_server_deadline_s: float = 0.3
     candidate_quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_QUOTAS))
+    candidate_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_WEIGHTS))
+    popularity_half_life_days: float = 7.0
     gan_mixed_precision: bool = False
 
     @property
@@ -130,8 +138,10 @@ class _Reader:
         self.problems.append(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
         return default
 
-    def shares(self, name: str, default: Mapping[str, float], allowed: tuple[str, ...]) -> dict[str, float]:
-        """`name=share,...` pairs with known names, shares from 0 to 1 summing to at most 1."""
+    def shares(
+        self, name: str, default: Mapping[str, float], allowed: tuple[str, ...], most: float = 1.0
+    ) -> dict[str, float]:
+        """`name=share,...` pairs with known names, shares from 0 to 1 summing to at most `most`."""
         raw = self.env.get(name, "").strip()
         if not raw:
             return dict(default)
@@ -150,8 +160,8 @@ class _Reader:
                 )
                 return dict(default)
             found[key] = share
-        if sum(found.values()) > 1 + 1e-9:
-            self.problems.append(f"{name}: the shares sum to {sum(found.values()):g}, more than 1")
+        if sum(found.values()) > most + 1e-9:
+            self.problems.append(f"{name}: the shares sum to {sum(found.values()):g}, more than {most:g}")
             return dict(default)
         return found
 
@@ -223,6 +233,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         candidate_quotas=read.shares(
             "RECSYS_CANDIDATES_QUOTAS", DEFAULT_CANDIDATE_QUOTAS, tuple(DEFAULT_CANDIDATE_QUOTAS)
         ),
+        candidate_weights=read.shares(
+            "RECSYS_CANDIDATES_WEIGHTS",
+            DEFAULT_CANDIDATE_WEIGHTS,
+            tuple(DEFAULT_CANDIDATE_WEIGHTS),
+            most=len(DEFAULT_CANDIDATE_WEIGHTS),
+        ),
+        popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 7.0, 0, 3650),
     )
     if read.problems:
         raise ConfigError(read.problems)

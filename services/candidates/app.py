@@ -42,7 +42,7 @@ def build(settings: Settings) -> ServiceApp:
     return assemble(
         NAME,
         candidates_pb2_grpc.add_CandidatesServiceServicer_to_server,
-        CandidatesServicer(clients, cooccurrence, settings.candidate_quotas, gan),
+        CandidatesServicer(clients, cooccurrence, settings.candidate_weights, settings.candidate_quotas, gan),
         models=[cooccurrence],
         clients=clients,
         dependencies=dependencies,

@@ -1,14 +1,16 @@
-"""Retrieval sources computed in process, and the quota merge of every source's list."""
+"""Retrieval sources computed in process, and the fusion of every source's list into one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared import sources
 from shared.artifacts import CooccurrenceModel
 
 HISTORY_ANCHORS = 50
+# Rank offset of reciprocal-rank fusion: the usual 60 keeps one list's top item from drowning the rest.
+FUSION_K = 60
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class Retrieved:
     score: float
     anchor_item_id: str = ""
     realism: float = 0.0
+    fusion_score: float = 0.0
 
 
 def item_knn_candidates(
@@ -44,32 +47,50 @@ def item_knn_candidates(
 
 
 def merge(
-    lists: Mapping[str, Sequence[Retrieved]], quotas: Mapping[str, float], count: int
+    lists: Mapping[str, Sequence[Retrieved]],
+    weights: Mapping[str, float],
+    quotas: Mapping[str, float],
+    count: int,
 ) -> list[Retrieved]:
-    """De-duplicated candidates: each source first fills its quota (a share of `count`), in the
-    order of `lists`; the slots left over go to the sources' remaining items in the same order.
+    """Weighted reciprocal-rank fusion of the sources' lists, with a guaranteed share per source.
 
-    An item found by several sources keeps the first source that placed it. A source
-    with fewer items than its quota leaves its slots to the others.
+    An item's fused score sums, over the sources that found it, weight / (FUSION_K + rank);
+    items that several sources agree on rise, and each source's best items stay near the
+    top. First every source places its own best `quota x count` items not yet placed (in
+    the order of `lists`), then the highest fused scores fill the remaining slots. The
+    result is ordered by fused score; each candidate keeps the source that contributed most
+    to it, its score from that source, and the item-kNN anchor whenever item-kNN found it.
     """
-    merged: dict[str, Retrieved] = {}
-    remaining: dict[str, list[Retrieved]] = {}
+    fused: dict[str, float] = {}
+    leading: dict[str, tuple[float, Retrieved]] = {}
+    anchors: dict[str, str] = {}
+    for source, found in lists.items():
+        weight = weights.get(source, 0.0)
+        for rank, candidate in enumerate(found):
+            share = weight / (FUSION_K + rank + 1)
+            fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + share
+            if candidate.item_id not in leading or share > leading[candidate.item_id][0]:
+                leading[candidate.item_id] = (share, candidate)
+            if candidate.anchor_item_id:
+                anchors.setdefault(candidate.item_id, candidate.anchor_item_id)
+    chosen: dict[str, None] = {}
     for source, found in lists.items():
         quota = round(quotas.get(source, 0.0) * count)
-        taken = 0
-        rest = []
         for candidate in found:
-            if candidate.item_id in merged:
-                continue
-            if taken < quota and len(merged) < count:
-                merged[candidate.item_id] = candidate
-                taken += 1
-            else:
-                rest.append(candidate)
-        remaining[source] = rest
-    for rest in remaining.values():
-        for candidate in rest:
-            if len(merged) >= count:
-                return list(merged.values())
-            merged.setdefault(candidate.item_id, candidate)
-    return list(merged.values())
+            if quota <= 0 or len(chosen) >= count:
+                break
+            if candidate.item_id not in chosen:
+                chosen[candidate.item_id] = None
+                quota -= 1
+    for item_id in sorted(fused, key=lambda item: (-fused[item], item)):
+        if len(chosen) >= count:
+            break
+        chosen.setdefault(item_id, None)
+    return [
+        replace(
+            leading[item_id][1],
+            anchor_item_id=anchors.get(item_id, ""),
+            fusion_score=fused[item_id],
+        )
+        for item_id in sorted(chosen, key=lambda item: (-fused[item], item))
+    ]

@@ -35,11 +35,13 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         self,
         clients: SuiteClients,
         cooccurrence: ModelWatcher[CooccurrenceModel],
+        weights: Mapping[str, float],
         quotas: Mapping[str, float],
         gan: GanSource | None = None,
     ) -> None:
         self.clients = clients
         self.cooccurrence = cooccurrence
+        self.weights = weights
         self.quotas = quotas
         self.gan = gan
 
@@ -109,7 +111,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         if available is None:
             degraded.append(AVAILABILITY)
             available = lists
-        merged = merge(available, self.quotas, count)
+        merged = merge(available, self.weights, self.quotas, count)
         counts = Counter(candidate.source for candidate in merged)
         span = trace.get_current_span()
         for source, n in counts.items():
@@ -124,6 +126,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     score=c.score,
                     anchor_item_id=c.anchor_item_id,
                     realism=c.realism,
+                    fusion_score=c.fusion_score,
                 )
                 for c in merged
             ],

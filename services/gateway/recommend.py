@@ -45,7 +45,6 @@ class Choice:
 
     item_id: str
     source: str
-    source_score: float
     score: float
     anchor_item_id: str = ""
     propensity: float = 1.0
@@ -125,7 +124,7 @@ class Recommender:
                     items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
                 )
             self._last_popular = [
-                Choice(i.item_id, sources.POPULAR, i.score, i.score) for i in response.items
+                Choice(i.item_id, sources.POPULAR, i.score) for i in response.items
             ]
             progress.versions.append(response.model_version)
         except grpc.aio.AioRpcError as error:
@@ -150,7 +149,7 @@ class Recommender:
         progress.versions.extend(response.model_versions)
         progress.degraded.extend(f"candidates/{source}" for source in response.degraded_sources)
         return [
-            Choice(c.item_id, c.source, c.score, c.score, c.anchor_item_id)
+            Choice(c.item_id, c.source, c.score, c.anchor_item_id)
             for c in response.candidates
             if c.item_id not in progress.exclude
         ]
@@ -252,7 +251,7 @@ class Recommender:
                 item_id=choice.item_id,
                 score=choice.score,
                 source=choice.source,
-                reason=reason(choice.source, anchor.title if anchor else "", choice.source_score),
+                reason=reason(choice.source, anchor.title if anchor else ""),
                 propensity=choice.propensity,
                 title=item.title if item else "",
                 price=item.price if item else 0.0,

@@ -75,7 +75,7 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         model = self.popularity.model
         chosen = model.top(count, set(request.exclude_item_ids)) if model else []
         return items_pb2.PopularResponse(
-            items=[items_pb2.PopularItem(item_id=i, score=s) for i, s in chosen],
+            items=[items_pb2.PopularItem(item_id=i, score=s, buyers=b) for i, s, b in chosen],
             model_version=common_pb2.ModelVersion(name=POPULARITY, version=self.popularity.version),
         )
 

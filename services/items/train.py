@@ -1,4 +1,10 @@
-"""Fits the popularity baseline: distinct buyers per item in a snapshot."""
+"""Fits popularity: distinct buyers per item, each weighted by how recently they bought it.
+
+A buyer whose latest purchase of the item is `half_life_days` older than the
+snapshot's newest event counts one half; with no half-life every buyer counts
+one (all-time popularity). Shops are seasonal: what sold this week predicts next
+week far better than what sold all year.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,25 @@ import numpy as np
 from shared.artifacts import PopularityModel
 from shared.snapshot import Snapshot
 
+DAY_S = 86_400.0
 
-def fit_popularity(snapshot: Snapshot) -> PopularityModel:
+
+def fit_popularity(snapshot: Snapshot, half_life_days: float = 0.0) -> PopularityModel:
     users, items = snapshot.interactions()
     if len(items) == 0:
-        return PopularityModel(item_ids=np.array([], dtype="U1"), scores=np.array([]))
-    pairs = np.unique(np.stack([users, items]), axis=1)
-    item_ids, buyers = np.unique(pairs[1], return_counts=True)
-    order = np.lexsort((item_ids, -buyers))
-    return PopularityModel(item_ids=item_ids[order], scores=buyers[order].astype(np.float64))
+        empty = np.array([])
+        return PopularityModel(item_ids=np.array([], dtype="U1"), scores=empty, buyers=empty.astype(np.int64))
+    times = snapshot.interaction_times()
+    order = np.lexsort((times, items, users))  # each (user, item) pair's latest purchase comes last
+    users, items, times = users[order], items[order], times[order]
+    last = np.ones(len(items), dtype=bool)
+    last[:-1] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+    items, times = items[last], times[last]
+    if half_life_days > 0:
+        weights = 0.5 ** ((times.max() - times) / (half_life_days * DAY_S))
+    else:
+        weights = np.ones(len(items))
+    item_ids, index, buyers = np.unique(items, return_inverse=True, return_counts=True)
+    scores = np.bincount(index, weights=weights, minlength=len(item_ids))
+    ranked = np.lexsort((item_ids, -scores))
+    return PopularityModel(item_ids=item_ids[ranked], scores=scores[ranked], buyers=buyers[ranked])

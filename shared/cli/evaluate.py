@@ -86,13 +86,11 @@ def evaluate(
 
 def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:
     fit = TRAINERS["candidates"].fit
-    found = source_rankings(
-        split, config.candidate_quotas, lambda snapshot: fit(snapshot, config), console.print
-    )
-    quotas = ", ".join(f"{name} {share:g}" for name, share in config.candidate_quotas.items())
+    found = source_rankings(split, config, lambda snapshot: fit(snapshot, config), console.print)
+    weights = ", ".join(f"{name} {share:g}" for name, share in config.candidate_weights.items())
     results = []
     for name, rankings in found.rankings.items():
-        label = f"candidates: {name}" + (f" (quotas {quotas})" if name == MERGED else "")
+        label = f"candidates: {name}" + (f" (weights {weights})" if name == MERGED else "")
         seconds = found.seconds.get(name, sum(found.seconds.values()))
         results.append(score(label, rankings, split, {}, seconds))
     return results

@@ -75,7 +75,9 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: Settings) -> object:
 
 
 TRAINERS: dict[str, Trainer] = {
-    POPULARITY: Trainer(POPULARITY, lambda snapshot, _: fit_popularity(snapshot)),
+    POPULARITY: Trainer(
+        POPULARITY, lambda snapshot, settings: fit_popularity(snapshot, settings.popularity_half_life_days)
+    ),
     COOCCURRENCE: Trainer(COOCCURRENCE, lambda snapshot, _: fit_cooccurrence(snapshot)),
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.

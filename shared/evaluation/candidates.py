@@ -3,13 +3,13 @@
 Each test user's history is their training purchases, most recent first, as the
 profile service would hand it over. The GAN is asked through its serving graph
 (the function TF Serving runs), item-kNN and popular through the service's
-retrieval functions, and the merged list through the service's quota merge.
+retrieval functions, and the merged list through the service's fusion.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from services.candidates.retrieval import Retrieved, item_knn_candidates, merge
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
 from shared import sources
+from shared.config import Settings
 from shared.evaluation.protocols import Split
 from shared.snapshot import PURCHASE, Snapshot
 
@@ -90,7 +91,7 @@ def _generated(serve: Callable, histories: dict[int, list[str]]) -> dict[int, li
 
 def source_rankings(
     split: Split,
-    quotas: Mapping[str, float],
+    settings: Settings,
     fit_generator: Callable[[Snapshot], object],
     progress: Callable[[str], None] = lambda _: None,
 ) -> SourceRankings:
@@ -110,7 +111,7 @@ def source_rankings(
     knn = fit_cooccurrence(snapshot)
     seconds[sources.ITEM_KNN] = time.perf_counter() - started
     started = time.perf_counter()
-    popular = fit_popularity(snapshot)
+    popular = fit_popularity(snapshot, settings.popularity_half_life_days)
     seconds[sources.POPULAR] = time.perf_counter() - started
     positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
     rankings: dict[str, dict[int, list[int]]] = {
@@ -122,10 +123,10 @@ def source_rankings(
             sources.GENERATOR: [c for c in generated[user] if c.item_id not in bought][:CANDIDATES],
             sources.ITEM_KNN: item_knn_candidates(knn, history, bought)[:CANDIDATES],
             sources.POPULAR: [
-                Retrieved(item, sources.POPULAR, score) for item, score in popular.top(CANDIDATES, bought)
+                Retrieved(item, sources.POPULAR, score) for item, score, _ in popular.top(CANDIDATES, bought)
             ],
         }
-        lists[MERGED] = merge(lists, quotas, CANDIDATES)
+        lists[MERGED] = merge(lists, settings.candidate_weights, settings.candidate_quotas, CANDIDATES)
         for name, found in lists.items():
             rankings[name][user] = [positions[c.item_id] for c in found if c.item_id in positions]
     return SourceRankings(rankings, seconds)

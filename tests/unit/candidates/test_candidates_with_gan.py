@@ -66,8 +66,10 @@ def test_serving_waits_for_the_gan_then_merges_sources_and_degrades_without_it(h
         bought = history[:2]
         response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
         counts = dict(response.source_counts)
-        assert counts[sources.GENERATOR] == 20  # half of 40, the default quota
+        assert counts[sources.GENERATOR] >= 4  # at least its guaranteed tenth of 40
         assert set(counts) <= {sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR}
+        fusion = [c.fusion_score for c in response.candidates]
+        assert fusion == sorted(fusion, reverse=True)
         ids = [c.item_id for c in response.candidates]
         assert len(ids) == len(set(ids)) == 40
         assert not set(bought) & set(ids)

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_popularity_counts_distinct_buyers() -> None:
     assert ranked["tea"] == 4  # u5 bought tea twice: one buyer
     assert ranked["mug"] == 3
     assert model.item_ids[0] == "tea"
-    assert model.top(2, exclude={"tea"}) == [("mug", 3.0), ("beer", 2.0)]
+    assert model.top(2, exclude={"tea"}) == [("mug", 3.0, 3), ("beer", 2.0, 2)]
 
 
 def test_cooccurrence_is_cosine_over_buyers(tmp_path: Path) -> None:
@@ -52,30 +53,53 @@ def test_cooccurrence_retrieval_names_its_anchor_and_skips_excluded() -> None:
     assert item_knn_candidates(None, ["mug"], set()) == []
 
 
-def test_merge_keeps_first_occurrence_in_source_order_up_to_count() -> None:
-    first = [Retrieved("a", "x", 1.0), Retrieved("b", "x", 0.5)]
-    second = [Retrieved("b", "y", 9.0), Retrieved("c", "y", 8.0), Retrieved("d", "y", 7.0)]
-    merged = merge({"x": first, "y": second}, {}, count=3)
-    assert [(c.item_id, c.source) for c in merged] == [("a", "x"), ("b", "x"), ("c", "y")]
+def fused(*names: str, source: str, anchor: str = "") -> list[Retrieved]:
+    return [Retrieved(name, source, 10.0 - rank, anchor) for rank, name in enumerate(names)]
 
 
-def test_merge_gives_each_source_its_quota_first_then_fills_in_source_order() -> None:
-    gan = [Retrieved(f"g{i}", "gan", 1.0) for i in range(10)]
-    knn = [Retrieved("g0", "knn", 1.0)] + [Retrieved(f"k{i}", "knn", 1.0) for i in range(10)]
-    popular = [Retrieved(f"p{i}", "popular", 1.0) for i in range(10)]
-    merged = merge({"gan": gan, "knn": knn, "popular": popular}, {"gan": 0.5, "knn": 0.3, "popular": 0.2}, 10)
-    ids = [c.item_id for c in merged]
-    assert ids == ["g0", "g1", "g2", "g3", "g4", "k0", "k1", "k2", "p0", "p1"]
-    assert len(set(ids)) == len(ids)
-    # a source short of its quota leaves its slots to the others, in source order
-    merged = merge(
-        {"gan": gan[:2], "knn": knn, "popular": popular}, {"gan": 0.5, "knn": 0.3, "popular": 0.2}, 10
-    )
-    assert [c.item_id for c in merged] == ["g0", "g1", "k0", "k1", "k2", "p0", "p1", "k3", "k4", "k5"]
+def test_fusion_lifts_items_several_sources_agree_on_and_keeps_the_leading_source() -> None:
+    lists = {
+        "gan": fused("a", "b", "c", source="gan"),
+        "knn": fused("c", "d", source="knn", anchor="mug"),
+    }
+    merged = merge(lists, {"gan": 1.0, "knn": 1.0}, {}, count=3)
+    # c: 1/63 + 1/61 beats a: 1/61, which beats b: 1/62; d (1/62, same as b) loses the tie on id
+    assert [c.item_id for c in merged] == ["c", "a", "b"]
+    top = merged[0]
+    assert top.source == "knn" and top.score == 10.0  # knn ranked it first: the larger share
+    assert top.anchor_item_id == "mug"
+    assert top.fusion_score == pytest.approx(1 / 63 + 1 / 61)
+    assert [c.anchor_item_id for c in merged[1:]] == ["", ""]  # knn never found a or b
+
+
+def test_each_source_keeps_its_quota_whatever_the_fusion_says() -> None:
+    lists = {
+        "gan": fused(*[f"g{i}" for i in range(10)], source="gan"),
+        "popular": fused(*[f"p{i}" for i in range(10)], source="popular"),
+    }
+    weights = {"gan": 1.0, "popular": 0.1}
+    assert {c.source for c in merge(lists, weights, {}, 10)} == {"gan"}
+    merged = merge(lists, weights, {"popular": 0.3}, 10)
+    assert [c.item_id for c in merged if c.source == "popular"] == ["p0", "p1", "p2"]
+    assert [c.item_id for c in merged[:7]] == [f"g{i}" for i in range(7)]  # ordered by fused score
+    assert len({c.item_id for c in merged}) == 10
+
+
+def test_popularity_weighs_each_buyer_by_the_age_of_their_latest_purchase() -> None:
+    day = 86_400.0
+    snapshot = purchases_snapshot({"u1": ["old", "new"], "u2": ["old"], "u3": ["new"], "u4": ["old"]})
+    # old: bought by three shoppers 14 days before the newest event; new: by two, today
+    times = np.array([0.0, 14 * day, 0.0, 14 * day, 0.0])
+    model = fit_popularity(dataclasses.replace(snapshot, timestamps=times), half_life_days=7)
+    ranked = {item: (score, buyers) for item, score, buyers in model.top(2, set())}
+    assert model.item_ids[0] == "new"
+    assert ranked["new"] == (pytest.approx(2.0), 2)
+    assert ranked["old"] == (pytest.approx(3 * 0.25), 3)
+    assert fit_popularity(snapshot).item_ids[0] == "old"  # no half-life: every buyer counts one
 
 
 def test_empty_snapshot_gives_empty_models() -> None:
     empty = purchases_snapshot({})
     assert len(fit_popularity(empty).item_ids) == 0
     assert fit_cooccurrence(empty).similar("x") == []
-    assert PopularityModel(np.array([], dtype=str), np.array([])).top(5, set()) == []
+    assert PopularityModel(np.array([], dtype=str), np.array([]), np.array([])).top(5, set()) == []

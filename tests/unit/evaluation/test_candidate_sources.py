@@ -5,6 +5,7 @@ import numpy as np
 from services.candidates.gan import GanConfig
 from services.candidates.gan_train import fit_gan
 from shared import sources
+from shared.config import load_settings
 from shared.evaluation.candidates import MERGED, recent_histories, source_rankings, training_snapshot
 from shared.evaluation.protocols import Interactions, retail_temporal
 
@@ -38,9 +39,10 @@ def test_histories_are_training_items_most_recent_first() -> None:
 
 def test_every_source_and_the_merge_rank_only_new_items() -> None:
     split = retail_temporal(shop_log())
-    quotas = {sources.GENERATOR: 0.5, sources.ITEM_KNN: 0.3, sources.POPULAR: 0.2}
     found = source_rankings(
-        split, quotas, lambda snapshot: fit_gan(snapshot, GanConfig(max_epochs=2, min_epochs=1, hidden=16))
+        split,
+        load_settings({}),
+        lambda snapshot: fit_gan(snapshot, GanConfig(max_epochs=2, min_epochs=1, hidden=16)),
     )
     assert set(found.rankings) == {sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, MERGED}
     for name, rankings in found.rankings.items():

@@ -69,7 +69,9 @@ def test_popular_is_empty_until_trained_then_follows_the_newest_model(items) -> 
     stub, settings = items
     empty = stub.Popular(items_pb2.PopularRequest(count=5), timeout=5)
     assert list(empty.items) == [] and empty.model_version.version == 0
-    model = PopularityModel(item_ids=np.array(["x", "y", "z"]), scores=np.array([9.0, 5.0, 1.0]))
+    model = PopularityModel(
+        item_ids=np.array(["x", "y", "z"]), scores=np.array([9.0, 5.0, 1.0]), buyers=np.array([12, 7, 1])
+    )
     version = publish(settings.model_dir, POPULARITY, model.save)
     for _ in range(100):
         answer = stub.Popular(items_pb2.PopularRequest(count=2, exclude_item_ids=["x"]), timeout=5)
@@ -77,7 +79,7 @@ def test_popular_is_empty_until_trained_then_follows_the_newest_model(items) -> 
             break
         time.sleep(0.05)
     assert answer.model_version.version == version
-    assert [(i.item_id, i.score) for i in answer.items] == [("y", 5.0), ("z", 1.0)]
+    assert [(i.item_id, i.score, i.buyers) for i in answer.items] == [("y", 5.0, 7), ("z", 1.0, 1)]
 
 
 def test_bad_requests_get_invalid_argument(items) -> None:

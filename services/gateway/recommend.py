@@ -123,9 +123,7 @@ class Recommender:
                 response = await self.clients.items.Popular(
                     items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
                 )
-            self._last_popular = [
-                Choice(i.item_id, sources.POPULAR, i.score) for i in response.items
-            ]
+            self._last_popular = [Choice(i.item_id, sources.POPULAR, i.score) for i in response.items]
             progress.versions.append(response.model_version)
         except grpc.aio.AioRpcError as error:
             progress.degrade("items", error)

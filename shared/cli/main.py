@@ -218,10 +218,7 @@ def up(
     ] = None,
 ) -> None:
     """Start every service as a local process, wait until all are healthy, serve until Ctrl-C."""
-    config = settings()
-    if gan is None:
-        gan = config.candidate_gan or latest_version(config.model_dir, CANDIDATE_GAN) is not None
-    config = dataclasses.replace(config, candidate_gan=gan)
+    config = _with_gan(settings(), gan)
     ensure_key_file(config.api_key_file)
     suite = Suite(config)
     for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT may be ignored when started in the background
@@ -252,6 +249,13 @@ def up(
         console.print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()))
     if failed:
         raise typer.Exit(1)
+
+
+def _with_gan(config: Settings, wanted: bool | None) -> Settings:
+    """The settings with the GAN on when asked, or by default when it is configured or trained."""
+    if wanted is None:
+        wanted = config.candidate_gan or latest_version(config.model_dir, CANDIDATE_GAN) is not None
+    return dataclasses.replace(config, candidate_gan=wanted)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -318,9 +322,9 @@ def bench(
     trained candidate_gan, also Predict through the local model server beside the in-process call.
 
     Uses the running suite if the gateway answers; otherwise starts one on
-    RECSYS_HOME with the demo data and stops it afterwards.
+    RECSYS_HOME with the demo data (and the GAN once trained) and stops it afterwards.
     """
-    config = settings()
+    config = _with_gan(settings(), None)
     suite = None
     if check_health(config.addresses["gateway"]) != "SERVING":
         ensure_key_file(config.api_key_file)
@@ -340,7 +344,8 @@ def bench(
     finally:
         if suite is not None:
             suite.stop()
-    _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers", results)
+    pipeline = "with the candidate GAN" if config.candidate_gan else "without the candidate GAN"
+    _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers, {pipeline}", results)
     floor, recommend = results
     console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
     version = latest_version(config.model_dir, CANDIDATE_GAN)

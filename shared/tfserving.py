@@ -60,9 +60,14 @@ class ModelServerClient:
         self.address = address
         self.model = model
         self.signature = signature
-        self._channel = open_channel(address, (), deadline_s, also_retry=READ_ONLY_METHODS)
-        self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._status = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self.deadline_s = deadline_s
+        self._channel: grpc.aio.Channel | None = None
+
+    def _open(self) -> grpc.aio.Channel:
+        """The channel, opened on first use: inside the event loop that will use it."""
+        if self._channel is None:
+            self._channel = open_channel(self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS)
+        return self._channel
 
     async def predict(self, inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> Prediction:
         """Raises grpc.aio.AioRpcError as TF Serving answers (NOT_FOUND, INVALID_ARGUMENT...)."""
@@ -71,7 +76,8 @@ class ModelServerClient:
         )
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-        response = await self._prediction.Predict(request, timeout=timeout)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(self._open())
+        response = await stub.Predict(request, timeout=timeout)
         return Prediction(
             {name: _array(tensor) for name, tensor in response.outputs.items()},
             response.model_spec.version.value,
@@ -81,7 +87,7 @@ class ModelServerClient:
         """The newest AVAILABLE version, or None while there is none (unknown model, still loading)."""
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=self.model))
         try:
-            response = await self._status.GetModelStatus(request)
+            response = await model_service_pb2_grpc.ModelServiceStub(self._open()).GetModelStatus(request)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
@@ -108,4 +114,6 @@ class ModelServerClient:
             await asyncio.sleep(poll_s)
 
     async def close(self) -> None:
-        await self._channel.close()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None

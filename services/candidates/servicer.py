@@ -28,6 +28,8 @@ MAX_IDS = 10_000
 AVAILABILITY = "availability"
 OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
 MERGE_ORDER = (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR)
+# How many fused candidates, per candidate asked for, the availability check looks at.
+AVAILABILITY_MARGIN = 1.5
 
 
 class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
@@ -75,21 +77,29 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                 found[source], versions[model] = answer
         return found, versions, degraded
 
-    async def _available(self, lists: dict[str, list[Retrieved]]) -> dict[str, list[Retrieved]] | None:
-        """The lists without hidden and out-of-stock items; None when the catalog cannot say.
+    async def _available(
+        self, lists: dict[str, list[Retrieved]], count: int
+    ) -> dict[str, list[Retrieved]] | None:
+        """The lists cut to the items a fusion of `count` could use, without hidden and out-of-stock
+        ones; None when the catalog cannot say.
 
-        Items the catalog does not know are kept: the gateway's catalog stage drops them.
+        Only the best AVAILABILITY_MARGIN x count fused items (quotas included) are asked
+        about: the catalog call is the costliest part of Generate. Items the catalog does
+        not know are kept: the gateway's catalog stage drops them.
         """
-        pool = list(dict.fromkeys(c.item_id for found in lists.values() for c in found))
-        if not pool:
+        wide = [
+            c.item_id for c in merge(lists, self.weights, self.quotas, round(count * AVAILABILITY_MARGIN))
+        ]
+        if not wide:
             return lists
         try:
-            response = await self.clients.items.GetItems(items_pb2.GetItemsRequest(item_ids=pool))
+            response = await self.clients.items.GetItems(items_pb2.GetItemsRequest(item_ids=wide))
         except grpc.aio.AioRpcError as error:
             log.warning("availability check failed: %s %s", error.code().name, error.details())
             return None
         gone = {i.item_id for i in response.items if i.hidden or i.stock_status == OUT_OF_STOCK}
-        return {source: [c for c in found if c.item_id not in gone] for source, found in lists.items()}
+        usable = set(wide) - gone
+        return {source: [c for c in found if c.item_id in usable] for source, found in lists.items()}
 
     async def Generate(
         self, request: candidates_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -103,11 +113,14 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         count = request.count or DEFAULT_COUNT
         history = list(request.history_item_ids)
         exclude = set(request.exclude_item_ids)
-        remote, versions, degraded = await self._remote_sources(history, exclude, count)
-        remote[sources.ITEM_KNN] = item_knn_candidates(self.cooccurrence.model, history, exclude)[:count]
+        (remote, versions, degraded), knn = await asyncio.gather(
+            self._remote_sources(history, exclude, count),
+            asyncio.to_thread(item_knn_candidates, self.cooccurrence.model, history, exclude),
+        )
+        remote[sources.ITEM_KNN] = knn[:count]
         versions[COOCCURRENCE] = self.cooccurrence.version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
-        available = await self._available(lists)
+        available = await self._available(lists, count)
         if available is None:
             degraded.append(AVAILABILITY)
             available = lists

@@ -1,4 +1,4 @@
-"""Candidates service over real gRPC: co-occurrence first, popular from the items service to fill."""
+"""Candidates service over real gRPC: item-kNN and popular items from the items service, fused."""
 
 from pathlib import Path
 
@@ -6,6 +6,8 @@ import grpc
 import pytest
 
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
+from recsys.common.v1 import common_pb2
+from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.candidates.app import build as build_candidates
 from services.candidates.train import fit_cooccurrence
 from services.items.app import build as build_items
@@ -33,7 +35,7 @@ def generate(server: ServerThread, **fields) -> candidates_pb2.GenerateResponse:
         )
 
 
-def test_cooccurrence_first_then_popular_without_excluded_items(settings) -> None:
+def test_item_knn_and_popular_are_fused_without_excluded_items(settings) -> None:
     items = ServerThread(build_items, settings, settings.ports["items"])
     candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
     try:
@@ -44,16 +46,18 @@ def test_cooccurrence_first_then_popular_without_excluded_items(settings) -> Non
     finally:
         candidates.stop()
         items.stop()
-    found = [(c.item_id, c.source) for c in response.candidates]
-    # cake and milk are each co-bought with mug once: equal scores, ordered by id
-    assert found[:2] == [("cake", "item-knn"), ("milk", "item-knn")]
-    assert [source for _, source in found[2:]] == ["popular"] * 3
-    assert "tea" not in {item for item, _ in found}
-    assert dict(response.source_counts) == {"item-knn": 2, "popular": 3}
+    found = {c.item_id: c for c in response.candidates}
+    # cake and milk are co-bought with mug (item-kNN) and popular too: both sources agree on them
+    assert [c.item_id for c in response.candidates[:2]] == ["cake", "milk"]
+    assert found["cake"].anchor_item_id == found["milk"].anchor_item_id == "mug"
+    assert set(found) == {"cake", "milk", "beer", "crisps", "mug"}  # tea is excluded
+    assert sum(dict(response.source_counts).values()) == 5
+    fusion = [c.fusion_score for c in response.candidates]
+    assert fusion == sorted(fusion, reverse=True)
     assert {v.name for v in response.model_versions} == {COOCCURRENCE, POPULARITY}
 
 
-def test_a_failing_popular_source_leaves_cooccurrence_candidates(settings) -> None:
+def test_an_unreachable_catalog_leaves_item_knn_candidates_and_says_so(settings) -> None:
     env = {"RECSYS_ITEMS_ADDR": f"127.0.0.1:{free_port()}", "RECSYS_STAGE_DEADLINE_MS": "300"}
     broken = make_settings(str(settings.home), **env)
     candidates = ServerThread(build_candidates, broken)
@@ -65,3 +69,31 @@ def test_a_failing_popular_source_leaves_cooccurrence_candidates(settings) -> No
         ("crisps", "item-knn", "beer"),
         ("tea", "item-knn", "beer"),
     ]
+    assert list(response.degraded_sources) == ["popular", "availability"]
+
+
+def test_hidden_and_out_of_stock_items_are_never_candidates(settings) -> None:
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+    catalog = [
+        common_pb2.Item(item_id=item_id, title=item_id.title(), price=2.0, **flags)
+        for item_id, flags in (
+            ("cake", {"hidden": True}),
+            ("milk", {"stock_status": common_pb2.STOCK_STATUS_OUT_OF_STOCK}),
+            ("beer", {"stock_status": common_pb2.STOCK_STATUS_IN_STOCK}),
+            ("crisps", {}),
+            ("mug", {}),
+            ("tea", {}),
+        )
+    ]
+    try:
+        with grpc.insecure_channel(items.address) as channel:
+            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
+                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
+            )
+        response = generate(candidates, history_item_ids=["mug"], count=10)
+    finally:
+        candidates.stop()
+        items.stop()
+    assert {c.item_id for c in response.candidates} == {"beer", "crisps", "mug", "tea"}
+    assert list(response.degraded_sources) == []

@@ -3,7 +3,10 @@ for the model before it serves, merges the generator's candidates with the other
 and degrades to them when the model server is gone."""
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import time
 
 import grpc
@@ -88,3 +91,39 @@ def test_serving_waits_for_the_gan_then_merges_sources_and_degrades_without_it(h
     assert len(response.candidates) == 40
     assert sources.GENERATOR not in dict(response.source_counts)
     assert CANDIDATE_GAN not in {v.name for v in response.model_versions}
+
+
+def test_the_service_process_serves_generated_candidates(home) -> None:
+    """As `recsys up` runs it: its own process, built before its event loop starts."""
+    settings, gan_folder, items, matrix = home
+    shutil.copytree(gan_folder, settings.model_dir / CANDIDATE_GAN / "1")
+    model_server = ServerThread(build_modelserver, settings, settings.ports["modelserver"])
+    env = {
+        **os.environ,
+        "RECSYS_HOME": str(settings.home),
+        "RECSYS_CANDIDATES_GAN": "1",
+        "RECSYS_CANDIDATES_PORT": str(settings.ports["candidates"]),
+        "RECSYS_MODELSERVER_ADDR": settings.addresses["modelserver"],
+        "RECSYS_ITEMS_ADDR": settings.addresses["items"],
+        "RECSYS_METRICS_PORT": "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.candidates"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    address = settings.addresses["candidates"]
+    try:
+        deadline = time.monotonic() + 60
+        while check_health(address) != "SERVING":
+            assert process.poll() is None and time.monotonic() < deadline, "candidates did not become ready"
+            time.sleep(0.2)
+        history = [items[i] for i in np.flatnonzero(matrix[1])]
+        response = generate(address, history_item_ids=history, count=20)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode(errors="replace")
+        model_server.stop()
+    assert sources.GENERATOR in dict(response.source_counts), output[-3000:]
+    assert sources.GENERATOR not in list(response.degraded_sources)

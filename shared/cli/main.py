@@ -338,13 +338,15 @@ def bench(
             {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
         )
         results = measure(config.addresses["gateway"], read_key(config), users, calls, count)
+        answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
+        uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)
     except SuiteError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     finally:
         if suite is not None:
             suite.stop()
-    pipeline = "with the candidate GAN" if config.candidate_gan else "without the candidate GAN"
+    pipeline = "with the candidate GAN" if uses_gan else "without the candidate GAN"
     _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers, {pipeline}", results)
     floor, recommend = results
     console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")

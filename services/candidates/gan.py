@@ -46,8 +46,6 @@ class GanConfig:
     reconstruction: float = 1.0
     # float16 compute with float32 weights and loss scaling (worth it on GPUs with tensor cores).
     mixed_precision: bool = False
-    # Decoupled weight decay of the generator (AdamW); 0 means plain Adam.
-    weight_decay: float = 0.0
 
 
 def generator(items: int, config: GanConfig) -> tf.keras.Model:
@@ -91,19 +89,14 @@ class CFGAN:
             self.discriminator = discriminator(items, config)
         finally:
             tf.keras.mixed_precision.set_global_policy(policy)
-        self.g_optimizer = self._optimizer(config.weight_decay)
-        self.d_optimizer = self._optimizer(0.0)
+        self.g_optimizer = self._optimizer()
+        self.d_optimizer = self._optimizer()
         # Slots created now, in the strategy's scope, not lazily inside a replica's step.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
-    def _optimizer(self, weight_decay: float) -> tf.keras.optimizers.Optimizer:
-        rate = self.config.learning_rate
-        adam = (
-            tf.keras.optimizers.AdamW(rate, weight_decay=weight_decay)
-            if weight_decay > 0
-            else tf.keras.optimizers.Adam(rate)
-        )
+    def _optimizer(self) -> tf.keras.optimizers.Optimizer:
+        adam = tf.keras.optimizers.Adam(self.config.learning_rate)
         return tf.keras.mixed_precision.LossScaleOptimizer(adam) if self.config.mixed_precision else adam
 
     def _negatives(self, history: tf.Tensor) -> tf.Tensor:

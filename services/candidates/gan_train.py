@@ -40,9 +40,9 @@ def hold_out_recent(first: np.ndarray, share: float) -> tuple[np.ndarray, np.nda
     first bought after it are held out.
 
     This is the situation served candidates are in: predicting the coming weeks'
-    new purchases from everything before. (Holding out each shopper's own latest items
-    instead kept rewarding the generator for about twice as many epochs as the future
-    purchases did.)
+    new purchases from everything before. On Online Retail it picks 45 epochs where
+    holding out each shopper's own latest items picked 54; the test period itself
+    peaks near 30 for a generator trained on everything, so both still err long.
     """
     owned = np.isfinite(first)
     cutoff = np.quantile(first[owned], 1.0 - share) if owned.any() else 0.0

@@ -1,4 +1,4 @@
-"""CandidatesService RPCs: every source, the quota merge, the availability check."""
+"""CandidatesService RPCs: every source, the availability check, the fusion."""
 
 from __future__ import annotations
 

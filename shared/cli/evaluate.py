@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -52,6 +53,14 @@ def evaluate(
             "(a few minutes on CPU).",
         ),
     ] = False,
+    gan: Annotated[
+        bool,
+        typer.Option(
+            "--gan/--no-gan",
+            help="With --served: run the suite with the candidate GAN behind the local model server, "
+            "trained on the training part like the other models (a few minutes on CPU).",
+        ),
+    ] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
 ) -> None:
     """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
@@ -69,13 +78,14 @@ def evaluate(
     if candidates:
         results.extend(_evaluate_candidates(config, split))
     if served:
-        results.append(_evaluate_served(config, split))
+        results.append(_evaluate_served(config, split, gan))
     command = (
         "recsys eval --protocol "
         + protocol
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
         + (" --served" if served else "")
+        + (" --no-gan" if served and not gan else "")
     )
     report = Report(protocol, split.stats, results, command)
     folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -96,20 +106,27 @@ def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[Model
     return results
 
 
-def _evaluate_served(config: Settings, split: protocols.Split) -> ModelResult:
+def _evaluate_served(config: Settings, split: protocols.Split, gan: bool) -> ModelResult:
+    """A fresh suite learns the training part through its APIs and is asked for every test user.
+
+    With the GAN, candidates reports SERVING only once the model server has it: the data
+    goes in through profile and items first, the GAN is trained and published first,
+    and only then is the whole suite awaited.
+    """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
     env = {**free_ports_env(), "RECSYS_HOME": str(home), "RECSYS_DEMO": "0", "RECSYS_MODEL_POLL_S": "0.5"}
-    suite_config = load_settings({**os.environ, **env})
+    suite_config = dataclasses.replace(load_settings({**os.environ, **env}), candidate_gan=gan)
     ensure_key_file(suite_config.api_key_file)
     suite = Suite(suite_config)
     suite.start(env)
     try:
-        suite.wait_ready()
+        suite.wait_ready(only=("profile", "items"))
         stored = with_clients(
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
         console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
-        run_training(suite_config, SERVED)
+        run_training(suite_config, ["candidates", *SERVED] if gan else SERVED)
+        suite.wait_ready()
         started = time.perf_counter()
         rankings, latencies = with_clients(
             lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
@@ -119,4 +136,5 @@ def _evaluate_served(config: Settings, split: protocols.Split) -> ModelResult:
         suite.stop()
     p50 = statistics.median(latencies) if latencies else float("nan")
     console.print(f"served: {len(rankings)} users in {seconds:.1f}s, Recommend p50 {p50:.1f} ms")
-    return score("served pipeline (gRPC)", rankings, split, {}, seconds)
+    name = "served pipeline (gRPC" + (", with the candidate GAN)" if gan else ", without the candidate GAN)")
+    return score(name, rankings, split, {}, seconds)

@@ -90,10 +90,11 @@ class Suite:
         except OSError:
             return "(no log)"
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Blocks until every service reports SERVING; raises SuiteError otherwise."""
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, only: tuple[str, ...] = ()) -> None:
+        """Blocks until every service (or those named in `only`) reports SERVING; raises
+        SuiteError otherwise."""
         deadline = time.monotonic() + timeout
-        pending = set(self.processes)
+        pending = set(only or self.processes)
         while pending:
             for name in sorted(pending):
                 process = self.processes[name]

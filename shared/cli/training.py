@@ -125,7 +125,10 @@ async def _wait_for_versions(
     while time.monotonic() < deadline:
         try:
             response = await ask_recommend(clients, key, user_id, 1, "home")
-            seen = {v.name: v.version for v in response.model_versions}
+            # A model several services load (cooccurrence) counts once every one of them has it.
+            seen: dict[str, int] = {}
+            for reported in response.model_versions:
+                seen[reported.name] = min(seen.get(reported.name, reported.version), reported.version)
             if all(seen.get(name, 0) >= version for name, version in wanted.items()):
                 return True
         except grpc.aio.AioRpcError:

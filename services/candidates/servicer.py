@@ -58,9 +58,10 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
     async def _remote_sources(
         self, history: list[str], exclude: set[str], count: int
     ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
-        """The generator's and the popular items concurrently: (lists, model versions, failed sources)."""
+        """The generator's (for a shopper with a history) and the popular items, concurrently:
+        (lists, model versions, failed sources)."""
         asked = {sources.POPULAR: (POPULARITY, self._popular(count, sorted(exclude)))}
-        if self.gan is not None:
+        if self.gan is not None and history:  # with no history the generator has nothing to go on
             asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = {}, {}, []

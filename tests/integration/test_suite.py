@@ -1,12 +1,15 @@
 """The whole suite as separate processes on free ports, driven like a user would.
 
-Each backend (SQLite files, one PostgreSQL schema) gets a fresh suite: the CLI
-imports part of Online Retail and trains through the gRPC APIs, then the tests
-call the gateway. Traces go to an OTLP receiver run by the test.
+Each backend (SQLite files, one PostgreSQL schema) gets a fresh suite with the
+candidate GAN behind the local model server, as in production: the CLI imports
+part of Online Retail and trains through the gRPC APIs (the GAN first: the
+candidates service is not ready without it), then the tests call the gateway.
+Traces go to an OTLP receiver run by the test.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -31,7 +34,7 @@ from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.cli.supervisor import Suite, free_port
-from shared.config import SERVICES, Settings, load_settings
+from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
 
@@ -115,14 +118,15 @@ def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
     if database_url:
         env["RECSYS_DATABASE_URL"] = database_url
     full_env = {**os.environ, **env}
-    settings = load_settings(full_env)
+    settings = dataclasses.replace(load_settings(full_env), candidate_gan=True)
     suite = Suite(settings)
     suite.start(env)
     try:
-        suite.wait_ready(timeout=60)
+        suite.wait_ready(timeout=60, only=("profile", "items"))
         running = RunningSuite(settings, suite, receiver, full_env)
         running.cli("data", "import", "online-retail", "--limit", IMPORT_LINES)
-        assert "now serve the new versions" in running.cli("train", "served")
+        assert "now serve the new versions" in running.cli("train", "candidates", "served")
+        suite.wait_ready(timeout=60)
         yield running
     finally:
         suite.stop()
@@ -141,7 +145,7 @@ def running(request, tmp_path_factory) -> Iterator[RunningSuite]:
 
 def test_status_reports_every_service_serving(running: RunningSuite) -> None:
     output = running.cli("status")
-    assert output.count("SERVING") == len(SERVICES)
+    assert output.count("SERVING") == len(SERVICES) + 1  # and the model server
 
 
 def test_recommend_returns_distinct_real_items_the_customer_has_not_bought(running: RunningSuite) -> None:
@@ -215,9 +219,10 @@ def test_reflection_lists_the_gateway_and_health(running: RunningSuite) -> None:
     assert {"recsys.gateway.v1.GatewayService", "grpc.health.v1.Health"} <= names
 
 
-def test_one_trace_holds_spans_from_all_six_services(running: RunningSuite) -> None:
+def test_one_trace_holds_spans_from_all_six_services_and_the_model_server(running: RunningSuite) -> None:
     response = running.recommend(CUSTOMER, 5)
-    wanted = {f"recsys-{name}" for name in SERVICES}
+    assert "candidate_gan" in {v.name for v in response.model_versions}
+    wanted = {f"recsys-{name}" for name in (*SERVICES, MODEL_SERVER)}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with running.receiver.lock:

@@ -80,6 +80,11 @@ def test_serving_waits_for_the_gan_then_merges_sources_and_degrades_without_it(h
         assert all(0 < c.realism < 1 for c in generated)
         assert {v.name: v.version for v in response.model_versions}[CANDIDATE_GAN] == 1
         assert list(response.degraded_sources) == []
+
+        # a shopper with no history: nothing to condition the generator on, so it is not asked
+        stranger = generate(address, count=10)
+        assert {c.source for c in stranger.candidates} == {sources.POPULAR}
+        assert CANDIDATE_GAN not in {v.name for v in stranger.model_versions}
     finally:
         model_server.stop()
     try:

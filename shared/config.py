@@ -143,7 +143,8 @@ class _Reader:
     def shares(
         self, name: str, default: Mapping[str, float], allowed: tuple[str, ...], most: float = 1.0
     ) -> dict[str, float]:
-        """`name=share,...` pairs with known names, shares from 0 to 1 summing to at most `most`."""
+        """`name=share,...` pairs with known names and shares from 0 to 1; names left out keep
+        their default, and all of them sum to at most `most`."""
         raw = self.env.get(name, "").strip()
         if not raw:
             return dict(default)
@@ -162,10 +163,11 @@ class _Reader:
                 )
                 return dict(default)
             found[key] = share
-        if sum(found.values()) > most + 1e-9:
-            self.problems.append(f"{name}: the shares sum to {sum(found.values()):g}, more than {most:g}")
+        merged = {**default, **found}
+        if sum(merged.values()) > most + 1e-9:
+            self.problems.append(f"{name}: the shares sum to {sum(merged.values()):g}, more than {most:g}")
             return dict(default)
-        return found
+        return merged
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name, default).upper()

@@ -57,3 +57,30 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     ):
         assert name in message
     assert len(raised.value.problems) == 6
+
+
+def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> None:
+    settings = load_settings(
+        {"RECSYS_CANDIDATES_WEIGHTS": "popular=0.2", "RECSYS_CANDIDATES_QUOTAS": "candidate-gan=0.5"}
+    )
+    assert settings.candidate_weights == {"candidate-gan": 1.0, "item-knn": 0.5, "popular": 0.2}
+    assert settings.candidate_quotas == {"candidate-gan": 0.5, "item-knn": 0.1, "popular": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.3, more than 1"),
+        ("RECSYS_CANDIDATES_QUOTAS", "trending=0.2", "the source one of candidate-gan, item-knn, popular"),
+        (
+            "RECSYS_CANDIDATES_WEIGHTS",
+            "item-knn=lots",
+            "'item-knn=lots' must be <source>=<share from 0 to 1>",
+        ),
+        ("RECSYS_POPULARITY_HALF_LIFE_DAYS", "-1", "must be between 0 and 3650"),
+    ],
+)
+def test_bad_candidate_settings_are_named(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({variable: value})
+    assert variable in str(raised.value) and problem in str(raised.value)

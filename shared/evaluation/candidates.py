@@ -72,12 +72,15 @@ def recent_histories(split: Split) -> dict[int, list[str]]:
 def _generated(serve: Callable, histories: dict[int, list[str]]) -> dict[int, list[Retrieved]]:
     import tensorflow as tf
 
+    from services.candidates.gan_source import HISTORY_LIMIT
+
     users = sorted(histories)
+    recent = {user: histories[user][:HISTORY_LIMIT] for user in users}  # what the service sends
     found: dict[int, list[Retrieved]] = {}
     for start in range(0, len(users), GAN_BATCH):
         batch = users[start : start + GAN_BATCH]
-        width = max(len(histories[u]) for u in batch)
-        padded = np.array([histories[u] + [""] * (width - len(histories[u])) for u in batch], dtype=object)
+        width = max(len(recent[u]) for u in batch)
+        padded = np.array([recent[u] + [""] * (width - len(recent[u])) for u in batch], dtype=object)
         outputs = serve(tf.constant(padded))
         ids = outputs["item_ids"].numpy()
         scores = outputs["scores"].numpy()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from shared import sources
 from shared.artifacts import CooccurrenceModel
+from shared.sources import Placement
 
 HISTORY_ANCHORS = 50
 # Rank offset of reciprocal-rank fusion: the usual 60 keeps one list's top item from drowning the rest.
@@ -21,6 +22,7 @@ class Retrieved:
     anchor_item_id: str = ""
     realism: float = 0.0
     fusion_score: float = 0.0
+    found_by: tuple[Placement, ...] = ()
 
 
 def item_knn_candidates(
@@ -59,14 +61,17 @@ def merge(
     top. First every source places its own best `quota x count` items not yet placed (in
     the order of `lists`), then the highest fused scores fill the remaining slots. The
     result is ordered by fused score; each candidate keeps the source that contributed most
-    to it, its score from that source, and the item-kNN anchor whenever item-kNN found it.
+    to it, its score from that source, the item-kNN anchor whenever item-kNN found it, and
+    where every source placed it.
     """
     fused: dict[str, float] = {}
     leading: dict[str, tuple[float, Retrieved]] = {}
     anchors: dict[str, str] = {}
+    placements: dict[str, list[Placement]] = {}
     for source, found in lists.items():
         weight = weights.get(source, 0.0)
         for rank, candidate in enumerate(found):
+            placements.setdefault(candidate.item_id, []).append(Placement(source, rank, candidate.score))
             share = weight / (FUSION_K + rank + 1)
             fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + share
             if candidate.item_id not in leading or share > leading[candidate.item_id][0]:
@@ -91,6 +96,7 @@ def merge(
             leading[item_id][1],
             anchor_item_id=anchors.get(item_id, ""),
             fusion_score=fused[item_id],
+            found_by=tuple(placements[item_id]),
         )
         for item_id in sorted(chosen, key=lambda item: (-fused[item], item))
     ]

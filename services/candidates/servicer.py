@@ -141,6 +141,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     anchor_item_id=c.anchor_item_id,
                     realism=c.realism,
                     fusion_score=c.fusion_score,
+                    found_by=[
+                        common_pb2.SourceRank(source=p.source, rank=p.rank, score=p.score) for p in c.found_by
+                    ],
                 )
                 for c in merged
             ],

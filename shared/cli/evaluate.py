@@ -101,7 +101,7 @@ def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[Model
     results = []
     for name, rankings in found.rankings.items():
         label = f"candidates: {name}" + (f" (weights {weights})" if name == MERGED else "")
-        seconds = found.seconds.get(name, sum(found.seconds.values()))
+        seconds = found.seconds[name]
         results.append(score(label, rankings, split, {}, seconds))
     return results
 

@@ -4,7 +4,8 @@ Both are plain NumPy files inside a version folder (see shared/models.py):
 - popularity/<v>/popularity.npz: item ids, scores and distinct buyers, most popular first;
 - cooccurrence/<v>/neighbours.npz: for every item its top-k co-bought items
   with cosine scores (-1 marks an empty neighbour slot).
-The candidate GAN is a SavedModel served through TF Serving's API, `candidate_gan/<v>/`
+The learned ranker is `ranker/<v>/` (services/ranking/ranker.py). The candidate GAN is a
+SavedModel served through TF Serving's API, `candidate_gan/<v>/`
 (see services/candidates/gan_export.py).
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 POPULARITY = "popularity"
 COOCCURRENCE = "cooccurrence"
 CANDIDATE_GAN = "candidate_gan"
+RANKER = "ranker"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,26 +27,26 @@ Key = TypeVar("Key", bound=Hashable)
 
 @dataclass(frozen=True)
 class FittedSources:
-    """Every source fitted on one snapshot; `generate` is the GAN's serving function, if used."""
+    """Every source fitted on one snapshot; `generator` is the GAN's serving module, if used."""
 
     knn: CooccurrenceModel
     popular: PopularityModel
-    generate: Callable | None
+    generator: Any | None
 
 
 def fit_sources(
     snapshot: Snapshot, settings: Settings, fit_generator: Callable[[Snapshot], object] | None
 ) -> FittedSources:
     """Fits item-kNN, popular and (when `fit_generator` is given) the generator on `snapshot`."""
-    generate = None
+    generator = None
     if fit_generator is not None:
         from services.candidates.gan_export import ServingModule  # TensorFlow loads only when needed
 
-        generate = ServingModule(fit_generator(snapshot)).serve  # type: ignore[arg-type]
+        generator = ServingModule(fit_generator(snapshot))  # type: ignore[arg-type]
     return FittedSources(
         knn=fit_cooccurrence(snapshot),
         popular=fit_popularity(snapshot, settings.popularity_half_life_days),
-        generate=generate,
+        generator=generator,
     )
 
 
@@ -58,7 +58,7 @@ def histories(users: np.ndarray, items: np.ndarray) -> dict[str, list[str]]:
     return {user: list(items) for user, items in found.items()}
 
 
-def _generated(generate: Callable, shoppers: Mapping[Key, Sequence[str]]) -> dict[Key, list[Retrieved]]:
+def _generated(generator: Any, shoppers: Mapping[Key, Sequence[str]]) -> dict[Key, list[Retrieved]]:
     import tensorflow as tf
 
     from services.candidates.gan_source import HISTORY_LIMIT
@@ -70,7 +70,7 @@ def _generated(generate: Callable, shoppers: Mapping[Key, Sequence[str]]) -> dic
         batch = keys[start : start + GAN_BATCH]
         width = max(1, max(len(recent[key]) for key in batch))
         padded = np.array([recent[key] + [""] * (width - len(recent[key])) for key in batch], dtype=object)
-        outputs = generate(tf.constant(padded))
+        outputs = generator.serve(tf.constant(padded))
         ids = outputs["item_ids"].numpy()
         scores = outputs["scores"].numpy()
         for row, key in enumerate(batch):
@@ -85,7 +85,7 @@ def source_lists(
     fitted: FittedSources, shoppers: Mapping[Key, Sequence[str]], count: int
 ) -> dict[Key, dict[str, list[Retrieved]]]:
     """Each source's `count` best items per shopper (history most recent first), bought items left out."""
-    generated = _generated(fitted.generate, shoppers) if fitted.generate is not None else {}
+    generated = _generated(fitted.generator, shoppers) if fitted.generator is not None else {}
     lists: dict[Key, dict[str, list[Retrieved]]] = {}
     for key, history in shoppers.items():
         bought = set(history)

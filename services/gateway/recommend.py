@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
 from recsys.candidates.v1 import candidates_pb2
@@ -48,6 +49,9 @@ class Choice:
     score: float
     anchor_item_id: str = ""
     propensity: float = 1.0
+    fusion_score: float = 0.0
+    found_by: list[common_pb2.SourceRank] = field(default_factory=list)
+    top_features: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Progress:
     degraded: list[str] = field(default_factory=list)
     versions: list[common_pb2.ModelVersion] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    purchase_count: int = 0
+    last_event_time: Timestamp | None = None
     exclude: set[str] = field(default_factory=set)
     cold_start: bool = False
     policy: str = FALLBACK_POLICY
@@ -114,6 +120,9 @@ class Recommender:
                 progress.degrade("profile", error)
             return
         progress.history = list(response.profile.recent_item_ids)
+        progress.purchase_count = response.profile.purchase_count
+        if response.profile.HasField("last_event_time"):
+            progress.last_event_time = response.profile.last_event_time
         progress.exclude.update(response.profile.purchased_item_ids)
 
     async def _popular(self, progress: Progress) -> list[Choice]:
@@ -147,7 +156,14 @@ class Recommender:
         progress.versions.extend(response.model_versions)
         progress.degraded.extend(f"candidates/{source}" for source in response.degraded_sources)
         return [
-            Choice(c.item_id, c.source, c.score, c.anchor_item_id)
+            Choice(
+                c.item_id,
+                c.source,
+                c.score,
+                c.anchor_item_id,
+                fusion_score=c.fusion_score,
+                found_by=list(c.found_by),
+            )
             for c in response.candidates
             if c.item_id not in progress.exclude
         ]
@@ -155,17 +171,22 @@ class Recommender:
     async def _rank(
         self, user_id: str, surface: str, choices: list[Choice], progress: Progress
     ) -> list[Choice]:
+        request = ranking_pb2.RankRequest(
+            user_id=user_id,
+            history_item_ids=progress.history,
+            candidates=[
+                ranking_pb2.RankCandidate(item_id=c.item_id, fusion_score=c.fusion_score, found_by=c.found_by)
+                for c in choices
+            ],
+            surface=surface,
+            purchase_count=progress.purchase_count,
+        )
+        if progress.last_event_time is not None:
+            request.last_event_time.CopyFrom(progress.last_event_time)
+        request.request_time.GetCurrentTime()
         try:
             with metrics.STAGE_SECONDS.labels("ranking").time():
-                response = await self.clients.ranking.Rank(
-                    ranking_pb2.RankRequest(
-                        user_id=user_id,
-                        history_item_ids=progress.history,
-                        item_ids=[c.item_id for c in choices],
-                        surface=surface,
-                    ),
-                    timeout=self.deadline_s,
-                )
+                response = await self.clients.ranking.Rank(request, timeout=self.deadline_s)
         except grpc.aio.AioRpcError as error:
             progress.degrade("ranking", error)
             return choices
@@ -179,6 +200,7 @@ class Recommender:
                 continue
             choice.score = item.score
             choice.anchor_item_id = item.top_contributor_item_id or choice.anchor_item_id
+            choice.top_features = [f.feature for f in item.top_features]
             ranked.append(choice)
         return ranked
 
@@ -249,7 +271,12 @@ class Recommender:
                 item_id=choice.item_id,
                 score=choice.score,
                 source=choice.source,
-                reason=reason(choice.source, anchor.title if anchor else ""),
+                reason=reason(
+                    choice.source,
+                    anchor.title if anchor else "",
+                    choice.top_features,
+                    item.category_path[-1] if item and item.category_path else "",
+                ),
                 propensity=choice.propensity,
                 title=item.title if item else "",
                 price=item.price if item else 0.0,

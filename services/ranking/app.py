@@ -1,10 +1,11 @@
-"""Wires the ranking service: co-occurrence model and servicer."""
+"""Wires the ranking service: the learned ranker, the co-occurrence baseline it falls back to."""
 
 from __future__ import annotations
 
 from recsys.ranking.v1 import ranking_pb2_grpc
+from services.ranking.ranker import RankerModel
 from services.ranking.servicer import RankingServicer
-from shared.artifacts import COOCCURRENCE, CooccurrenceModel
+from shared.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
 from shared.config import Settings
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
@@ -13,12 +14,13 @@ NAME = "ranking"
 
 
 def build(settings: Settings) -> ServiceApp:
+    ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
     return assemble(
         NAME,
         ranking_pb2_grpc.add_RankingServiceServicer_to_server,
-        RankingServicer(cooccurrence),
-        models=[cooccurrence],
+        RankingServicer(ranker, cooccurrence),
+        models=[ranker, cooccurrence],
     )

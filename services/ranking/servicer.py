@@ -1,51 +1,113 @@
-"""RankingService RPCs."""
+"""RankingService RPCs: the learned ranker when a version is published, else the co-occurrence baseline."""
 
 from __future__ import annotations
+
+import asyncio
 
 import grpc
 from opentelemetry import trace
 
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from services.ranking.features import SURFACES, RankCandidate, Shopper
+from services.ranking.ranker import Ranked, RankerModel
 from services.ranking.scoring import RANKER_NAME, score_candidates
-from shared.artifacts import COOCCURRENCE, CooccurrenceModel
+from shared.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
 from shared.errors import require
 from shared.models import ModelWatcher
+from shared.sources import Placement
 
 MAX_CANDIDATES = 1000
 MAX_HISTORY = 10_000
 
 
+def _validate(request: ranking_pb2.RankRequest) -> None:
+    require(bool(request.user_id.strip()), "user_id must not be empty")
+    require(len(request.candidates) > 0, "candidates must not be empty")
+    require(
+        len(request.candidates) <= MAX_CANDIDATES,
+        f"at most {MAX_CANDIDATES} candidates per call, got {len(request.candidates)}",
+    )
+    ids = [c.item_id for c in request.candidates]
+    require(all(ids), "every candidate needs an item_id")
+    require(len(set(ids)) == len(ids), "candidate item_ids must be distinct")
+    require(
+        len(request.history_item_ids) <= MAX_HISTORY,
+        f"history_item_ids holds at most {MAX_HISTORY} ids",
+    )
+    require(
+        not request.surface or request.surface in SURFACES,
+        f"surface must be one of {', '.join(SURFACES)}; got {request.surface!r}",
+    )
+
+
+def _shopper(request: ranking_pb2.RankRequest) -> Shopper:
+    return Shopper(
+        history=list(request.history_item_ids),
+        purchases=request.purchase_count,
+        last_active=request.last_event_time.ToSeconds() if request.HasField("last_event_time") else None,
+        surface=request.surface or SURFACES[0],
+        when=request.request_time.ToSeconds() if request.HasField("request_time") else None,
+    )
+
+
+def _candidates(request: ranking_pb2.RankRequest) -> list[RankCandidate]:
+    return [
+        RankCandidate(
+            c.item_id,
+            c.fusion_score,
+            tuple(Placement(p.source, p.rank, p.score) for p in c.found_by),
+        )
+        for c in request.candidates
+    ]
+
+
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
-    def __init__(self, cooccurrence: ModelWatcher[CooccurrenceModel]) -> None:
+    def __init__(
+        self, ranker: ModelWatcher[RankerModel], cooccurrence: ModelWatcher[CooccurrenceModel]
+    ) -> None:
+        self.ranker = ranker
         self.cooccurrence = cooccurrence
 
     async def Rank(
         self, request: ranking_pb2.RankRequest, context: grpc.aio.ServicerContext
     ) -> ranking_pb2.RankResponse:
-        require(bool(request.user_id.strip()), "user_id must not be empty")
-        require(len(request.item_ids) > 0, "item_ids must not be empty")
-        require(
-            len(request.item_ids) <= MAX_CANDIDATES,
-            f"at most {MAX_CANDIDATES} item_ids per call, got {len(request.item_ids)}",
+        _validate(request)
+        model = self.ranker.model
+        if model is None:
+            return self._baseline(request)
+        ranked = await asyncio.to_thread(model.rank, _shopper(request), _candidates(request))
+        trace.get_current_span().set_attribute("recsys.ranking.ranker", RANKER)
+        return ranking_pb2.RankResponse(
+            items=[_ranked_item(r) for r in ranked],
+            model_version=common_pb2.ModelVersion(name=RANKER, version=self.ranker.version),
         )
-        require(len(set(request.item_ids)) == len(request.item_ids), "item_ids must be distinct")
-        require(
-            len(request.history_item_ids) <= MAX_HISTORY,
-            f"history_item_ids holds at most {MAX_HISTORY} ids",
-        )
+
+    def _baseline(self, request: ranking_pb2.RankRequest) -> ranking_pb2.RankResponse:
         scored = score_candidates(
-            self.cooccurrence.model, list(request.history_item_ids), list(request.item_ids)
+            self.cooccurrence.model,
+            list(request.history_item_ids),
+            [c.item_id for c in request.candidates],
         )
         trace.get_current_span().set_attribute("recsys.ranking.ranker", RANKER_NAME)
         return ranking_pb2.RankResponse(
             items=[
                 ranking_pb2.RankedItem(
-                    item_id=s.item_id,
-                    score=s.score,
-                    top_contributor_item_id=s.top_contributor_item_id,
+                    item_id=s.item_id, score=s.score, top_contributor_item_id=s.top_contributor_item_id
                 )
                 for s in scored
             ],
             model_version=common_pb2.ModelVersion(name=COOCCURRENCE, version=self.cooccurrence.version),
         )
+
+
+def _ranked_item(ranked: Ranked) -> ranking_pb2.RankedItem:
+    return ranking_pb2.RankedItem(
+        item_id=ranked.item_id,
+        score=ranked.score,
+        top_contributor_item_id=ranked.anchor_item_id,
+        top_features=[
+            ranking_pb2.FeatureContribution(feature=name, contribution=value)
+            for name, value in ranked.contributions
+        ],
+    )

@@ -242,13 +242,15 @@ def training_lists(
 def fit_ranker(
     snapshot: Snapshot,
     settings: Settings,
-    fit_generator: Callable[[Snapshot], object] | None,
+    lists: RankingLists,
+    vocabulary: np.ndarray,
     config: RankerConfig | None = None,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
 ) -> TrainedRanker:
+    """Trains on `lists` (see `training_lists`) and pairs the network with item facts from all of
+    `snapshot`. Raises ValueError when fewer than two shoppers bought a retrieved item after the cut."""
     config = config or RankerConfig()
     started = time.perf_counter()
-    lists, vocabulary = training_lists(snapshot, settings, fit_generator)
     if len(lists) < 2:
         raise ValueError(
             f"{len(lists)} shopper(s) bought a retrieved item after the time cut; "

@@ -177,7 +177,8 @@ def train(
         raise typer.Exit(2)
     groups = {"all": list(training.TRAINERS), "served": training.SERVED}
     names = list(dict.fromkeys(name for m in wanted for name in groups.get(m, [m])))
-    training.run_training(settings(), names)
+    # The ranker learns from the candidates the suite will serve: with the GAN's when it is used.
+    training.run_training(_with_gan(settings(), True if "candidates" in names else None), names)
 
 
 def _ensure_demo_data(config: Settings) -> None:

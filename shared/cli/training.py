@@ -20,7 +20,7 @@ from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
-from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
+from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, RANKER
 from shared.auth import read_key
 from shared.cli.common import ask_recommend, with_clients
 from shared.cli.progress import console, progress_bar
@@ -34,7 +34,7 @@ EXPORT_DEADLINE_S = 1800.0
 
 @dataclass(frozen=True)
 class Trainer:
-    """Fits one model from a snapshot; the result has a `save(folder)` method.
+    """Fits one model from a snapshot; the result has a `save(folder)` method (None: nothing to publish).
 
     `served` models are the ones the running pipeline uses today: they are
     trained by `recsys up` and the training command waits until the gateway
@@ -42,7 +42,7 @@ class Trainer:
     """
 
     model: str
-    fit: Callable[[Snapshot, Settings], object]
+    fit: Callable[[Snapshot, Settings], object | None]
     served: bool = True
 
 
@@ -74,6 +74,39 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: Settings) -> object:
     return trained
 
 
+def _fit_ranker(snapshot: Snapshot, settings: Settings) -> object | None:
+    from services.ranking.model import RankerConfig  # TensorFlow loads only when needed
+    from services.ranking.train import fit_ranker, training_lists
+
+    generator = "the GAN, " if settings.candidate_gan else ""
+    console.print(f"ranker: fitting the candidate sources ({generator}item-kNN, popular) before the time cut")
+    fit_generator = (
+        (lambda earlier: _fit_candidate_gan(earlier, settings)) if settings.candidate_gan else None
+    )
+    lists, vocabulary = training_lists(snapshot, settings, fit_generator)
+    config = RankerConfig()
+    with progress_bar() as progress:
+        task = progress.add_task("ranker", total=config.max_epochs)
+
+        def on_epoch(epoch: int, loss: float, quality: float) -> None:
+            progress.update(
+                task, completed=epoch, description=f"ranker (loss {loss:.3f}, val NDCG@20 {quality:.4f})"
+            )
+
+        try:
+            trained = fit_ranker(snapshot, settings, lists, vocabulary, config, on_epoch)
+        except ValueError as error:
+            console.print(
+                f"[yellow]ranker not trained: {error}; ranking keeps the co-occurrence baseline[/yellow]"
+            )
+            return None
+    console.print(
+        f"ranker: {trained.lists} training lists, best epoch {trained.epochs}, validation NDCG@20 "
+        f"{trained.validation_ndcg:.4f} (candidate order {trained.candidate_ndcg:.4f})"
+    )
+    return trained
+
+
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(
         POPULARITY, lambda snapshot, settings: fit_popularity(snapshot, settings.popularity_half_life_days)
@@ -82,6 +115,8 @@ TRAINERS: dict[str, Trainer] = {
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
     "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
+    # Learns from candidate lists made before a time cut: trained after the sources it reorders.
+    "ranking": Trainer(RANKER, _fit_ranker),
 }
 SERVED = [name for name, trainer in TRAINERS.items() if trainer.served]
 
@@ -112,6 +147,8 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
         trainer = TRAINERS[name]
         started = time.perf_counter()
         model = trainer.fit(snapshot, settings)
+        if model is None:
+            continue
         version = publish(settings.model_dir, trainer.model, model.save)  # type: ignore[attr-defined]
         published[trainer.model] = (version, time.perf_counter() - started)
     return published

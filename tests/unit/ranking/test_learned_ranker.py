@@ -1,0 +1,99 @@
+"""The learned ranker on simulated shoppers: better than retrieval's order on held-out purchases."""
+
+import numpy as np
+
+from services.candidates.offline import fit_sources, merged, source_lists
+from services.candidates.train import fit_cooccurrence
+from services.ranking.features import FEATURES, GROUPS, RankCandidate, Shopper, candidate_features, item_table
+from services.ranking.model import RankerConfig, ServingRanker
+from services.ranking.ranker import RankerModel
+from services.ranking.train import (
+    CANDIDATES,
+    _scores,
+    build_lists,
+    candidate_order,
+    ndcg,
+    split_in_time,
+)
+from shared import sources
+from shared.config import load_settings
+from shared.sources import Placement
+from tests.support import purchases_snapshot
+
+
+def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated_ranker) -> None:
+    settings = load_settings({})
+    fitted = fit_sources(simulated_ranker.earlier, settings, None)
+    users = sorted(simulated_ranker.held_out)
+    found = source_lists(fitted, {u: simulated_ranker.held_out[u].shopper.history for u in users}, CANDIDATES)
+    candidates = [
+        [RankCandidate(c.item_id, c.fusion_score, c.found_by) for c in merged(found[u], settings, CANDIDATES)]
+        for u in users
+    ]
+    lists = build_lists(
+        simulated_ranker.trained.table, [simulated_ranker.held_out[u] for u in users], candidates
+    )
+    assert len(lists) > 50 and lists.labels.sum() > 50
+    learned = ndcg(_scores(simulated_ranker.trained.net, lists), lists)
+    retrieval = ndcg(candidate_order(lists), lists)
+    assert learned > retrieval * 1.1, (learned, retrieval)
+
+
+def test_serving_orders_by_score_and_names_what_raised_each_item(simulated_ranker) -> None:
+    model = RankerModel(ServingRanker(simulated_ranker.trained.net), simulated_ranker.trained.table, {})
+    labelled = next(iter(simulated_ranker.held_out.values()))
+    catalog = model.table.item_ids.tolist()
+    candidates = [RankCandidate(item) for item in catalog if item not in set(labelled.shopper.history)][:40]
+    ranked = model.rank(labelled.shopper, candidates)
+    assert sorted(r.item_id for r in ranked) == sorted(c.item_id for c in candidates)
+    scores = [r.score for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    named = [name for r in ranked for name, _ in r.contributions]
+    assert named and set(named) <= {*FEATURES, "latent_factors", "item_bias"}
+    assert all(value > 0 for r in ranked for _, value in r.contributions)
+
+
+def test_the_same_list_scores_the_same_in_training_and_serving(simulated_ranker) -> None:
+    trained = simulated_ranker.trained
+    shopper = next(iter(simulated_ranker.held_out.values())).shopper
+    candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:30]]
+    served = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
+    computed = candidate_features(trained.table, shopper, candidates)
+    history = trained.table.positions(list(shopper.history)[:50]) + 1
+    direct = trained.net.scores(computed.matrix[None], computed.rows[None] + 1, history[None]).numpy()[0]
+    by_item = {c.item_id: float(s) for c, s in zip(candidates, direct, strict=True)}
+    assert all(abs(r.score - by_item[r.item_id]) < 1e-4 for r in served)
+
+
+def test_features_come_from_retrieval_the_history_and_the_catalog() -> None:
+    snapshot = purchases_snapshot({"u1": ["tea", "mug"], "u2": ["tea", "mug", "cake"], "u3": ["cake"]})
+    table = item_table(snapshot, fit_cooccurrence(snapshot), 0.0)
+    candidates = [
+        RankCandidate("mug", 0.02, (Placement(sources.ITEM_KNN, 0, 1.0), Placement(sources.POPULAR, 3, 2.0))),
+        RankCandidate("unknown", 0.01, (Placement(sources.GENERATOR, 1, 0.7),)),
+    ]
+    computed = candidate_features(table, Shopper(["tea"], purchases=4, surface="cart"), candidates)
+    row = dict(zip(FEATURES, computed.matrix[0].tolist(), strict=True))
+    assert row["knn_rank"] == 1.0 and row["popular_rank"] == 0.25 and row["source_count"] == 2
+    assert row["cooccurrence_max"] > 0 and computed.anchors == ["tea", ""]
+    assert row["category_affinity"] == 1.0  # every item of this shop is in category "shop"
+    assert row["buyers"] == np.float32(np.log1p(2)) and row["surface_cart"] == 1.0
+    unknown = dict(zip(FEATURES, computed.matrix[1].tolist(), strict=True))
+    assert unknown["gan_rank"] == 0.5 and unknown["gan_score"] == np.float32(0.7)
+    assert unknown["buyers"] == 0 and computed.rows[1] == -1
+
+
+def test_a_removed_group_cannot_move_the_score(simulated_ranker) -> None:
+    config = RankerConfig(removed=("profile",))
+    mask = config.feature_mask()
+    assert all(mask[FEATURES.index(name)] == 0 for name in GROUPS["profile"])
+    assert mask.sum() == len(FEATURES) - len(GROUPS["profile"])
+    assert RankerConfig(removed=("collaborative",)).latent is False
+
+
+def test_the_time_cut_labels_only_items_new_to_the_shopper() -> None:
+    snapshot = purchases_snapshot({"u1": ["a", "b", "a", "c"], "u2": ["a", "b"]})
+    earlier, labelled = split_in_time(snapshot, 0.5)
+    assert earlier.event_count == 3  # u1: a, b, a (time order)
+    assert set(labelled) == {"u1"} and labelled["u1"].bought_next == {"c"}
+    assert labelled["u1"].shopper.history == ["a", "b"] and labelled["u1"].shopper.purchases == 3

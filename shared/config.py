@@ -80,6 +80,8 @@ class Settings:
     candidate_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_WEIGHTS))
     popularity_half_life_days: float = 3.0
     gan_mixed_precision: bool = False
+    # "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
+    ranker: str = "learned"
 
     @property
     def model_dir(self) -> Path:
@@ -169,12 +171,23 @@ class _Reader:
             return dict(default)
         return merged
 
+    def option(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        """A lower-case word out of `allowed`."""
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            self.problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name, default).upper()
         if value not in allowed:
             self.problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
             return default
         return value
+
+
+RANKERS = ("learned", "baseline")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -244,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             most=len(DEFAULT_CANDIDATE_WEIGHTS),
         ),
         popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
+        ranker=read.option("RECSYS_RANKER", "learned", RANKERS),
     )
     if read.problems:
         raise ConfigError(read.problems)

@@ -14,13 +14,17 @@ NAME = "ranking"
 
 
 def build(settings: Settings) -> ServiceApp:
-    ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
+    models: list[ModelWatcher] = [cooccurrence]
+    ranker = None
+    if settings.ranker == "learned":
+        ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
+        models.append(ranker)
     return assemble(
         NAME,
         ranking_pb2_grpc.add_RankingServiceServicer_to_server,
         RankingServicer(ranker, cooccurrence),
-        models=[ranker, cooccurrence],
+        models=models,
     )

@@ -64,8 +64,9 @@ def _candidates(request: ranking_pb2.RankRequest) -> list[RankCandidate]:
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def __init__(
-        self, ranker: ModelWatcher[RankerModel], cooccurrence: ModelWatcher[CooccurrenceModel]
+        self, ranker: ModelWatcher[RankerModel] | None, cooccurrence: ModelWatcher[CooccurrenceModel]
     ) -> None:
+        """`ranker` None: always the co-occurrence baseline (RECSYS_RANKER=baseline)."""
         self.ranker = ranker
         self.cooccurrence = cooccurrence
 
@@ -73,8 +74,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self, request: ranking_pb2.RankRequest, context: grpc.aio.ServicerContext
     ) -> ranking_pb2.RankResponse:
         _validate(request)
-        model = self.ranker.model
-        if model is None:
+        model = self.ranker.model if self.ranker is not None else None
+        if self.ranker is None or model is None:
             return self._baseline(request)
         ranked = await asyncio.to_thread(model.rank, _shopper(request), _candidates(request))
         trace.get_current_span().set_attribute("recsys.ranking.ranker", RANKER)

@@ -196,7 +196,11 @@ def fit_net(
             loss = -tf.reduce_mean(tf.reduce_sum(target * tf.nn.log_softmax(scores), -1))
             loss += config.l2 * tf.reduce_sum(tf.square(net.vectors))
         variables = net.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        gradients = tape.gradient(loss, variables)
+        # A left-out part (the item bias in the "item" ablation) has no gradient: it stays zero.
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
+        )
         return loss
 
     rng = np.random.default_rng(config.seed)

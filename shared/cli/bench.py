@@ -1,4 +1,5 @@
-"""`recsys bench`: Recommend latency on the local suite, beside a plain gRPC round trip."""
+"""`recsys bench`: Recommend latency on the local suite beside a plain gRPC round trip; Rank and
+Predict latency beside their baselines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from shared import sources
 from shared.auth import bearer_metadata
 
 
@@ -90,3 +94,39 @@ def measure_predict(folder: Path, address: str, calls: int, history_length: int 
         remote(0)
         served = _time("Predict through the model server", calls, remote)
     return [in_process, served]
+
+
+def rank_requests(
+    histories: list[list[str]], item_ids: list[str], calls: int, candidates: int
+) -> list[ranking_pb2.RankRequest]:
+    """One request per call: a real shopper's history and `candidates` shop items (a rotating
+    window of `item_ids`, most popular first) carrying their popular rank."""
+    requests = []
+    for number in range(calls):
+        history = histories[number % len(histories)]
+        offset = (number * 37) % max(1, len(item_ids) - candidates)
+        chosen = [item for item in item_ids[offset:] if item not in set(history)][:candidates]
+        request = ranking_pb2.RankRequest(user_id=f"bench-{number}", history_item_ids=history, surface="home")
+        for rank, item_id in enumerate(chosen):
+            request.candidates.add(
+                item_id=item_id,
+                fusion_score=0.75 / (61 + rank),
+                found_by=[common_pb2.SourceRank(source=sources.POPULAR, rank=rank, score=1.0)],
+            )
+        request.purchase_count = len(history)
+        requests.append(request)
+    return requests
+
+
+def measure_rank(addresses: dict[str, str], requests: list[ranking_pb2.RankRequest]) -> list[Latency]:
+    """The same Rank calls, sequentially, against each named ranking service."""
+    results = []
+    for name, address in addresses.items():
+        with grpc.insecure_channel(address) as channel:
+            stub = ranking_pb2_grpc.RankingServiceStub(channel)
+            for request in requests[:20]:  # warm-up: connection, compiled graph
+                stub.Rank(request, timeout=30)
+            results.append(
+                _time(name, len(requests), lambda n, stub=stub: stub.Rank(requests[n], timeout=30))
+            )
+    return results

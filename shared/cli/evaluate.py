@@ -19,6 +19,7 @@ from shared.cli.training import SERVED, TRAINERS, run_training
 from shared.config import Settings, load_settings
 from shared.evaluation import protocols
 from shared.evaluation.candidates import MERGED, source_rankings
+from shared.evaluation.ranking import ablation
 from shared.evaluation.report import ModelResult, Report
 from shared.evaluation.run import CURVE_KS, score
 from shared.evaluation.run import baselines as run_baselines
@@ -53,12 +54,21 @@ def evaluate(
             "(a few minutes on CPU).",
         ),
     ] = False,
+    ranking: Annotated[
+        bool,
+        typer.Option(
+            "--ranking",
+            help="Also evaluate the learned ranker offline: candidates alone, the ranker, and the ranker "
+            "with each feature group removed (an ablation; with the GAN unless --no-gan).",
+        ),
+    ] = False,
     gan: Annotated[
         bool,
         typer.Option(
             "--gan/--no-gan",
             help="With --served: run the suite with the candidate GAN behind the local model server, "
-            "trained on the training part like the other models (a few minutes on CPU).",
+            "trained on the training part like the other models (a few minutes on CPU); with "
+            "--ranking: include the GAN's candidates.",
         ),
     ] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
@@ -67,8 +77,10 @@ def evaluate(
     if protocol not in protocols.PROTOCOLS:
         console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
         raise typer.Exit(2)
-    if not (baselines or served or candidates):
-        console.print("[red]nothing to evaluate: pass --baselines, --candidates and/or --served[/red]")
+    if not (baselines or served or candidates or ranking):
+        console.print(
+            "[red]nothing to evaluate: pass --baselines, --candidates, --ranking and/or --served[/red]"
+        )
         raise typer.Exit(2)
     config = settings()
     data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
@@ -77,6 +89,12 @@ def evaluate(
     results = run_baselines(split, console.print) if baselines else []
     if candidates:
         results.extend(_evaluate_candidates(config, split))
+    if ranking:
+        fit = TRAINERS["candidates"].fit
+        with_gan = dataclasses.replace(config, candidate_gan=gan)
+        results.extend(
+            ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print)
+        )
     if served:
         results.append(_evaluate_served(config, split, gan))
     command = (
@@ -84,8 +102,9 @@ def evaluate(
         + protocol
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
+        + (" --ranking" if ranking else "")
         + (" --served" if served else "")
-        + (" --no-gan" if served and not gan else "")
+        + (" --no-gan" if (served or ranking) and not gan else "")
     )
     report = Report(protocol, split.stats, results, command)
     folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"

@@ -9,6 +9,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -17,10 +19,10 @@ from rich.table import Table
 
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
-from shared.artifacts import CANDIDATE_GAN
+from shared.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, PopularityModel
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.cli import training
-from shared.cli.bench import measure, measure_predict
+from shared.cli.bench import measure, measure_predict, measure_rank, rank_requests
 from shared.cli.common import ask_recommend, print_recommendations, settings, with_clients
 from shared.cli.data import data_app, import_demo
 from shared.cli.evaluate import evaluate
@@ -40,6 +42,7 @@ app = typer.Typer(
 
 DEMO_CUSTOMERS = ("17850", "13047", "12583")
 DEMO_MARKER = "demo-online-retail.imported"
+RANK_CANDIDATES = 500
 
 
 @app.command()
@@ -283,35 +286,74 @@ def _print_latencies(title: str, results: list) -> None:
     console.print(table)
 
 
-def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
-    """Starts a local model server on a free port for the newest candidate_gan and times Predict."""
+@contextmanager
+def _service_on_free_port(config: Settings, service: str, env: dict[str, str]) -> Iterator[str]:
+    """Runs one more process of `service` on a free port (no metrics endpoint) until the block ends."""
     port = free_port()
-    env = {
-        **os.environ,
+    overrides = {
         "RECSYS_HOME": str(config.home),
-        "RECSYS_MODELSERVER_PORT": str(port),
-        "RECSYS_MODELSERVER_METRICS_PORT": "0",
-        "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN,
+        f"RECSYS_{service.upper()}_PORT": str(port),
+        f"RECSYS_{service.upper()}_METRICS_PORT": "0",
+        **env,
     }
     config.log_dir.mkdir(parents=True, exist_ok=True)
-    with (config.log_dir / "modelserver-bench.log").open("ab") as log:
+    with (config.log_dir / f"{service}-bench.log").open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "services.modelserver"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", f"services.{service}"],
+            env={**os.environ, **overrides},
+            stdout=log,
+            stderr=log,
         )
         try:
             address = f"127.0.0.1:{port}"
             deadline = time.monotonic() + 120
             while check_health(address) != "SERVING":
                 if server.poll() is not None or time.monotonic() > deadline:
-                    console.print(f"[red]the model server did not come up; see {log.name}[/red]")
+                    console.print(f"[red]{service} did not come up; see {log.name}[/red]")
                     raise typer.Exit(1)
                 time.sleep(0.5)
-            results = measure_predict(folder, address, calls)
+            yield address
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
+    """Starts a local model server for the newest candidate_gan and times Predict."""
+    with _service_on_free_port(config, MODEL_SERVER, {"RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}) as address:
+        results = measure_predict(folder, address, calls)
     _print_latencies(f"candidate_gan Predict over {calls} sequential calls (history of 20 items)", results)
     return results
+
+
+def _bench_rank(config: Settings, histories: list[list[str]], calls: int, candidates: int) -> None:
+    """Rank with the learned ranker beside the co-occurrence baseline: same requests, fresh processes."""
+    popularity = latest_version(config.model_dir, POPULARITY)
+    if latest_version(config.model_dir, RANKER) is None or popularity is None:
+        console.print("no ranker model yet: `recsys train ranking` adds the Rank measurement")
+        return
+    items = PopularityModel.load(config.model_dir / POPULARITY / str(popularity)).item_ids.tolist()
+    requests = rank_requests(histories, items, calls, candidates)
+    with (
+        _service_on_free_port(config, "ranking", {"RECSYS_RANKER": "learned"}) as learned,
+        _service_on_free_port(config, "ranking", {"RECSYS_RANKER": "baseline"}) as baseline,
+    ):
+        results = measure_rank(
+            {"Rank, co-occurrence baseline": baseline, "Rank, learned ranker (in process)": learned}, requests
+        )
+    _print_latencies(
+        f"Rank over {calls} sequential calls, {len(requests[0].candidates)} candidates each", results
+    )
+    console.print(f"learned Rank p50 is {results[1].p50 / results[0].p50:.1f}x the baseline's")
+
+
+def _histories(events: Iterable[common_pb2.Event]) -> list[list[str]]:
+    """Each customer's distinct items, most recent first."""
+    found: dict[str, dict[str, None]] = {}
+    for event in events:
+        found.setdefault(event.user_id, {}).pop(event.item_id, None)
+        found[event.user_id][event.item_id] = None
+    return [list(reversed(items)) for items in found.values()]
 
 
 @app.command()
@@ -319,8 +361,9 @@ def bench(
     calls: Annotated[int, typer.Option(help="Sequential calls per measurement.")] = 1000,
     count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
 ) -> None:
-    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip; with a
-    trained candidate_gan, also Predict through the local model server beside the in-process call.
+    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip; Rank with
+    500 candidates, learned ranker beside the co-occurrence baseline; with a trained candidate_gan,
+    also Predict through the local model server beside the in-process call.
 
     Uses the running suite if the gateway answers; otherwise starts one on
     RECSYS_HOME with the demo data (and the GAN once trained) and stops it afterwards.
@@ -339,6 +382,7 @@ def bench(
             {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
         )
         results = measure(config.addresses["gateway"], read_key(config), users, calls, count)
+        histories = _histories(online_retail.read_events(online_retail.DEFAULT_PATH, 50_000))
         answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
         uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)
     except SuiteError as error:
@@ -351,6 +395,7 @@ def bench(
     _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers, {pipeline}", results)
     floor, recommend = results
     console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
+    _bench_rank(config, histories, calls, RANK_CANDIDATES)
     version = latest_version(config.model_dir, CANDIDATE_GAN)
     if version is not None:
         local, served = _bench_model_server(config, config.model_dir / CANDIDATE_GAN / str(version), calls)

@@ -7,12 +7,13 @@ profile service would hand it over (see services/candidates/offline.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
+from recsys.common.v1 import common_pb2
 from services.candidates.offline import fit_sources, histories, merged, source_lists
 from services.candidates.retrieval import Retrieved
 from shared import sources
@@ -32,11 +33,13 @@ class SourceRankings:
     seconds: dict[str, float]
 
 
-def training_snapshot(split: Split) -> Snapshot:
-    """The training purchases as the snapshot a training run would export."""
+def training_snapshot(split: Split, catalog: Sequence[common_pb2.Item] = ()) -> Snapshot:
+    """The training purchases (and the catalog, when given) as the snapshot a training run would export."""
     data = split.train_interactions
     stamps = np.array([datetime.fromisoformat(t).timestamp() for t in data.times.tolist()], dtype=np.float64)
-    items = np.unique(data.items)
+    writer_items = {item.item_id: item for item in catalog}
+    items = np.unique(np.concatenate([data.items.astype(str), np.array(list(writer_items), dtype=str)]))
+    known = [writer_items.get(item) for item in items.tolist()]
     return Snapshot(
         folder=None,  # type: ignore[arg-type]
         user_ids=data.users.astype(str),
@@ -45,9 +48,11 @@ def training_snapshot(split: Split) -> Snapshot:
         timestamps=stamps,
         quantities=np.ones(len(data.users), dtype=np.int32),
         catalog_item_ids=items,
-        catalog_titles=np.full(len(items), "", dtype=str),
-        catalog_categories=np.full(len(items), "", dtype=str),
-        catalog_prices=np.zeros(len(items)),
+        catalog_titles=np.array([item.title if item else "" for item in known], dtype=str),
+        catalog_categories=np.array(
+            [">".join(item.category_path) if item else "" for item in known], dtype=str
+        ),
+        catalog_prices=np.array([item.price if item else 0.0 for item in known], dtype=np.float64),
         catalog_price_scaled=np.zeros(len(items)),
     )
 
@@ -61,11 +66,10 @@ def recent_histories(split: Split) -> dict[int, list[str]]:
 
 
 def test_candidates(
-    split: Split, settings: Settings, fit_generator: Callable[[Snapshot], object] | None
+    snapshot: Snapshot, split: Split, settings: Settings, fit_generator: Callable[[Snapshot], object] | None
 ) -> tuple[dict[int, dict[str, list[Retrieved]]], dict[str, float]]:
-    """Every source's and the merged list for each test user (fitted on the training part),
-    with the seconds each source took to fit and answer."""
-    snapshot = training_snapshot(split)
+    """Every source's and the merged list for each test user (fitted on the training part's
+    `snapshot`), with the seconds the sources took to fit and to answer."""
     shoppers = recent_histories(split)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -86,7 +90,7 @@ def source_rankings(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SourceRankings:
     """Fits every source on the training part and lists CANDIDATES items per test user."""
-    lists, seconds = test_candidates(split, settings, fit_generator)
+    lists, seconds = test_candidates(training_snapshot(split), split, settings, fit_generator)
     progress(f"candidate sources fitted in {seconds['fit']:.0f}s, asked in {seconds['answer']:.0f}s")
     positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
     rankings: dict[str, dict[int, list[int]]] = {

@@ -1,0 +1,85 @@
+"""The ranker's ablation on a split: candidates alone, the ranker, and the ranker without each group.
+
+Everything is fitted on the training part only. The test users' candidate lists
+come from the sources fitted on all of it (what the served suite would retrieve);
+each ranker variant learns from lists made before a time cut inside it (see
+services/ranking/train.py) and reorders the same test lists through the serving code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from services.ranking.features import GROUPS, RankCandidate, Shopper
+from services.ranking.model import RankerConfig, ServingRanker
+from services.ranking.ranker import RankerModel
+from services.ranking.train import TrainedRanker, fit_ranker, training_lists
+from shared.config import Settings
+from shared.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
+from shared.evaluation.protocols import Split
+from shared.evaluation.report import ModelResult
+from shared.evaluation.run import score
+from shared.importers.online_retail import DEFAULT_PATH, read_items
+from shared.snapshot import Snapshot
+
+CANDIDATES_ALONE = "candidates alone (fused order)"
+RANKER = "ranker"
+
+
+def _shoppers(split: Split, snapshot: Snapshot) -> dict[int, Shopper]:
+    """Each test user as the gateway would describe them: history, purchases, last activity."""
+    purchases = dict(zip(*np.unique(snapshot.user_ids, return_counts=True), strict=True))
+    last_active = dict(zip(snapshot.user_ids.tolist(), snapshot.timestamps.tolist(), strict=True))
+    return {
+        user: Shopper(history, int(purchases[split.user_ids[user]]), last_active[split.user_ids[user]])
+        for user, history in recent_histories(split).items()
+    }
+
+
+def _reordered(
+    trained: TrainedRanker, lists: dict[int, list[RankCandidate]], shoppers: dict[int, Shopper], split: Split
+) -> dict[int, list[int]]:
+    model = RankerModel(ServingRanker(trained.net), trained.table, {})
+    positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
+    return {
+        user: [positions[r.item_id] for r in model.rank(shoppers[user], found) if r.item_id in positions]
+        for user, found in lists.items()
+    }
+
+
+def ablation(
+    split: Split,
+    settings: Settings,
+    fit_generator: Callable[[Snapshot], object] | None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[ModelResult]:
+    snapshot = training_snapshot(split, read_items(DEFAULT_PATH))
+    started = time.perf_counter()
+    found, _ = test_candidates(snapshot, split, settings, fit_generator)
+    lists = {
+        user: [RankCandidate(c.item_id, c.fusion_score, c.found_by) for c in sources[MERGED]]
+        for user, sources in found.items()
+    }
+    positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
+    alone = {user: [positions[c.item_id] for c in found_list] for user, found_list in lists.items()}
+    results = [score(CANDIDATES_ALONE, alone, split, {}, time.perf_counter() - started)]
+    progress(f"test candidates ready in {time.perf_counter() - started:.0f}s; training lists next")
+    training, vocabulary = training_lists(snapshot, settings, fit_generator)
+    shoppers = _shoppers(split, snapshot)
+    for removed in [None, *GROUPS]:
+        started = time.perf_counter()
+        config = RankerConfig(removed=(removed,) if removed else ())
+        trained = fit_ranker(snapshot, settings, training, vocabulary, config)
+        name = RANKER if removed is None else f"ranker without {removed}"
+        result = score(
+            name, _reordered(trained, lists, shoppers, split), split, {}, time.perf_counter() - started
+        )
+        progress(
+            f"{name}: best epoch {trained.epochs}, NDCG@20 {result.at_k[20]['ndcg']:.4f}, "
+            f"R@20 {result.at_k[20]['recall']:.4f}"
+        )
+        results.append(result)
+    return results

@@ -172,20 +172,36 @@ def _cooccurrence(
     table: ItemTable, history: Sequence[str], candidates: Sequence[RankCandidate], matrix: np.ndarray
 ) -> list[str]:
     """Co-buy features; returns each candidate's strongest co-bought history item ('' if none)."""
-    wanted = {c.item_id: row for row, c in enumerate(candidates)}
-    best = [(0.0, "")] * len(candidates)
-    for anchor in history[:HISTORY_ANCHORS]:
-        for item_id, similarity in table.cooccurrence.similar(anchor):
-            row = wanted.get(item_id)
-            if row is None:
-                continue
-            matrix[row, COLUMN["cooccurrence_sum"]] += similarity
-            matrix[row, COLUMN["cooccurrence_anchors"]] += 1.0
-            if similarity > best[row][0]:
-                best[row] = (similarity, anchor)
-                matrix[row, COLUMN["cooccurrence_max"]] = similarity
-    matrix[:, COLUMN["cooccurrence_anchors"]] = np.log1p(matrix[:, COLUMN["cooccurrence_anchors"]])
-    return [anchor for _, anchor in best]
+    model = table.cooccurrence
+    slot = np.full(len(model.item_ids), -1, dtype=np.int64)  # co-buy row -> candidate row
+    for row, candidate in enumerate(candidates):
+        known = model.index.get(candidate.item_id)
+        if known is not None:
+            slot[known] = row
+    total = np.zeros(len(candidates))
+    anchors = np.zeros(len(candidates))
+    best = np.zeros(len(candidates))
+    best_anchor = np.full(len(candidates), -1, dtype=np.int64)
+    recent = list(history[:HISTORY_ANCHORS])
+    for number, anchor in enumerate(recent):
+        known = model.index.get(anchor)
+        if known is None:
+            continue
+        neighbours = model.neighbours[known]
+        present = neighbours >= 0
+        rows = slot[neighbours[present]]
+        similarity = model.scores[known][present]
+        hit = rows >= 0
+        rows, similarity = rows[hit], similarity[hit]  # distinct: an item is one anchor's neighbour once
+        total[rows] += similarity
+        anchors[rows] += 1
+        better = similarity > best[rows]
+        best[rows[better]] = similarity[better]
+        best_anchor[rows[better]] = number
+    matrix[:, COLUMN["cooccurrence_sum"]] = total
+    matrix[:, COLUMN["cooccurrence_max"]] = best
+    matrix[:, COLUMN["cooccurrence_anchors"]] = np.log1p(anchors)
+    return [recent[a] if a >= 0 else "" for a in best_anchor.tolist()]
 
 
 def _items(table: ItemTable, rows: np.ndarray, matrix: np.ndarray) -> None:

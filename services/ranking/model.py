@@ -113,10 +113,11 @@ class RankerNet(tf.Module):
 
 @dataclass
 class Explained:
-    """Scores of one list and, per candidate, (feature, contribution) largest first."""
+    """Scores of one list and, for the explained candidates (by row), (feature, contribution)
+    largest first."""
 
     scores: np.ndarray
-    contributions: list[list[tuple[str, float]]] = field(default_factory=list)
+    contributions: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 class ServingRanker:
@@ -142,23 +143,30 @@ class ServingRanker:
         # Each score depends only on its own row, so the gradient of the sum is every row's gradient.
         return {**parts, "total": total, "z": z, "gradient": tape.gradient(total, z)}
 
-    def explain(self, features: np.ndarray, items: np.ndarray, history: np.ndarray, top: int) -> Explained:
-        """Scores and each candidate's `top` contributions: gradient x (feature - list mean) for the
-        MLP's inputs (a first-order attribution), and the latent and bias parts minus their list means."""
+    def explain(
+        self, features: np.ndarray, items: np.ndarray, history: np.ndarray, top: int, best: int
+    ) -> Explained:
+        """Scores, and the `top` contributions of each of the `best` highest-scored candidates:
+        gradient x (feature - list mean) for the MLP's inputs (a first-order attribution), and
+        the latent and bias parts minus their list means."""
         out = {k: v.numpy() for k, v in self._explain(features, items, history).items()}
+        scores = out["total"]
+        rows = np.argsort(-scores, kind="stable")[:best]
         z = out["z"]
-        attributions = out["gradient"] * (z - z.mean(0, keepdims=True))
+        attributions = out["gradient"][rows] * (z[rows] - z.mean(0, keepdims=True))
         names = list(FEATURES)
         for part in (LATENT, ITEM_BIAS):
             if part in out:
                 names.append(part)
-                attributions = np.concatenate([attributions, (out[part] - out[part].mean())[:, None]], 1)
+                centred = out[part][rows] - out[part].mean()
+                attributions = np.concatenate([attributions, centred[:, None]], 1)
         order = np.argsort(-attributions, axis=1)[:, :top]
-        contributions = [
-            [(names[j], float(attributions[row, j])) for j in order[row] if attributions[row, j] > 0]
-            for row in range(len(z))
-        ]
-        return Explained(out["total"], contributions)
+        chosen = np.take_along_axis(attributions, order, 1)
+        contributions = {
+            row: [(names[j], value) for j, value in zip(js, values, strict=True) if value > 0]
+            for row, js, values in zip(rows.tolist(), order.tolist(), chosen.tolist(), strict=True)
+        }
+        return Explained(scores, contributions)
 
 
 def save_net(net: RankerNet, folder: Path, extra: dict) -> None:

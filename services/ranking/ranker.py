@@ -12,6 +12,8 @@ from services.ranking.features import HISTORY_ANCHORS, ItemTable, RankCandidate,
 from services.ranking.model import ServingRanker, load_net
 
 TOP_FEATURES = 3
+# Only the best items are explained: no slate is longer (the gateway's largest count).
+EXPLAINED = 100
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,12 @@ class RankerModel:
         return cls(ServingRanker(net), ItemTable.load(folder), meta)
 
     def rank(self, shopper: Shopper, candidates: Sequence[RankCandidate]) -> list[Ranked]:
-        """Every candidate scored, best first (ties keep retrieval's order)."""
+        """Every candidate scored, best first (ties keep retrieval's order); the EXPLAINED best
+        carry their top contributions."""
         computed = candidate_features(self.table, shopper, candidates)
         history = self.table.positions(shopper.history[:HISTORY_ANCHORS])
         explained = self.serving.explain(
-            computed.matrix, computed.rows + 1, history[history >= 0] + 1, TOP_FEATURES
+            computed.matrix, computed.rows + 1, history[history >= 0] + 1, TOP_FEATURES, EXPLAINED
         )
         order = np.argsort(-explained.scores, kind="stable")
         return [
@@ -46,7 +49,7 @@ class RankerModel:
                 candidates[i].item_id,
                 float(explained.scores[i]),
                 computed.anchors[i],
-                explained.contributions[i],
+                explained.contributions.get(i, []),
             )
             for i in order.tolist()
         ]

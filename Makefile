@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-candidates bench-import k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-import k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -68,6 +68,16 @@ bench: install
 # retail-temporal, beside most popular, item-kNN and EASE (trains the GAN: minutes on CPU).
 bench-candidates: install
 	$(BIN)/recsys eval --protocol retail-temporal --candidates
+
+# The ranker's ablation on retail-temporal: candidates alone, the ranker, the ranker without
+# each feature group (trains the GAN twice and the ranker six times: about 20 minutes on CPU).
+bench-ranking: install
+	$(BIN)/recsys eval --protocol retail-temporal --no-baselines --ranking
+
+# The whole served pipeline over gRPC on retail-temporal, beside most popular, item-kNN and
+# EASE (a fresh suite trains every model on the training part: about 20 minutes on CPU).
+bench-served: install
+	$(BIN)/recsys eval --protocol retail-temporal --served
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

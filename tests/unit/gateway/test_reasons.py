@@ -1,0 +1,25 @@
+"""Reasons come from the ranker's strongest feature that has a fact behind it."""
+
+from services.gateway.reasons import reason
+from shared import sources
+
+
+def test_a_co_buy_feature_names_the_co_bought_item() -> None:
+    text = reason(sources.POPULAR, "RED MUG", ["cooccurrence_max", "buyers"])
+    assert text == "Often bought together with RED MUG"
+
+
+def test_a_feature_whose_fact_is_missing_is_skipped() -> None:
+    # No co-bought item and no category: the next feature with a sentence speaks.
+    assert reason(sources.ITEM_KNN, "", ["cooccurrence_max", "category_affinity", "gan_score"]) == (
+        "Bought by shoppers whose purchases look like yours"
+    )
+    assert reason(sources.ITEM_KNN, "", ["category_affinity"], "Kitchen") == (
+        "From Kitchen, a category you often buy"
+    )
+
+
+def test_features_without_a_sentence_fall_back_to_the_anchor_then_the_source() -> None:
+    assert reason(sources.POPULAR, "", ["hour_sin", "fused_rank"]) == "Popular in the shop lately"
+    assert reason(sources.GENERATOR, "TEA SET", ["hour_sin"]) == "Often bought together with TEA SET"
+    assert reason(sources.ITEM_KNN, "TEA SET") == "Often bought together with TEA SET"

@@ -33,7 +33,10 @@ class RankerModel:
     @classmethod
     def load(cls, folder: Path) -> RankerModel:
         net, meta = load_net(folder)
-        return cls(ServingRanker(net), ItemTable.load(folder), meta)
+        model = cls(ServingRanker(net), ItemTable.load(folder), meta)
+        # Trace the graph now: the first real request would otherwise miss its deadline.
+        model.rank(Shopper(model.table.item_ids[:1].tolist()), [RankCandidate(model.table.item_ids[-1])])
+        return model
 
     def rank(self, shopper: Shopper, candidates: Sequence[RankCandidate]) -> list[Ranked]:
         """Every candidate scored, best first (ties keep retrieval's order); the EXPLAINED best

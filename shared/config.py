@@ -8,7 +8,7 @@ names every offending variable.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,16 +171,11 @@ class _Reader:
             return dict(default)
         return merged
 
-    def option(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        """A lower-case word out of `allowed`."""
-        value = self.text(name, default).lower()
-        if value not in allowed:
-            self.problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
-            return default
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(name, default).upper()
+    def choice(
+        self, name: str, default: str, allowed: tuple[str, ...], case: Callable[[str], str] = str.upper
+    ) -> str:
+        """A word out of `allowed`, compared after `case` (upper-case unless told)."""
+        value = case(self.text(name, default))
         if value not in allowed:
             self.problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
             return default
@@ -257,7 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             most=len(DEFAULT_CANDIDATE_WEIGHTS),
         ),
         popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
-        ranker=read.option("RECSYS_RANKER", "learned", RANKERS),
+        ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower),
     )
     if read.problems:
         raise ConfigError(read.problems)

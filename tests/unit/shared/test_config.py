@@ -84,3 +84,10 @@ def test_bad_candidate_settings_are_named(variable: str, value: str, problem: st
     with pytest.raises(ConfigError) as raised:
         load_settings({variable: value})
     assert variable in str(raised.value) and problem in str(raised.value)
+
+
+def test_the_ranker_switch_takes_learned_or_baseline_in_any_case() -> None:
+    assert load_settings({}).ranker == "learned"
+    assert load_settings({"RECSYS_RANKER": "Baseline"}).ranker == "baseline"
+    with pytest.raises(ConfigError, match="RECSYS_RANKER='magic' must be one of learned, baseline"):
+        load_settings({"RECSYS_RANKER": "magic"})

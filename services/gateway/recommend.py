@@ -28,6 +28,7 @@ from services.gateway.store import GatewayStore, LoggedRequest
 from shared import metrics, sources
 from shared.clients import SuiteClients
 from shared.errors import require
+from shared.surfaces import SURFACES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ MAX_COUNT = 100
 CANDIDATE_COUNT = 200
 MAX_ID_LENGTH = 128
 MAX_EXCLUDE = 1000
-SURFACES = ("home", "product", "cart", "push")
 FALLBACK_POLICY = "fallback-greedy"
 
 

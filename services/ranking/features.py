@@ -21,10 +21,10 @@ from shared import sources
 from shared.artifacts import CooccurrenceModel
 from shared.snapshot import Snapshot
 from shared.sources import Placement
+from shared.surfaces import SURFACES
 
 DAY_S = 86_400.0
 HISTORY_ANCHORS = 50
-SURFACES = ("home", "product", "cart", "push")
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "retrieval": ("fused_rank", "fusion_score", "gan_rank", "knn_rank", "popular_rank", "source_count"),

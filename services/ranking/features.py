@@ -102,19 +102,23 @@ class ItemTable:
         return np.array([self.index.get(item_id, -1) for item_id in item_ids], dtype=np.int64)
 
 
+def vocabulary_of(snapshot: Snapshot) -> np.ndarray:
+    """Every catalog or bought item of `snapshot`, sorted."""
+    _, items = snapshot.interactions()
+    return np.unique(np.concatenate([snapshot.catalog_item_ids.astype(str), items.astype(str)]))
+
+
 def item_table(
     snapshot: Snapshot,
     cooccurrence: CooccurrenceModel,
     half_life_days: float,
     vocabulary: np.ndarray | None = None,
 ) -> ItemTable:
-    """The facts of every catalog or bought item in `snapshot` (or of `vocabulary`, in its order),
+    """The facts of every item of `vocabulary` (by default `vocabulary_of(snapshot)`), in its order,
     as of the snapshot's newest purchase."""
     _, items = snapshot.interactions()
     times = snapshot.interaction_times()
-    if vocabulary is None:
-        vocabulary = np.unique(np.concatenate([snapshot.catalog_item_ids.astype(str), items.astype(str)]))
-    item_ids = vocabulary
+    item_ids = vocabulary_of(snapshot) if vocabulary is None else vocabulary
     index = {item_id: i for i, item_id in enumerate(item_ids.tolist())}
 
     def rows_of(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

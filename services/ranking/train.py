@@ -29,6 +29,7 @@ from services.ranking.features import (
     Shopper,
     candidate_features,
     item_table,
+    vocabulary_of,
 )
 from services.ranking.model import RankerConfig, RankerNet, save_net
 from shared.config import Settings
@@ -226,7 +227,7 @@ def training_lists(
 ) -> tuple[RankingLists, np.ndarray]:
     """The lists to learn from (candidate sources fitted before the cut) and the full vocabulary."""
     earlier, labelled = split_in_time(snapshot)
-    vocabulary = item_table(snapshot, fit_cooccurrence(earlier), settings.popularity_half_life_days).item_ids
+    vocabulary = vocabulary_of(snapshot)
     fitted = fit_sources(earlier, settings, fit_generator)
     table = item_table(earlier, fitted.knn, settings.popularity_half_life_days, vocabulary)
     users = sorted(labelled)

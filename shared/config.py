@@ -47,6 +47,41 @@ DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
 }
 
 
+POLICY_KINDS = ("greedy", "epsilon-greedy", "bandit")
+DEFAULT_POLICY_SHARES: dict[str, float] = {"bandit": 1.0}
+# Reward of each event type that answers a recommendation (DISMISS is negative feedback).
+DEFAULT_REWARD_WEIGHTS: dict[str, float] = {
+    "view": 0.0,
+    "click": 1.0,
+    "add_to_cart": 3.0,
+    "purchase": 10.0,
+    "review": 0.0,
+    "like": 1.0,
+    "share": 2.0,
+    "dismiss": -2.0,
+}
+# Weights of the strategy fusion (docs/policy.md): each score is standardized over the request's
+# candidates first, so the weights compare like with like.
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"ranker": 0.3, "generator": 0.0, "margin": 0.0, "bandit": 1.0}
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """How the policy service chooses slates and learns (docs/policy.md)."""
+
+    shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_POLICY_SHARES))
+    salt: str = "recsys"
+    reward_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
+    fusion_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FUSION_WEIGHTS))
+    epsilon: float = 0.2
+    bandit_alpha: float = 1.0
+    temperature: float = 0.3
+    diversity: float = 0.3
+    category_cap: int = 0
+    consider: int = 50
+    propensity_samples: int = 1000
+
+
 class ConfigError(Exception):
     """One or more environment variables have unusable values."""
 
@@ -82,6 +117,7 @@ class Settings:
     gan_mixed_precision: bool = False
     # "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
     ranker: str = "learned"
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
     def model_dir(self) -> Path:
@@ -143,10 +179,16 @@ class _Reader:
         return default
 
     def shares(
-        self, name: str, default: Mapping[str, float], allowed: tuple[str, ...], most: float = 1.0
+        self,
+        name: str,
+        default: Mapping[str, float],
+        allowed: tuple[str, ...],
+        most: float = 1.0,
+        low: float = 0.0,
+        high: float = 1.0,
     ) -> dict[str, float]:
-        """`name=share,...` pairs with known names and shares from 0 to 1; names left out keep
-        their default, and all of them sum to at most `most`."""
+        """`name=value,...` pairs with known names and values from `low` to `high`; names left
+        out keep their default, and all of them sum to at most `most`."""
         raw = self.env.get(name, "").strip()
         if not raw:
             return dict(default)
@@ -157,11 +199,11 @@ class _Reader:
             try:
                 share = float(value)
             except ValueError:
-                share = -1.0
-            if key not in allowed or not 0 <= share <= 1:
+                share = float("nan")
+            if key not in allowed or not low <= share <= high:
                 self.problems.append(
-                    f"{name}: {pair.strip()!r} must be <source>=<share from 0 to 1>, "
-                    f"the source one of {', '.join(allowed)}"
+                    f"{name}: {pair.strip()!r} must be <name>=<value from {low:g} to {high:g}>, "
+                    f"the name one of {', '.join(allowed)}"
                 )
                 return dict(default)
             found[key] = share
@@ -183,6 +225,40 @@ class _Reader:
 
 
 RANKERS = ("learned", "baseline")
+
+
+def _policy_settings(read: _Reader) -> PolicySettings:
+    shares = read.shares("RECSYS_POLICIES", {}, POLICY_KINDS) or dict(DEFAULT_POLICY_SHARES)
+    if abs(sum(shares.values()) - 1.0) > 1e-6:
+        read.problems.append(
+            f"RECSYS_POLICIES: the shares must sum to 1; they sum to {sum(shares.values()):g}"
+        )
+    return PolicySettings(
+        shares=shares,
+        salt=read.text("RECSYS_POLICY_SALT", "recsys"),
+        reward_weights=read.shares(
+            "RECSYS_REWARD_WEIGHTS",
+            DEFAULT_REWARD_WEIGHTS,
+            tuple(DEFAULT_REWARD_WEIGHTS),
+            most=float("inf"),
+            low=-100.0,
+            high=100.0,
+        ),
+        fusion_weights=read.shares(
+            "RECSYS_FUSION_WEIGHTS",
+            DEFAULT_FUSION_WEIGHTS,
+            tuple(DEFAULT_FUSION_WEIGHTS),
+            most=float("inf"),
+            high=100.0,
+        ),
+        epsilon=read.number("RECSYS_POLICY_EPSILON", 0.2, 0, 1),
+        bandit_alpha=read.number("RECSYS_BANDIT_ALPHA", 1.0, 0, 100),
+        temperature=read.number("RECSYS_BANDIT_TEMPERATURE", 0.3, 0.01, 100),
+        diversity=read.number("RECSYS_POLICY_DIVERSITY", 0.3, 0, 10),
+        category_cap=int(read.number("RECSYS_POLICY_CATEGORY_CAP", 0, 0, 1000)),
+        consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
+        propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 1000, 10, 100_000)),
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -253,6 +329,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
         ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower),
+        policy=_policy_settings(read),
     )
     if read.problems:
         raise ConfigError(read.problems)

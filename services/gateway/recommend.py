@@ -27,7 +27,7 @@ from services.gateway.reasons import reason
 from services.gateway.store import GatewayStore, LoggedRequest
 from shared import metrics, sources
 from shared.clients import SuiteClients
-from shared.errors import require
+from shared.errors import InvalidArgument, require
 from shared.surfaces import SURFACES
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ MAX_COUNT = 100
 CANDIDATE_COUNT = 200
 MAX_ID_LENGTH = 128
 MAX_EXCLUDE = 1000
+MAX_POLICY_LENGTH = 64
 FALLBACK_POLICY = "fallback-greedy"
 
 
@@ -75,6 +76,26 @@ class Progress:
         self.degraded.append(stage)
 
 
+def _margin(item: common_pb2.Item) -> float:
+    """The merchant's margin share from the item's `margin` attribute; 0 when absent or unreadable."""
+    try:
+        return min(max(float(item.attributes.get("margin", "0")), 0.0), 1.0)
+    except ValueError:
+        return 0.0
+
+
+def _scored(choice: Choice, item: common_pb2.Item | None) -> policy_pb2.ScoredItem:
+    """What the policy needs to know about one ranked item."""
+    generator = next((found.score for found in choice.found_by if found.source == sources.GENERATOR), 0.0)
+    scored = policy_pb2.ScoredItem(item_id=choice.item_id, score=choice.score, generator_score=generator)
+    if item is not None:
+        scored.category = item.category_path[-1] if item.category_path else ""
+        scored.price = item.price
+        scored.stock_status = item.stock_status
+        scored.margin = _margin(item)
+    return scored
+
+
 def _distinct(versions: list[common_pb2.ModelVersion]) -> list[common_pb2.ModelVersion]:
     """Each (name, version) once, in first-seen order (several stages may use one model)."""
     seen: dict[tuple[str, int], common_pb2.ModelVersion] = {}
@@ -96,6 +117,9 @@ def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
     require(
         len(request.exclude_item_ids) <= MAX_EXCLUDE,
         f"exclude_item_ids holds at most {MAX_EXCLUDE} ids",
+    )
+    require(
+        len(request.policy) <= MAX_POLICY_LENGTH, f"policy must be at most {MAX_POLICY_LENGTH} characters"
     )
     return request.count or DEFAULT_COUNT, surface
 
@@ -205,21 +229,31 @@ class Recommender:
         return ranked
 
     async def _select(
-        self, user_id: str, surface: str, count: int, ranked: list[Choice], progress: Progress
+        self,
+        request: gateway_pb2.RecommendRequest,
+        surface: str,
+        count: int,
+        ranked: list[Choice],
+        catalog: dict[str, common_pb2.Item],
+        progress: Progress,
     ) -> list[Choice]:
         try:
             with metrics.STAGE_SECONDS.labels("policy").time():
                 response = await self.clients.policy.Select(
                     policy_pb2.SelectRequest(
                         request_id=progress.request_id,
-                        user_id=user_id,
+                        user_id=request.user_id,
                         count=count,
                         surface=surface,
-                        items=[policy_pb2.ScoredItem(item_id=c.item_id, score=c.score) for c in ranked],
+                        policy=request.policy,
+                        purchase_count=progress.purchase_count,
+                        items=[_scored(c, catalog.get(c.item_id)) for c in ranked],
                     ),
                     timeout=self.deadline_s,
                 )
         except grpc.aio.AioRpcError as error:
+            if request.policy and error.code() == grpc.StatusCode.NOT_FOUND:
+                raise InvalidArgument(error.details() or f"unknown policy {request.policy!r}") from error
             progress.degrade("policy", error)
             return ranked[:count]
         progress.policy = response.policy
@@ -232,10 +266,8 @@ class Recommender:
                 slate.append(by_id[item.item_id])
         return slate
 
-    async def _catalog(self, slate: list[Choice], progress: Progress) -> dict[str, common_pb2.Item]:
-        ids = list(
-            dict.fromkeys([c.item_id for c in slate] + [c.anchor_item_id for c in slate if c.anchor_item_id])
-        )
+    async def _catalog(self, ids: list[str], progress: Progress) -> dict[str, common_pb2.Item]:
+        ids = list(dict.fromkeys(i for i in ids if i))
         if not ids:
             return {}
         try:
@@ -255,8 +287,10 @@ class Recommender:
         await self._profile(user_id, progress)
         choices = await self._candidates(user_id, progress)
         ranked = await self._rank(user_id, surface, choices, progress) if choices else []
-        slate = await self._select(user_id, surface, count, ranked, progress) if ranked else []
-        catalog = await self._catalog(slate, progress)
+        catalog = await self._catalog(
+            [c.item_id for c in ranked] + [c.anchor_item_id for c in ranked], progress
+        )
+        slate = await self._select(request, surface, count, ranked, catalog, progress) if ranked else []
         response = gateway_pb2.RecommendResponse(
             request_id=progress.request_id,
             model_versions=_distinct(progress.versions),

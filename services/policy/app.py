@@ -14,5 +14,8 @@ NAME = "policy"
 def build(settings: Settings) -> ServiceApp:
     store = PolicyStore(settings.database_url(NAME))
     return assemble(
-        NAME, policy_pb2_grpc.add_PolicyServiceServicer_to_server, PolicyServicer(store), store=store
+        NAME,
+        policy_pb2_grpc.add_PolicyServiceServicer_to_server,
+        PolicyServicer(store, settings.policy),
+        store=store,
     )

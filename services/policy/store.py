@@ -1,16 +1,44 @@
-"""The policy service's tables: every decision with its propensities, and every reward."""
+"""The policy service's tables: decisions with their contexts and propensities, rewards,
+exposure counts, and each learning policy's state.
+
+A decision and everything it changes (exposure counts, the bandit's A) commit
+in one transaction; so do a reward and its changes (counts, the bandit's b).
+State rows carry a revision: a write that finds another revision than the one
+it read retries, so concurrent writers (threads or replicas) never lose an update.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Float, MetaData, SmallInteger, String, Table, Text, select
+import numpy as np
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import Store
+from services.policy.context import FEATURES, Exposure, at_position
+from services.policy.linear import LinearModel
+from shared.db import Store, upsert
 
 metadata = MetaData()
 decisions = Table(
@@ -24,6 +52,10 @@ decisions = Table(
     Column("item_ids", Text, nullable=False),
     Column("propensities", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("candidate_ids", Text, nullable=False, server_default="[]"),
+    Column("categories", Text, nullable=False, server_default="[]"),
+    Column("features", LargeBinary, nullable=True),
+    Index("ix_policy_decisions_policy", "policy", "created_at"),
 )
 rewards = Table(
     "policy_rewards",
@@ -35,6 +67,38 @@ rewards = Table(
     Column("value", Float, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+item_exposure = Table(
+    "policy_item_exposure",
+    metadata,
+    Column("policy", String(64), nullable=False),
+    Column("item_id", String(128), nullable=False),
+    Column("shown", Float, nullable=False),
+    Column("reward", Float, nullable=False),
+    PrimaryKeyConstraint("policy", "item_id"),
+)
+shopper_exposure = Table(
+    "policy_shopper_exposure",
+    metadata,
+    Column("user_id", String(128), nullable=False),
+    Column("item_id", String(128), nullable=False),
+    Column("shown", Float, nullable=False),
+    Column("reward", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "item_id"),
+)
+states = Table(
+    "policy_states",
+    metadata,
+    Column("policy", String(64), primary_key=True),
+    Column("a", LargeBinary, nullable=False),
+    Column("b", LargeBinary, nullable=False),
+    Column("updates", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+WRITE_ATTEMPTS = 8
+
+
+class StaleState(Exception):
+    """Another writer changed a policy's state between our read and our write."""
 
 
 @dataclass(frozen=True)
@@ -46,63 +110,226 @@ class Decision:
     surface: str
     item_ids: list[str]
     propensities: list[float]
+    candidate_ids: list[str]
+    categories: list[str]
+    features: np.ndarray  # candidates by FEATURES at the top position, float32 precision
+
+    def shown_contexts(self) -> np.ndarray:
+        """The context of each shown item at the position it was shown."""
+        index = {item: n for n, item in enumerate(self.candidate_ids)}
+        return np.stack([at_position(self.features[index[item]], k) for k, item in enumerate(self.item_ids)])
+
+
+@dataclass(frozen=True)
+class LoggedReward:
+    request_id: str
+    item_id: str
+    value: float
+
+
+def _decision(row: Any) -> Decision:
+    candidate_ids = json.loads(row.candidate_ids)
+    features = (
+        np.frombuffer(row.features, dtype=np.float32).astype(np.float64).reshape(len(candidate_ids), -1)
+        if row.features
+        else np.zeros((0, len(FEATURES)))
+    )
+    return Decision(
+        request_id=row.request_id,
+        user_id=row.user_id,
+        policy=row.policy,
+        bucket=row.bucket,
+        surface=row.surface,
+        item_ids=json.loads(row.item_ids),
+        propensities=json.loads(row.propensities),
+        candidate_ids=candidate_ids,
+        categories=json.loads(row.categories),
+        features=features,
+    )
 
 
 class PolicyStore(Store):
     service = "policy"
     migrations = Path(__file__).parent / "migrations"
 
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._write = threading.Lock()
+        self._models: dict[str, LinearModel] = {}
+
     def decision(self, request_id: str) -> Decision | None:
         with self.engine.connect() as connection:
             row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
+        return None if row is None else _decision(row)
+
+    def decisions_of(self, policy: str) -> Iterator[Decision]:
+        """Every decision the policy made, oldest first."""
+        query = select(decisions).where(decisions.c.policy == policy).order_by(decisions.c.created_at)
+        with self.engine.connect() as connection:
+            for row in connection.execution_options(yield_per=1000).execute(query):
+                yield _decision(row)
+
+    def rewards_of(self, policy: str) -> list[LoggedReward]:
+        query = (
+            select(rewards.c.request_id, rewards.c.item_id, rewards.c.value)
+            .join(decisions, decisions.c.request_id == rewards.c.request_id)
+            .where(decisions.c.policy == policy)
+        )
+        with self.engine.connect() as connection:
+            return [LoggedReward(*row) for row in connection.execute(query)]
+
+    def item_exposure(self, policy: str, item_ids: Sequence[str]) -> dict[str, Exposure]:
+        query = select(item_exposure).where(
+            item_exposure.c.policy == policy, item_exposure.c.item_id.in_(list(item_ids))
+        )
+        with self.engine.connect() as connection:
+            return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+
+    def shopper_exposure(self, user_id: str, item_ids: Sequence[str]) -> dict[str, Exposure]:
+        query = select(shopper_exposure).where(
+            shopper_exposure.c.user_id == user_id, shopper_exposure.c.item_id.in_(list(item_ids))
+        )
+        with self.engine.connect() as connection:
+            return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+
+    def model(self, policy: str) -> LinearModel:
+        """The policy's learned state, read once from the database and then kept current."""
+        if policy not in self._models:
+            with self.engine.connect() as connection:
+                row = connection.execute(select(states).where(states.c.policy == policy)).first()
+            self._models[policy] = (
+                LinearModel.from_bytes(row.a, row.b, row.updates)
+                if row is not None
+                else LinearModel.empty(len(FEATURES))
+            )
+        return self._models[policy]
+
+    def _change_state(
+        self, connection: Any, policy: str, change: Callable[[LinearModel], None]
+    ) -> LinearModel:
+        row = connection.execute(select(states).where(states.c.policy == policy)).first()
+        model = (
+            LinearModel.from_bytes(row.a, row.b, row.updates)
+            if row is not None
+            else LinearModel.empty(len(FEATURES))
+        )
+        change(model)
+        a, b = model.to_bytes()
         if row is None:
-            return None
-        return Decision(
-            request_id=row.request_id,
-            user_id=row.user_id,
-            policy=row.policy,
-            bucket=row.bucket,
-            surface=row.surface,
-            item_ids=json.loads(row.item_ids),
-            propensities=json.loads(row.propensities),
+            connection.execute(
+                states.insert().values(policy=policy, a=a, b=b, updates=model.updates, revision=1)
+            )
+            return model
+        written = connection.execute(
+            update(states)
+            .where(states.c.policy == policy, states.c.revision == row.revision)
+            .values(a=a, b=b, updates=model.updates, revision=row.revision + 1)
+        )
+        if written.rowcount != 1:
+            raise StaleState(policy)
+        return model
+
+    def _bump(
+        self, connection: Any, table: Table, key: dict[str, str], item_ids: Sequence[str], **add: float
+    ) -> None:
+        if not item_ids:
+            return
+        statement = upsert(self.engine, table).values(
+            [
+                {**key, "item_id": item, "shown": add.get("shown", 0.0), "reward": add.get("reward", 0.0)}
+                for item in item_ids
+            ]
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[*key, "item_id"],
+                set_={
+                    "shown": table.c.shown + statement.excluded.shown,
+                    "reward": table.c.reward + statement.excluded.reward,
+                },
+            )
         )
 
-    def log_decision(self, decision: Decision) -> Decision:
+    def _transaction(self, policy: str, work: Callable[[Any], LinearModel | None]) -> None:
+        """Runs `work` in one transaction, again from the start when a state was stale; the
+        state it returns becomes the policy's current one once committed."""
+        with self._write:
+            for attempt in range(WRITE_ATTEMPTS):
+                try:
+                    with self.engine.begin() as connection:
+                        model = work(connection)
+                    if model is not None:
+                        self._models[policy] = model
+                    return
+                except StaleState:
+                    if attempt == WRITE_ATTEMPTS - 1:
+                        raise
+                except IntegrityError as error:
+                    if "policy_states" not in str(error) or attempt == WRITE_ATTEMPTS - 1:
+                        raise
+
+    def log_decision(self, decision: Decision, learns: bool) -> Decision:
         """Stores the decision; a request_id logged before keeps its first decision."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    decisions.insert().values(
-                        request_id=decision.request_id,
-                        user_id=decision.user_id,
-                        policy=decision.policy,
-                        bucket=decision.bucket,
-                        surface=decision.surface,
-                        item_ids=json.dumps(decision.item_ids),
-                        propensities=json.dumps(decision.propensities),
-                        created_at=datetime.now(UTC),
-                    )
+
+        def work(connection: Any) -> LinearModel | None:
+            connection.execute(
+                decisions.insert().values(
+                    request_id=decision.request_id,
+                    user_id=decision.user_id,
+                    policy=decision.policy,
+                    bucket=decision.bucket,
+                    surface=decision.surface,
+                    item_ids=json.dumps(decision.item_ids),
+                    propensities=json.dumps(decision.propensities),
+                    candidate_ids=json.dumps(decision.candidate_ids),
+                    categories=json.dumps(decision.categories),
+                    features=decision.features.astype(np.float32).tobytes(),
+                    created_at=datetime.now(UTC),
                 )
-            return decision
+            )
+            self._bump(connection, item_exposure, {"policy": decision.policy}, decision.item_ids, shown=1.0)
+            self._bump(
+                connection, shopper_exposure, {"user_id": decision.user_id}, decision.item_ids, shown=1.0
+            )
+            if not learns:
+                return None
+            contexts = decision.shown_contexts()
+            return self._change_state(connection, decision.policy, lambda m: m.add_impressions(contexts))
+
+        try:
+            self._transaction(decision.policy, work)
         except IntegrityError:
             stored = self.decision(decision.request_id)
-            assert stored is not None
+            if stored is None:
+                raise
             return stored
+        return decision
 
-    def add_reward(self, event_id: str, request_id: str, item_id: str, event_type: int, value: float) -> bool:
-        """Stores a reward; False when this event_id was rewarded before."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    rewards.insert().values(
-                        event_id=event_id,
-                        request_id=request_id,
-                        item_id=item_id,
-                        event_type=event_type,
-                        value=value,
-                        created_at=datetime.now(UTC),
-                    )
+    def add_reward(
+        self, event_id: str, decision: Decision, item_id: str, event_type: int, value: float, learns: bool
+    ) -> bool:
+        """Stores a reward and learns from it; False when this event_id was rewarded before."""
+
+        def work(connection: Any) -> LinearModel | None:
+            connection.execute(
+                rewards.insert().values(
+                    event_id=event_id,
+                    request_id=decision.request_id,
+                    item_id=item_id,
+                    event_type=event_type,
+                    value=value,
+                    created_at=datetime.now(UTC),
                 )
-            return True
+            )
+            self._bump(connection, item_exposure, {"policy": decision.policy}, [item_id], reward=value)
+            self._bump(connection, shopper_exposure, {"user_id": decision.user_id}, [item_id], reward=value)
+            if not learns:
+                return None
+            context = decision.shown_contexts()[decision.item_ids.index(item_id)]
+            return self._change_state(connection, decision.policy, lambda m: m.add_reward(context, value))
+
+        try:
+            self._transaction(decision.policy, work)
         except IntegrityError:
             return False
+        return True

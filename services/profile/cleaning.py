@@ -32,6 +32,7 @@ BROWSING = frozenset(
         common_pb2.EVENT_TYPE_CLICK,
         common_pb2.EVENT_TYPE_LIKE,
         common_pb2.EVENT_TYPE_SHARE,
+        common_pb2.EVENT_TYPE_DISMISS,
     }
 )
 QUANTITY_FIXED = "quantity missing, set to 1"

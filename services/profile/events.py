@@ -13,6 +13,7 @@ MAX_SURFACE_LENGTH = 32
 MAX_QUANTITY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+DISMISS = common_pb2.EVENT_TYPE_DISMISS
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         if len(value) > MAX_ID_LENGTH:
             return f"{name} is longer than {MAX_ID_LENGTH} characters"
     if event.type not in common_pb2.EventType.values() or event.type == 0:
-        return "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE"
+        return "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE, DISMISS"
     if event.quantity < 0 or event.quantity > MAX_QUANTITY:
         return f"quantity must be between 0 and {MAX_QUANTITY}"
     if not event.price >= 0 or event.price == float("inf"):

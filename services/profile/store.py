@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from services.profile.cleaning import Seen
-from services.profile.events import PURCHASE, EventRecord
+from services.profile.events import DISMISS, PURCHASE, EventRecord
 from shared.db import Store, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
@@ -268,6 +268,8 @@ class ProfileStore(Store):
         )
         if only is not None:
             query = query.where(events.c.type == only)
+        else:
+            query = query.where(events.c.type != DISMISS)
         query = (
             query.group_by(events.c.item_id)
             .order_by(func.max(events.c.ts).desc(), events.c.item_id)

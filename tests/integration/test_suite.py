@@ -251,7 +251,7 @@ def test_every_service_exposes_prometheus_metrics(running: RunningSuite) -> None
         in scraped["gateway"]
     )
     assert 'recsys_gateway_stage_seconds_count{stage="ranking"}' in scraped["gateway"]
-    assert 'recsys_recommended_items_total{policy="greedy"' in scraped["gateway"]
+    assert 'recsys_recommended_items_total{policy="bandit"' in scraped["gateway"]
     assert 'method="/recsys.ranking.v1.RankingService/Rank",service="ranking"' in scraped["ranking"]
     for name in SERVICES:
         assert f'service="{name}"' in scraped[name]

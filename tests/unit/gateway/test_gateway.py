@@ -92,7 +92,7 @@ def recommend(gateway, user_id="user1", count=5, **kwargs):
 
 
 def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
-    response = recommend(gateway, "user1", 5)
+    response = recommend(gateway, "user1", 5, policy="greedy")
     ids = [item.item_id for item in response.items]
     assert len(ids) == 5 and len(set(ids)) == 5
     assert not set(ids) & set(BASKETS["user1"])
@@ -106,6 +106,17 @@ def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> 
     assert top.propensity == 1.0
     assert response.policy == "greedy"
     assert {v.name for v in response.model_versions} == {"cooccurrence", "popularity", "greedy"}
+
+
+def test_the_shoppers_bucket_policy_chooses_and_every_item_carries_its_propensity(gateway) -> None:
+    response = recommend(gateway, "user1", 5)
+    assert response.policy == "bandit"
+    assert "bandit" in {v.name for v in response.model_versions}
+    assert all(0 < item.propensity <= 1 for item in response.items)
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend(gateway, "user1", 5, policy="thompson")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no policy named 'thompson'" in raised.value.details()
 
 
 def test_count_zero_means_ten_and_bounds_are_enforced(gateway) -> None:
@@ -167,7 +178,7 @@ def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
     )
     assert answer.summary.accepted == 0
     assert [r.reason for r in answer.summary.rejected] == [
-        "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE"
+        "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE, DISMISS"
     ]
     with pytest.raises(grpc.RpcError) as raised:
         stub.RecordFeedback(gateway_pb2.RecordFeedbackRequest(), metadata=metadata, timeout=10)
@@ -227,7 +238,7 @@ def test_dead_stages_degrade_instead_of_failing(suite, tmp_path, dead, sources, 
         with grpc.insecure_channel(degraded_gateway.address) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
             response = stub.Recommend(
-                gateway_pb2.RecommendRequest(user_id="user1", count=5),
+                gateway_pb2.RecommendRequest(user_id="user1", count=5, policy="greedy"),
                 metadata=bearer_metadata(read_key(settings)),
                 timeout=10,
             )

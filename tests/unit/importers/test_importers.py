@@ -144,7 +144,7 @@ def test_loading_twice_stores_nothing_new_and_unknown_items_are_quarantined(suit
     first = _load(suite, items, retailrocket.read_events(FIXTURES / "retailrocket"))
     assert (first.items_inserted, first.events_accepted) == (3, 4)
     assert first.rejected == Counter(
-        {"event: type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE": 1}
+        {"event: type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE, DISMISS": 1}
     )
     again = _load(suite, items, retailrocket.read_events(FIXTURES / "retailrocket"))
     assert (again.items_unchanged, again.events_accepted, again.events_duplicate) == (3, 0, 4)

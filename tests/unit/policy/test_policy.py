@@ -1,19 +1,25 @@
 """Policy service over real gRPC, on SQLite and on PostgreSQL."""
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from services.policy.app import build
+from services.policy.policies import bucket_of
+from services.policy.store import PolicyStore
 from tests.support import ServerThread, make_settings
 
+ITEMS = [("a", 3.0, "Mugs"), ("b", 2.0, "Mugs"), ("c", 1.0, "Bags"), ("d", 0.5, "Bags"), ("e", 0.1, "Hats")]
 
-def start(tmp_path: Path, database_url: str) -> ServerThread:
-    return ServerThread(build, make_settings(str(tmp_path), RECSYS_POLICY_DATABASE_URL=database_url))
+
+def start(tmp_path: Path, database_url: str, **env: str) -> ServerThread:
+    return ServerThread(build, make_settings(str(tmp_path), RECSYS_POLICY_DATABASE_URL=database_url, **env))
 
 
 @pytest.fixture
@@ -25,11 +31,24 @@ def policy(tmp_path: Path, database_url: str):
     server.stop()
 
 
-def select(stub, request_id: str = "r1", count: int = 2):
-    items = [policy_pb2.ScoredItem(item_id=i, score=s) for i, s in [("a", 3), ("b", 2), ("c", 1)]]
+def scored(items=ITEMS) -> list[policy_pb2.ScoredItem]:
+    return [
+        policy_pb2.ScoredItem(
+            item_id=i, score=s, category=c, price=5.0, stock_status=common_pb2.STOCK_STATUS_IN_STOCK
+        )
+        for i, s, c in items
+    ]
+
+
+def select(stub, request_id: str = "r1", count: int = 2, policy: str = "", user: str = "u1", items=None):
     return stub.Select(
         policy_pb2.SelectRequest(
-            request_id=request_id, user_id="u1", items=items, count=count, surface="home"
+            request_id=request_id,
+            user_id=user,
+            items=items if items is not None else scored(),
+            count=count,
+            surface="home",
+            policy=policy,
         ),
         timeout=5,
     )
@@ -45,63 +64,155 @@ def reward(
 
 
 def test_greedy_keeps_the_ranked_order_with_propensity_one(policy) -> None:
-    slate = select(policy)
-    assert [(i.item_id, i.propensity) for i in slate.items] == [("a", 1.0), ("b", 1.0)]
+    slate = select(policy, count=3, policy="greedy")
+    assert [(i.item_id, i.propensity) for i in slate.items] == [("a", 1.0), ("b", 1.0), ("c", 1.0)]
     assert slate.policy == "greedy"
-    assert slate.bucket == "all"
+    assert slate.bucket == str(bucket_of("u1", "recsys"))
+
+
+def test_the_default_policy_is_the_bandit_and_its_version_counts_updates(policy) -> None:
+    slate = select(policy, count=2)
+    assert slate.policy == "bandit"
+    assert slate.model_version.name == "bandit" and slate.model_version.version == 2
+    assert all(0 < item.propensity <= 1 for item in slate.items)
 
 
 def test_select_is_idempotent_by_request_id(policy) -> None:
     first = select(policy, count=2)
     again = select(policy, count=3)
-    assert [i.item_id for i in again.items] == [i.item_id for i in first.items]
+    assert [(i.item_id, i.propensity) for i in again.items] == [
+        (i.item_id, i.propensity) for i in first.items
+    ]
+
+
+def test_out_of_stock_items_are_never_shown_and_category_caps_hold(tmp_path: Path, database_url: str) -> None:
+    server = start(tmp_path, database_url, RECSYS_POLICY_CATEGORY_CAP="1")
+    items = scored()
+    items[0].stock_status = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = policy_pb2_grpc.PolicyServiceStub(channel)
+            for n, name in enumerate(["greedy", "epsilon-greedy", "bandit"] * 10):
+                slate = select(stub, request_id=f"r{n}", count=3, policy=name, items=items)
+                shown = [i.item_id for i in slate.items]
+                assert "a" not in shown
+                categories = [dict((i, c) for i, _, c in ITEMS)[item] for item in shown]
+                assert len(set(categories)) == len(categories) == 3
+    finally:
+        server.stop()
+
+
+def test_served_propensities_match_how_often_items_are_served(policy) -> None:
+    first_items: Counter[str] = Counter()
+    logged: dict[str, float] = {}
+    rounds = 400
+    for n in range(rounds):
+        slate = select(policy, request_id=f"r{n}", count=2, policy="epsilon-greedy", user=f"u{n}")
+        first_items[slate.items[0].item_id] += 1
+        logged.setdefault(slate.items[0].item_id, slate.items[0].propensity)
+    epsilon, n_items = 0.2, len(ITEMS)
+    assert logged["a"] == pytest.approx((1 - epsilon) + epsilon / n_items, abs=0.04)
+    for item, propensity in logged.items():
+        assert first_items[item] / rounds == pytest.approx(propensity, abs=0.05)
 
 
 def test_rewards_count_once_and_need_a_logged_decision(policy) -> None:
-    select(policy)
+    shown = [i.item_id for i in select(policy, policy="greedy").items]
     assert (reward(policy).value, reward(policy).duplicate) == (10.0, True)
     assert reward(policy, item="b", event_id="e2", kind=common_pb2.EVENT_TYPE_CLICK).value == 1.0
+    assert reward(policy, item="b", event_id="e3", kind=common_pb2.EVENT_TYPE_DISMISS).value == -2.0
+    assert shown == ["a", "b"]
     for kwargs, code in [
         ({"request_id": "unknown"}, grpc.StatusCode.NOT_FOUND),
-        ({"item": "c", "event_id": "e3"}, grpc.StatusCode.INVALID_ARGUMENT),
-        ({"event_id": "e4", "kind": common_pb2.EVENT_TYPE_UNSPECIFIED}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"item": "c", "event_id": "e4"}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"event_id": "e5", "kind": common_pb2.EVENT_TYPE_UNSPECIFIED}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"event_id": "e6", "kind": 99}, grpc.StatusCode.INVALID_ARGUMENT),
         ({"event_id": ""}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"event_id": "x" * 200}, grpc.StatusCode.INVALID_ARGUMENT),
     ]:
         with pytest.raises(grpc.RpcError) as raised:
             reward(policy, **kwargs)
         assert raised.value.code() == code
 
 
-def test_concurrent_rewards_lose_nothing(policy) -> None:
-    select(policy)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda n: reward(policy, event_id=f"e{n % 40}"), range(120)))
-    assert sum(not a.duplicate for a in answers) == 40
+def test_unknown_policy_names_get_not_found(policy) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        select(policy, policy="thompson")
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "greedy, epsilon-greedy, bandit" in raised.value.details()
 
 
 def test_bad_selects_get_invalid_argument(policy) -> None:
+    one = [policy_pb2.ScoredItem(item_id="a")]
     for request in [
-        policy_pb2.SelectRequest(
-            request_id="", user_id="u", items=[policy_pb2.ScoredItem(item_id="a")], count=1
-        ),
+        policy_pb2.SelectRequest(request_id="", user_id="u", items=one, count=1),
         policy_pb2.SelectRequest(request_id="r", user_id="u", items=[], count=1),
-        policy_pb2.SelectRequest(
-            request_id="r", user_id="u", items=[policy_pb2.ScoredItem(item_id="a")], count=0
-        ),
+        policy_pb2.SelectRequest(request_id="r", user_id="u", items=one, count=0),
+        policy_pb2.SelectRequest(request_id="r", user_id="u", items=one * 2, count=1),
     ]:
         with pytest.raises(grpc.RpcError) as raised:
             policy.Select(request, timeout=5)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_decisions_survive_a_restart(tmp_path: Path, database_url: str) -> None:
+def test_concurrent_rewards_lose_no_update(tmp_path: Path, database_url: str, policy) -> None:
+    slate = select(policy, count=5)
+    shown = [i.item_id for i in slate.items]
+    events = [(item, f"{item}-{n}") for item in shown for n in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(
+                lambda pair: reward(policy, item=pair[0], event_id=pair[1], kind=common_pb2.EVENT_TYPE_CLICK),
+                events + events[:10],
+            )
+        )
+    assert sum(not a.duplicate for a in answers) == len(events)
+    store = PolicyStore(database_url)
+    try:
+        decision = store.decision("r1")
+        assert decision is not None
+        model = store.model("bandit")
+        contexts = decision.shown_contexts()
+        assert model.updates == len(shown) + len(events)
+        np.testing.assert_allclose(model.b, 8 * contexts.sum(axis=0))
+        np.testing.assert_allclose(model.a, np.eye(len(model.b)) + contexts.T @ contexts)
+        assert {item: e.reward for item, e in store.item_exposure("bandit", shown).items()} == dict.fromkeys(
+            shown, 8.0
+        )
+    finally:
+        store.close()
+
+
+def test_the_learned_state_survives_a_restart(tmp_path: Path, database_url: str) -> None:
     server = start(tmp_path, database_url)
     with grpc.insecure_channel(server.address) as channel:
-        select(policy_pb2_grpc.PolicyServiceStub(channel))
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        slate = select(stub, count=3)
+        reward(stub, item=slate.items[0].item_id)
+    before = PolicyStore(database_url).model("bandit")
     server.stop()
     server = start(tmp_path, database_url)
     try:
         with grpc.insecure_channel(server.address) as channel:
-            assert reward(policy_pb2_grpc.PolicyServiceStub(channel)).value == 10.0
+            stub = policy_pb2_grpc.PolicyServiceStub(channel)
+            assert reward(stub, item=slate.items[1].item_id, event_id="e2").value == 10.0
+            again = select(stub, request_id="r2", count=3)
+        assert again.model_version.version == before.updates + 1 + 3
+        after = PolicyStore(database_url).model("bandit")
+        assert after.updates == before.updates + 4
+        assert not np.allclose(after.b, before.b)
     finally:
         server.stop()
+
+
+def test_the_bandit_learns_to_serve_what_earns_rewards(policy) -> None:
+    """Only 'e', ranked last (greedy never shows it), earns rewards: the bandit learns to put it first."""
+    items = scored([(f"i{n}", 10.0 - n, "Same") for n in range(9)] + [("e", 0.0, "Same")])
+    firsts = []
+    for n in range(60):
+        slate = select(policy, request_id=f"r{n}", count=3, user=f"u{n % 7}", items=items)
+        firsts.append(slate.items[0].item_id)
+        for k, item in enumerate(slate.items):
+            if item.item_id == "e":
+                reward(policy, item="e", event_id=f"e{n}-{k}", request_id=f"r{n}")
+    assert firsts[-20:].count("e") >= 15

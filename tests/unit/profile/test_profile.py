@@ -80,7 +80,7 @@ def test_invalid_events_are_rejected_with_reasons_and_the_rest_kept(profile) -> 
     assert reasons == {
         0: "event_id is empty",
         1: "user_id is empty",
-        2: "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE",
+        2: "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE, DISMISS",
         3: "price must be a finite number >= 0",
         4: "quantity must be between 0 and 100000",
         5: "item_id is longer than 128 characters",

@@ -71,11 +71,11 @@ def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> No
     ("variable", "value", "problem"),
     [
         ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.3, more than 1"),
-        ("RECSYS_CANDIDATES_QUOTAS", "trending=0.2", "the source one of candidate-gan, item-knn, popular"),
+        ("RECSYS_CANDIDATES_QUOTAS", "trending=0.2", "the name one of candidate-gan, item-knn, popular"),
         (
             "RECSYS_CANDIDATES_WEIGHTS",
             "item-knn=lots",
-            "'item-knn=lots' must be <source>=<share from 0 to 1>",
+            "'item-knn=lots' must be <name>=<value from 0 to 1>",
         ),
         ("RECSYS_POPULARITY_HALF_LIFE_DAYS", "-1", "must be between 0 and 3650"),
     ],
@@ -91,3 +91,36 @@ def test_the_ranker_switch_takes_learned_or_baseline_in_any_case() -> None:
     assert load_settings({"RECSYS_RANKER": "Baseline"}).ranker == "baseline"
     with pytest.raises(ConfigError, match="RECSYS_RANKER='magic' must be one of learned, baseline"):
         load_settings({"RECSYS_RANKER": "magic"})
+
+
+def test_policy_settings_default_to_the_bandit_and_read_shares_and_weights() -> None:
+    default = load_settings({}).policy
+    assert default.shares == {"bandit": 1.0}
+    assert default.reward_weights["purchase"] == 10.0 and default.reward_weights["dismiss"] < 0
+    policy = load_settings(
+        {
+            "RECSYS_POLICIES": "greedy=0.5,epsilon-greedy=0.25,bandit=0.25",
+            "RECSYS_REWARD_WEIGHTS": "purchase=5,dismiss=-1",
+            "RECSYS_FUSION_WEIGHTS": "ranker=0.5,margin=2",
+            "RECSYS_POLICY_EPSILON": "0.1",
+        }
+    ).policy
+    assert policy.shares == {"greedy": 0.5, "epsilon-greedy": 0.25, "bandit": 0.25}
+    assert policy.reward_weights["purchase"] == 5.0 and policy.reward_weights["click"] == 1.0
+    assert policy.fusion_weights == {"ranker": 0.5, "generator": 0.0, "margin": 2.0, "bandit": 1.0}
+    assert policy.epsilon == 0.1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("RECSYS_POLICIES", "greedy=0.5", "the shares must sum to 1; they sum to 0.5"),
+        ("RECSYS_POLICIES", "thompson=1", "the name one of greedy, epsilon-greedy, bandit"),
+        ("RECSYS_REWARD_WEIGHTS", "purchase=much", "must be <name>=<value from -100 to 100>"),
+        ("RECSYS_POLICY_EPSILON", "1.5", "must be between 0 and 1"),
+    ],
+)
+def test_bad_policy_settings_are_named(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({variable: value})
+    assert variable in str(raised.value) and problem in str(raised.value)

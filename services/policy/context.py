@@ -65,6 +65,18 @@ class Candidates:
         )
 
 
+def logged_candidates(item_ids: list[str], categories: list[str], features: np.ndarray) -> Candidates:
+    """The candidates of a logged decision, rebuilt from its stored contexts."""
+    return Candidates(
+        item_ids=item_ids,
+        categories=categories,
+        features=features,
+        ranker_z=features[:, FEATURES.index("ranker_z")],
+        generator_z=features[:, FEATURES.index("generator_z")],
+        margin=features[:, FEATURES.index("margin")],
+    )
+
+
 def position_factor(position: int) -> float:
     """1 at the top, falling like the position discount of NDCG."""
     return float(1.0 / np.log2(position + 2))

@@ -79,7 +79,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
                 self.settings.propensity_samples,
                 np.random.default_rng(),
             )
-            chosen, propensities = slates[0].tolist(), served_propensities(slates)
+            chosen, propensities = slates[0].tolist(), served_propensities(named.rule, slates, scores)
         decision = Decision(
             request_id=request.request_id,
             user_id=request.user_id,

@@ -11,14 +11,17 @@ never considered, and a slate holds at most `category_cap` items of one
 category (0: no cap). Then, position by position:
 
 - greedy takes the best remaining s_j;
-- epsilon-greedy does the same, except that with probability epsilon it takes
-  a remaining item uniformly at random;
+- epsilon-greedy serves the greedy slate, except that with probability epsilon
+  it serves a uniformly random one (slate-level exploration: every candidate
+  can then appear at every position, which off-policy evaluation needs);
 - the bandit draws from softmax((s_j - diversity·[j's category already shown]) / temperature),
   a maximal-marginal-relevance term that spreads the slate over categories.
 
 Propensities are marginals: the probability that the policy puts an item at a
-position, estimated from `samples` slates drawn at once (the served slate is
-the first of them, so it is always counted).
+position. For epsilon-greedy without a category cap they are exact,
+(1 - epsilon)·[the greedy slate has it there] + epsilon / n; otherwise they are
+estimated from `samples` slates drawn at once (the served slate is the first
+of them, so it is always counted).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def sample_slates(
     if rule.kind == GREEDY:
         samples = 1
     rows = np.arange(samples)
+    exploring = rng.random(samples) < rule.epsilon if rule.kind == EPSILON_GREEDY else np.zeros(samples, bool)
     taken = np.zeros((samples, n), dtype=bool)
     per_category = np.zeros((samples, int(categories.max()) + 1), dtype=np.int64)
     slates = np.empty((samples, count), dtype=np.int64)
@@ -94,9 +98,9 @@ def sample_slates(
             pick = np.argmax(np.where(allowed, logits + noise, -np.inf), axis=1)
         else:
             pick = np.argmax(np.where(allowed, scores[None, :], -np.inf), axis=1)
-            if rule.kind == EPSILON_GREEDY:
+            if exploring.any():
                 anyone = np.argmax(np.where(allowed, rng.random((samples, n)), -1.0), axis=1)
-                pick = np.where(rng.random(samples) < rule.epsilon, anyone, pick)
+                pick = np.where(exploring, anyone, pick)
         slates[:, position] = pick
         taken[rows, pick] = True
         per_category[rows, categories[pick]] += 1
@@ -111,6 +115,11 @@ def marginals(slates: np.ndarray, n: int) -> np.ndarray:
     return shares
 
 
-def served_propensities(slates: np.ndarray) -> list[float]:
+def served_propensities(rule: SlateRule, slates: np.ndarray, scores: np.ndarray) -> list[float]:
     """The marginal propensity of each item of the first slate at its position."""
-    return [float(np.mean(slates[:, k] == slates[0, k])) for k in range(slates.shape[1])]
+    served = slates[0]
+    if rule.kind == EPSILON_GREEDY and not rule.category_cap:
+        greedy = np.argsort(-scores, kind="stable")[: len(served)]
+        uniform = rule.epsilon / len(scores)
+        return [float((1 - rule.epsilon) * (j == g) + uniform) for j, g in zip(served, greedy, strict=True)]
+    return [float(np.mean(slates[:, k] == served[k])) for k in range(slates.shape[1])]

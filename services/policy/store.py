@@ -162,19 +162,24 @@ class PolicyStore(Store):
             row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
         return None if row is None else _decision(row)
 
-    def decisions_of(self, policy: str) -> Iterator[Decision]:
-        """Every decision the policy made, oldest first."""
+    def decisions_of(self, policy: str, since: datetime | None = None) -> Iterator[Decision]:
+        """Every decision the policy made (from `since` on), oldest first."""
         query = select(decisions).where(decisions.c.policy == policy).order_by(decisions.c.created_at)
+        if since is not None:
+            query = query.where(decisions.c.created_at >= since)
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=1000).execute(query):
                 yield _decision(row)
 
-    def rewards_of(self, policy: str) -> list[LoggedReward]:
+    def rewards_of(self, policy: str, since: datetime | None = None) -> list[LoggedReward]:
+        """The rewards of the policy's decisions (those made from `since` on)."""
         query = (
             select(rewards.c.request_id, rewards.c.item_id, rewards.c.value)
             .join(decisions, decisions.c.request_id == rewards.c.request_id)
             .where(decisions.c.policy == policy)
         )
+        if since is not None:
+            query = query.where(decisions.c.created_at >= since)
         with self.engine.connect() as connection:
             return [LoggedReward(*row) for row in connection.execute(query)]
 

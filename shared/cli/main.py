@@ -26,6 +26,7 @@ from shared.cli.bench import measure, measure_predict, measure_rank, rank_reques
 from shared.cli.common import ask_recommend, print_recommendations, settings, with_clients
 from shared.cli.data import data_app, import_demo
 from shared.cli.evaluate import evaluate
+from shared.cli.policy import policy_app
 from shared.cli.progress import console
 from shared.cli.supervisor import Suite, SuiteError, check_health, free_port
 from shared.config import MODEL_SERVER, SERVICES, Settings
@@ -408,4 +409,5 @@ def bench(
 
 
 app.add_typer(data_app, name="data")
+app.add_typer(policy_app, name="policy")
 app.command("eval")(evaluate)

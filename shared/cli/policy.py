@@ -1,0 +1,319 @@
+"""`recsys policy`: simulate the slate policies with simulated shoppers, and evaluate a policy
+off-policy from logged decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from services.policy.offpolicy import Evaluation, evaluate
+from services.policy.policies import fusion, named_policies
+from services.policy.store import PolicyStore
+from shared.auth import ensure_key_file, read_key
+from shared.cli.common import settings, with_clients
+from shared.cli.progress import console, progress_bar
+from shared.cli.supervisor import Suite, free_ports_env
+from shared.cli.training import SERVED, run_training
+from shared.config import POLICY_KINDS, RANKERS, Settings, load_settings
+from shared.evaluation.policy_report import BASELINE, Interval, plot, summarize
+from shared.evaluation.simulation import SessionResult, history_events, run_sessions
+from shared.importers.loader import load
+from shared.synth.shop import catalog, make_shop
+
+policy_app = typer.Typer(
+    help="Compare the slate policies on simulated shoppers, and evaluate a policy from logged decisions.",
+    no_args_is_help=True,
+)
+LOGGING_POLICY = "epsilon-greedy"
+TARGET_POLICY = "bandit"
+
+
+def _interval(value: Interval | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    if percent:
+        return f"{value.mean:+.1%} [{value.low:+.1%}, {value.high:+.1%}]"
+    return f"{value.mean:.3f} [{value.low:.3f}, {value.high:.3f}]"
+
+
+def print_evaluation(evaluation: Evaluation, simulated: float | None = None) -> None:
+    table = Table(
+        title=f"off-policy value of {evaluation.target!r} per slate, from {evaluation.decisions} slates "
+        f"logged by {evaluation.logged_by!r} (which earned {evaluation.logged_value:.3f} per slate)"
+    )
+    table.add_column("estimator")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    if simulated is not None:
+        table.add_column("vs simulated", justify="right")
+    for estimate in evaluation.estimates:
+        row = [estimate.name, f"{estimate.value:.3f}", f"[{estimate.low:.3f}, {estimate.high:.3f}]"]
+        if simulated is not None:
+            row.append(f"{estimate.value / simulated - 1:+.1%}")
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"effective sample size at the first position: {evaluation.effective_sample_size:.0f}")
+
+
+def _run_evaluation(
+    config: Settings, policy: str, logged_by: str, samples: int, since: datetime | None
+) -> Evaluation:
+    store = PolicyStore(config.database_url("policy"))
+    try:
+        decisions = sum(1 for _ in store.decisions_of(logged_by, since))
+        with progress_bar() as progress:
+            task = progress.add_task(f"replaying {policy}", total=decisions)
+            return evaluate(
+                store,
+                named_policies(config.policy)[policy],
+                fusion(config.policy),
+                config.policy.bandit_alpha,
+                logged_by,
+                samples,
+                since,
+                advance=lambda n: progress.advance(task, n),
+            )
+    finally:
+        store.close()
+
+
+@policy_app.command("evaluate")
+def evaluate_command(
+    policy: Annotated[
+        str, typer.Option(help=f"The policy to evaluate: {', '.join(POLICY_KINDS)}.")
+    ] = TARGET_POLICY,
+    logged_by: Annotated[
+        str, typer.Option(help="Evaluate from the decisions this policy logged (it must explore).")
+    ] = LOGGING_POLICY,
+    samples: Annotated[
+        int, typer.Option(help="Slates drawn per request for the target's propensities.")
+    ] = 1000,
+    since: Annotated[
+        str, typer.Option(help="Only decisions from this ISO time on, e.g. 2026-11-01T00:00.")
+    ] = "",
+) -> None:
+    """Estimate a policy's reward per slate (IPS, SNIPS, doubly robust) from logged decisions.
+
+    Reads the policy service's database (RECSYS_POLICY_DATABASE_URL) and the policy
+    settings (RECSYS_FUSION_WEIGHTS, RECSYS_BANDIT_*), so run it with the service's
+    environment. The bandit is evaluated with its current learned state.
+    """
+    config = settings()
+    for name in (policy, logged_by):
+        if name not in POLICY_KINDS:
+            console.print(f"[red]unknown policy {name!r}: one of {', '.join(POLICY_KINDS)}[/red]")
+            raise typer.Exit(2)
+    start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    try:
+        evaluation = _run_evaluation(config, policy, logged_by, samples, start)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    print_evaluation(evaluation)
+    console.print(
+        f"reproduce: recsys policy evaluate --policy {policy} --logged-by {logged_by} --samples {samples}"
+    )
+
+
+def _equal_shares(names: list[str]) -> str:
+    """RECSYS_POLICIES giving every policy the same share (the last takes the rounding)."""
+    share = round(1 / len(names), 6)
+    shares = [share] * (len(names) - 1) + [1 - share * (len(names) - 1)]
+    return ",".join(f"{name}={value:.6f}" for name, value in zip(names, shares, strict=True))
+
+
+@dataclasses.dataclass
+class SeedRun:
+    results: list[SessionResult]
+    evaluation: Evaluation | None = None
+    simulated_target: float | None = None
+
+
+def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> SeedRun:
+    shop = make_shop(options["items"], seed)
+    names = options["policies"]
+    env = {
+        **free_ports_env(),
+        "RECSYS_HOME": str(home),
+        "RECSYS_DEMO": "0",
+        "RECSYS_MODEL_POLL_S": "0.5",
+        "RECSYS_RANKER": options["ranker"],
+        "RECSYS_POLICY_SALT": f"simulation-{seed}",
+        "RECSYS_POLICIES": _equal_shares(names),
+    }
+    suite_config = load_settings({**os.environ, **env})
+    ensure_key_file(suite_config.api_key_file)
+    suite = Suite(suite_config)
+    suite.start(env)
+    try:
+        suite.wait_ready(only=("profile", "items"))
+        with_clients(
+            lambda c: load(
+                c, catalog(shop), history_events(seed, shop, options["shoppers"], options["days"]), None
+            ),
+            suite_config,
+        )
+        run_training(suite_config, SERVED)
+        suite.wait_ready()
+        key = read_key(suite_config)
+        weights = suite_config.policy.reward_weights
+
+        def phase(sessions: int, first: int, policy: str = "") -> list[SessionResult]:
+            label = f"seed {seed}: " + (f"{policy} sessions" if policy else "sessions")
+            with progress_bar() as progress:
+                task = progress.add_task(label, total=sessions)
+                return with_clients(
+                    lambda c: run_sessions(
+                        c,
+                        key,
+                        shop,
+                        seed,
+                        options["shoppers"],
+                        sessions,
+                        options["slate"],
+                        weights,
+                        options["concurrency"],
+                        policy=policy,
+                        first_session=first,
+                        advance=lambda n: progress.advance(task, n),
+                    ),
+                    suite_config,
+                )
+
+        run = SeedRun(phase(options["sessions"], 0))
+        extra = options["ope_sessions"]
+        if extra:
+            logging_started = datetime.now(UTC)
+            phase(extra, options["sessions"], LOGGING_POLICY)
+            run.evaluation = _run_evaluation(
+                suite_config, TARGET_POLICY, LOGGING_POLICY, 1000, logging_started
+            )
+            target = phase(extra, options["sessions"] + extra, TARGET_POLICY)
+            run.simulated_target = sum(r.reward for r in target) / len(target)
+            print_evaluation(run.evaluation, run.simulated_target)
+            console.print(
+                f"seed {seed}: {TARGET_POLICY} earned {run.simulated_target:.3f} per slate when served"
+            )
+        return run
+    finally:
+        suite.stop()
+
+
+@policy_app.command("simulate")
+def simulate_command(
+    sessions: Annotated[
+        int, typer.Option(help="Sessions per seed, shared by the policies' buckets.")
+    ] = 20_000,
+    seeds: Annotated[
+        int, typer.Option(help="Independent repetitions (seeds 1..N), each with a fresh suite.")
+    ] = 5,
+    shoppers: Annotated[int, typer.Option(help="Simulated shoppers (each with a history).")] = 2000,
+    items: Annotated[int, typer.Option(help="Items in the simulated shop.")] = 500,
+    days: Annotated[int, typer.Option(help="Days of history the suite learns before the sessions.")] = 60,
+    slate: Annotated[int, typer.Option(help="Items shown per session.")] = 10,
+    policies: Annotated[str, typer.Option(help="Policies to bucket shoppers into, equal shares.")] = ",".join(
+        POLICY_KINDS
+    ),
+    concurrency: Annotated[int, typer.Option(help="Sessions in flight at once.")] = 8,
+    ope_sessions: Annotated[
+        int,
+        typer.Option(
+            help="After the sessions: this many sessions logged by epsilon-greedy, an off-policy estimate "
+            "of the bandit from them, then as many sessions served by the bandit to compare (0: skip)."
+        ),
+    ] = 0,
+    ranker: Annotated[str, typer.Option(help="learned or baseline ranker behind the policies.")] = "learned",
+    out: Annotated[
+        Path, typer.Option(help="Where to write the plot (a .json summary goes beside it).")
+    ] = Path("reports/policy-simulation.png"),
+) -> None:
+    """Run simulated shoppers through a fresh suite over gRPC, bucketed between the policies.
+
+    Each seed starts a suite on free ports, loads a simulated shop and its shoppers'
+    history through the APIs, trains the models, then runs the sessions: the gateway
+    recommends, the simulator's ground truth clicks and buys, and the feedback goes
+    back through RecordFeedback. Prints reward per session per policy with 95%
+    intervals over seeds and the lift over greedy, and plots cumulative reward.
+    """
+    config = settings()
+    names = [name.strip() for name in policies.split(",") if name.strip()]
+    unknown = [name for name in names if name not in POLICY_KINDS]
+    if unknown or not names or ranker not in RANKERS or min(sessions, seeds, shoppers, items, slate) < 1:
+        console.print(
+            f"[red]policies must be some of {', '.join(POLICY_KINDS)}; ranker one of {', '.join(RANKERS)}; "
+            "sessions, seeds, shoppers, items and slate at least 1[/red]"
+        )
+        raise typer.Exit(2)
+    options = {
+        "items": items,
+        "shoppers": shoppers,
+        "days": days,
+        "sessions": sessions,
+        "slate": slate,
+        "policies": names,
+        "concurrency": concurrency,
+        "ope_sessions": ope_sessions,
+        "ranker": ranker,
+    }
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    runs: dict[int, SeedRun] = {}
+    started = time.perf_counter()
+    for seed in range(1, seeds + 1):
+        runs[seed] = _simulate_seed(
+            config, seed, options, config.home / "policy-simulation" / stamp / f"seed{seed}"
+        )
+    seconds = time.perf_counter() - started
+    rows = summarize({seed: run.results for seed, run in runs.items()}, names)
+    table = Table(
+        title=f"reward per session, {seeds} seed(s) x {sessions} sessions, 95% t-intervals over seeds"
+    )
+    for column in (
+        "policy",
+        "sessions",
+        "reward per session",
+        f"lift over {BASELINE}",
+        f"difference over {BASELINE}",
+    ):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for row in rows:
+        table.add_row(
+            row.policy,
+            str(row.sessions),
+            _interval(row.reward_per_session),
+            _interval(row.lift_over_greedy, percent=True),
+            _interval(row.difference_over_greedy),
+        )
+    console.print(table)
+    plot(
+        {seed: run.results for seed, run in runs.items()},
+        names,
+        out,
+        f"Cumulative reward, {seeds} seed(s), {sessions} sessions each ({shoppers} shoppers, {items} items)",
+    )
+    summary = {
+        "command": "recsys policy simulate "
+        + f"--sessions {sessions} --seeds {seeds} --shoppers {shoppers} --items {items} --days {days} "
+        + f"--slate {slate} --policies {','.join(names)} --concurrency {concurrency} --ranker {ranker} "
+        + f"--ope-sessions {ope_sessions}",
+        "seconds": seconds,
+        "rows": [dataclasses.asdict(row) for row in rows],
+        "off_policy": {
+            seed: {
+                "simulated": run.simulated_target,
+                "estimates": [dataclasses.asdict(e) for e in run.evaluation.estimates],
+            }
+            for seed, run in runs.items()
+            if run.evaluation is not None
+        },
+    }
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    console.print(f"plot: {out}; summary: {out.with_suffix('.json')}; {seconds:.0f}s")
+    console.print(f"reproduce: {summary['command']} --out {out}")

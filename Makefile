@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-import k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-import k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -78,6 +78,12 @@ bench-ranking: install
 # EASE (a fresh suite trains every model on the training part: about 20 minutes on CPU).
 bench-served: install
 	$(BIN)/recsys eval --protocol retail-temporal --served
+
+# Greedy, epsilon-greedy and the bandit on simulated shoppers through the gateway: 20,000
+# sessions x 5 seeds, then an off-policy estimate of the bandit from an epsilon-greedy log
+# against what it earns when served (a fresh suite per seed: about an hour on 2 CPU cores).
+bench-policy: install
+	$(BIN)/recsys policy simulate --sessions 20000 --seeds 5 --ope-sessions 5000 --out reports/policy-simulation.png
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

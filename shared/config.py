@@ -79,7 +79,7 @@ class PolicySettings:
     diversity: float = 0.3
     category_cap: int = 0
     consider: int = 50
-    propensity_samples: int = 1000
+    propensity_samples: int = 300
 
 
 class ConfigError(Exception):
@@ -257,7 +257,7 @@ def _policy_settings(read: _Reader) -> PolicySettings:
         diversity=read.number("RECSYS_POLICY_DIVERSITY", 0.3, 0, 10),
         category_cap=int(read.number("RECSYS_POLICY_CATEGORY_CAP", 0, 0, 1000)),
         consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
-        propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 1000, 10, 100_000)),
+        propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 300, 10, 100_000)),
     )
 
 

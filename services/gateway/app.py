@@ -19,7 +19,7 @@ def build(settings: Settings) -> ServiceApp:
     store = GatewayStore(settings.database_url(NAME))
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
     servicer = GatewayServicer(
-        Recommender(clients, store, settings.stage_deadline_s),
+        Recommender(clients, store, settings.stage_deadline_s, settings.policy.consider),
         FeedbackRecorder(clients, settings.stage_deadline_s),
     )
     return assemble(

@@ -125,8 +125,9 @@ def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
 
 
 class Recommender:
-    def __init__(self, clients: SuiteClients, store: GatewayStore, deadline_s: float) -> None:
+    def __init__(self, clients: SuiteClients, store: GatewayStore, deadline_s: float, consider: int) -> None:
         self.clients = clients
+        self.consider = consider  # the policy chooses among this many of the best ranked items
         self.store = store
         self.deadline_s = deadline_s
         self._last_popular: list[Choice] = []
@@ -287,6 +288,7 @@ class Recommender:
         await self._profile(user_id, progress)
         choices = await self._candidates(user_id, progress)
         ranked = await self._rank(user_id, surface, choices, progress) if choices else []
+        ranked = ranked[: max(self.consider, count)]
         catalog = await self._catalog(
             [c.item_id for c in ranked] + [c.anchor_item_id for c in ranked], progress
         )

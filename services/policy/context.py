@@ -1,7 +1,7 @@
 """What a policy knows about each candidate of one request: its context vector.
 
 The vector holds the upstream scores (standardized over the request), the
-item (price, margin, how it fared with this policy so far), the shopper
+item (price, margin, how it fared so far), the shopper
 (purchases, what they did with this item before) and the position. The
 position enters the reward model so that rewards earned low on the slate are
 credited fairly; candidates are scored at the top position.
@@ -30,6 +30,7 @@ FEATURES = (
     "shopper_item_reward",
     "shopper_item_shown",
     "margin",
+    "ranker_z_seen",
     "position",
 )
 POSITION = FEATURES.index("position")
@@ -127,6 +128,8 @@ def candidates(
         "shopper_item_reward": np.log1p(np.maximum([m.reward for m in mine], 0.0)),
         "shopper_item_shown": np.log1p([m.shown for m in mine]) / 3.0,
         "margin": margin,
+        # the ranker's confidence in an item the shopper has already been shown
+        "ranker_z_seen": standardized(ranker) * np.log1p([m.shown for m in mine]) / 3.0,
         "position": np.full(len(items), position_factor(0)),
     }
     return Candidates(

@@ -12,7 +12,7 @@ from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from services.policy.context import candidates, considered
 from services.policy.policies import assigned, bucket_of, fusion, named_policies
-from services.policy.slates import sample_slates, served_propensities
+from services.policy.slates import exact_propensities, sample_slates, served_propensities
 from services.policy.store import Decision, PolicyStore
 from shared.config import PolicySettings
 from shared.errors import InvalidArgument, NotFound, require
@@ -63,7 +63,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
         found = candidates(
             items,
             request.purchase_count,
-            self.store.item_exposure(policy, ids),
+            self.store.item_exposure(ids),
             self.store.shopper_exposure(request.user_id, ids),
         )
         model = self.store.model(policy) if named.learns else None
@@ -76,7 +76,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
                 scores,
                 found.category_codes(),
                 request.count,
-                self.settings.propensity_samples,
+                1 if exact_propensities(named.rule) else self.settings.propensity_samples,
                 np.random.default_rng(),
             )
             chosen, propensities = slates[0].tolist(), served_propensities(named.rule, slates, scores)

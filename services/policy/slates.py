@@ -115,10 +115,15 @@ def marginals(slates: np.ndarray, n: int) -> np.ndarray:
     return shares
 
 
+def exact_propensities(rule: SlateRule) -> bool:
+    """Whether the served propensities follow from the rule alone, without drawing slates."""
+    return rule.kind == GREEDY or (rule.kind == EPSILON_GREEDY and not rule.category_cap)
+
+
 def served_propensities(rule: SlateRule, slates: np.ndarray, scores: np.ndarray) -> list[float]:
     """The marginal propensity of each item of the first slate at its position."""
     served = slates[0]
-    if rule.kind == EPSILON_GREEDY and not rule.category_cap:
+    if rule.kind == EPSILON_GREEDY and exact_propensities(rule):
         greedy = np.argsort(-scores, kind="stable")[: len(served)]
         uniform = rule.epsilon / len(scores)
         return [float((1 - rule.epsilon) * (j == g) + uniform) for j, g in zip(served, greedy, strict=True)]

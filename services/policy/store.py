@@ -70,11 +70,9 @@ rewards = Table(
 item_exposure = Table(
     "policy_item_exposure",
     metadata,
-    Column("policy", String(64), nullable=False),
-    Column("item_id", String(128), nullable=False),
+    Column("item_id", String(128), primary_key=True),
     Column("shown", Float, nullable=False),
     Column("reward", Float, nullable=False),
-    PrimaryKeyConstraint("policy", "item_id"),
 )
 shopper_exposure = Table(
     "policy_shopper_exposure",
@@ -156,6 +154,17 @@ class PolicyStore(Store):
         super().__init__(url)
         self._write = threading.Lock()
         self._models: dict[str, LinearModel] = {}
+        self._increments = {table.name: self._increment(table) for table in (item_exposure, shopper_exposure)}
+
+    def _increment(self, table: Table) -> Any:
+        statement = upsert(self.engine, table)
+        return statement.on_conflict_do_update(
+            index_elements=[column.name for column in table.primary_key],
+            set_={
+                "shown": table.c.shown + statement.excluded.shown,
+                "reward": table.c.reward + statement.excluded.reward,
+            },
+        )
 
     def decision(self, request_id: str) -> Decision | None:
         with self.engine.connect() as connection:
@@ -183,10 +192,9 @@ class PolicyStore(Store):
         with self.engine.connect() as connection:
             return [LoggedReward(*row) for row in connection.execute(query)]
 
-    def item_exposure(self, policy: str, item_ids: Sequence[str]) -> dict[str, Exposure]:
-        query = select(item_exposure).where(
-            item_exposure.c.policy == policy, item_exposure.c.item_id.in_(list(item_ids))
-        )
+    def item_exposure(self, item_ids: Sequence[str]) -> dict[str, Exposure]:
+        """How often each item was shown, by any policy, and the reward it earned."""
+        query = select(item_exposure).where(item_exposure.c.item_id.in_(list(item_ids)))
         with self.engine.connect() as connection:
             return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
 
@@ -237,23 +245,13 @@ class PolicyStore(Store):
     def _bump(
         self, connection: Any, table: Table, key: dict[str, str], item_ids: Sequence[str], **add: float
     ) -> None:
-        if not item_ids:
-            return
-        statement = upsert(self.engine, table).values(
-            [
+        """Adds `shown` and `reward` to each item's counts (one prepared statement, many rows)."""
+        if item_ids:
+            rows = [
                 {**key, "item_id": item, "shown": add.get("shown", 0.0), "reward": add.get("reward", 0.0)}
                 for item in item_ids
             ]
-        )
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[*key, "item_id"],
-                set_={
-                    "shown": table.c.shown + statement.excluded.shown,
-                    "reward": table.c.reward + statement.excluded.reward,
-                },
-            )
-        )
+            connection.execute(self._increments[table.name], rows)
 
     def _transaction(self, policy: str, work: Callable[[Any], LinearModel | None]) -> None:
         """Runs `work` in one transaction, again from the start when a state was stale; the
@@ -292,7 +290,7 @@ class PolicyStore(Store):
                     created_at=datetime.now(UTC),
                 )
             )
-            self._bump(connection, item_exposure, {"policy": decision.policy}, decision.item_ids, shown=1.0)
+            self._bump(connection, item_exposure, {}, decision.item_ids, shown=1.0)
             self._bump(
                 connection, shopper_exposure, {"user_id": decision.user_id}, decision.item_ids, shown=1.0
             )
@@ -326,7 +324,7 @@ class PolicyStore(Store):
                     created_at=datetime.now(UTC),
                 )
             )
-            self._bump(connection, item_exposure, {"policy": decision.policy}, [item_id], reward=value)
+            self._bump(connection, item_exposure, {}, [item_id], reward=value)
             self._bump(connection, shopper_exposure, {"user_id": decision.user_id}, [item_id], reward=value)
             if not learns:
                 return None

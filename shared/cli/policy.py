@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -24,7 +25,7 @@ from shared.cli.supervisor import Suite, free_ports_env
 from shared.cli.training import SERVED, run_training
 from shared.config import POLICY_KINDS, RANKERS, Settings, load_settings
 from shared.evaluation.policy_report import BASELINE, Interval, plot, summarize
-from shared.evaluation.simulation import SessionResult, history_events, run_sessions
+from shared.evaluation.simulation import SessionResult, SimulatedShop, history_events, run_sessions
 from shared.importers.loader import load
 from shared.synth.shop import catalog, make_shop
 
@@ -164,43 +165,45 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
         run_training(suite_config, SERVED)
         suite.wait_ready()
         key = read_key(suite_config)
-        weights = suite_config.policy.reward_weights
+        world = SimulatedShop(
+            shop, seed, options["shoppers"], options["slate"], suite_config.policy.reward_weights
+        )
 
-        def phase(sessions: int, first: int, policy: str = "") -> list[SessionResult]:
-            label = f"seed {seed}: " + (f"{policy} sessions" if policy else "sessions")
+        def phase(label: str, sessions: int, first: int, forced: list[str]) -> list[SessionResult]:
             with progress_bar() as progress:
-                task = progress.add_task(label, total=sessions)
+                task = progress.add_task(f"seed {seed}: {label}", total=sessions)
                 return with_clients(
                     lambda c: run_sessions(
                         c,
                         key,
-                        shop,
-                        seed,
-                        options["shoppers"],
+                        world,
                         sessions,
-                        options["slate"],
-                        weights,
                         options["concurrency"],
-                        policy=policy,
-                        first_session=first,
+                        forced,
+                        first,
                         advance=lambda n: progress.advance(task, n),
                     ),
                     suite_config,
                 )
 
-        run = SeedRun(phase(options["sessions"], 0))
+        run = SeedRun(phase("sessions", options["sessions"], 0, []))
         extra = options["ope_sessions"]
         if extra:
+            # a coin per session: logged by epsilon-greedy or served by the bandit, so that both
+            # meet the same shoppers in the same states
+            coins = np.random.default_rng([seed, 11]).random(extra) < 0.5
+            forced = [LOGGING_POLICY if coin else TARGET_POLICY for coin in coins]
             logging_started = datetime.now(UTC)
-            phase(extra, options["sessions"], LOGGING_POLICY)
+            mixed = phase(f"{LOGGING_POLICY} / {TARGET_POLICY} sessions", extra, options["sessions"], forced)
             run.evaluation = _run_evaluation(
                 suite_config, TARGET_POLICY, LOGGING_POLICY, 1000, logging_started
             )
-            target = phase(extra, options["sessions"] + extra, TARGET_POLICY)
-            run.simulated_target = sum(r.reward for r in target) / len(target)
+            served = [r.reward for r in mixed if r.policy == TARGET_POLICY]
+            run.simulated_target = sum(served) / len(served)
             print_evaluation(run.evaluation, run.simulated_target)
             console.print(
-                f"seed {seed}: {TARGET_POLICY} earned {run.simulated_target:.3f} per slate when served"
+                f"seed {seed}: {TARGET_POLICY} earned {run.simulated_target:.3f} per slate when served "
+                f"({len(served)} sessions)"
             )
         return run
     finally:
@@ -226,8 +229,9 @@ def simulate_command(
     ope_sessions: Annotated[
         int,
         typer.Option(
-            help="After the sessions: this many sessions logged by epsilon-greedy, an off-policy estimate "
-            "of the bandit from them, then as many sessions served by the bandit to compare (0: skip)."
+            help="After the sessions: this many more, each logged by epsilon-greedy or served by the "
+            "bandit on a coin flip; the bandit is estimated off-policy from the epsilon-greedy log and "
+            "compared with what it earned when served (0: skip)."
         ),
     ] = 0,
     ranker: Annotated[str, typer.Option(help="learned or baseline ranker behind the policies.")] = "learned",

@@ -1,7 +1,8 @@
 """Simulated shoppers in sessions against a running suite, over gRPC.
 
 Each session asks the gateway for a slate, lets the simulator's ground truth
-decide what the shopper clicks and buys (shared.synth.shoppers.respond), sends
+decide what the shopper clicks and buys (shared.synth.shoppers.respond, which
+tires of items shown to the same shopper again and again), sends
 those events back with the request id, and scores the session with the
 configured reward weights. Sessions run a few at a time, so the policy learns
 from rewards that arrive while other slates are being served.
@@ -10,8 +11,9 @@ from rewards that arrive while other slates are being served.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import grpc
@@ -77,36 +79,48 @@ def session_reward(outcome: list[tuple[int, bool, bool]], weights: Mapping[str, 
     return clicks * weights["click"] + purchases * (weights["add_to_cart"] + weights["purchase"])
 
 
+@dataclass
+class SimulatedShop:
+    """A shop, its shoppers and what each shopper has been shown so far (for fatigue)."""
+
+    shop: Shop
+    seed: int
+    shoppers: int
+    slate_size: int
+    weights: Mapping[str, float]
+    shown: Counter[tuple[int, int]] = field(default_factory=Counter)
+
+
 async def run_sessions(
     clients: SuiteClients,
     key: str,
-    shop: Shop,
-    seed: int,
-    shoppers: int,
+    world: SimulatedShop,
     sessions: int,
-    slate_size: int,
-    weights: Mapping[str, float],
     concurrency: int,
-    policy: str = "",
+    forced: Sequence[str] = (),
     first_session: int = 0,
     advance: Callable[[int], None] = lambda _: None,
 ) -> list[SessionResult]:
-    """`sessions` sessions of shoppers drawn at random; `policy` forces one policy for all of them."""
-    rng = np.random.default_rng([seed, 7, first_session])
-    people = rng.integers(shoppers, size=sessions)
-    item_index = {str(item): n for n, item in enumerate(shop.item_ids.tolist())}
+    """`sessions` sessions of shoppers drawn at random. `forced[n]`, when given, names the policy
+    that must serve session n ("" for the shopper's bucket)."""
+    rng = np.random.default_rng([world.seed, 7, first_session])
+    people = rng.integers(world.shoppers, size=sessions)
+    item_index = {str(item): n for n, item in enumerate(world.shop.item_ids.tolist())}
     metadata = bearer_metadata(key)
     limit = asyncio.Semaphore(concurrency)
     results: list[SessionResult] = []
 
     async def one(offset: int) -> None:
         number = first_session + offset
-        person = shopper(seed, int(people[offset]))
+        person = shopper(world.seed, int(people[offset]))
         async with limit:
             try:
                 response = await clients.gateway.Recommend(
                     gateway_pb2.RecommendRequest(
-                        user_id=person.user_id, count=slate_size, surface="home", policy=policy
+                        user_id=person.user_id,
+                        count=world.slate_size,
+                        surface="home",
+                        policy=forced[offset] if forced else "",
                     ),
                     metadata=metadata,
                     timeout=DEADLINE_S,
@@ -114,8 +128,10 @@ async def run_sessions(
             except grpc.aio.AioRpcError as error:
                 raise RuntimeError(f"Recommend failed in session {number}: {error.code().name}") from error
             slate = [item_index[item.item_id] for item in response.items if item.item_id in item_index]
-            outcome = respond(seed, person, shop, slate, number)
-            events = session_events(number, person.user_id, response.request_id, shop, outcome)
+            before = [world.shown[(person.number, item)] for item in slate]
+            world.shown.update((person.number, item) for item in slate)
+            outcome = respond(world.seed, person, world.shop, slate, number, before)
+            events = session_events(number, person.user_id, response.request_id, world.shop, outcome)
             if events:
                 await clients.gateway.RecordFeedback(
                     gateway_pb2.RecordFeedbackRequest(events=events), metadata=metadata, timeout=DEADLINE_S
@@ -124,7 +140,7 @@ async def run_sessions(
             SessionResult(
                 number=number,
                 policy=response.policy,
-                reward=session_reward(outcome, weights),
+                reward=session_reward(outcome, world.weights),
                 clicks=sum(clicked for _, clicked, _ in outcome),
                 purchases=sum(bought for _, _, bought in outcome),
             )

@@ -14,6 +14,9 @@ import numpy as np
 from shared.synth.shop import TASTE_DIM, Shop
 
 BROWSE_POOL = 300
+# Each earlier impression of the same item multiplies the chance of clicking it again
+# (impression fatigue: shoppers stop noticing what they are shown over and over).
+FATIGUE = 0.8
 TIME_ZONES = (-8, -5, 0, 1, 8, 9)
 
 
@@ -59,12 +62,19 @@ def purchase_probability(person: Shopper, shop: Shop, items: np.ndarray) -> np.n
 
 
 def respond(
-    seed: int, person: Shopper, shop: Shop, slate: list[int], round_number: int
+    seed: int,
+    person: Shopper,
+    shop: Shop,
+    slate: list[int],
+    round_number: int,
+    shown_before: list[int] | None = None,
 ) -> list[tuple[int, bool, bool]]:
-    """Ground truth for a shown slate: (item, clicked, bought) per item, with a position bias."""
+    """Ground truth for a shown slate: (item, clicked, bought) per item, with a position bias and,
+    given how often the shopper was shown each item before, impression fatigue."""
     rng = np.random.default_rng([seed, 3, person.number, round_number])
     items = np.array(slate, dtype=np.int64)
     position = 1.0 / np.log2(np.arange(len(items)) + 2)
-    clicked = rng.random(len(items)) < click_probability(person, shop, items) * position
+    fatigue = FATIGUE ** np.array(shown_before if shown_before is not None else [0] * len(items))
+    clicked = rng.random(len(items)) < click_probability(person, shop, items) * position * fatigue
     bought = clicked & (rng.random(len(items)) < purchase_probability(person, shop, items))
     return list(zip(items.tolist(), clicked.tolist(), bought.tolist(), strict=True))

@@ -56,3 +56,14 @@ def test_ground_truth_answers_any_slate_deterministically_and_by_taste() -> None
         clicks_liked += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1))
         clicks_disliked += sum(clicked for _, clicked, _ in respond(9, person, shop, disliked, 1))
     assert clicks_liked > 5 * max(clicks_disliked, 1)
+
+
+def test_items_shown_over_and_over_get_fewer_clicks() -> None:
+    shop = make_shop(500, seed=9)
+    fresh, tired = 0, 0
+    for number in range(300):
+        person = shopper(9, number)
+        liked = np.argsort(affinity(person, shop, np.arange(len(shop))))[-10:].tolist()
+        fresh += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1))
+        tired += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1, shown_before=[5] * 10))
+    assert tired < 0.5 * fresh

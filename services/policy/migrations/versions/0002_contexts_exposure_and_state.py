@@ -17,11 +17,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("features", sa.LargeBinary, nullable=True))
     op.create_table(
         "policy_item_exposure",
-        sa.Column("policy", sa.String(64), nullable=False),
-        sa.Column("item_id", sa.String(128), nullable=False),
+        sa.Column("item_id", sa.String(128), primary_key=True),
         sa.Column("shown", sa.Float, nullable=False),
         sa.Column("reward", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint("policy", "item_id"),
     )
     op.create_table(
         "policy_shopper_exposure",

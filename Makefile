@@ -83,7 +83,7 @@ bench-served: install
 # sessions x 5 seeds, then an off-policy estimate of the bandit from an epsilon-greedy log
 # against what it earns when served (a fresh suite per seed: about an hour on 2 CPU cores).
 bench-policy: install
-	$(BIN)/recsys policy simulate --sessions 20000 --seeds 5 --ope-sessions 5000 --out reports/policy-simulation.png
+	$(BIN)/recsys policy simulate --sessions 20000 --seeds 5 --ope-sessions 4000 --out reports/policy-simulation.png
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

@@ -176,9 +176,7 @@ def test_concurrent_rewards_lose_no_update(tmp_path: Path, database_url: str, po
         assert model.updates == len(shown) + len(events)
         np.testing.assert_allclose(model.b, 8 * contexts.sum(axis=0))
         np.testing.assert_allclose(model.a, np.eye(len(model.b)) + contexts.T @ contexts)
-        assert {item: e.reward for item, e in store.item_exposure(shown).items()} == dict.fromkeys(
-            shown, 8.0
-        )
+        assert {item: e.reward for item, e in store.item_exposure(shown).items()} == dict.fromkeys(shown, 8.0)
     finally:
         store.close()
 

@@ -27,6 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from services.policy.context import at_position, logged_candidates
+from services.policy.linear import LinearModel
 from services.policy.policies import NamedPolicy
 from services.policy.slates import Fusion, marginals, sample_slates
 from services.policy.store import Decision, PolicyStore
@@ -72,16 +73,16 @@ def _slates(
     rewards: dict[tuple[str, str], float],
     target: NamedPolicy,
     fusion: Fusion,
-    model_alpha: tuple[object, float],
+    model: LinearModel | None,
+    alpha: float,
     samples: int,
     rng: np.random.Generator,
     advance: Callable[[int], None],
 ) -> list[_Slate]:
-    model, alpha = model_alpha
     found = []
     for decision in decisions:
         candidates = logged_candidates(decision.candidate_ids, decision.categories, decision.features)
-        scores = fusion.scores(candidates, model, alpha)  # type: ignore[arg-type]
+        scores = fusion.scores(candidates, model, alpha)
         drawn = sample_slates(
             target.rule, scores, candidates.category_codes(), len(decision.item_ids), samples, rng
         )
@@ -152,7 +153,7 @@ def evaluate(
         rewards[(reward.request_id, reward.item_id)] += reward.value
     rng = np.random.default_rng(seed)
     model = store.model(target.name) if target.learns else None
-    slates = _slates(decisions, rewards, target, fusion, (model, alpha), samples, rng, advance)
+    slates = _slates(decisions, rewards, target, fusion, model, alpha, samples, rng, advance)
     halves = [[s for n, s in enumerate(slates) if n % 2 == half] for half in (0, 1)]
     # each half's reward model is fitted on the other half (cross-fitting)
     theta = [

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     select,
     update,
 )
@@ -146,6 +147,14 @@ def _decision(row: Any) -> Decision:
     )
 
 
+def _stored_model(connection: Any, policy: str) -> tuple[LinearModel, Any]:
+    """The policy's state as stored (a fresh model when none is yet), and its row."""
+    row = connection.execute(select(states).where(states.c.policy == policy)).first()
+    if row is None:
+        return LinearModel.empty(len(FEATURES)), None
+    return LinearModel.from_bytes(row.a, row.b, row.updates), row
+
+
 class PolicyStore(Store):
     service = "policy"
     migrations = Path(__file__).parent / "migrations"
@@ -180,6 +189,13 @@ class PolicyStore(Store):
             for row in connection.execution_options(yield_per=1000).execute(query):
                 yield _decision(row)
 
+    def decision_count(self, policy: str, since: datetime | None = None) -> int:
+        query = select(func.count()).select_from(decisions).where(decisions.c.policy == policy)
+        if since is not None:
+            query = query.where(decisions.c.created_at >= since)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def rewards_of(self, policy: str, since: datetime | None = None) -> list[LoggedReward]:
         """The rewards of the policy's decisions (those made from `since` on)."""
         query = (
@@ -209,23 +225,13 @@ class PolicyStore(Store):
         """The policy's learned state, read once from the database and then kept current."""
         if policy not in self._models:
             with self.engine.connect() as connection:
-                row = connection.execute(select(states).where(states.c.policy == policy)).first()
-            self._models[policy] = (
-                LinearModel.from_bytes(row.a, row.b, row.updates)
-                if row is not None
-                else LinearModel.empty(len(FEATURES))
-            )
+                self._models[policy] = _stored_model(connection, policy)[0]
         return self._models[policy]
 
     def _change_state(
         self, connection: Any, policy: str, change: Callable[[LinearModel], None]
     ) -> LinearModel:
-        row = connection.execute(select(states).where(states.c.policy == policy)).first()
-        model = (
-            LinearModel.from_bytes(row.a, row.b, row.updates)
-            if row is not None
-            else LinearModel.empty(len(FEATURES))
-        )
+        model, row = _stored_model(connection, policy)
         change(model)
         a, b = model.to_bytes()
         if row is None:

@@ -69,7 +69,7 @@ def _run_evaluation(
 ) -> Evaluation:
     store = PolicyStore(config.database_url("policy"))
     try:
-        decisions = sum(1 for _ in store.decisions_of(logged_by, since))
+        decisions = store.decision_count(logged_by, since)
         with progress_bar() as progress:
             task = progress.add_task(f"replaying {policy}", total=decisions)
             return evaluate(

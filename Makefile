@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-import k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-import k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -83,7 +83,11 @@ bench-served: install
 # sessions x 5 seeds, then an off-policy estimate of the bandit from an epsilon-greedy log
 # against what it earns when served (a fresh suite per seed: about an hour on 2 CPU cores).
 bench-policy: install
-	$(BIN)/recsys policy simulate --sessions 20000 --seeds 5 --ope-sessions 4000 --out reports/policy-simulation.png
+	$(BIN)/recsys policy simulate --sessions 20000 --seeds 5 --out reports/policy-simulation.png
+
+# Off-policy evaluation of the bandit from an epsilon-greedy log (epsilon 0.5), against its simulated value.
+bench-policy-ope: install
+	$(BIN)/recsys policy simulate --sessions 5000 --seeds 5 --ope-sessions 8000 --epsilon 0.5 --out reports/policy-ope.png
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

@@ -149,6 +149,7 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
         "RECSYS_RANKER": options["ranker"],
         "RECSYS_POLICY_SALT": f"simulation-{seed}",
         "RECSYS_POLICIES": _equal_shares(names),
+        "RECSYS_POLICY_EPSILON": str(options["epsilon"]),
     }
     suite_config = load_settings({**os.environ, **env})
     ensure_key_file(suite_config.api_key_file)
@@ -210,6 +211,39 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
         suite.stop()
 
 
+def print_off_policy_check(runs: dict[int, SeedRun]) -> None:
+    """Per seed and pooled over seeds: each estimate of the target against what it earned when served."""
+    checked = {seed: run for seed, run in runs.items() if run.evaluation and run.simulated_target}
+    if not checked:
+        return
+    names = [estimate.name for estimate in next(iter(checked.values())).evaluation.estimates]
+    table = Table(
+        title=f"off-policy estimate of {TARGET_POLICY!r} from the {LOGGING_POLICY!r} log, "
+        "against its simulated value"
+    )
+    for column in ("seed", "logged slates", "simulated", *names):
+        table.add_column(column, justify="right")
+    for seed, run in checked.items():
+        table.add_row(
+            str(seed),
+            str(run.evaluation.decisions),
+            f"{run.simulated_target:.3f}",
+            *(f"{e.value:.3f} ({e.value / run.simulated_target - 1:+.1%})" for e in run.evaluation.estimates),
+        )
+    simulated = float(np.mean([run.simulated_target for run in checked.values()]))
+    pooled = [
+        float(np.mean([run.evaluation.estimates[n].value for run in checked.values()]))
+        for n in range(len(names))
+    ]
+    table.add_row(
+        "mean",
+        str(sum(run.evaluation.decisions for run in checked.values())),
+        f"{simulated:.3f}",
+        *(f"{value:.3f} ({value / simulated - 1:+.1%})" for value in pooled),
+    )
+    console.print(table)
+
+
 @policy_app.command("simulate")
 def simulate_command(
     sessions: Annotated[
@@ -234,6 +268,14 @@ def simulate_command(
             "compared with what it earned when served (0: skip)."
         ),
     ] = 0,
+    epsilon: Annotated[
+        float,
+        typer.Option(
+            help="Exploration share of epsilon-greedy (RECSYS_POLICY_EPSILON for the simulated suite). "
+            "A larger one logs more of what the bandit would show, so its off-policy estimate is tighter "
+            "(-1: the configured value)."
+        ),
+    ] = -1.0,
     ranker: Annotated[str, typer.Option(help="learned or baseline ranker behind the policies.")] = "learned",
     out: Annotated[
         Path, typer.Option(help="Where to write the plot (a .json summary goes beside it).")
@@ -250,10 +292,17 @@ def simulate_command(
     config = settings()
     names = [name.strip() for name in policies.split(",") if name.strip()]
     unknown = [name for name in names if name not in POLICY_KINDS]
-    if unknown or not names or ranker not in RANKERS or min(sessions, seeds, shoppers, items, slate) < 1:
+    epsilon = config.policy.epsilon if epsilon < 0 else epsilon
+    if (
+        unknown
+        or not names
+        or ranker not in RANKERS
+        or min(sessions, seeds, shoppers, items, slate) < 1
+        or not 0 <= epsilon <= 1
+    ):
         console.print(
             f"[red]policies must be some of {', '.join(POLICY_KINDS)}; ranker one of {', '.join(RANKERS)}; "
-            "sessions, seeds, shoppers, items and slate at least 1[/red]"
+            "sessions, seeds, shoppers, items and slate at least 1; epsilon in [0, 1][/red]"
         )
         raise typer.Exit(2)
     options = {
@@ -265,6 +314,7 @@ def simulate_command(
         "policies": names,
         "concurrency": concurrency,
         "ope_sessions": ope_sessions,
+        "epsilon": epsilon,
         "ranker": ranker,
     }
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -296,6 +346,7 @@ def simulate_command(
             _interval(row.difference_over_greedy),
         )
     console.print(table)
+    print_off_policy_check(runs)
     plot(
         {seed: run.results for seed, run in runs.items()},
         names,
@@ -306,7 +357,7 @@ def simulate_command(
         "command": "recsys policy simulate "
         + f"--sessions {sessions} --seeds {seeds} --shoppers {shoppers} --items {items} --days {days} "
         + f"--slate {slate} --policies {','.join(names)} --concurrency {concurrency} --ranker {ranker} "
-        + f"--ope-sessions {ope_sessions}",
+        + f"--ope-sessions {ope_sessions} --epsilon {epsilon}",
         "seconds": seconds,
         "rows": [dataclasses.asdict(row) for row in rows],
         "off_policy": {

@@ -63,6 +63,7 @@ k8s: k8s-validate
 
 bench: install
 	$(BIN)/recsys bench
+	$(BIN)/recsys eval --protocol retail-temporal --no-baselines --cold-start
 
 # Recall@20, NDCG@20 and Recall@200 of each candidate source and of their merge on
 # retail-temporal, beside most popular, item-kNN and EASE (trains the GAN: minutes on CPU).

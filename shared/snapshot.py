@@ -15,6 +15,7 @@ import numpy as np
 
 from recsys.common.v1 import common_pb2
 from shared.normalize import robust_scale_by_group
+from shared.text_encoder import item_text
 
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 
@@ -32,6 +33,13 @@ class Snapshot:
     catalog_categories: np.ndarray
     catalog_prices: np.ndarray
     catalog_price_scaled: np.ndarray
+    catalog_texts: np.ndarray | None = None  # shared.text_encoder.item_text of each item
+
+    @property
+    def item_texts(self) -> list[str]:
+        """Each catalog item's text (its title in snapshots written before texts were exported)."""
+        texts = self.catalog_texts if self.catalog_texts is not None else self.catalog_titles
+        return texts.tolist()
 
     @property
     def event_count(self) -> int:
@@ -65,6 +73,7 @@ class Snapshot:
                 catalog_categories=items["categories"],
                 catalog_prices=items["prices"],
                 catalog_price_scaled=items["price_scaled"],
+                catalog_texts=items.get("texts"),
             )
 
 
@@ -85,6 +94,7 @@ class SnapshotWriter:
             "titles": [],
             "categories": [],
             "prices": [],
+            "texts": [],
         }
 
     def add_events(self, events: Sequence[common_pb2.Event]) -> None:
@@ -103,6 +113,7 @@ class SnapshotWriter:
         self._items["titles"].append(np.array([i.title for i in batch], dtype=str))
         self._items["categories"].append(np.array([">".join(i.category_path) for i in batch], dtype=str))
         self._items["prices"].append(np.array([i.price for i in batch], dtype=np.float64))
+        self._items["texts"].append(np.array([item_text(i) for i in batch], dtype=str))
 
     @staticmethod
     def _joined(columns: dict[str, list[np.ndarray]], empty: dict[str, str]) -> dict[str, np.ndarray]:
@@ -127,7 +138,8 @@ class SnapshotWriter:
             ),
         )
         items = self._joined(
-            self._items, {"item_ids": "U1", "titles": "U1", "categories": "U1", "prices": "float64"}
+            self._items,
+            {"item_ids": "U1", "titles": "U1", "categories": "U1", "prices": "float64", "texts": "U1"},
         )
         items["price_scaled"] = robust_scale_by_group(items["prices"], items["categories"])
         np.savez(self.folder / "items.npz", **items)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from recsys.items.v1 import items_pb2_grpc
-from services.items.servicer import ItemsServicer
+from services.items.servicer import DEFAULT_EXPORT_BATCH, ItemsServicer
+from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.config import Settings
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
+from shared.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings
 
 NAME = "items"
 
@@ -16,10 +18,17 @@ NAME = "items"
 def build(settings: Settings) -> ServiceApp:
     store = ItemsStore(settings.database_url(NAME))
     popularity = ModelWatcher(settings.model_dir, POPULARITY, PopularityModel.load, settings.model_poll_s)
+    # A new encoder version re-encodes the whole current catalog, then replaces the index.
+    similar = ModelWatcher(
+        settings.model_dir,
+        ITEM_EMBEDDINGS,
+        lambda folder: ItemIndex.build(ItemEmbeddings.load(folder), store.export(DEFAULT_EXPORT_BATCH)),
+        settings.model_poll_s,
+    )
     return assemble(
         NAME,
         items_pb2_grpc.add_ItemsServiceServicer_to_server,
-        ItemsServicer(store, popularity),
+        ItemsServicer(store, popularity, similar),
         store=store,
-        models=[popularity],
+        models=[popularity, similar],
     )

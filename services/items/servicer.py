@@ -7,15 +7,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
+import numpy as np
 from google.protobuf import json_format
 
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.cleaning import clean_items
+from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel
-from shared.errors import require
+from shared.errors import FailedPrecondition, NotFound, require
 from shared.models import ModelWatcher
+from shared.text_encoder import ITEM_EMBEDDINGS
 
 MAX_BATCH = 10_000
 MAX_GET = 1000
@@ -23,12 +26,21 @@ DEFAULT_POPULAR = 100
 MAX_POPULAR = 1000
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
+MAX_SEEDS = 100
+DEFAULT_SIMILAR = 20
+MAX_SIMILAR = 500
 
 
 class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
-    def __init__(self, store: ItemsStore, popularity: ModelWatcher[PopularityModel]) -> None:
+    def __init__(
+        self,
+        store: ItemsStore,
+        popularity: ModelWatcher[PopularityModel],
+        similar: ModelWatcher[ItemIndex],
+    ) -> None:
         self.store = store
         self.popularity = popularity
+        self.similar = similar
 
     async def UpsertItems(
         self,
@@ -47,6 +59,9 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
                 (item.item_id, reason, json_format.MessageToJson(item)) for _, item, reason in cleaned.dropped
             ]
             result = await asyncio.to_thread(self.store.upsert, cleaned.accepted, dropped)
+            index = self.similar.model
+            if index is not None and cleaned.accepted:
+                await asyncio.to_thread(index.upsert, cleaned.accepted)
             fixes.update(cleaned.fixes)
             response.inserted += result.inserted
             response.updated += result.updated
@@ -77,6 +92,37 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         return items_pb2.PopularResponse(
             items=[items_pb2.PopularItem(item_id=i, score=s, buyers=b) for i, s, b in chosen],
             model_version=common_pb2.ModelVersion(name=POPULARITY, version=self.popularity.version),
+        )
+
+    async def SimilarItems(
+        self, request: items_pb2.SimilarItemsRequest, context: grpc.aio.ServicerContext
+    ) -> items_pb2.SimilarItemsResponse:
+        require(
+            1 <= len(request.item_ids) <= MAX_SEEDS, f"item_ids must hold between 1 and {MAX_SEEDS} items"
+        )
+        require(
+            not request.weights or len(request.weights) == len(request.item_ids),
+            "weights must be empty or one per item_id",
+        )
+        require(0 <= request.count <= MAX_SIMILAR, f"count must be between 0 and {MAX_SIMILAR}")
+        index = self.similar.model
+        if index is None:
+            raise FailedPrecondition(f"no {ITEM_EMBEDDINGS} model yet: run `recsys train items-text`")
+        found = index.vectors_of(request.item_ids)
+        if not found:
+            raise NotFound("none of the seed items is in the catalog (or all are hidden)")
+        weights = dict(zip(request.item_ids, request.weights or [1.0] * len(request.item_ids), strict=True))
+        seeds = list(found)
+        chosen = await asyncio.to_thread(
+            index.similar,
+            np.stack([found[i] for i in seeds]),
+            np.array([weights[i] for i in seeds]),
+            request.count or DEFAULT_SIMILAR,
+            set(request.item_ids) | set(request.exclude_item_ids),
+        )
+        return items_pb2.SimilarItemsResponse(
+            items=[items_pb2.SimilarItem(item_id=i, score=s) for i, s in chosen],
+            model_version=common_pb2.ModelVersion(name=ITEM_EMBEDDINGS, version=self.similar.version),
         )
 
     async def ExportItems(

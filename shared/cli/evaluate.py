@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from shared.auth import ensure_key_file, read_key
 from shared.cli.common import settings, with_clients
@@ -19,6 +20,8 @@ from shared.cli.training import SERVED, TRAINERS, run_training
 from shared.config import Settings, load_settings
 from shared.evaluation import protocols
 from shared.evaluation.candidates import MERGED, source_rankings
+from shared.evaluation.cold_start import ColdStartReport, evaluate_cold_start
+from shared.evaluation.cold_start import K as COLD_K
 from shared.evaluation.ranking import ablation
 from shared.evaluation.report import ModelResult, Report
 from shared.evaluation.run import CURVE_KS, score
@@ -62,6 +65,15 @@ def evaluate(
             "with each feature group removed (an ablation; with the GAN unless --no-gan).",
         ),
     ] = False,
+    cold_start: Annotated[
+        bool,
+        typer.Option(
+            "--cold-start",
+            help="Also measure cold-start retrieval (retail-temporal only): Recall@50 of items first "
+            "sold after the cutoff, for the shoppers who bought them, by the item text encoder beside "
+            "random and most-popular (about a minute on CPU).",
+        ),
+    ] = False,
     gan: Annotated[
         bool,
         typer.Option(
@@ -77,10 +89,14 @@ def evaluate(
     if protocol not in protocols.PROTOCOLS:
         console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
         raise typer.Exit(2)
-    if not (baselines or served or candidates or ranking):
+    if not (baselines or served or candidates or ranking or cold_start):
         console.print(
-            "[red]nothing to evaluate: pass --baselines, --candidates, --ranking and/or --served[/red]"
+            "[red]nothing to evaluate: pass --baselines, --candidates, --ranking, --served "
+            "and/or --cold-start[/red]"
         )
+        raise typer.Exit(2)
+    if cold_start and protocol != "retail-temporal":
+        console.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
         raise typer.Exit(2)
     config = settings()
     data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
@@ -97,6 +113,13 @@ def evaluate(
         )
     if served:
         results.append(_evaluate_served(config, split, gan))
+    if cold_start:
+        _print_cold_start(
+            evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
+        )
+    if not results:
+        console.print("reproduce: recsys eval --protocol retail-temporal --no-baselines --cold-start")
+        return
     command = (
         "recsys eval --protocol "
         + protocol
@@ -104,6 +127,7 @@ def evaluate(
         + (" --candidates" if candidates else "")
         + (" --ranking" if ranking else "")
         + (" --served" if served else "")
+        + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
     )
     report = Report(protocol, split.stats, results, command)
@@ -111,6 +135,20 @@ def evaluate(
     paths = report.write(folder)
     console.print(report.markdown())
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _print_cold_start(report: ColdStartReport) -> None:
+    table = Table(
+        title=f"cold start: Recall@{COLD_K} of the {report.cold_items} items first sold after the cutoff, "
+        f"{report.shoppers} shoppers ({report.pairs} purchases), whole catalog of {report.catalog_items}"
+    )
+    for column in ("method", f"Recall@{COLD_K}", "vs random", "seconds"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    random_recall = next(r.recall for r in report.results if r.method.startswith("random"))
+    for result in report.results:
+        ratio = f"{result.recall / random_recall:.1f}x" if random_recall else "-"
+        table.add_row(result.method, f"{result.recall:.4f}", ratio, f"{result.seconds:.0f}")
+    console.print(table)
 
 
 def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:

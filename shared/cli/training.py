@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import numpy as np
 
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
@@ -28,6 +29,7 @@ from shared.clients import SuiteClients
 from shared.config import Settings
 from shared.models import publish
 from shared.snapshot import Snapshot, SnapshotWriter
+from shared.text_encoder import ITEM_EMBEDDINGS
 
 EXPORT_DEADLINE_S = 1800.0
 
@@ -107,6 +109,32 @@ def _fit_ranker(snapshot: Snapshot, settings: Settings) -> object | None:
     return trained
 
 
+def _fit_text_encoder(snapshot: Snapshot, settings: Settings) -> object:
+    from services.items.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
+
+    users, items = snapshot.interactions()
+    order = np.argsort(snapshot.interaction_times(), kind="stable")
+    rows = {item: n for n, item in enumerate(snapshot.catalog_item_ids.tolist())}
+    known = np.array([item in rows for item in items.tolist()], dtype=bool)
+    config = TextEncoderConfig()
+    with progress_bar() as progress:
+        task = progress.add_task("item text encoder", total=config.epochs)
+        trained = fit_text_encoder(
+            snapshot.catalog_item_ids,
+            snapshot.item_texts,
+            users[order][known[order]],
+            np.array([rows[item] for item in items[order][known[order]].tolist()], dtype=np.int64),
+            config,
+            on_epoch=lambda epoch, loss: progress.update(
+                task, completed=epoch, description=f"item text encoder (co-purchase loss {loss:.3f})"
+            ),
+        )
+    console.print(
+        f"item text encoder: {len(trained.vocabulary)} words, {len(trained.item_ids)} items encoded"
+    )
+    return trained
+
+
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(
         POPULARITY, lambda snapshot, settings: fit_popularity(snapshot, settings.popularity_half_life_days)
@@ -115,6 +143,9 @@ TRAINERS: dict[str, Trainer] = {
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
     "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
+    # The item text encoder behind items.SimilarItems (cold-start retrieval); not yet a
+    # candidate source, so `recsys up` leaves it to `recsys train items-text`.
+    "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder, served=False),
     # Learns from candidate lists made before a time cut: trained after the sources it reorders.
     "ranking": Trainer(RANKER, _fit_ranker),
 }

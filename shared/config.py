@@ -114,6 +114,7 @@ class Settings:
     candidate_quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_QUOTAS))
     candidate_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_WEIGHTS))
     popularity_half_life_days: float = 3.0
+    profile_half_life_days: float = 30.0
     gan_mixed_precision: bool = False
     # "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
     ranker: str = "learned"
@@ -328,6 +329,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             most=len(DEFAULT_CANDIDATE_WEIGHTS),
         ),
         popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
+        profile_half_life_days=read.number("RECSYS_PROFILE_HALF_LIFE_DAYS", 30.0, 0.01, 3650),
         ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower),
         policy=_policy_settings(read),
     )

@@ -1,4 +1,4 @@
-"""Wires the profile service: store and servicer."""
+"""Wires the profile service: store, catalog check, user VAE and servicer."""
 
 from __future__ import annotations
 
@@ -6,20 +6,24 @@ from recsys.profile.v1 import profile_pb2_grpc
 from services.profile.catalog import CatalogCheck
 from services.profile.servicer import ProfileServicer
 from services.profile.store import ProfileStore
+from services.profile.vae import USER_VAE, UserEncoder
 from shared.clients import SuiteClients
 from shared.config import Settings
+from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
 
 NAME = "profile"
 
 
 def build(settings: Settings) -> ServiceApp:
-    store = ProfileStore(settings.database_url(NAME))
+    store = ProfileStore(settings.database_url(NAME), settings.profile_half_life_days)
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
+    vae = ModelWatcher(settings.model_dir, USER_VAE, UserEncoder.load, settings.model_poll_s)
     return assemble(
         NAME,
         profile_pb2_grpc.add_ProfileServiceServicer_to_server,
-        ProfileServicer(store, CatalogCheck(clients)),
+        ProfileServicer(store, CatalogCheck(clients), vae),
         store=store,
         clients=clients,
+        models=[vae],
     )

@@ -14,6 +14,7 @@ MAX_QUANTITY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 DISMISS = common_pb2.EVENT_TYPE_DISMISS
+REVIEW = common_pb2.EVENT_TYPE_REVIEW
 
 
 @dataclass(frozen=True)

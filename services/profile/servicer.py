@@ -15,13 +15,16 @@ from services.profile.catalog import CatalogCheck
 from services.profile.cleaning import BURST_WINDOW, clean
 from services.profile.events import to_proto
 from services.profile.store import ProfileStore, Quarantined
+from services.profile.vae import USER_VAE, UserEncoder
 from shared.errors import NotFound, require
+from shared.models import ModelWatcher
 
 MAX_BATCH = 10_000
 DEFAULT_HISTORY = 100
 MAX_HISTORY = 1000
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
+TOP_AFFINITIES = 20
 
 
 def merge_fixes(total: common_pb2.IngestSummary, fixes: Iterable[common_pb2.Fix]) -> None:
@@ -63,7 +66,8 @@ async def ingest(
         Quarantined(event.event_id, event.user_id, reason, json_format.MessageToJson(event))
         for _, event, reason in cleaned.dropped
     ]
-    result = await asyncio.to_thread(store.add_events, cleaned.accepted, quarantined)
+    facts = catalog.facts(record.item_id for _, record in cleaned.accepted) if catalog else {}
+    result = await asyncio.to_thread(store.add_events, cleaned.accepted, quarantined, facts)
     summary.accepted = result.accepted
     summary.duplicates = len(result.duplicate_indexes)
     for index, event, reason in cleaned.dropped:
@@ -74,9 +78,15 @@ async def ingest(
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, store: ProfileStore, catalog: CatalogCheck | None = None) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        catalog: CatalogCheck | None = None,
+        vae: ModelWatcher[UserEncoder] | None = None,
+    ) -> None:
         self.store = store
         self.catalog = catalog
+        self.vae = vae
 
     async def RecordEvents(
         self,
@@ -113,6 +123,24 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             recent_item_ids=found.recent_item_ids,
             purchased_item_ids=found.purchased_item_ids,
         )
+        view = found.portrait.view(datetime.now(UTC).timestamp(), self.store.half_life_s, TOP_AFFINITIES)
+        profile.portrait.CopyFrom(
+            profile_pb2.Portrait(
+                categories=[profile_pb2.Affinity(name=n, score=s) for n, s in view.categories],
+                brands=[profile_pb2.Affinity(name=n, score=s) for n, s in view.brands],
+                typical_price=view.typical_price,
+                price_low=view.price_low,
+                price_high=view.price_high,
+                events_per_day=view.events_per_day,
+                review_sentiment=view.sentiment,
+                hour_shares=view.hour_shares,
+            )
+        )
+        encoder = self.vae.model if self.vae else None
+        if encoder is not None:
+            latent = encoder.latent(found.purchased_item_ids or found.recent_item_ids)
+            profile.latent.extend([] if latent is None else latent.tolist())
+            profile.latent_model.CopyFrom(common_pb2.ModelVersion(name=USER_VAE, version=self.vae.version))
         profile.first_event_time.FromDatetime(found.first_event_at)
         profile.last_event_time.FromDatetime(found.last_event_at)
         return profile_pb2.GetProfileResponse(profile=profile)

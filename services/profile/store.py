@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from services.profile.cleaning import Seen
-from services.profile.events import DISMISS, PURCHASE, EventRecord
+from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
+from services.profile.portrait import ItemFacts, Portrait, review_sentiment
 from shared.db import Store, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
@@ -58,6 +59,12 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+portraits = Table(
+    "profile_portraits",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("state", Text, nullable=False),
 )
 users = Table(
     "profile_users",
@@ -95,6 +102,7 @@ class UserProfile:
     last_event_at: datetime
     recent_item_ids: list[str]
     purchased_item_ids: list[str]
+    portrait: Portrait
 
 
 def _utc(value: datetime) -> datetime:
@@ -123,6 +131,10 @@ def _record(row: object) -> EventRecord:
 class ProfileStore(Store):
     service = "profile"
     migrations = Path(__file__).parent / "migrations"
+
+    def __init__(self, url: str, half_life_days: float = 30.0) -> None:
+        super().__init__(url)
+        self.half_life_s = half_life_days * 86_400
 
     def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -159,9 +171,13 @@ class ProfileStore(Store):
             return [(row.event_id, row.reason) for row in connection.execute(query)]
 
     def add_events(
-        self, records: Sequence[tuple[int, EventRecord]], dropped: Sequence[Quarantined] = ()
+        self,
+        records: Sequence[tuple[int, EventRecord]],
+        dropped: Sequence[Quarantined] = (),
+        facts: Mapping[str, ItemFacts] | None = None,
     ) -> StoreResult:
-        """Stores new events, their users' counters and the quarantined events in one transaction.
+        """Stores new events, their users' counters and portraits, and the quarantined events, in one
+        transaction. `facts` describes the events' items (category, brand, price) for the portraits.
 
         `records` pairs each event with its index in the caller's batch; events
         whose id is already stored (or repeated in the batch) are reported as
@@ -170,13 +186,16 @@ class ProfileStore(Store):
         """
         for _attempt in range(3):
             try:
-                return self._add_events_once(records, dropped)
+                return self._add_events_once(records, dropped, facts or {})
             except IntegrityError:
                 continue
-        return self._add_events_once(records, dropped)
+        return self._add_events_once(records, dropped, facts or {})
 
     def _add_events_once(
-        self, records: Sequence[tuple[int, EventRecord]], dropped: Sequence[Quarantined]
+        self,
+        records: Sequence[tuple[int, EventRecord]],
+        dropped: Sequence[Quarantined],
+        facts: Mapping[str, ItemFacts],
     ) -> StoreResult:
         result = StoreResult()
         with self.engine.begin() as connection:
@@ -226,6 +245,7 @@ class ProfileStore(Store):
                 ],
             )
             self._update_users(connection, fresh)
+            self._update_portraits(connection, fresh, facts)
             result.accepted = len(fresh)
         return result
 
@@ -262,6 +282,33 @@ class ProfileStore(Store):
         )
         connection.execute(statement, list(per_user.values()))  # type: ignore[attr-defined]
 
+    def _update_portraits(
+        self, connection: object, fresh: Sequence[EventRecord], facts: Mapping[str, ItemFacts]
+    ) -> None:
+        """Folds the events into their users' portraits. Two writers of one user take turns: the users
+        upsert before this locks the user's row until commit, and the portrait is read after it."""
+        user_ids = sorted({record.user_id for record in fresh})
+        query = select(portraits).where(portraits.c.user_id.in_(user_ids))
+        stored = {row.user_id: row.state for row in connection.execute(query)}  # type: ignore[attr-defined]
+        folded = {
+            user: Portrait.from_json(stored[user]) if user in stored else Portrait() for user in user_ids
+        }
+        for record in sorted(fresh, key=lambda r: r.timestamp):
+            folded[record.user_id].fold(
+                record.type,
+                record.timestamp.timestamp(),
+                facts.get(record.item_id),
+                review_sentiment(record.rating, record.text) if record.type == REVIEW else None,
+                self.half_life_s,
+            )
+        statement = upsert(self.engine, portraits)
+        statement = statement.on_conflict_do_update(
+            index_elements=[portraits.c.user_id], set_={"state": statement.excluded.state}
+        )
+        connection.execute(  # type: ignore[attr-defined]
+            statement, [{"user_id": user, "state": portrait.to_json()} for user, portrait in folded.items()]
+        )
+
     def _recent_items(self, connection: object, user_id: str, limit: int, only: int | None) -> list[str]:
         query = select(events.c.item_id, func.max(events.c.ts).label("latest")).where(
             events.c.user_id == user_id
@@ -282,6 +329,9 @@ class ProfileStore(Store):
             row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
             if row is None:
                 return None
+            state = connection.execute(
+                select(portraits.c.state).where(portraits.c.user_id == user_id)
+            ).scalar()
             return UserProfile(
                 user_id=user_id,
                 event_count=row.event_count,
@@ -290,6 +340,7 @@ class ProfileStore(Store):
                 last_event_at=_utc(row.last_event_at),
                 recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
                 purchased_item_ids=self._recent_items(connection, user_id, PURCHASED_ITEMS_LIMIT, PURCHASE),
+                portrait=Portrait.from_json(state) if state else Portrait(),
             )
 
     def history(self, user_id: str, limit: int) -> list[EventRecord]:

@@ -21,6 +21,7 @@ from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
+from services.profile.vae import USER_VAE
 from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, RANKER
 from shared.auth import read_key
 from shared.cli.common import ask_recommend, with_clients
@@ -135,6 +136,30 @@ def _fit_text_encoder(snapshot: Snapshot, settings: Settings) -> object:
     return trained
 
 
+def _fit_user_vae(snapshot: Snapshot, settings: Settings) -> object:
+    from services.profile.vae_train import VaeConfig, fit_vae  # loads TensorFlow
+
+    users, items = snapshot.interactions()
+    config = VaeConfig()
+    with progress_bar() as progress:
+        task = progress.add_task("user VAE", total=config.epochs)
+        trained = fit_vae(
+            users,
+            items,
+            config,
+            on_epoch=lambda epoch, loss, recall: progress.update(
+                task,
+                completed=epoch,
+                description=f"user VAE (loss {loss:.1f}, held-out recall@20 {recall:.4f})",
+            ),
+        )
+    console.print(
+        f"user VAE: best epoch {trained.epochs}, held-out recall@20 {trained.validation_recall:.4f} "
+        f"(most popular {trained.popular_recall:.4f}), {trained.encoder.dim}-dim latent"
+    )
+    return trained
+
+
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(
         POPULARITY, lambda snapshot, settings: fit_popularity(snapshot, settings.popularity_half_life_days)
@@ -146,6 +171,8 @@ TRAINERS: dict[str, Trainer] = {
     # The item text encoder behind items.SimilarItems (cold-start retrieval); not yet a
     # candidate source, so `recsys up` leaves it to `recsys train items-text`.
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder, served=False),
+    # The shoppers' latent vectors in GetProfile; the ranker does not read them yet.
+    "profile-vae": Trainer(USER_VAE, _fit_user_vae, served=False),
     # Learns from candidate lists made before a time cut: trained after the sources it reorders.
     "ranking": Trainer(RANKER, _fit_ranker),
 }

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 GENERATOR = "candidate-gan"
 ITEM_KNN = "item-knn"
 POPULAR = "popular"
-ALL = (GENERATOR, ITEM_KNN, POPULAR)
+ITEM_TEXT = "item-text"  # items whose text embedding is close to the shopper's (finds unsold items)
+ALL = (GENERATOR, ITEM_KNN, POPULAR, ITEM_TEXT)
 
 
 @dataclass(frozen=True)

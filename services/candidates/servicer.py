@@ -20,14 +20,19 @@ from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, Cooccurren
 from shared.clients import SuiteClients
 from shared.errors import require
 from shared.models import ModelWatcher
+from shared.text_encoder import ITEM_EMBEDDINGS
 
 log = logging.getLogger(__name__)
 DEFAULT_COUNT = 200
 MAX_COUNT = 1000
 MAX_IDS = 10_000
+MAX_SIMILAR = 500  # the most SimilarItems returns
 AVAILABILITY = "availability"
 OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
-MERGE_ORDER = (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR)
+MERGE_ORDER = (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, sources.ITEM_TEXT)
+# The item-text query: the shopper's latest items, each one step back weighing this much less.
+TEXT_SEEDS = 50
+TEXT_RECENCY = 0.9
 # How many fused candidates, per candidate asked for, the availability check looks at.
 AVAILABILITY_MARGIN = 1.5
 
@@ -55,14 +60,38 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             response.model_version.version
         )
 
+    async def _text_neighbours(
+        self, history: list[str], exclude: set[str], count: int
+    ) -> tuple[list[Retrieved], int] | None:
+        """Items whose text embedding is close to the shopper's latest items; None while the items
+        service has no text encoder (a state, not a failure)."""
+        seeds = history[:TEXT_SEEDS]
+        try:
+            response = await self.clients.items.SimilarItems(
+                items_pb2.SimilarItemsRequest(
+                    item_ids=seeds,
+                    weights=[TEXT_RECENCY**n for n in range(len(seeds))],
+                    count=min(count, MAX_SIMILAR),
+                    exclude_item_ids=sorted(exclude),
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                return None  # no encoder yet, or none of the shopper's items is in the catalog
+            raise
+        found = [Retrieved(i.item_id, sources.ITEM_TEXT, i.score, i.anchor_item_id) for i in response.items]
+        return found, response.model_version.version
+
     async def _remote_sources(
         self, history: list[str], exclude: set[str], count: int
     ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
-        """The generator's (for a shopper with a history) and the popular items, concurrently:
-        (lists, model versions, failed sources)."""
+        """The generator's and the text neighbours (for a shopper with a history) and the popular
+        items, concurrently: (lists, model versions, failed sources)."""
         asked = {sources.POPULAR: (POPULARITY, self._popular(count, sorted(exclude)))}
         if self.gan is not None and history:  # with no history the generator has nothing to go on
             asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
+        if history:
+            asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, exclude, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = {}, {}, []
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
@@ -74,7 +103,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                 degraded.append(source)
             elif isinstance(answer, BaseException):
                 raise answer
-            else:
+            elif answer is not None:
                 found[source], versions[model] = answer
         return found, versions, degraded
 

@@ -32,8 +32,16 @@ def _source_reason(source: str) -> str:
     return "Popular in the shop"
 
 
-def reason(source: str, anchor_title: str, top_features: Sequence[str] = (), category: str = "") -> str:
-    """Why an item is shown: its strongest ranking feature with a fact behind it, else its source."""
+def reason(
+    source: str,
+    anchor_title: str,
+    top_features: Sequence[str] = (),
+    category: str = "",
+    described_like_title: str = "",
+) -> str:
+    """Why an item is shown: its strongest ranking feature with a fact behind it, else its source.
+    `anchor_title` names the shopper's item it is co-bought with; `described_like_title` the
+    shopper's recent item whose text embedding is closest to it (the item-text source)."""
     for feature in top_features:
         if feature in CO_BOUGHT and anchor_title:
             return f"Often bought together with {anchor_title}"
@@ -43,4 +51,6 @@ def reason(source: str, anchor_title: str, top_features: Sequence[str] = (), cat
             return FEATURE_REASONS[feature]
     if anchor_title:
         return f"Often bought together with {anchor_title}"
+    if described_like_title:
+        return f"Described much like {described_like_title}, from your recent items"
     return _source_reason(source)

@@ -48,7 +48,8 @@ class Choice:
     item_id: str
     source: str
     score: float
-    anchor_item_id: str = ""
+    anchor_item_id: str = ""  # the shopper's item it is co-bought with
+    described_like_item_id: str = ""  # the shopper's item whose text embedding is closest (item-text)
     propensity: float = 1.0
     fusion_score: float = 0.0
     found_by: list[common_pb2.SourceRank] = field(default_factory=list)
@@ -185,7 +186,8 @@ class Recommender:
                 c.item_id,
                 c.source,
                 c.score,
-                c.anchor_item_id,
+                "" if c.source == sources.ITEM_TEXT else c.anchor_item_id,
+                described_like_item_id=c.anchor_item_id if c.source == sources.ITEM_TEXT else "",
                 fusion_score=c.fusion_score,
                 found_by=list(c.found_by),
             )
@@ -290,7 +292,10 @@ class Recommender:
         ranked = await self._rank(user_id, surface, choices, progress) if choices else []
         ranked = ranked[: max(self.consider, count)]
         catalog = await self._catalog(
-            [c.item_id for c in ranked] + [c.anchor_item_id for c in ranked], progress
+            [c.item_id for c in ranked]
+            + [c.anchor_item_id for c in ranked]
+            + [c.described_like_item_id for c in ranked],
+            progress,
         )
         slate = await self._select(request, surface, count, ranked, catalog, progress) if ranked else []
         response = gateway_pb2.RecommendResponse(
@@ -303,6 +308,7 @@ class Recommender:
         for choice in slate:
             item = catalog.get(choice.item_id)
             anchor = catalog.get(choice.anchor_item_id)
+            described_like = catalog.get(choice.described_like_item_id)
             response.items.add(
                 item_id=choice.item_id,
                 score=choice.score,
@@ -312,6 +318,7 @@ class Recommender:
                     anchor.title if anchor else "",
                     choice.top_features,
                     item.category_path[-1] if item and item.category_path else "",
+                    described_like.title if described_like else "",
                 ),
                 propensity=choice.propensity,
                 title=item.title if item else "",

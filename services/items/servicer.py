@@ -121,7 +121,7 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             set(request.item_ids) | set(request.exclude_item_ids),
         )
         return items_pb2.SimilarItemsResponse(
-            items=[items_pb2.SimilarItem(item_id=i, score=s) for i, s in chosen],
+            items=[items_pb2.SimilarItem(item_id=i, score=s, anchor_item_id=seeds[a]) for i, s, a in chosen],
             model_version=common_pb2.ModelVersion(name=ITEM_EMBEDDINGS, version=self.similar.version),
         )
 

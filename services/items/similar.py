@@ -84,8 +84,9 @@ class ItemIndex:
 
     def similar(
         self, seeds: np.ndarray, weights: np.ndarray, count: int, exclude: set[str]
-    ) -> list[tuple[str, float]]:
-        """The `count` items closest (inner product) to the weighted mean of the seed vectors."""
+    ) -> list[tuple[str, float, int]]:
+        """The `count` items closest (inner product) to the weighted mean of the seed vectors, each
+        with the row of the seed closest to it."""
         query = (weights[:, None] * seeds).sum(axis=0)
         query = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)[None, :]
         with self._lock:
@@ -96,9 +97,11 @@ class ItemIndex:
             self._index.hnsw.efSearch = max(MIN_SEARCH_DEPTH, depth)
             scores, rows = self._index.search(query, depth)
             found = [
-                (self._owners[row], float(score))
+                (self._owners[row], float(score), int(np.argmax(seeds @ self._vectors[row])))
                 for row, score in zip(rows[0], scores[0], strict=True)
                 if row >= 0  # faiss pads a short answer with -1
             ]
-        chosen = [(owner, score) for owner, score in found if owner is not None and owner not in exclude]
+        chosen = [
+            (owner, score, seed) for owner, score, seed in found if owner is not None and owner not in exclude
+        ]
         return chosen[:count]

@@ -94,7 +94,7 @@ def evaluate_cold_start(
         seeds = [item for item in recent if item in found]
         weights = RECENCY ** np.arange(len(seeds))
         chosen = index.similar(np.stack([found[i] for i in seeds]), weights, K, set(histories[user]))
-        text_recall.append(_recall([item for item, _ in chosen], bought))
+        text_recall.append(_recall([item for item, _, _ in chosen], bought))
     text_seconds = time.perf_counter() - started
 
     rng = np.random.default_rng(seed)

@@ -1,8 +1,10 @@
 """Candidates service over real gRPC: item-kNN and popular items from the items service, fused."""
 
+import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
@@ -12,9 +14,11 @@ from services.candidates.app import build as build_candidates
 from services.candidates.train import fit_cooccurrence
 from services.items.app import build as build_items
 from services.items.train import fit_popularity
+from shared import sources
 from shared.artifacts import COOCCURRENCE, POPULARITY
 from shared.cli.supervisor import free_port
 from shared.models import publish
+from shared.text_encoder import ITEM_EMBEDDINGS
 from tests.support import ServerThread, make_settings, purchases_snapshot, suite_env
 from tests.unit.candidates.test_training_and_retrieval import BASKETS
 
@@ -69,7 +73,8 @@ def test_an_unreachable_catalog_leaves_item_knn_candidates_and_says_so(settings)
         ("crisps", "item-knn", "beer"),
         ("tea", "item-knn", "beer"),
     ]
-    assert list(response.degraded_sources) == ["popular", "availability"]
+    # the catalog also answers for the text neighbours: both sources are named
+    assert list(response.degraded_sources) == ["popular", "item-text", "availability"]
 
 
 def test_hidden_and_out_of_stock_items_are_never_candidates(settings) -> None:
@@ -97,3 +102,51 @@ def test_hidden_and_out_of_stock_items_are_never_candidates(settings) -> None:
         items.stop()
     assert {c.item_id for c in response.candidates} == {"beer", "crisps", "mug", "tea"}
     assert list(response.degraded_sources) == []
+
+
+def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(settings) -> None:
+    from services.items.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
+
+    titles = {
+        "tea": "green tea leaves",
+        "mug": "red spotty mug",
+        "milk": "whole milk bottle",
+        "cake": "lemon drizzle cake",
+        "beer": "pale ale beer",
+        "crisps": "salted potato crisps",
+    }
+    catalog = [common_pb2.Item(item_id=i, title=t, price=2.0) for i, t in titles.items()]
+    catalog.append(common_pb2.Item(item_id="mug-new", title="red spotty mug large", price=3.0))
+    users = [user for user, basket in BASKETS.items() for _ in basket]
+    rows = [list(titles).index(item) for basket in BASKETS.values() for item in basket]
+    encoder = fit_text_encoder(
+        np.array([item.item_id for item in catalog]),
+        [item.title for item in catalog],
+        np.array(users),
+        np.array(rows, dtype=np.int64),
+        TextEncoderConfig(epochs=2, batch_size=4),
+    )
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+    try:
+        with grpc.insecure_channel(settings.addresses["items"]) as channel:
+            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
+                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
+            )
+        before = generate(candidates, history_item_ids=["mug"], count=20)
+        assert sources.ITEM_TEXT not in dict(before.source_counts)  # no encoder yet: not a failure
+        assert list(before.degraded_sources) == []
+        version = publish(settings.model_dir, ITEM_EMBEDDINGS, encoder.save)
+        for _ in range(100):
+            response = generate(candidates, history_item_ids=["mug"], count=20)
+            if any(v.name == ITEM_EMBEDDINGS and v.version == version for v in response.model_versions):
+                break
+            time.sleep(0.05)
+    finally:
+        candidates.stop()
+        items.stop()
+    found = {c.item_id: c for c in response.candidates}
+    assert "mug-new" in found  # nobody bought it: only its words could find it
+    placements = {p.source: p for p in found["mug-new"].found_by}
+    assert sources.ITEM_TEXT in placements and placements[sources.ITEM_TEXT].rank == 0
+    assert found["mug-new"].source == sources.ITEM_TEXT and found["mug-new"].anchor_item_id == "mug"

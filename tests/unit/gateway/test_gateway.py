@@ -105,7 +105,12 @@ def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> 
     assert top.reason.startswith("Often bought together with Title item1")
     assert top.propensity == 1.0
     assert response.policy == "greedy"
-    assert {v.name for v in response.model_versions} == {"cooccurrence", "popularity", "greedy"}
+    assert {v.name for v in response.model_versions} == {
+        "cooccurrence",
+        "popularity",
+        "item_embeddings",
+        "greedy",
+    }
 
 
 def test_the_shoppers_bucket_policy_chooses_and_every_item_carries_its_propensity(gateway) -> None:

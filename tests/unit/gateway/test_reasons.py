@@ -23,3 +23,12 @@ def test_features_without_a_sentence_fall_back_to_the_anchor_then_the_source() -
     assert reason(sources.POPULAR, "", ["hour_sin", "fused_rank"]) == "Popular in the shop lately"
     assert reason(sources.GENERATOR, "TEA SET", ["hour_sin"]) == "Often bought together with TEA SET"
     assert reason(sources.ITEM_KNN, "TEA SET") == "Often bought together with TEA SET"
+
+
+def test_a_text_neighbour_names_the_recent_item_it_is_described_like() -> None:
+    text = reason(sources.ITEM_TEXT, "", ["hour_sin"], described_like_title="RED MUG")
+    assert text == "Described much like RED MUG, from your recent items"
+    # a co-bought item, when the ranker found one, is the stronger fact
+    assert reason(sources.ITEM_TEXT, "TEA SET", [], described_like_title="RED MUG") == (
+        "Often bought together with TEA SET"
+    )

@@ -174,4 +174,4 @@ def test_the_index_stays_correct_and_compact_under_repeated_updates(embeddings: 
     vector = index.vectors_of([seed.item_id])[seed.item_id]
     exact = np.argsort(-(embeddings.embed(CATALOG) @ vector))[1:6]
     found = index.similar(vector[None, :], np.ones(1), 5, {seed.item_id})
-    assert len(set(SHOP.item_ids[exact].tolist()) & {item for item, _ in found}) >= 4
+    assert len(set(SHOP.item_ids[exact].tolist()) & {item for item, _, _ in found}) >= 4

@@ -63,15 +63,29 @@ def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> No
     settings = load_settings(
         {"RECSYS_CANDIDATES_WEIGHTS": "popular=0.2", "RECSYS_CANDIDATES_QUOTAS": "candidate-gan=0.5"}
     )
-    assert settings.candidate_weights == {"candidate-gan": 1.0, "item-knn": 0.5, "popular": 0.2}
-    assert settings.candidate_quotas == {"candidate-gan": 0.5, "item-knn": 0.1, "popular": 0.1}
+    assert settings.candidate_weights == {
+        "candidate-gan": 1.0,
+        "item-knn": 0.5,
+        "popular": 0.2,
+        "item-text": 0.25,
+    }
+    assert settings.candidate_quotas == {
+        "candidate-gan": 0.5,
+        "item-knn": 0.1,
+        "popular": 0.1,
+        "item-text": 0.05,
+    }
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "problem"),
     [
-        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.3, more than 1"),
-        ("RECSYS_CANDIDATES_QUOTAS", "trending=0.2", "the name one of candidate-gan, item-knn, popular"),
+        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.35, more than 1"),
+        (
+            "RECSYS_CANDIDATES_QUOTAS",
+            "trending=0.2",
+            "the name one of candidate-gan, item-knn, popular, item-text",
+        ),
         (
             "RECSYS_CANDIDATES_WEIGHTS",
             "item-knn=lots",

@@ -1,8 +1,11 @@
-"""Wires the items service: catalog store, popularity model, servicer."""
+"""Wires the items service: catalog store, popularity, item embeddings, knowledge graph, servicer."""
 
 from __future__ import annotations
 
+import asyncio
+
 from recsys.items.v1 import items_pb2_grpc
+from services.items.graph import ItemGraph
 from services.items.servicer import DEFAULT_EXPORT_BATCH, ItemsServicer
 from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
@@ -25,10 +28,17 @@ def build(settings: Settings) -> ServiceApp:
         lambda folder: ItemIndex.build(ItemEmbeddings.load(folder), store.export(DEFAULT_EXPORT_BATCH)),
         settings.model_poll_s,
     )
+    graph = ItemGraph()
+
+    async def load_graph() -> None:
+        """The knowledge graph of the stored catalog, before the service reports ready."""
+        await asyncio.to_thread(graph.load, store.export(DEFAULT_EXPORT_BATCH))
+
     return assemble(
         NAME,
         items_pb2_grpc.add_ItemsServiceServicer_to_server,
-        ItemsServicer(store, popularity, similar),
+        ItemsServicer(store, popularity, similar, graph),
         store=store,
         models=[popularity, similar],
+        dependencies=[load_graph],
     )

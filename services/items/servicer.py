@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.cleaning import clean_items
+from services.items.graph import ItemGraph
 from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel
@@ -37,10 +38,12 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         store: ItemsStore,
         popularity: ModelWatcher[PopularityModel],
         similar: ModelWatcher[ItemIndex],
+        graph: ItemGraph,
     ) -> None:
         self.store = store
         self.popularity = popularity
         self.similar = similar
+        self.graph = graph
 
     async def UpsertItems(
         self,
@@ -59,6 +62,8 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
                 (item.item_id, reason, json_format.MessageToJson(item)) for _, item, reason in cleaned.dropped
             ]
             result = await asyncio.to_thread(self.store.upsert, cleaned.accepted, dropped)
+            if cleaned.accepted:
+                await asyncio.to_thread(self.graph.upsert, cleaned.accepted)
             index = self.similar.model
             if index is not None and cleaned.accepted:
                 await asyncio.to_thread(index.upsert, cleaned.accepted)
@@ -123,6 +128,31 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         return items_pb2.SimilarItemsResponse(
             items=[items_pb2.SimilarItem(item_id=i, score=s, anchor_item_id=seeds[a]) for i, s, a in chosen],
             model_version=common_pb2.ModelVersion(name=ITEM_EMBEDDINGS, version=self.similar.version),
+        )
+
+    async def Related(
+        self, request: items_pb2.RelatedRequest, context: grpc.aio.ServicerContext
+    ) -> items_pb2.RelatedResponse:
+        require(0 <= request.count <= MAX_SIMILAR, f"count must be between 0 and {MAX_SIMILAR}")
+        if request.item_id not in self.graph:
+            raise NotFound(f"item {request.item_id!r} is not in the catalog (or is hidden)")
+        found = await asyncio.to_thread(
+            self.graph.related,
+            request.item_id,
+            request.count or DEFAULT_SIMILAR,
+            request.domain,
+            frozenset(request.exclude_item_ids),
+        )
+        return items_pb2.RelatedResponse(
+            items=[
+                items_pb2.RelatedItem(
+                    item_id=n.item_id,
+                    score=n.score,
+                    path=[items_pb2.GraphLink(relation=f.relation, value=f.value) for f in n.shared],
+                    domain=n.domain,
+                )
+                for n in found
+            ]
         )
 
     async def ExportItems(

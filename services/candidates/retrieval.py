@@ -61,8 +61,8 @@ def merge(
     top. First every source places its own best `quota x count` items not yet placed (in
     the order of `lists`), then the highest fused scores fill the remaining slots. The
     result is ordered by fused score; each candidate keeps the source that contributed most
-    to it, its score from that source, the item-kNN anchor whenever item-kNN found it, and
-    where every source placed it.
+    to it, its score and anchor from that source (else the item-kNN anchor whenever item-kNN
+    found it), and where every source placed it.
     """
     fused: dict[str, float] = {}
     leading: dict[str, tuple[float, Retrieved]] = {}
@@ -76,7 +76,7 @@ def merge(
             fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + share
             if candidate.item_id not in leading or share > leading[candidate.item_id][0]:
                 leading[candidate.item_id] = (share, candidate)
-            if candidate.anchor_item_id:
+            if source == sources.ITEM_KNN and candidate.anchor_item_id:
                 anchors.setdefault(candidate.item_id, candidate.anchor_item_id)
     chosen: dict[str, None] = {}
     for source, found in lists.items():
@@ -94,7 +94,7 @@ def merge(
     return [
         replace(
             leading[item_id][1],
-            anchor_item_id=anchors.get(item_id, ""),
+            anchor_item_id=leading[item_id][1].anchor_item_id or anchors.get(item_id, ""),
             fusion_score=fused[item_id],
             found_by=tuple(placements[item_id]),
         )

@@ -103,3 +103,21 @@ def test_empty_snapshot_gives_empty_models() -> None:
     assert len(fit_popularity(empty).item_ids) == 0
     assert fit_cooccurrence(empty).similar("x") == []
     assert PopularityModel(np.array([], dtype=str), np.array([]), np.array([])).top(5, set()) == []
+
+
+def test_an_anchor_always_belongs_to_the_source_that_is_named() -> None:
+    lists = {
+        sources.GENERATOR: [Retrieved("pot", sources.GENERATOR, 0.9)],
+        sources.ITEM_KNN: [Retrieved("cup", sources.ITEM_KNN, 0.5, "mug")],
+        sources.ITEM_TEXT: [
+            Retrieved("lid", sources.ITEM_TEXT, 0.8, "jar"),
+            Retrieved("pot", sources.ITEM_TEXT, 0.7, "pan"),
+            Retrieved("cup", sources.ITEM_TEXT, 0.6, "bowl"),
+        ],
+    }
+    weights = {sources.GENERATOR: 1.0, sources.ITEM_KNN: 1.0, sources.ITEM_TEXT: 0.5}
+    merged = {c.item_id: c for c in merge(lists, weights, {}, 10)}
+    assert (merged["lid"].source, merged["lid"].anchor_item_id) == (sources.ITEM_TEXT, "jar")
+    # the generator leads "pot": the text source's anchor would be a claim the generator never made
+    assert (merged["pot"].source, merged["pot"].anchor_item_id) == (sources.GENERATOR, "")
+    assert (merged["cup"].source, merged["cup"].anchor_item_id) == (sources.ITEM_KNN, "mug")

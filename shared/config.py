@@ -39,6 +39,7 @@ DEFAULT_CANDIDATE_WEIGHTS: dict[str, float] = {
     sources.ITEM_KNN: 0.5,
     sources.POPULAR: 0.75,
     sources.ITEM_TEXT: 0.25,
+    sources.KNOWLEDGE_GRAPH: 0.25,
 }
 # Share of the candidate list each source is guaranteed, whatever the fusion says.
 DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
@@ -46,6 +47,7 @@ DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
     sources.ITEM_KNN: 0.1,
     sources.POPULAR: 0.1,
     sources.ITEM_TEXT: 0.05,
+    sources.KNOWLEDGE_GRAPH: 0.05,
 }
 
 

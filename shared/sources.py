@@ -9,7 +9,8 @@ GENERATOR = "candidate-gan"
 ITEM_KNN = "item-knn"
 POPULAR = "popular"
 ITEM_TEXT = "item-text"  # items whose text embedding is close to the shopper's (finds unsold items)
-ALL = (GENERATOR, ITEM_KNN, POPULAR, ITEM_TEXT)
+KNOWLEDGE_GRAPH = "knowledge-graph"  # items sharing a brand, category or attribute with the shopper's
+ALL = (GENERATOR, ITEM_KNN, POPULAR, ITEM_TEXT, KNOWLEDGE_GRAPH)
 
 
 @dataclass(frozen=True)

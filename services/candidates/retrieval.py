@@ -20,6 +20,7 @@ class Retrieved:
     source: str
     score: float
     anchor_item_id: str = ""
+    graph_path: tuple[tuple[str, str], ...] = ()  # (relation, value) facts linking it to the anchor
     realism: float = 0.0
     fusion_score: float = 0.0
     found_by: tuple[Placement, ...] = ()

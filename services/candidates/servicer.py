@@ -29,7 +29,16 @@ MAX_IDS = 10_000
 MAX_SIMILAR = 500  # the most SimilarItems returns
 AVAILABILITY = "availability"
 OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
-MERGE_ORDER = (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, sources.ITEM_TEXT)
+MERGE_ORDER = (
+    sources.GENERATOR,
+    sources.ITEM_KNN,
+    sources.POPULAR,
+    sources.ITEM_TEXT,
+    sources.KNOWLEDGE_GRAPH,
+)
+# The knowledge-graph walk starts from the shopper's latest items, each one step back weighing less.
+GRAPH_SEEDS = 5
+GRAPH_RECENCY = 0.8
 # The item-text query: the shopper's latest items, each one step back weighing this much less.
 TEXT_SEEDS = 50
 TEXT_RECENCY = 0.9
@@ -82,6 +91,38 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         found = [Retrieved(i.item_id, sources.ITEM_TEXT, i.score, i.anchor_item_id) for i in response.items]
         return found, response.model_version.version
 
+    async def _graph_neighbours(
+        self, history: list[str], exclude: set[str], count: int
+    ) -> tuple[list[Retrieved], int]:
+        """Items linked in the catalog graph to the shopper's latest items; each keeps the strongest
+        link (score times GRAPH_RECENCY per step back) with its seed and path."""
+        seeds = history[:GRAPH_SEEDS]
+        answers = await asyncio.gather(
+            *(
+                self.clients.items.Related(
+                    items_pb2.RelatedRequest(
+                        item_id=seed,
+                        count=min(count, MAX_SIMILAR),
+                        exclude_item_ids=sorted(exclude | set(seeds)),
+                    )
+                )
+                for seed in seeds
+            ),
+            return_exceptions=True,
+        )
+        best: dict[str, Retrieved] = {}
+        for step, (seed, answer) in enumerate(zip(seeds, answers, strict=True)):
+            if isinstance(answer, grpc.aio.AioRpcError) and answer.code() == grpc.StatusCode.NOT_FOUND:
+                continue  # a seed the catalog does not hold (or hides) links nowhere
+            if isinstance(answer, BaseException):
+                raise answer
+            for item in answer.items:
+                score = item.score * GRAPH_RECENCY**step
+                if item.item_id not in best or score > best[item.item_id].score:
+                    path = tuple((link.relation, link.value) for link in item.path)
+                    best[item.item_id] = Retrieved(item.item_id, sources.KNOWLEDGE_GRAPH, score, seed, path)
+        return sorted(best.values(), key=lambda found: (-found.score, found.item_id))[:count], 0
+
     async def _remote_sources(
         self, history: list[str], exclude: set[str], count: int
     ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
@@ -92,6 +133,8 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
         if history:
             asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, exclude, count))
+            # the graph is the live catalog: no model version to report
+            asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, exclude, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = {}, {}, []
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
@@ -104,7 +147,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             elif isinstance(answer, BaseException):
                 raise answer
             elif answer is not None:
-                found[source], versions[model] = answer
+                found[source], version = answer
+                if model is not None:
+                    versions[model] = version
         return found, versions, degraded
 
     async def _available(
@@ -173,6 +218,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     found_by=[
                         common_pb2.SourceRank(source=p.source, rank=p.rank, score=p.score) for p in c.found_by
                     ],
+                    graph_path=[common_pb2.GraphLink(relation=r, value=v) for r, v in c.graph_path],
                 )
                 for c in merged
             ],

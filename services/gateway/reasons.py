@@ -37,11 +37,13 @@ def reason(
     anchor_title: str,
     top_features: Sequence[str] = (),
     category: str = "",
-    described_like_title: str = "",
+    related_title: str = "",
+    graph_path: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Why an item is shown: its strongest ranking feature with a fact behind it, else its source.
-    `anchor_title` names the shopper's item it is co-bought with; `described_like_title` the
-    shopper's recent item whose text embedding is closest to it (the item-text source)."""
+    `anchor_title` names the shopper's item it is co-bought with; `related_title` the shopper's
+    recent item it was found from by the item-text source (then `graph_path` is empty) or the
+    knowledge graph (then `graph_path` holds the (relation, value) facts linking them)."""
     for feature in top_features:
         if feature in CO_BOUGHT and anchor_title:
             return f"Often bought together with {anchor_title}"
@@ -51,6 +53,16 @@ def reason(
             return FEATURE_REASONS[feature]
     if anchor_title:
         return f"Often bought together with {anchor_title}"
-    if described_like_title:
-        return f"Described much like {described_like_title}, from your recent items"
+    if related_title and graph_path:
+        return _graph_reason(related_title, *graph_path[0])
+    if related_title:
+        return f"Described much like {related_title}, from your recent items"
     return _source_reason(source)
+
+
+def _graph_reason(title: str, relation: str, value: str) -> str:
+    if relation == "brand":
+        return f"Same brand ({value}) as {title}, from your recent items"
+    if relation == "category":
+        return f"Also in {value.split('>')[-1]}, like {title} from your recent items"
+    return f"Also {value.replace('=', ': ')}, like {title} from your recent items"

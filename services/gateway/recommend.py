@@ -39,6 +39,8 @@ MAX_ID_LENGTH = 128
 MAX_EXCLUDE = 1000
 MAX_POLICY_LENGTH = 64
 FALLBACK_POLICY = "fallback-greedy"
+# Sources whose anchor is a recent item the candidate was found from, not one it is co-bought with.
+RELATED_SOURCES = (sources.ITEM_TEXT, sources.KNOWLEDGE_GRAPH)
 
 
 @dataclass
@@ -49,7 +51,10 @@ class Choice:
     source: str
     score: float
     anchor_item_id: str = ""  # the shopper's item it is co-bought with
-    described_like_item_id: str = ""  # the shopper's item whose text embedding is closest (item-text)
+    # the shopper's recent item it was found from by item-text or the knowledge graph, and for the
+    # graph the (relation, value) facts linking them
+    related_item_id: str = ""
+    graph_path: list[tuple[str, str]] = field(default_factory=list)
     propensity: float = 1.0
     fusion_score: float = 0.0
     found_by: list[common_pb2.SourceRank] = field(default_factory=list)
@@ -186,8 +191,9 @@ class Recommender:
                 c.item_id,
                 c.source,
                 c.score,
-                "" if c.source == sources.ITEM_TEXT else c.anchor_item_id,
-                described_like_item_id=c.anchor_item_id if c.source == sources.ITEM_TEXT else "",
+                "" if c.source in RELATED_SOURCES else c.anchor_item_id,
+                related_item_id=c.anchor_item_id if c.source in RELATED_SOURCES else "",
+                graph_path=[(link.relation, link.value) for link in c.graph_path],
                 fusion_score=c.fusion_score,
                 found_by=list(c.found_by),
             )
@@ -294,7 +300,7 @@ class Recommender:
         catalog = await self._catalog(
             [c.item_id for c in ranked]
             + [c.anchor_item_id for c in ranked]
-            + [c.described_like_item_id for c in ranked],
+            + [c.related_item_id for c in ranked],
             progress,
         )
         slate = await self._select(request, surface, count, ranked, catalog, progress) if ranked else []
@@ -308,7 +314,7 @@ class Recommender:
         for choice in slate:
             item = catalog.get(choice.item_id)
             anchor = catalog.get(choice.anchor_item_id)
-            described_like = catalog.get(choice.described_like_item_id)
+            related = catalog.get(choice.related_item_id)
             response.items.add(
                 item_id=choice.item_id,
                 score=choice.score,
@@ -318,7 +324,8 @@ class Recommender:
                     anchor.title if anchor else "",
                     choice.top_features,
                     item.category_path[-1] if item and item.category_path else "",
-                    described_like.title if described_like else "",
+                    related.title if related else "",
+                    choice.graph_path,
                 ),
                 propensity=choice.propensity,
                 title=item.title if item else "",

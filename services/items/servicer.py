@@ -148,7 +148,7 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
                 items_pb2.RelatedItem(
                     item_id=n.item_id,
                     score=n.score,
-                    path=[items_pb2.GraphLink(relation=f.relation, value=f.value) for f in n.shared],
+                    path=[common_pb2.GraphLink(relation=f.relation, value=f.value) for f in n.shared],
                     domain=n.domain,
                 )
                 for n in found

@@ -73,8 +73,8 @@ def test_an_unreachable_catalog_leaves_item_knn_candidates_and_says_so(settings)
         ("crisps", "item-knn", "beer"),
         ("tea", "item-knn", "beer"),
     ]
-    # the catalog also answers for the text neighbours: both sources are named
-    assert list(response.degraded_sources) == ["popular", "item-text", "availability"]
+    # the catalog also answers for the text and graph neighbours: every such source is named
+    assert list(response.degraded_sources) == ["popular", "item-text", "knowledge-graph", "availability"]
 
 
 def test_hidden_and_out_of_stock_items_are_never_candidates(settings) -> None:
@@ -150,3 +150,54 @@ def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(setting
     placements = {p.source: p for p in found["mug-new"].found_by}
     assert sources.ITEM_TEXT in placements and placements[sources.ITEM_TEXT].rank == 0
     assert found["mug-new"].source == sources.ITEM_TEXT and found["mug-new"].anchor_item_id == "mug"
+
+
+def test_the_knowledge_graph_source_links_recent_items_through_real_facts(settings) -> None:
+    catalog = [
+        common_pb2.Item(item_id="mug", title="Mug", brand="Acme", category_path=["Home", "Kitchen"]),
+        common_pb2.Item(item_id="jug", title="Jug", brand="Acme", category_path=["Home", "Kitchen"]),
+        common_pb2.Item(item_id="lamp", title="Lamp", brand="Lumo", category_path=["Home", "Lighting"]),
+        common_pb2.Item(
+            item_id="recipe",
+            title="Ten mug cakes",
+            category_path=["Home", "Kitchen"],
+            domain=common_pb2.DOMAIN_CONTENT,
+            kind="article",
+        ),
+    ]
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+    try:
+        with grpc.insecure_channel(settings.addresses["items"]) as channel:
+            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
+                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
+            )
+        response = generate(candidates, history_item_ids=["mug", "unknown-item"], count=20)
+    finally:
+        candidates.stop()
+        items.stop()
+    linked = {
+        c.item_id: c
+        for c in response.candidates
+        if any(p.source == sources.KNOWLEDGE_GRAPH for p in c.found_by)
+    }
+    assert set(linked) == {"jug", "lamp", "recipe"}  # the unknown seed links nowhere and fails nothing
+    assert list(response.degraded_sources) == []
+    by_id = {item.item_id: item for item in catalog}
+    for item_id, candidate in linked.items():
+        # no other source knows these items (none was ever bought), so the graph is credited
+        assert candidate.source == sources.KNOWLEDGE_GRAPH and candidate.anchor_item_id == "mug"
+        for link in candidate.graph_path:  # every fact is held by both items
+            for holder in (by_id[item_id], by_id["mug"]):
+                held = {("brand", holder.brand)} | {
+                    ("category", ">".join(holder.category_path[: n + 1]))
+                    for n in range(len(holder.category_path))
+                }
+                assert (link.relation, link.value) in held
+    # the rarest shared fact comes first; the article is linked across domains by its category
+    if linked["jug"].source == sources.KNOWLEDGE_GRAPH:
+        assert (linked["jug"].graph_path[0].relation, linked["jug"].graph_path[0].value) == ("brand", "Acme")
+    if linked["recipe"].source == sources.KNOWLEDGE_GRAPH:
+        assert ("category", "Home>Kitchen") in {
+            (link.relation, link.value) for link in linked["recipe"].graph_path
+        }

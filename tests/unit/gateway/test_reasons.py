@@ -26,9 +26,22 @@ def test_features_without_a_sentence_fall_back_to_the_anchor_then_the_source() -
 
 
 def test_a_text_neighbour_names_the_recent_item_it_is_described_like() -> None:
-    text = reason(sources.ITEM_TEXT, "", ["hour_sin"], described_like_title="RED MUG")
+    text = reason(sources.ITEM_TEXT, "", ["hour_sin"], related_title="RED MUG")
     assert text == "Described much like RED MUG, from your recent items"
     # a co-bought item, when the ranker found one, is the stronger fact
-    assert reason(sources.ITEM_TEXT, "TEA SET", [], described_like_title="RED MUG") == (
+    assert reason(sources.ITEM_TEXT, "TEA SET", [], related_title="RED MUG") == (
         "Often bought together with TEA SET"
     )
+
+
+def test_a_graph_neighbour_names_the_rarest_fact_it_shares_with_a_recent_item() -> None:
+    path = [("brand", "Acme"), ("category", "Home>Kitchen")]
+    assert reason(sources.KNOWLEDGE_GRAPH, "", [], related_title="RED MUG", graph_path=path) == (
+        "Same brand (Acme) as RED MUG, from your recent items"
+    )
+    assert reason(sources.KNOWLEDGE_GRAPH, "", [], related_title="RED MUG", graph_path=path[1:]) == (
+        "Also in Kitchen, like RED MUG from your recent items"
+    )
+    assert reason(
+        sources.KNOWLEDGE_GRAPH, "", [], related_title="RED MUG", graph_path=[("attribute", "color=red")]
+    ) == ("Also color: red, like RED MUG from your recent items")

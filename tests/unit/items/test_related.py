@@ -36,7 +36,7 @@ def related(stub, item_id: str, count: int = 10, **fields) -> items_pb2.RelatedR
     return stub.Related(items_pb2.RelatedRequest(item_id=item_id, count=count, **fields), timeout=10)
 
 
-def holds(item: common_pb2.Item, link: items_pb2.GraphLink) -> bool:
+def holds(item: common_pb2.Item, link: common_pb2.GraphLink) -> bool:
     """Whether the catalog really gives the item this fact."""
     if link.relation == "brand":
         return item.brand == link.value

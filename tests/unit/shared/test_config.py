@@ -68,23 +68,25 @@ def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> No
         "item-knn": 0.5,
         "popular": 0.2,
         "item-text": 0.25,
+        "knowledge-graph": 0.25,
     }
     assert settings.candidate_quotas == {
         "candidate-gan": 0.5,
         "item-knn": 0.1,
         "popular": 0.1,
         "item-text": 0.05,
+        "knowledge-graph": 0.05,
     }
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "problem"),
     [
-        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.35, more than 1"),
+        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.4, more than 1"),
         (
             "RECSYS_CANDIDATES_QUOTAS",
             "trending=0.2",
-            "the name one of candidate-gan, item-knn, popular, item-text",
+            "the name one of candidate-gan, item-knn, popular, item-text, knowledge-graph",
         ),
         (
             "RECSYS_CANDIDATES_WEIGHTS",

@@ -1,6 +1,8 @@
 """Candidates service over real gRPC: item-kNN and popular items from the items service, fused."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -104,6 +106,22 @@ def test_hidden_and_out_of_stock_items_are_never_candidates(settings) -> None:
     assert list(response.degraded_sources) == []
 
 
+@contextmanager
+def catalog_and_candidates(settings, catalog: list[common_pb2.Item]) -> Iterator[ServerThread]:
+    """The items service holding `catalog`, and the candidates service asking it."""
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+    try:
+        with grpc.insecure_channel(settings.addresses["items"]) as channel:
+            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
+                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
+            )
+        yield candidates
+    finally:
+        candidates.stop()
+        items.stop()
+
+
 def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(settings) -> None:
     from services.items.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
 
@@ -126,13 +144,7 @@ def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(setting
         np.array(rows, dtype=np.int64),
         TextEncoderConfig(epochs=2, batch_size=4),
     )
-    items = ServerThread(build_items, settings, settings.ports["items"])
-    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
-    try:
-        with grpc.insecure_channel(settings.addresses["items"]) as channel:
-            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
-                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
-            )
+    with catalog_and_candidates(settings, catalog) as candidates:
         before = generate(candidates, history_item_ids=["mug"], count=20)
         assert sources.ITEM_TEXT not in dict(before.source_counts)  # no encoder yet: not a failure
         assert list(before.degraded_sources) == []
@@ -142,9 +154,6 @@ def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(setting
             if any(v.name == ITEM_EMBEDDINGS and v.version == version for v in response.model_versions):
                 break
             time.sleep(0.05)
-    finally:
-        candidates.stop()
-        items.stop()
     found = {c.item_id: c for c in response.candidates}
     assert "mug-new" in found  # nobody bought it: only its words could find it
     placements = {p.source: p for p in found["mug-new"].found_by}
@@ -165,17 +174,8 @@ def test_the_knowledge_graph_source_links_recent_items_through_real_facts(settin
             kind="article",
         ),
     ]
-    items = ServerThread(build_items, settings, settings.ports["items"])
-    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
-    try:
-        with grpc.insecure_channel(settings.addresses["items"]) as channel:
-            items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
-                iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10
-            )
+    with catalog_and_candidates(settings, catalog) as candidates:
         response = generate(candidates, history_item_ids=["mug", "unknown-item"], count=20)
-    finally:
-        candidates.stop()
-        items.stop()
     linked = {
         c.item_id: c
         for c in response.candidates

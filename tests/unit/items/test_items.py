@@ -1,7 +1,6 @@
 """Items service over real gRPC, on SQLite and on PostgreSQL."""
 
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -9,22 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from recsys.common.v1 import common_pb2
-from recsys.items.v1 import items_pb2, items_pb2_grpc
-from services.items.app import build
+from recsys.items.v1 import items_pb2
 from services.items.store import ItemsStore, quarantine
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.models import publish
-from tests.support import ServerThread, make_settings
-
-
-@pytest.fixture
-def items(tmp_path: Path, database_url: str):
-    settings = make_settings(str(tmp_path), RECSYS_ITEMS_DATABASE_URL=database_url, RECSYS_MODEL_POLL_S="0.1")
-    server = ServerThread(build, settings)
-    channel = grpc.insecure_channel(server.address)
-    yield items_pb2_grpc.ItemsServiceStub(channel), settings
-    channel.close()
-    server.stop()
 
 
 def upsert(stub, *batches):

@@ -1,15 +1,13 @@
 """The item text encoder, its faiss index and SimilarItems over real gRPC, on simulator data."""
 
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
 from recsys.common.v1 import common_pb2
-from recsys.items.v1 import items_pb2, items_pb2_grpc
-from services.items.app import build
+from recsys.items.v1 import items_pb2
 from services.items.similar import ItemIndex
 from services.items.text_train import TextEncoderConfig, copurchase_pairs, fit_text_encoder
 from shared.models import publish
@@ -18,7 +16,6 @@ from shared.synth.shop import catalog, make_shop
 from shared.synth.shoppers import shopper
 from shared.synth.writer import START
 from shared.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings, item_text
-from tests.support import ServerThread, make_settings
 
 SEED = 3
 SHOP = make_shop(300, SEED)
@@ -44,16 +41,6 @@ def embeddings() -> ItemEmbeddings:
         items,
         TextEncoderConfig(epochs=4, batch_size=128, max_pairs=20_000),
     )
-
-
-@pytest.fixture
-def items(tmp_path: Path, database_url: str):
-    settings = make_settings(str(tmp_path), RECSYS_ITEMS_DATABASE_URL=database_url, RECSYS_MODEL_POLL_S="0.1")
-    server = ServerThread(build, settings)
-    channel = grpc.insecure_channel(server.address)
-    yield items_pb2_grpc.ItemsServiceStub(channel), settings
-    channel.close()
-    server.stop()
 
 
 def upsert(stub, items: list[common_pb2.Item]) -> None:

@@ -298,3 +298,54 @@ def test_huge_and_malformed_requests_get_clear_statuses_and_nothing_crashes(suit
             unknown(b"", metadata=metadata, timeout=5)
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert len(recommend(gateway, "user1", 3).items) == 3  # still serving
+
+
+def test_every_graph_and_text_reason_names_a_fact_the_catalog_and_history_hold(suite, gateway) -> None:
+    settings, _ = suite
+    branded = [
+        common_pb2.Item(
+            item_id=f"kg{n}", title=f"Acme thing {n}", brand="Acme", category_path=["Home", f"Shelf{n % 2}"]
+        )
+        for n in range(6)
+    ]
+    bought = ["kg0", "kg1"]
+
+    async def fill() -> None:
+        clients = SuiteClients(settings.addresses, 10)
+        try:
+            await clients.items.UpsertItems(iter([items_pb2.UpsertItemsRequest(items=branded)]))
+            events = [
+                common_pb2.Event(
+                    event_id=f"kg-user:{item}",
+                    user_id="kg-user",
+                    item_id=item,
+                    type=common_pb2.EVENT_TYPE_CLICK,
+                )
+                for item in bought
+            ]
+            await clients.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]))
+        finally:
+            await clients.close()
+
+    asyncio.run(fill())
+    response = recommend(gateway, "kg-user", 40, policy="greedy")
+    titles = {item.item_id: item for item in branded}
+    recent = {titles[item].title: titles[item] for item in bought}
+    graph_reasons = 0
+    for shown in response.items:
+        text = shown.reason
+        if text.startswith("Same brand ("):
+            brand, rest = text[len("Same brand (") :].split(") as ", 1)
+            anchor = recent[rest.removesuffix(", from your recent items")]
+            assert titles[shown.item_id].brand == brand == anchor.brand
+            graph_reasons += 1
+        elif text.startswith("Also in "):
+            leaf, rest = text[len("Also in ") :].split(", like ", 1)
+            anchor = recent[rest.removesuffix(" from your recent items")]
+            assert titles[shown.item_id].category_path[-1] == leaf == anchor.category_path[-1]
+            graph_reasons += 1
+        elif text.startswith("Described much like "):
+            assert (
+                text.removeprefix("Described much like ").removesuffix(", from your recent items") in recent
+            )
+    assert graph_reasons >= 1, [item.reason for item in response.items]

@@ -78,13 +78,16 @@ def fit_text_encoder(
     item_ids: np.ndarray,
     texts: list[str],
     users: np.ndarray,
-    items: np.ndarray,
+    purchased: np.ndarray,
     config: TextEncoderConfig = TextEncoderConfig(),
     on_epoch: Callable[[int, float], None] = lambda epoch, loss: None,
 ) -> ItemEmbeddings:
-    """Encoder and catalog vectors from the catalog's texts and purchases (`items` as catalog rows,
-    users and items in time order)."""
-    first, second = copurchase_pairs(users, items, config.window)
+    """Encoder and catalog vectors from the catalog's texts and purchases: `users` and the
+    `purchased` item ids in time order; purchases of items outside the catalog are left out."""
+    rows = {item: n for n, item in enumerate(np.asarray(item_ids).tolist())}
+    known = np.array([item in rows for item in purchased.tolist()], dtype=bool)
+    items = np.array([rows[item] for item in purchased[known].tolist()], dtype=np.int64)
+    first, second = copurchase_pairs(users[known], items, config.window)
     if len(first) < 2:
         raise ValueError("the text encoder needs at least two co-purchases")
     rng = np.random.default_rng(config.seed)

@@ -115,16 +115,14 @@ def _fit_text_encoder(snapshot: Snapshot, settings: Settings) -> object:
 
     users, items = snapshot.interactions()
     order = np.argsort(snapshot.interaction_times(), kind="stable")
-    rows = {item: n for n, item in enumerate(snapshot.catalog_item_ids.tolist())}
-    known = np.array([item in rows for item in items.tolist()], dtype=bool)
     config = TextEncoderConfig()
     with progress_bar() as progress:
         task = progress.add_task("item text encoder", total=config.epochs)
         trained = fit_text_encoder(
             snapshot.catalog_item_ids,
             snapshot.item_texts,
-            users[order][known[order]],
-            np.array([rows[item] for item in items[order][known[order]].tolist()], dtype=np.int64),
+            users[order],
+            items[order],
             config,
             on_epoch=lambda epoch, loss: progress.update(
                 task, completed=epoch, description=f"item text encoder (co-purchase loss {loss:.3f})"

@@ -61,7 +61,6 @@ def evaluate_cold_start(
 ) -> ColdStartReport:
     before = data.times < RETAIL_CUTOFF
     item_ids = [item.item_id for item in catalog]
-    rows = {item: n for n, item in enumerate(item_ids)}
     histories: dict[str, dict[str, None]] = {}
     for user, item in zip(data.users[before].tolist(), data.items[before].tolist(), strict=True):
         histories.setdefault(user, {})[item] = None
@@ -77,12 +76,11 @@ def evaluate_cold_start(
     )
 
     started = time.perf_counter()
-    known = np.array([item in rows for item in data.items[before].tolist()], dtype=bool)
     embeddings = fit_text_encoder(
         np.array(item_ids),
         [item_text(item) for item in catalog],
-        data.users[before][known],
-        np.array([rows[item] for item in data.items[before][known].tolist()], dtype=np.int64),
+        data.users[before],
+        data.items[before],
         config or TextEncoderConfig(),
         on_epoch=lambda epoch, loss: say(f"text encoder epoch {epoch}: co-purchase loss {loss:.3f}"),
     )

@@ -136,12 +136,12 @@ def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(setting
     catalog = [common_pb2.Item(item_id=i, title=t, price=2.0) for i, t in titles.items()]
     catalog.append(common_pb2.Item(item_id="mug-new", title="red spotty mug large", price=3.0))
     users = [user for user, basket in BASKETS.items() for _ in basket]
-    rows = [list(titles).index(item) for basket in BASKETS.values() for item in basket]
+    bought = [item for basket in BASKETS.values() for item in basket]
     encoder = fit_text_encoder(
         np.array([item.item_id for item in catalog]),
         [item.title for item in catalog],
         np.array(users),
-        np.array(rows, dtype=np.int64),
+        np.array(bought),
         TextEncoderConfig(epochs=2, batch_size=4),
     )
     with catalog_and_candidates(settings, catalog) as candidates:

@@ -26,14 +26,14 @@ CATALOG = catalog(SHOP)
 def embeddings() -> ItemEmbeddings:
     """A small encoder trained on simulated shoppers' clicks and purchases, in time order."""
     rows = [
-        (event.timestamp, event.user_id, int(event.item_id[1:]))
+        (event.timestamp, event.user_id, event.item_id)
         for number in range(300)
         for event in shopper_events(SEED, shopper(SEED, number), SHOP, START, 30)
         if event.type in (CLICK, PURCHASE)
     ]
     rows.sort()
     users = np.array([user for _, user, _ in rows])
-    items = np.array([item for _, _, item in rows], dtype=np.int64)
+    items = np.array([item for _, _, item in rows])
     return fit_text_encoder(
         SHOP.item_ids,
         [item_text(item) for item in CATALOG],

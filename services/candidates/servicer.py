@@ -70,7 +70,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         )
 
     async def _text_neighbours(
-        self, history: list[str], exclude: set[str], count: int
+        self, history: list[str], excluded: list[str], count: int
     ) -> tuple[list[Retrieved], int] | None:
         """Items whose text embedding is close to the shopper's latest items; None while the items
         service has no text encoder (a state, not a failure)."""
@@ -81,7 +81,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     item_ids=seeds,
                     weights=[TEXT_RECENCY**n for n in range(len(seeds))],
                     count=min(count, MAX_SIMILAR),
-                    exclude_item_ids=sorted(exclude),
+                    exclude_item_ids=excluded,
                 )
             )
         except grpc.aio.AioRpcError as error:
@@ -92,18 +92,19 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return found, response.model_version.version
 
     async def _graph_neighbours(
-        self, history: list[str], exclude: set[str], count: int
+        self, history: list[str], excluded: list[str], count: int
     ) -> tuple[list[Retrieved], int]:
         """Items linked in the catalog graph to the shopper's latest items; each keeps the strongest
         link (score times GRAPH_RECENCY per step back) with its seed and path."""
         seeds = history[:GRAPH_SEEDS]
+        left_out = excluded + seeds
         answers = await asyncio.gather(
             *(
                 self.clients.items.Related(
                     items_pb2.RelatedRequest(
                         item_id=seed,
                         count=min(count, MAX_SIMILAR),
-                        exclude_item_ids=sorted(exclude | set(seeds)),
+                        exclude_item_ids=left_out,
                     )
                 )
                 for seed in seeds
@@ -128,13 +129,14 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
     ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
         """The generator's and the text neighbours (for a shopper with a history) and the popular
         items, concurrently: (lists, model versions, failed sources)."""
-        asked = {sources.POPULAR: (POPULARITY, self._popular(count, sorted(exclude)))}
+        excluded = sorted(exclude)  # sent to every source the items service answers
+        asked = {sources.POPULAR: (POPULARITY, self._popular(count, excluded))}
         if self.gan is not None and history:  # with no history the generator has nothing to go on
             asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
         if history:
-            asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, exclude, count))
+            asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, excluded, count))
             # the graph is the live catalog: no model version to report
-            asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, exclude, count))
+            asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = {}, {}, []
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):

@@ -49,14 +49,28 @@ def item_text(item: common_pb2.Item) -> str:
     return " ".join(part for part in parts if part)
 
 
+@dataclass(frozen=True, order=True)
+class Fact:
+    """A fact an item holds: the item embedding hashes it, the knowledge graph links items by it."""
+
+    relation: str  # "brand", "category" or "attribute"
+    value: str  # the brand, a category path prefix ("Home>Kitchen") or an attribute ("color=red")
+
+
+def facts_of(item: common_pb2.Item) -> set[Fact]:
+    found = {Fact("brand", item.brand)} if item.brand else set()
+    found |= {Fact("category", ">".join(item.category_path[: n + 1])) for n in range(len(item.category_path))}
+    found |= {Fact("attribute", f"{key}={value}") for key, value in item.attributes.items() if value}
+    return found
+
+
 def attribute_vector(item: common_pb2.Item) -> np.ndarray:
-    """The item's attributes hashed into ATTRIBUTE_DIM signed slots, unit length (zeros if none)."""
+    """The item's domain and facts hashed into ATTRIBUTE_DIM signed slots, unit length (zeros if none)."""
     features = [f"domain={item.domain}"] if item.domain else []
-    features += [f"brand={item.brand.lower()}"] if item.brand else []
     features += [
-        f"category={'>'.join(item.category_path[: n + 1]).lower()}" for n in range(len(item.category_path))
+        (fact.value if fact.relation == "attribute" else f"{fact.relation}={fact.value}").lower()
+        for fact in facts_of(item)
     ]
-    features += [f"{key.lower()}={value.lower()}" for key, value in sorted(item.attributes.items())]
     vector = np.zeros(ATTRIBUTE_DIM, dtype=np.float32)
     for feature in features:
         digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")

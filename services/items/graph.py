@@ -21,15 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from recsys.common.v1 import common_pb2
+from shared.text_encoder import Fact, facts_of
 
 MAX_WALKED_DEGREE = 20_000
 GATHER_FACTOR = 5  # neighbours gathered per neighbour asked for before the walk stops
-
-
-@dataclass(frozen=True, order=True)
-class Fact:
-    relation: str  # "brand", "category" or "attribute"
-    value: str
 
 
 @dataclass(frozen=True)
@@ -38,13 +33,6 @@ class Neighbour:
     score: float
     shared: tuple[Fact, ...]  # rarest first
     domain: int
-
-
-def facts_of(item: common_pb2.Item) -> set[Fact]:
-    found = {Fact("brand", item.brand)} if item.brand else set()
-    found |= {Fact("category", ">".join(item.category_path[: n + 1])) for n in range(len(item.category_path))}
-    found |= {Fact("attribute", f"{key}={value}") for key, value in item.attributes.items() if value}
-    return found
 
 
 class ItemGraph:

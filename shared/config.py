@@ -84,6 +84,7 @@ class PolicySettings:
     category_cap: int = 0
     consider: int = 50
     propensity_samples: int = 300
+    seed: int | None = None  # of the slate draws; None: fresh entropy at each start
 
 
 class ConfigError(Exception):
@@ -263,7 +264,13 @@ def _policy_settings(read: _Reader) -> PolicySettings:
         category_cap=int(read.number("RECSYS_POLICY_CATEGORY_CAP", 0, 0, 1000)),
         consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
         propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 300, 10, 100_000)),
+        seed=_optional_seed(read.number("RECSYS_POLICY_SEED", -1, 0, 2**32 - 1)),
     )
+
+
+def _optional_seed(value: float) -> int | None:
+    """-1 (unset) means no seed."""
+    return None if value < 0 else int(value)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -37,6 +37,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
         self.policies = named_policies(settings)
         self.fusion = fusion(settings)
         self.rewards = reward_values(dict(settings.reward_weights))
+        self.rng = np.random.default_rng(settings.seed)  # numpy generators lock; threads may share it
 
     def _version(self, policy: str) -> common_pb2.ModelVersion:
         learns = self.policies[policy].learns
@@ -77,7 +78,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
                 found.category_codes(),
                 request.count,
                 1 if exact_propensities(named.rule) else self.settings.propensity_samples,
-                np.random.default_rng(),
+                self.rng,
             )
             chosen, propensities = slates[0].tolist(), served_propensities(named.rule, slates, scores)
         decision = Decision(

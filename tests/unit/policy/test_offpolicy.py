@@ -30,10 +30,10 @@ def true_value(slate: list[str]) -> float:
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory) -> str:
-    """600 slates chosen by epsilon-greedy (epsilon 0.5), clicked with known chances."""
+    """600 slates chosen by epsilon-greedy (epsilon 0.5, seeded draws), clicked with known chances."""
     home = tmp_path_factory.mktemp("ope")
     url = f"sqlite:///{home}/policy.sqlite"
-    server = start(Path(home), url, RECSYS_POLICY_EPSILON="0.5")
+    server = start(Path(home), url, RECSYS_POLICY_EPSILON="0.5", RECSYS_POLICY_SEED="0")
     rng = np.random.default_rng(0)
     try:
         with grpc.insecure_channel(server.address) as channel:

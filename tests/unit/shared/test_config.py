@@ -140,3 +140,10 @@ def test_bad_policy_settings_are_named(variable: str, value: str, problem: str) 
     with pytest.raises(ConfigError) as raised:
         load_settings({variable: value})
     assert variable in str(raised.value) and problem in str(raised.value)
+
+
+def test_the_policy_seed_is_unset_by_default_and_checked() -> None:
+    assert load_settings({}).policy.seed is None
+    assert load_settings({"RECSYS_POLICY_SEED": "7"}).policy.seed == 7
+    with pytest.raises(ConfigError, match="RECSYS_POLICY_SEED='-3' must be between 0"):
+        load_settings({"RECSYS_POLICY_SEED": "-3"})

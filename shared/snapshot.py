@@ -15,9 +15,19 @@ import numpy as np
 
 from recsys.common.v1 import common_pb2
 from shared.normalize import robust_scale_by_group
-from shared.text_encoder import item_text
+from shared.text_encoder import Fact, category_facts, facts_of, item_text
 
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+
+FACT_SEPARATOR, FIELD_SEPARATOR = "\x1e", "\x1f"  # ASCII record and unit separators
+
+
+def _encoded_facts(facts: set[Fact]) -> str:
+    return FACT_SEPARATOR.join(f"{fact.relation}{FIELD_SEPARATOR}{fact.value}" for fact in sorted(facts))
+
+
+def _decoded_facts(encoded: str) -> set[Fact]:
+    return {Fact(*part.split(FIELD_SEPARATOR, 1)) for part in encoded.split(FACT_SEPARATOR) if part}
 
 
 @dataclass(frozen=True)
@@ -34,12 +44,22 @@ class Snapshot:
     catalog_prices: np.ndarray
     catalog_price_scaled: np.ndarray
     catalog_texts: np.ndarray | None = None  # shared.text_encoder.item_text of each item
+    catalog_facts: np.ndarray | None = None  # each item's facts, encoded by _encoded_facts
+    segments: np.ndarray | None = None  # each event's Event.segment ("" when the platform sent none)
 
     @property
     def item_texts(self) -> list[str]:
         """Each catalog item's text (its title in snapshots written before texts were exported)."""
         texts = self.catalog_texts if self.catalog_texts is not None else self.catalog_titles
         return texts.tolist()
+
+    @property
+    def item_facts(self) -> list[set[Fact]]:
+        """Each catalog item's facts (only its category levels in snapshots written before facts were
+        exported)."""
+        if self.catalog_facts is not None:
+            return [_decoded_facts(encoded) for encoded in self.catalog_facts.tolist()]
+        return [category_facts(path.split(">") if path else []) for path in self.catalog_categories.tolist()]
 
     @property
     def event_count(self) -> int:
@@ -58,6 +78,12 @@ class Snapshot:
         """The timestamps of `interactions()`, in the same order."""
         return self.timestamps[self._interaction_mask()]
 
+    def interaction_segments(self) -> np.ndarray:
+        """The segments of `interactions()`, in the same order ("" for snapshots without segments)."""
+        if self.segments is None:
+            return np.full(int(self._interaction_mask().sum()), "", dtype=str)
+        return self.segments[self._interaction_mask()]
+
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
         with np.load(folder / "events.npz") as events, np.load(folder / "items.npz") as items:
@@ -68,12 +94,14 @@ class Snapshot:
                 types=events["types"],
                 timestamps=events["timestamps"],
                 quantities=events["quantities"],
+                segments=events.get("segments"),
                 catalog_item_ids=items["item_ids"],
                 catalog_titles=items["titles"],
                 catalog_categories=items["categories"],
                 catalog_prices=items["prices"],
                 catalog_price_scaled=items["price_scaled"],
                 catalog_texts=items.get("texts"),
+                catalog_facts=items.get("facts"),
             )
 
 
@@ -88,6 +116,7 @@ class SnapshotWriter:
             "types": [],
             "timestamps": [],
             "quantities": [],
+            "segments": [],
         }
         self._items: dict[str, list[np.ndarray]] = {
             "item_ids": [],
@@ -95,6 +124,7 @@ class SnapshotWriter:
             "categories": [],
             "prices": [],
             "texts": [],
+            "facts": [],
         }
 
     def add_events(self, events: Sequence[common_pb2.Event]) -> None:
@@ -106,6 +136,7 @@ class SnapshotWriter:
             np.array([e.timestamp.seconds + e.timestamp.nanos / 1e9 for e in events])
         )
         columns["quantities"].append(np.array([e.quantity for e in events], dtype=np.int32))
+        columns["segments"].append(np.array([e.segment for e in events], dtype=str))
 
     def add_items(self, items: Iterable[common_pb2.Item]) -> None:
         batch = list(items)
@@ -114,6 +145,7 @@ class SnapshotWriter:
         self._items["categories"].append(np.array([">".join(i.category_path) for i in batch], dtype=str))
         self._items["prices"].append(np.array([i.price for i in batch], dtype=np.float64))
         self._items["texts"].append(np.array([item_text(i) for i in batch], dtype=str))
+        self._items["facts"].append(np.array([_encoded_facts(facts_of(i)) for i in batch], dtype=str))
 
     @staticmethod
     def _joined(columns: dict[str, list[np.ndarray]], empty: dict[str, str]) -> dict[str, np.ndarray]:
@@ -134,12 +166,20 @@ class SnapshotWriter:
                     "types": "int8",
                     "timestamps": "float64",
                     "quantities": "int32",
+                    "segments": "U1",
                 },
             ),
         )
         items = self._joined(
             self._items,
-            {"item_ids": "U1", "titles": "U1", "categories": "U1", "prices": "float64", "texts": "U1"},
+            {
+                "item_ids": "U1",
+                "titles": "U1",
+                "categories": "U1",
+                "prices": "float64",
+                "texts": "U1",
+                "facts": "U1",
+            },
         )
         items["price_scaled"] = robust_scale_by_group(items["prices"], items["categories"])
         np.savez(self.folder / "items.npz", **items)

@@ -57,9 +57,14 @@ class Fact:
     value: str  # the brand, a category path prefix ("Home>Kitchen") or an attribute ("color=red")
 
 
+def category_facts(path: Sequence[str]) -> set[Fact]:
+    """One fact per level of a category path: "Home", "Home>Kitchen"..."""
+    return {Fact("category", ">".join(path[: n + 1])) for n in range(len(path))}
+
+
 def facts_of(item: common_pb2.Item) -> set[Fact]:
     found = {Fact("brand", item.brand)} if item.brand else set()
-    found |= {Fact("category", ">".join(item.category_path[: n + 1])) for n in range(len(item.category_path))}
+    found |= category_facts(item.category_path)
     found |= {Fact("attribute", f"{key}={value}") for key, value in item.attributes.items() if value}
     return found
 

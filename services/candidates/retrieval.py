@@ -24,6 +24,7 @@ class Retrieved:
     realism: float = 0.0
     fusion_score: float = 0.0
     found_by: tuple[Placement, ...] = ()
+    buyers: int = 0  # popular: the item's distinct buyers (in the segment asked for, when known)
 
 
 def item_knn_candidates(
@@ -63,11 +64,12 @@ def merge(
     the order of `lists`), then the highest fused scores fill the remaining slots. The
     result is ordered by fused score; each candidate keeps the source that contributed most
     to it, its score and anchor from that source (else the item-kNN anchor whenever item-kNN
-    found it), and where every source placed it.
+    found it), its buyers when the popular source found it, and where every source placed it.
     """
     fused: dict[str, float] = {}
     leading: dict[str, tuple[float, Retrieved]] = {}
     anchors: dict[str, str] = {}
+    buyers: dict[str, int] = {}
     placements: dict[str, list[Placement]] = {}
     for source, found in lists.items():
         weight = weights.get(source, 0.0)
@@ -79,6 +81,8 @@ def merge(
                 leading[candidate.item_id] = (share, candidate)
             if source == sources.ITEM_KNN and candidate.anchor_item_id:
                 anchors.setdefault(candidate.item_id, candidate.anchor_item_id)
+            if candidate.buyers:
+                buyers.setdefault(candidate.item_id, candidate.buyers)
     chosen: dict[str, None] = {}
     for source, found in lists.items():
         quota = round(quotas.get(source, 0.0) * count)
@@ -98,6 +102,7 @@ def merge(
             anchor_item_id=leading[item_id][1].anchor_item_id or anchors.get(item_id, ""),
             fusion_score=fused[item_id],
             found_by=tuple(placements[item_id]),
+            buyers=buyers.get(item_id, 0),
         )
         for item_id in sorted(chosen, key=lambda item: (-fused[item], item))
     ]

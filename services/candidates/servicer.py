@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
@@ -19,6 +20,7 @@ from shared import sources
 from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, CooccurrenceModel
 from shared.clients import SuiteClients
 from shared.errors import require
+from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
 from shared.text_encoder import ITEM_EMBEDDINGS
 
@@ -46,6 +48,16 @@ TEXT_RECENCY = 0.9
 AVAILABILITY_MARGIN = 1.5
 
 
+@dataclass
+class RemoteAnswers:
+    """What the sources behind other services answered for one request."""
+
+    lists: dict[str, list[Retrieved]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    popular_segment: str = ""  # the segment whose buyers ranked the popular list, "" for everyone
+
+
 class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
     def __init__(
         self,
@@ -61,13 +73,15 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         self.quotas = quotas
         self.gan = gan
 
-    async def _popular(self, count: int, exclude: list[str]) -> tuple[list[Retrieved], int]:
+    async def _popular(
+        self, count: int, exclude: list[str], segment: str, answers: RemoteAnswers
+    ) -> tuple[list[Retrieved], int]:
         response = await self.clients.items.Popular(
-            items_pb2.PopularRequest(count=min(count, MAX_COUNT), exclude_item_ids=exclude)
+            items_pb2.PopularRequest(count=min(count, MAX_COUNT), exclude_item_ids=exclude, segment=segment)
         )
-        return [Retrieved(i.item_id, sources.POPULAR, i.score) for i in response.items], (
-            response.model_version.version
-        )
+        answers.popular_segment = response.segment
+        found = [Retrieved(i.item_id, sources.POPULAR, i.score, buyers=i.buyers) for i in response.items]
+        return found, response.model_version.version
 
     async def _text_neighbours(
         self, history: list[str], excluded: list[str], count: int
@@ -125,12 +139,13 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return sorted(best.values(), key=lambda found: (-found.score, found.item_id))[:count], 0
 
     async def _remote_sources(
-        self, history: list[str], exclude: set[str], count: int
-    ) -> tuple[dict[str, list[Retrieved]], dict[str, int], list[str]]:
+        self, history: list[str], exclude: set[str], count: int, segment: str
+    ) -> RemoteAnswers:
         """The generator's and the text neighbours (for a shopper with a history) and the popular
-        items, concurrently: (lists, model versions, failed sources)."""
+        items, concurrently."""
         excluded = sorted(exclude)  # sent to every source the items service answers
-        asked = {sources.POPULAR: (POPULARITY, self._popular(count, excluded))}
+        remote = RemoteAnswers()
+        asked = {sources.POPULAR: (POPULARITY, self._popular(count, excluded, segment, remote))}
         if self.gan is not None and history:  # with no history the generator has nothing to go on
             asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
         if history:
@@ -138,7 +153,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             # the graph is the live catalog: no model version to report
             asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
-        found, versions, degraded = {}, {}, []
+        found, versions, degraded = remote.lists, remote.versions, remote.degraded
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
             if isinstance(answer, grpc.aio.AioRpcError):
                 log.warning("source %s failed: %s %s", source, answer.code().name, answer.details())
@@ -152,7 +167,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                 found[source], version = answer
                 if model is not None:
                     versions[model] = version
-        return found, versions, degraded
+        return remote
 
     async def _available(
         self, lists: dict[str, list[Retrieved]], count: int
@@ -187,13 +202,18 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
             len(request.history_item_ids) <= MAX_IDS and len(request.exclude_item_ids) <= MAX_IDS,
             f"history_item_ids and exclude_item_ids hold at most {MAX_IDS} ids each",
         )
+        require(
+            len(request.segment) <= MAX_SEGMENT_LENGTH,
+            f"segment is longer than {MAX_SEGMENT_LENGTH} characters",
+        )
         count = request.count or DEFAULT_COUNT
         history = list(request.history_item_ids)
         exclude = set(request.exclude_item_ids)
-        (remote, versions, degraded), knn = await asyncio.gather(
-            self._remote_sources(history, exclude, count),
+        answers, knn = await asyncio.gather(
+            self._remote_sources(history, exclude, count, request.segment),
             asyncio.to_thread(item_knn_candidates, self.cooccurrence.model, history, exclude),
         )
+        remote, versions, degraded = answers.lists, answers.versions, answers.degraded
         remote[sources.ITEM_KNN] = knn[:count]
         versions[COOCCURRENCE] = self.cooccurrence.version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
@@ -221,10 +241,12 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                         common_pb2.SourceRank(source=p.source, rank=p.rank, score=p.score) for p in c.found_by
                     ],
                     graph_path=[common_pb2.GraphLink(relation=r, value=v) for r, v in c.graph_path],
+                    buyers=c.buyers,
                 )
                 for c in merged
             ],
             source_counts=dict(counts),
             model_versions=[common_pb2.ModelVersion(name=n, version=v) for n, v in versions.items()],
             degraded_sources=degraded,
+            popular_segment=answers.popular_segment,
         )

@@ -23,11 +23,12 @@ from recsys.items.v1 import items_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
 from recsys.ranking.v1 import ranking_pb2
-from services.gateway.reasons import reason
+from services.gateway.reasons import Evidence, explain
 from services.gateway.store import GatewayStore, LoggedRequest
 from shared import metrics, sources
 from shared.clients import SuiteClients
 from shared.errors import InvalidArgument, require
+from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 from shared.surfaces import SURFACES
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 DEFAULT_COUNT = 10
 MAX_COUNT = 100
 CANDIDATE_COUNT = 200
-MAX_ID_LENGTH = 128
 MAX_EXCLUDE = 1000
+MAX_CONTEXT = 50
 MAX_POLICY_LENGTH = 64
 FALLBACK_POLICY = "fallback-greedy"
 # Sources whose anchor is a recent item the candidate was found from, not one it is co-bought with.
@@ -59,6 +60,7 @@ class Choice:
     fusion_score: float = 0.0
     found_by: list[common_pb2.SourceRank] = field(default_factory=list)
     top_features: list[str] = field(default_factory=list)
+    buyers: int = 0  # its distinct buyers, when the popular source found it
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Progress:
     degraded: list[str] = field(default_factory=list)
     versions: list[common_pb2.ModelVersion] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    context: frozenset[str] = frozenset()  # the request's context items, used as history when cold
+    portrait: profile_pb2.Portrait = field(default_factory=profile_pb2.Portrait)
+    popular_segment: str = ""
     purchase_count: int = 0
     last_event_time: Timestamp | None = None
     exclude: set[str] = field(default_factory=set)
@@ -127,6 +132,14 @@ def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
     require(
         len(request.policy) <= MAX_POLICY_LENGTH, f"policy must be at most {MAX_POLICY_LENGTH} characters"
     )
+    require(
+        len(request.segment) <= MAX_SEGMENT_LENGTH, f"segment must be at most {MAX_SEGMENT_LENGTH} characters"
+    )
+    require(
+        len(request.context_item_ids) <= MAX_CONTEXT
+        and all(0 < len(item) <= MAX_ID_LENGTH for item in request.context_item_ids),
+        f"context_item_ids holds at most {MAX_CONTEXT} non-empty ids of at most {MAX_ID_LENGTH} characters",
+    )
     return request.count or DEFAULT_COUNT, surface
 
 
@@ -151,25 +164,29 @@ class Recommender:
                 progress.degrade("profile", error)
             return
         progress.history = list(response.profile.recent_item_ids)
+        progress.portrait = response.profile.portrait
         progress.purchase_count = response.profile.purchase_count
         if response.profile.HasField("last_event_time"):
             progress.last_event_time = response.profile.last_event_time
         progress.exclude.update(response.profile.purchased_item_ids)
 
-    async def _popular(self, progress: Progress) -> list[Choice]:
+    async def _popular(self, segment: str, progress: Progress) -> list[Choice]:
         """Popular items straight from the catalog; the last good answer if that fails too."""
         try:
             with metrics.STAGE_SECONDS.labels("items").time():
                 response = await self.clients.items.Popular(
-                    items_pb2.PopularRequest(count=CANDIDATE_COUNT), timeout=self.deadline_s
+                    items_pb2.PopularRequest(count=CANDIDATE_COUNT, segment=segment), timeout=self.deadline_s
                 )
-            self._last_popular = [Choice(i.item_id, sources.POPULAR, i.score) for i in response.items]
+            self._last_popular = [
+                Choice(i.item_id, sources.POPULAR, i.score, buyers=i.buyers) for i in response.items
+            ]
+            progress.popular_segment = response.segment
             progress.versions.append(response.model_version)
         except grpc.aio.AioRpcError as error:
             progress.degrade("items", error)
         return [c for c in self._last_popular if c.item_id not in progress.exclude]
 
-    async def _candidates(self, user_id: str, progress: Progress) -> list[Choice]:
+    async def _candidates(self, user_id: str, segment: str, progress: Progress) -> list[Choice]:
         try:
             with metrics.STAGE_SECONDS.labels("candidates").time():
                 response = await self.clients.candidates.Generate(
@@ -178,12 +195,14 @@ class Recommender:
                         history_item_ids=progress.history,
                         exclude_item_ids=sorted(progress.exclude),
                         count=CANDIDATE_COUNT,
+                        segment=segment,
                     ),
                     timeout=self.deadline_s,
                 )
         except grpc.aio.AioRpcError as error:
             progress.degrade("candidates", error)
-            return await self._popular(progress)
+            return await self._popular(segment, progress)
+        progress.popular_segment = response.popular_segment
         progress.versions.extend(response.model_versions)
         progress.degraded.extend(f"candidates/{source}" for source in response.degraded_sources)
         return [
@@ -196,6 +215,7 @@ class Recommender:
                 graph_path=[(link.relation, link.value) for link in c.graph_path],
                 fusion_score=c.fusion_score,
                 found_by=list(c.found_by),
+                buyers=c.buyers,
             )
             for c in response.candidates
             if c.item_id not in progress.exclude
@@ -294,7 +314,12 @@ class Recommender:
         user_id = request.user_id
         progress = Progress(request_id=uuid.uuid4().hex, exclude=set(request.exclude_item_ids))
         await self._profile(user_id, progress)
-        choices = await self._candidates(user_id, progress)
+        if not progress.history and request.context_item_ids:
+            # A shopper with no history is recommended from what they are looking at.
+            progress.history = list(dict.fromkeys(request.context_item_ids))
+            progress.context = frozenset(progress.history)
+            progress.exclude.update(progress.history)
+        choices = await self._candidates(user_id, request.segment, progress)
         ranked = await self._rank(user_id, surface, choices, progress) if choices else []
         ranked = ranked[: max(self.consider, count)]
         catalog = await self._catalog(
@@ -313,20 +338,31 @@ class Recommender:
         )
         for choice in slate:
             item = catalog.get(choice.item_id)
-            anchor = catalog.get(choice.anchor_item_id)
-            related = catalog.get(choice.related_item_id)
+            explained = explain(
+                Evidence(
+                    source=choice.source,
+                    item=item,
+                    top_features=choice.top_features,
+                    anchor=catalog.get(choice.anchor_item_id),
+                    related=catalog.get(choice.related_item_id),
+                    graph_path=choice.graph_path,
+                    context=progress.context,
+                    buyers=choice.buyers,
+                    segment=progress.popular_segment,
+                    purchases=progress.purchase_count,
+                    portrait=progress.portrait,
+                )
+            )
             response.items.add(
                 item_id=choice.item_id,
                 score=choice.score,
                 source=choice.source,
-                reason=reason(
-                    choice.source,
-                    anchor.title if anchor else "",
-                    choice.top_features,
-                    item.category_path[-1] if item and item.category_path else "",
-                    related.title if related else "",
-                    choice.graph_path,
-                ),
+                reason=explained.text if explained else "",
+                reason_facts=[
+                    gateway_pb2.ReasonFact(kind=kind, value=value) for kind, value in explained.facts
+                ]
+                if explained
+                else [],
                 propensity=choice.propensity,
                 title=item.title if item else "",
                 price=item.price if item else 0.0,

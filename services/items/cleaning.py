@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from recsys.common.v1 import common_pb2
+from shared.limits import MAX_ID_LENGTH
 
-MAX_ID_LENGTH = 128
 MAX_TITLE_LENGTH = 1000
 TITLE_FIXED = "title whitespace or control characters normalized"
 DOMAIN_FIXED = "domain missing, set to product"

@@ -18,6 +18,7 @@ from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.errors import FailedPrecondition, NotFound, require
+from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
 from shared.text_encoder import ITEM_EMBEDDINGS
 
@@ -92,11 +93,18 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
     ) -> items_pb2.PopularResponse:
         require(0 <= request.count <= MAX_POPULAR, f"count must be between 0 and {MAX_POPULAR}")
         count = request.count or DEFAULT_POPULAR
-        model = self.popularity.model
+        require(
+            len(request.segment) <= MAX_SEGMENT_LENGTH,
+            f"segment is longer than {MAX_SEGMENT_LENGTH} characters",
+        )
+        model, segment = self.popularity.model, ""
+        if model is not None:
+            model, segment = model.in_segment(request.segment)
         chosen = model.top(count, set(request.exclude_item_ids)) if model else []
         return items_pb2.PopularResponse(
             items=[items_pb2.PopularItem(item_id=i, score=s, buyers=b) for i, s, b in chosen],
             model_version=common_pb2.ModelVersion(name=POPULARITY, version=self.popularity.version),
+            segment=segment,
         )
 
     async def SimilarItems(

@@ -16,9 +16,9 @@ from services.policy.slates import exact_propensities, sample_slates, served_pro
 from services.policy.store import Decision, PolicyStore
 from shared.config import PolicySettings
 from shared.errors import InvalidArgument, NotFound, require
+from shared.limits import MAX_ID_LENGTH
 
 MAX_ITEMS = 1000
-MAX_ID_LENGTH = 128
 
 
 def reward_values(weights: dict[str, float]) -> dict[int, float]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from recsys.common.v1 import common_pb2
+from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
-MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 4000
 MAX_SURFACE_LENGTH = 32
 MAX_QUANTITY = 100_000
@@ -31,6 +31,7 @@ class EventRecord:
     text: str
     surface: str = ""
     session_id: str = ""
+    segment: str = ""
 
 
 def _problem(event: common_pb2.Event, now: datetime) -> str | None:
@@ -54,6 +55,8 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         return f"request_id and session_id must be at most {MAX_ID_LENGTH} characters"
     if len(event.surface) > MAX_SURFACE_LENGTH:
         return f"surface is longer than {MAX_SURFACE_LENGTH} characters"
+    if len(event.segment) > MAX_SEGMENT_LENGTH:
+        return f"segment is longer than {MAX_SEGMENT_LENGTH} characters"
     if event.HasField("timestamp") and event.timestamp.ToDatetime(UTC) > now + FUTURE_TOLERANCE:
         return "timestamp is more than a day in the future"
     return None
@@ -77,6 +80,7 @@ def validate(event: common_pb2.Event, now: datetime) -> EventRecord | str:
         text=event.text,
         surface=event.surface,
         session_id=event.session_id,
+        segment=event.segment,
     )
 
 
@@ -93,6 +97,7 @@ def to_proto(record: EventRecord) -> common_pb2.Event:
         text=record.text,
         surface=record.surface,
         session_id=record.session_id,
+        segment=record.segment,
     )
     event.timestamp.FromDatetime(record.timestamp)
     return event

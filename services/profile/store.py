@@ -49,6 +49,7 @@ events = Table(
     Column("text", Text, nullable=False, default=""),
     Column("surface", String(32), nullable=False, default=""),
     Column("session_id", String(128), nullable=False, default=""),
+    Column("segment", String(64), nullable=False, default=""),
 )
 quarantine = Table(
     "profile_quarantine",
@@ -125,6 +126,7 @@ def _record(row: object) -> EventRecord:
         text=mapping["text"],
         surface=mapping["surface"],
         session_id=mapping["session_id"],
+        segment=mapping["segment"],
     )
 
 
@@ -240,6 +242,7 @@ class ProfileStore(Store):
                         "text": r.text,
                         "surface": r.surface,
                         "session_id": r.session_id,
+                        "segment": r.segment,
                     }
                     for r in fresh
                 ],

@@ -7,13 +7,16 @@ shopper's current items as a binary vector over the model's items, scaled to
 unit length, through a tanh layer, to the mean of the latent Gaussian. Items the
 model does not know are ignored; a shopper with none of its items gets no vector.
 
-user_vae/<v>/vae.npz holds the item ids and the encoder's weights.
+The decoder is kept too: `scores` turns a latent vector back into a log-probability
+for every item, which the ranker reads as a feature.
+
+user_vae/<v>/vae.npz holds the item ids, the encoder's and the decoder's weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,10 @@ class UserEncoder:
     hidden_bias: np.ndarray
     mean: np.ndarray  # (hidden, latent)
     mean_bias: np.ndarray
+    decoder_hidden: np.ndarray  # (latent, hidden)
+    decoder_hidden_bias: np.ndarray
+    decoder: np.ndarray  # (hidden, items)
+    decoder_bias: np.ndarray
     index: dict[str, int] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -46,23 +53,22 @@ class UserEncoder:
         hidden = np.tanh(self.hidden[rows].sum(axis=0) / np.sqrt(len(rows)) + self.hidden_bias)
         return (hidden @ self.mean + self.mean_bias).astype(np.float32)
 
+    def scores(self, latent: np.ndarray) -> np.ndarray:
+        """Log-probability of every model item (in `item_ids` order) for a shopper at `latent`."""
+        hidden = np.tanh(latent @ self.decoder_hidden + self.decoder_hidden_bias)
+        logits = hidden @ self.decoder + self.decoder_bias
+        top = logits.max()
+        return (logits - top - np.log(np.exp(logits - top).sum())).astype(np.float32)
+
     def save(self, folder: Path) -> None:
-        np.savez(
-            folder / "vae.npz",
-            item_ids=self.item_ids,
-            hidden=self.hidden,
-            hidden_bias=self.hidden_bias,
-            mean=self.mean,
-            mean_bias=self.mean_bias,
-        )
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "index"}
+        np.savez(folder / "vae.npz", **arrays)
 
     @classmethod
     def load(cls, folder: Path) -> UserEncoder:
         with np.load(folder / "vae.npz") as data:
-            return cls(
-                item_ids=data["item_ids"],
-                hidden=data["hidden"],
-                hidden_bias=data["hidden_bias"],
-                mean=data["mean"],
-                mean_bias=data["mean_bias"],
-            )
+            if "decoder" not in data.files:
+                raise ValueError(
+                    f"{folder} predates the saved decoder; retrain it (recsys train profile-vae)"
+                )
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "index"})

@@ -168,5 +168,9 @@ def fit_vae(
         hidden_bias=kept["hidden_bias"],
         mean=kept["mean"],
         mean_bias=kept["mean_bias"],
+        decoder_hidden=kept["decoder_hidden"],
+        decoder_hidden_bias=kept["decoder_hidden_bias"],
+        decoder=kept["decoder"],
+        decoder_bias=kept["decoder_bias"],
     )
     return TrainedVae(encoder, epoch, recall, popular_recall)

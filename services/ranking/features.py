@@ -3,7 +3,8 @@
 Every feature belongs to one group; the ablation removes a group at a time. The
 learned parts of the model add two more: latent factors (a user vector, the mean of
 the history's item vectors, dotted with the candidate's vector; "collaborative")
-and a per-item bias ("item").
+and a per-item bias ("item"). The "vae", "embedding" and "graph" groups read the
+learned views of services/ranking/views.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from services.items.train import fit_popularity
+from services.ranking.views import LearnedViews, graph_similarity, text_similarity, vae_scores
 from shared import sources
 from shared.artifacts import CooccurrenceModel
 from shared.snapshot import Snapshot
@@ -25,12 +27,26 @@ from shared.surfaces import SURFACES
 
 DAY_S = 86_400.0
 HISTORY_ANCHORS = 50
+# The sources whose placements the ranker reads; the training lists come from these (see
+# services/candidates/offline.py). What the item-text and knowledge-graph sources know reaches the
+# ranker through the learned views instead, for every candidate whichever source found it.
+RANK_COLUMN = {sources.GENERATOR: "gan_rank", sources.ITEM_KNN: "knn_rank", sources.POPULAR: "popular_rank"}
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "retrieval": ("fused_rank", "fusion_score", "gan_rank", "knn_rank", "popular_rank", "source_count"),
+    "retrieval": (
+        "fused_rank",
+        "fusion_score",
+        "gan_rank",
+        "knn_rank",
+        "popular_rank",
+        "source_count",
+    ),
     "collaborative": ("gan_score", "cooccurrence_sum", "cooccurrence_max", "cooccurrence_anchors"),
     "profile": ("category_affinity", "price_vs_usual", "purchases", "history_length", "days_since_active"),
     "item": ("price", "buyers", "recent_popularity", "days_on_sale"),
+    "vae": ("vae_score", "vae_score_vs_best"),
+    "embedding": ("text_similarity_max", "text_similarity_mean"),
+    "graph": ("graph_similarity_max", "graph_similarity_mean"),
     "context": (*(f"surface_{s}" for s in SURFACES), "hour_sin", "hour_cos", "weekday_sin", "weekday_cos"),
 }
 FEATURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
@@ -69,6 +85,7 @@ class ItemTable:
     first_sold: np.ndarray
     reference_time: float
     cooccurrence: CooccurrenceModel
+    views: LearnedViews | None = field(default=None, compare=False)
     index: dict[str, int] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +103,8 @@ class ItemTable:
             reference_time=np.array(self.reference_time),
         )
         self.cooccurrence.save(folder)
+        if self.views is not None:
+            self.views.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> ItemTable:
@@ -95,6 +114,7 @@ class ItemTable:
             **{name: value for name, value in arrays.items() if name != "reference_time"},
             reference_time=float(arrays["reference_time"]),
             cooccurrence=CooccurrenceModel.load(folder),
+            views=LearnedViews.load(folder) if (folder / "views.npz").exists() else None,
         )
 
     def positions(self, item_ids: Sequence[str]) -> np.ndarray:
@@ -162,12 +182,11 @@ def _placements(candidates: Sequence[RankCandidate], matrix: np.ndarray) -> None
     for row, candidate in enumerate(candidates):
         matrix[row, COLUMN["fused_rank"]] = math.log1p(row)
         matrix[row, COLUMN["fusion_score"]] = candidate.fusion_score * 100.0
-        matrix[row, COLUMN["source_count"]] = len(candidate.found_by)
+        matrix[row, COLUMN["source_count"]] = sum(p.source in RANK_COLUMN for p in candidate.found_by)
         for placement in candidate.found_by:
-            column = {sources.GENERATOR: "gan_rank", sources.ITEM_KNN: "knn_rank"}.get(
-                placement.source, "popular_rank"
-            )
-            matrix[row, COLUMN[column]] = 1.0 / (1.0 + placement.rank)
+            column = RANK_COLUMN.get(placement.source)
+            if column is not None:
+                matrix[row, COLUMN[column]] = 1.0 / (1.0 + placement.rank)
             if placement.source == sources.GENERATOR:
                 matrix[row, COLUMN["gan_score"]] = placement.score
 
@@ -245,6 +264,22 @@ def _profile(table: ItemTable, shopper: Shopper, rows: np.ndarray, matrix: np.nd
             )
 
 
+def _learned(table: ItemTable, shopper: Shopper, rows: np.ndarray, matrix: np.ndarray) -> None:
+    if table.views is None:
+        return
+    own = table.positions(shopper.history[:HISTORY_ANCHORS])
+    own = own[own >= 0]
+    matrix[:, COLUMN["text_similarity_max"]], matrix[:, COLUMN["text_similarity_mean"]] = text_similarity(
+        table.views, own, rows
+    )
+    matrix[:, COLUMN["graph_similarity_max"]], matrix[:, COLUMN["graph_similarity_mean"]] = graph_similarity(
+        table.views, own, rows
+    )
+    scored = vae_scores(table.views, shopper.history, rows)
+    if scored is not None:
+        matrix[:, COLUMN["vae_score"]], matrix[:, COLUMN["vae_score_vs_best"]] = scored
+
+
 def _context(shopper: Shopper, matrix: np.ndarray) -> None:
     if shopper.surface in SURFACES:
         matrix[:, COLUMN[f"surface_{shopper.surface}"]] = 1.0
@@ -272,5 +307,6 @@ def candidate_features(
     anchors = _cooccurrence(table, shopper.history, candidates, matrix)
     _items(table, rows, matrix)
     _profile(table, shopper, rows, matrix)
+    _learned(table, shopper, rows, matrix)
     _context(shopper, matrix)
     return CandidateFeatures(matrix, rows, anchors)

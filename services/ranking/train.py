@@ -32,6 +32,7 @@ from services.ranking.features import (
     vocabulary_of,
 )
 from services.ranking.model import RankerConfig, RankerNet, save_net
+from services.ranking.views_train import ViewsConfig, fit_views
 from shared.config import Settings
 from shared.snapshot import Snapshot
 
@@ -68,8 +69,11 @@ class LabelledShopper:
 
 
 def _masked(snapshot: Snapshot, mask: np.ndarray) -> Snapshot:
-    events = ("user_ids", "item_ids", "types", "timestamps", "quantities")
-    return dataclasses.replace(snapshot, **{name: getattr(snapshot, name)[mask] for name in events})
+    events = ("user_ids", "item_ids", "types", "timestamps", "quantities", "segments")
+    return dataclasses.replace(
+        snapshot,
+        **{name: getattr(snapshot, name)[mask] for name in events if getattr(snapshot, name) is not None},
+    )
 
 
 def split_in_time(
@@ -223,13 +227,20 @@ def fit_net(
 
 
 def training_lists(
-    snapshot: Snapshot, settings: Settings, fit_generator: Callable[[Snapshot], object] | None
+    snapshot: Snapshot,
+    settings: Settings,
+    fit_generator: Callable[[Snapshot], object] | None,
+    views: ViewsConfig | None = None,
 ) -> tuple[RankingLists, np.ndarray]:
-    """The lists to learn from (candidate sources fitted before the cut) and the full vocabulary."""
+    """The lists to learn from (candidate sources and learned views fitted before the cut) and the
+    full vocabulary."""
     earlier, labelled = split_in_time(snapshot)
     vocabulary = vocabulary_of(snapshot)
     fitted = fit_sources(earlier, settings, fit_generator)
-    table = item_table(earlier, fitted.knn, settings.popularity_half_life_days, vocabulary)
+    table = dataclasses.replace(
+        item_table(earlier, fitted.knn, settings.popularity_half_life_days, vocabulary),
+        views=fit_views(earlier, vocabulary, views or ViewsConfig()),
+    )
     users = sorted(labelled)
     found = source_lists(fitted, {user: labelled[user].shopper.history for user in users}, CANDIDATES)
     candidates = [
@@ -251,9 +262,11 @@ def fit_ranker(
     vocabulary: np.ndarray,
     config: RankerConfig | None = None,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
+    views: ViewsConfig | None = None,
 ) -> TrainedRanker:
-    """Trains on `lists` (see `training_lists`) and pairs the network with item facts from all of
-    `snapshot`. Raises ValueError when fewer than two shoppers bought a retrieved item after the cut."""
+    """Trains on `lists` (see `training_lists`) and pairs the network with item facts and learned
+    views from all of `snapshot`. Raises ValueError when fewer than two shoppers bought a retrieved
+    item after the cut."""
     config = config or RankerConfig()
     started = time.perf_counter()
     if len(lists) < 2:
@@ -265,7 +278,10 @@ def fit_ranker(
     held = max(1, round(VALIDATION_SHARE * len(lists)))
     train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])
     net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
-    table = item_table(snapshot, fit_cooccurrence(snapshot), settings.popularity_half_life_days, vocabulary)
+    table = dataclasses.replace(
+        item_table(snapshot, fit_cooccurrence(snapshot), settings.popularity_half_life_days, vocabulary),
+        views=fit_views(snapshot, vocabulary, views or ViewsConfig()),
+    )
     return TrainedRanker(
         net=net,
         table=table,

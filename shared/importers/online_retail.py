@@ -47,6 +47,7 @@ def read_events(folder: Path, limit: int | None = None) -> Iterator[common_pb2.E
                 type=common_pb2.EVENT_TYPE_PURCHASE,
                 quantity=int(row["Quantity"]),
                 price=float(row["UnitPrice"]),
+                segment=row["Country"],
             )
             when = datetime.strptime(row["InvoiceDate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
             event.timestamp.FromDatetime(when)

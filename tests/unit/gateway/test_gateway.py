@@ -21,6 +21,7 @@ from shared.auth import bearer_metadata, read_key
 from shared.cli import training
 from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
+from shared.text_encoder import Fact, facts_of
 from tests.support import ServerThread, make_settings, suite_env
 
 BUILDERS = {
@@ -34,6 +35,9 @@ BUILDERS = {
 ITEMS = [f"item{n:02d}" for n in range(30)]
 # Shoppers buy within one of three groups of ten items, so co-occurrence has structure.
 BASKETS = {f"user{u}": [ITEMS[(u % 3) * 10 + (u + k) % 10] for k in range(4)] for u in range(30)}
+# The first group's shoppers are from the north, the others from the south: each segment has its
+# own favourites.
+SEGMENTS = {f"user{u}": "North" if u % 3 == 0 else "South" for u in range(30)}
 
 
 async def _fill(settings) -> None:
@@ -50,7 +54,11 @@ async def _fill(settings) -> None:
         )
         events = [
             common_pb2.Event(
-                event_id=f"{user}:{item}", user_id=user, item_id=item, type=common_pb2.EVENT_TYPE_PURCHASE
+                event_id=f"{user}:{item}",
+                user_id=user,
+                item_id=item,
+                type=common_pb2.EVENT_TYPE_PURCHASE,
+                segment=SEGMENTS[user],
             )
             for user, basket in BASKETS.items()
             for item in basket
@@ -139,12 +147,52 @@ def test_count_zero_means_ten_and_bounds_are_enforced(gateway) -> None:
         assert raised.value.details().startswith(message)
 
 
-def test_unknown_user_gets_popular_items_as_cold_start(gateway) -> None:
+def test_unknown_user_gets_popular_items_as_cold_start(suite, gateway) -> None:
     response = recommend(gateway, "someone-new", 5)
     assert response.cold_start is True
     assert list(response.degraded_stages) == []
     assert [i.source for i in response.items] == ["popular"] * 5
-    assert all(i.reason == "Popular in the shop lately" for i in response.items)
+    assert all(i.reason.startswith("Popular lately: bought by ") for i in response.items)
+    check_reason_facts(suite[0], "someone-new", response)
+
+
+def _segment_favourites(segment: str) -> list[str]:
+    buyers: dict[str, int] = {}
+    for user, basket in BASKETS.items():
+        if SEGMENTS[user] == segment:
+            for item in basket:
+                buyers[item] = buyers.get(item, 0) + 1
+    return sorted(buyers, key=lambda item: (-buyers[item], item))
+
+
+def test_a_new_shopper_of_a_known_segment_gets_what_that_segment_buys(suite, gateway) -> None:
+    north = recommend(gateway, "new-north", 5, policy="greedy", segment="North")
+    south = recommend(gateway, "new-south", 5, policy="greedy", segment="South")
+    assert north.cold_start and south.cold_start
+    for response, segment in ((north, "North"), (south, "South")):
+        assert {i.item_id for i in response.items} <= set(_segment_favourites(segment)[:10])
+        assert all(i.reason.startswith(f"Popular in {segment}: bought by ") for i in response.items)
+        check_reason_facts(suite[0], "new", response, segment=segment)
+    assert [i.item_id for i in north.items] != [i.item_id for i in south.items]
+    # a segment the model does not know falls back to everyone's favourites, and says so
+    elsewhere = recommend(gateway, "new-elsewhere", 5, policy="greedy", segment="Atlantis")
+    assert all(i.reason.startswith("Popular lately") for i in elsewhere.items)
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend(gateway, "new", 5, segment="x" * 65)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_new_shopper_gets_items_related_to_what_they_are_looking_at(suite, gateway) -> None:
+    response = recommend(gateway, "new-viewer", 5, policy="greedy", context_item_ids=["item00"])
+    assert response.cold_start is True
+    shown = [i.item_id for i in response.items]
+    assert "item00" not in shown
+    assert sum(item in ITEMS[:10] for item in shown) >= 4  # item00's group
+    assert response.items[0].reason == "Often bought together with Title item00, which you are looking at"
+    check_reason_facts(suite[0], "new-viewer", response, context=["item00"])
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend(gateway, "new", 5, context_item_ids=[""])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_excluded_items_are_left_out(gateway) -> None:
@@ -233,7 +281,7 @@ def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:
         (("policy",), {"item-knn", "popular"}, "Often bought together with"),
         # the gateway's own popular items, ranked (with the ranker's anchor) or not
         (("candidates",), {"popular"}, ""),
-        (("candidates", "ranking", "policy"), {"popular"}, "Popular in the shop lately"),
+        (("candidates", "ranking", "policy"), {"popular"}, "Popular lately: bought by"),
     ],
 )
 def test_dead_stages_degrade_instead_of_failing(suite, tmp_path, dead, sources, reason) -> None:
@@ -300,7 +348,69 @@ def test_huge_and_malformed_requests_get_clear_statuses_and_nothing_crashes(suit
     assert len(recommend(gateway, "user1", 3).items) == 3  # still serving
 
 
-def test_every_graph_and_text_reason_names_a_fact_the_catalog_and_history_hold(suite, gateway) -> None:
+def check_reason_facts(settings, user_id, response, context=(), segment=""):
+    """Every item has a reason, and every fact behind it holds in the profile, catalog or graph."""
+
+    async def gather():
+        clients = SuiteClients(settings.addresses, 10)
+        try:
+            try:
+                profile = (
+                    await clients.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=user_id))
+                ).profile
+            except grpc.aio.AioRpcError:
+                profile = profile_pb2.Profile()  # a shopper the profile service has never seen
+            ids = {item.item_id for item in response.items}
+            ids |= {f.value for item in response.items for f in item.reason_facts if f.kind.endswith("_item")}
+            ids |= {f.value for item in response.items for f in item.reason_facts if f.kind == "bought_with"}
+            catalog = await clients.items.GetItems(items_pb2.GetItemsRequest(item_ids=sorted(ids)))
+            popular = await clients.items.Popular(items_pb2.PopularRequest(count=1000, segment=segment))
+            return profile, {i.item_id: i for i in catalog.items}, popular
+        finally:
+            await clients.close()
+
+    profile, catalog, popular = asyncio.run(gather())
+    history = set(profile.recent_item_ids) | set(profile.purchased_item_ids)
+    buyers = {item.item_id: item.buyers for item in popular.items}
+    band = f"{profile.portrait.price_low:.2f}-{profile.portrait.price_high:.2f}"
+    for shown in response.items:
+        assert shown.reason and shown.reason_facts, shown
+        item = catalog[shown.item_id]
+        related = next((catalog[f.value] for f in shown.reason_facts if f.kind.endswith("_item")), None)
+        for fact in shown.reason_facts:
+            kind, value = fact.kind, fact.value
+            if kind == "bought_with":
+                assert value in history | set(context) and catalog[value].title in shown.reason
+            elif kind == "recent_item":
+                assert value in profile.recent_item_ids and related.title in shown.reason
+            elif kind == "context_item":
+                assert value in context and related.title in shown.reason
+            elif kind in ("brand", "category", "attribute"):
+                shared = facts_of(item) & facts_of(related)
+                assert Fact(kind, value) in shared, (shown, related)
+            elif kind == "segment":
+                assert value == segment == popular.segment and value in shown.reason
+            elif kind == "buyers":
+                assert int(value) == buyers[shown.item_id] and value in shown.reason
+            elif kind == "favourite_category":
+                assert value in {a.name for a in profile.portrait.categories}
+                assert value == ">".join(item.category_path)
+            elif kind == "price_band":
+                assert (
+                    value == band and profile.portrait.price_low <= item.price <= profile.portrait.price_high
+                )
+            elif kind == "purchases":
+                assert int(value) == profile.purchase_count > 0
+            else:
+                raise AssertionError(f"unknown fact kind {kind!r}")
+
+
+def test_recommend_reasons_rest_on_facts_the_profile_and_catalog_hold(suite, gateway) -> None:
+    for user in ("user1", "user2", "user5"):
+        check_reason_facts(suite[0], user, recommend(gateway, user, 10))
+
+
+def test_graph_and_text_reasons_name_facts_the_catalog_and_history_hold(suite, gateway) -> None:
     settings, _ = suite
     branded = [
         common_pb2.Item(
@@ -329,23 +439,8 @@ def test_every_graph_and_text_reason_names_a_fact_the_catalog_and_history_hold(s
 
     asyncio.run(fill())
     response = recommend(gateway, "kg-user", 40, policy="greedy")
-    titles = {item.item_id: item for item in branded}
-    recent = {titles[item].title: titles[item] for item in bought}
-    graph_reasons = 0
-    for shown in response.items:
-        text = shown.reason
-        if text.startswith("Same brand ("):
-            brand, rest = text[len("Same brand (") :].split(") as ", 1)
-            anchor = recent[rest.removesuffix(", from your recent items")]
-            assert titles[shown.item_id].brand == brand == anchor.brand
-            graph_reasons += 1
-        elif text.startswith("Also in "):
-            leaf, rest = text[len("Also in ") :].split(", like ", 1)
-            anchor = recent[rest.removesuffix(" from your recent items")]
-            assert titles[shown.item_id].category_path[-1] == leaf == anchor.category_path[-1]
-            graph_reasons += 1
-        elif text.startswith("Described much like "):
-            assert (
-                text.removeprefix("Described much like ").removesuffix(", from your recent items") in recent
-            )
-    assert graph_reasons >= 1, [item.reason for item in response.items]
+    check_reason_facts(settings, "kg-user", response)
+    graph_reasons = [
+        item for item in response.items if {f.kind for f in item.reason_facts} & {"brand", "category"}
+    ]
+    assert graph_reasons, [item.reason for item in response.items]

@@ -10,8 +10,10 @@ from sqlalchemy import select
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from services.items.store import ItemsStore, quarantine
+from services.items.train import fit_popularity
 from shared.artifacts import POPULARITY, PopularityModel
 from shared.models import publish
+from shared.snapshot import Snapshot
 
 
 def upsert(stub, *batches):
@@ -67,6 +69,44 @@ def test_popular_is_empty_until_trained_then_follows_the_newest_model(items) -> 
         time.sleep(0.05)
     assert answer.model_version.version == version
     assert [(i.item_id, i.score, i.buyers) for i in answer.items] == [("y", 5.0, 7), ("z", 1.0, 1)]
+
+
+def test_popular_in_a_known_segment_ranks_by_that_segments_buyers(items, tmp_path) -> None:
+    # six shoppers in the north buy "n", twelve in the south buy "s", two "x" everywhere
+    rows = [(f"north{u}", "n", "North") for u in range(6)] + [(f"south{u}", "s", "South") for u in range(12)]
+    rows += [(f"north{u}", "x", "North") for u in range(2)] + [(f"south{u}", "x", "South") for u in range(2)]
+    snapshot = Snapshot(
+        folder=tmp_path,
+        user_ids=np.array([r[0] for r in rows]),
+        item_ids=np.array([r[1] for r in rows]),
+        types=np.full(len(rows), common_pb2.EVENT_TYPE_PURCHASE, dtype=np.int8),
+        timestamps=np.arange(len(rows), dtype=float),
+        quantities=np.ones(len(rows), dtype=np.int32),
+        catalog_item_ids=np.array([], dtype=str),
+        catalog_titles=np.array([], dtype=str),
+        catalog_categories=np.array([], dtype=str),
+        catalog_prices=np.array([]),
+        catalog_price_scaled=np.array([]),
+        segments=np.array([r[2] for r in rows]),
+    )
+    model = fit_popularity(snapshot)
+    assert list(model.item_ids) == ["s", "n", "x"]
+    assert set(model.segments) == {"South"}  # the north has fewer than MIN_SEGMENT_BUYERS buyers
+    assert list(model.segments["South"].item_ids) == ["s", "x"]
+    stub, settings = items
+    version = publish(settings.model_dir, POPULARITY, model.save)
+    for _ in range(100):
+        answer = stub.Popular(items_pb2.PopularRequest(count=5, segment="South"), timeout=5)
+        if answer.model_version.version == version:
+            break
+        time.sleep(0.05)
+    assert answer.segment == "South"
+    assert [(i.item_id, i.buyers) for i in answer.items] == [("s", 12), ("x", 2)]
+    everyone = stub.Popular(items_pb2.PopularRequest(count=5, segment="North"), timeout=5)
+    assert everyone.segment == "" and [i.item_id for i in everyone.items] == ["s", "n", "x"]
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Popular(items_pb2.PopularRequest(segment="x" * 65), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_bad_requests_get_invalid_argument(items) -> None:

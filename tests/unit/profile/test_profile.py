@@ -118,6 +118,24 @@ def test_history_is_newest_first_and_export_streams_everything(profile) -> None:
     assert batches[0].events[0].price == 2.5
 
 
+def test_an_events_segment_is_stored_exported_and_checked(profile) -> None:
+    tagged = event("seg1")
+    tagged.segment = "United Kingdom"
+    summary = record(
+        profile,
+        [
+            tagged,
+            common_pb2.Event(event_id="seg2", user_id="u", item_id="i", type=PURCHASE, segment="x" * 65),
+        ],
+    )
+    assert summary.accepted == 1
+    assert [r.reason for r in summary.rejected] == ["segment is longer than 64 characters"]
+    exported = [
+        e for b in profile.ExportEvents(profile_pb2.ExportEventsRequest(), timeout=10) for e in b.events
+    ]
+    assert [(e.event_id, e.segment) for e in exported] == [("seg1", "United Kingdom")]
+
+
 def test_concurrent_writers_of_the_same_events_store_each_once(profile) -> None:
     batch = [event(f"c{i}", user=f"u{i % 7}", item=f"i{i}") for i in range(200)]
     with ThreadPoolExecutor(max_workers=6) as pool:

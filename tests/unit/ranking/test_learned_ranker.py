@@ -4,7 +4,15 @@ import numpy as np
 
 from services.candidates.offline import fit_sources, merged, source_lists
 from services.candidates.train import fit_cooccurrence
-from services.ranking.features import FEATURES, GROUPS, RankCandidate, Shopper, candidate_features, item_table
+from services.ranking.features import (
+    COLUMN,
+    FEATURES,
+    GROUPS,
+    RankCandidate,
+    Shopper,
+    candidate_features,
+    item_table,
+)
 from services.ranking.model import RankerConfig, ServingRanker
 from services.ranking.ranker import RankerModel
 from services.ranking.train import (
@@ -97,3 +105,31 @@ def test_the_time_cut_labels_only_items_new_to_the_shopper() -> None:
     assert earlier.event_count == 3  # u1: a, b, a (time order)
     assert set(labelled) == {"u1"} and labelled["u1"].bought_next == {"c"}
     assert labelled["u1"].shopper.history == ["a", "b"] and labelled["u1"].shopper.purchases == 3
+
+
+def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker, tmp_path) -> None:
+    trained = simulated_ranker.trained
+    views = trained.table.views
+    assert views.text.shape[1] > 0 and views.graph.shape[1] > 0 and views.vae is not None
+    held_out = list(simulated_ranker.held_out.values())
+    gaps = {name: [] for name in ("vae_score", "text_similarity_mean", "graph_similarity_mean")}
+    for labelled in held_out:
+        seen = set(labelled.shopper.history)
+        candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist() if item not in seen]
+        matrix = candidate_features(trained.table, labelled.shopper, candidates).matrix
+        bought = np.array([c.item_id in labelled.bought_next for c in candidates])
+        for name, values in gaps.items():
+            column = matrix[:, COLUMN[name]]
+            assert np.std(column) > 0, name
+            values.append(column[bought].mean() - column[~bought].mean())
+    # each view scores the items the shoppers went on to buy above the others, on average
+    for name, values in gaps.items():
+        assert np.mean(values) > 0, (name, np.mean(values))
+    shopper = held_out[0].shopper
+    candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:40]]
+    in_memory = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
+    trained.save(tmp_path)
+    loaded = RankerModel.load(tmp_path).rank(shopper, candidates)
+    assert [(r.item_id, round(r.score, 4)) for r in loaded] == [
+        (r.item_id, round(r.score, 4)) for r in in_memory
+    ]

@@ -255,6 +255,17 @@ def training_lists(
     return lists.take(np.flatnonzero(keep)), vocabulary
 
 
+def published_table(
+    snapshot: Snapshot, settings: Settings, vocabulary: np.ndarray, views: ViewsConfig | None = None
+) -> ItemTable:
+    """Item facts, co-buys and learned views from all of `snapshot`: what the published ranker serves
+    with (the network learned from lists made before the time cut)."""
+    return dataclasses.replace(
+        item_table(snapshot, fit_cooccurrence(snapshot), settings.popularity_half_life_days, vocabulary),
+        views=fit_views(snapshot, vocabulary, views or ViewsConfig()),
+    )
+
+
 def fit_ranker(
     snapshot: Snapshot,
     settings: Settings,
@@ -262,11 +273,11 @@ def fit_ranker(
     vocabulary: np.ndarray,
     config: RankerConfig | None = None,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
-    views: ViewsConfig | None = None,
+    table: ItemTable | None = None,
 ) -> TrainedRanker:
-    """Trains on `lists` (see `training_lists`) and pairs the network with item facts and learned
-    views from all of `snapshot`. Raises ValueError when fewer than two shoppers bought a retrieved
-    item after the cut."""
+    """Trains on `lists` (see `training_lists`) and pairs the network with `table`, by default
+    `published_table(snapshot, ...)`. Raises ValueError when fewer than two shoppers bought a
+    retrieved item after the cut."""
     config = config or RankerConfig()
     started = time.perf_counter()
     if len(lists) < 2:
@@ -278,13 +289,9 @@ def fit_ranker(
     held = max(1, round(VALIDATION_SHARE * len(lists)))
     train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])
     net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
-    table = dataclasses.replace(
-        item_table(snapshot, fit_cooccurrence(snapshot), settings.popularity_half_life_days, vocabulary),
-        views=fit_views(snapshot, vocabulary, views or ViewsConfig()),
-    )
     return TrainedRanker(
         net=net,
-        table=table,
+        table=table or published_table(snapshot, settings, vocabulary),
         epochs=epochs,
         validation_ndcg=quality,
         candidate_ndcg=ndcg(candidate_order(validation), validation),

@@ -22,6 +22,8 @@ from shared.evaluation import protocols
 from shared.evaluation.candidates import MERGED, source_rankings
 from shared.evaluation.cold_start import ColdStartReport, evaluate_cold_start
 from shared.evaluation.cold_start import K as COLD_K
+from shared.evaluation.new_shoppers import K as NEW_K
+from shared.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
 from shared.evaluation.ranking import ablation
 from shared.evaluation.report import ModelResult, Report
 from shared.evaluation.run import CURVE_KS, score
@@ -69,11 +71,22 @@ def evaluate(
         bool,
         typer.Option(
             "--cold-start",
-            help="Also measure cold-start retrieval (retail-temporal only): Recall@50 of items first "
-            "sold after the cutoff, for the shoppers who bought them, by the item text encoder beside "
-            "random and most-popular (about a minute on CPU).",
+            help="Also measure cold start (retail-temporal only): Recall@50 of items first sold after "
+            "the cutoff, for the shoppers who bought them, by the item text encoder beside random and "
+            "most-popular; and Recall@20 for shoppers new after the cutoff, from the item they look at "
+            "and from their country's favourites, beside most-popular and random (about two minutes on CPU).",
         ),
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="With --ranking: train each ranker variant this many times (seeds 0..N-1) and report "
+            "the mean, with the spread of NDCG@20; the ablation's differences are often within one "
+            "seed's noise.",
+        ),
+    ] = 1,
     gan: Annotated[
         bool,
         typer.Option(
@@ -109,7 +122,7 @@ def evaluate(
         fit = TRAINERS["candidates"].fit
         with_gan = dataclasses.replace(config, candidate_gan=gan)
         results.extend(
-            ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print)
+            ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
         )
     if served:
         results.append(_evaluate_served(config, split, gan))
@@ -117,6 +130,7 @@ def evaluate(
         _print_cold_start(
             evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
         )
+        _print_new_shoppers(evaluate_new_shoppers(data, config.popularity_half_life_days, console.print))
     if not results:
         console.print("reproduce: recsys eval --protocol retail-temporal --no-baselines --cold-start")
         return
@@ -126,6 +140,7 @@ def evaluate(
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
         + (" --ranking" if ranking else "")
+        + (f" --seeds {seeds}" if ranking and seeds > 1 else "")
         + (" --served" if served else "")
         + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
@@ -148,6 +163,22 @@ def _print_cold_start(report: ColdStartReport) -> None:
     for result in report.results:
         ratio = f"{result.recall / random_recall:.1f}x" if random_recall else "-"
         table.add_row(result.method, f"{result.recall:.4f}", ratio, f"{result.seconds:.0f}")
+    console.print(table)
+
+
+def _print_new_shoppers(report: NewShopperReport) -> None:
+    table = Table(
+        title=f"new shoppers: Recall@{NEW_K} of their later purchases, {report.shoppers} shoppers first seen "
+        f"after the cutoff ({report.outside_largest} outside {report.largest_segment}); "
+        f"{report.segments_known} countries have their own popularity ranking"
+    )
+    for column in ("method", f"Recall@{NEW_K}", "vs most popular", f"outside {report.largest_segment}"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    popular = next(r for r in report.results if r.method.startswith("most popular"))
+    for result in report.results:
+        ratio = f"{result.recall / popular.recall:.2f}x" if popular.recall else "-"
+        away = "-" if result.recall_outside_largest is None else f"{result.recall_outside_largest:.4f}"
+        table.add_row(result.method, f"{result.recall:.4f}", ratio, away)
     console.print(table)
 
 

@@ -22,25 +22,30 @@ RETAIL_CUTOFF = "2011-11-01 00:00:00"
 
 @dataclass(frozen=True)
 class Interactions:
-    """Purchase lines in time order: user id, item id, time as 'YYYY-MM-DD HH:MM:SS'."""
+    """Purchase lines in time order: user id, item id, time as 'YYYY-MM-DD HH:MM:SS', and the shopper's
+    segment (the country, for Online Retail; empty strings when the data has none)."""
 
     users: np.ndarray
     items: np.ndarray
     times: np.ndarray
+    segments: np.ndarray | None = None
 
     @classmethod
     def from_online_retail(cls, folder: Path) -> Interactions:
-        users, items, times = [], [], []
+        users, items, times, countries = [], [], [], []
         with gzip.open(folder / "interactions.csv.gz", "rt", newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 users.append(row["CustomerID"])
                 items.append(row["StockCode"])
                 times.append(row["InvoiceDate"])
+                countries.append(row["Country"])
         order = np.argsort(np.array(times), kind="stable")
-        return cls(np.array(users)[order], np.array(items)[order], np.array(times)[order])
+        columns = (users, items, times, countries)
+        return cls(*(np.array(column)[order] for column in columns))
 
     def subset(self, mask: np.ndarray) -> Interactions:
-        return Interactions(self.users[mask], self.items[mask], self.times[mask])
+        segments = None if self.segments is None else self.segments[mask]
+        return Interactions(self.users[mask], self.items[mask], self.times[mask], segments)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from services.ranking.features import GROUPS, RankCandidate, Shopper
 from services.ranking.model import RankerConfig, ServingRanker
 from services.ranking.ranker import RankerModel
-from services.ranking.train import TrainedRanker, fit_ranker, training_lists
+from services.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
 from shared.config import Settings
 from shared.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
 from shared.evaluation.protocols import Split
@@ -50,12 +50,33 @@ def _reordered(
     }
 
 
+def _mean(results: list[ModelResult]) -> ModelResult:
+    """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
+    kept in its params."""
+    first = results[0]
+    ndcg = [r.at_k[20]["ndcg"] for r in results]
+    return ModelResult(
+        name=first.name,
+        params={"seeds": len(results), "ndcg@20 min": min(ndcg), "ndcg@20 max": max(ndcg)},
+        at_k={
+            k: {metric: float(np.mean([r.at_k[k][metric] for r in results])) for metric in first.at_k[k]}
+            for k in first.at_k
+        },
+        beyond={name: float(np.mean([r.beyond[name] for r in results])) for name in first.beyond},
+        seconds=float(np.sum([r.seconds for r in results])),
+        recall_deep=first.recall_deep,
+    )
+
+
 def ablation(
     split: Split,
     settings: Settings,
     fit_generator: Callable[[Snapshot], object] | None,
     progress: Callable[[str], None] = lambda _: None,
+    seeds: int = 1,
 ) -> list[ModelResult]:
+    """Each variant is trained `seeds` times (seeds 0..seeds-1: initialization, batch order and the
+    early-stopping share differ) and reported by its mean."""
     snapshot = training_snapshot(split, read_items(DEFAULT_PATH))
     started = time.perf_counter()
     found, _ = test_candidates(snapshot, split, settings, fit_generator)
@@ -68,18 +89,22 @@ def ablation(
     results = [score(CANDIDATES_ALONE, alone, split, {}, time.perf_counter() - started)]
     progress(f"test candidates ready in {time.perf_counter() - started:.0f}s; training lists next")
     training, vocabulary = training_lists(snapshot, settings, fit_generator)
+    table = published_table(snapshot, settings, vocabulary)
     shoppers = _shoppers(split, snapshot)
     for removed in [None, *GROUPS]:
-        started = time.perf_counter()
-        config = RankerConfig(removed=(removed,) if removed else ())
-        trained = fit_ranker(snapshot, settings, training, vocabulary, config)
         name = RANKER if removed is None else f"ranker without {removed}"
-        result = score(
-            name, _reordered(trained, lists, shoppers, split), split, {}, time.perf_counter() - started
-        )
-        progress(
-            f"{name}: best epoch {trained.epochs}, NDCG@20 {result.at_k[20]['ndcg']:.4f}, "
-            f"R@20 {result.at_k[20]['recall']:.4f}"
-        )
-        results.append(result)
+        per_seed = []
+        for seed in range(seeds):
+            started = time.perf_counter()
+            config = RankerConfig(removed=(removed,) if removed else (), seed=seed)
+            trained = fit_ranker(snapshot, settings, training, vocabulary, config, table=table)
+            result = score(
+                name, _reordered(trained, lists, shoppers, split), split, {}, time.perf_counter() - started
+            )
+            progress(
+                f"{name} (seed {seed}): best epoch {trained.epochs}, NDCG@20 {result.at_k[20]['ndcg']:.4f}, "
+                f"R@20 {result.at_k[20]['recall']:.4f}"
+            )
+            per_seed.append(result)
+        results.append(_mean(per_seed) if seeds > 1 else per_seed[0])
     return results

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -75,9 +75,17 @@ def print_recommendations(response: gateway_pb2.RecommendResponse, user_id: str)
 
 
 async def ask_recommend(
-    clients: SuiteClients, key: str, user_id: str, count: int, surface: str
+    clients: SuiteClients,
+    key: str,
+    user_id: str,
+    count: int,
+    surface: str,
+    segment: str = "",
+    context: Sequence[str] = (),
 ) -> gateway_pb2.RecommendResponse:
     return await clients.gateway.Recommend(
-        gateway_pb2.RecommendRequest(user_id=user_id, count=count, surface=surface),
+        gateway_pb2.RecommendRequest(
+            user_id=user_id, count=count, surface=surface, segment=segment, context_item_ids=context
+        ),
         metadata=bearer_metadata(key),
     )

@@ -51,11 +51,22 @@ def recommend(
     user_id: Annotated[str, typer.Argument(help="The shopper's id, e.g. 17850.")],
     count: Annotated[int, typer.Option("--count", "-n", help="How many items (1-100).")] = 10,
     surface: Annotated[str, typer.Option(help="home, product, cart or push.")] = "home",
+    segment: Annotated[
+        str, typer.Option(help="The shopper's segment, e.g. a country: a new shopper gets its favourites.")
+    ] = "",
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An item the shopper is looking at (repeatable): a new shopper gets related items."
+        ),
+    ] = None,
 ) -> None:
     """Ask the gateway for recommendations and print them with titles and reasons."""
     config = settings()
     key = read_key(config)
-    response = with_clients(lambda c: ask_recommend(c, key, user_id, count, surface), config)
+    response = with_clients(
+        lambda c: ask_recommend(c, key, user_id, count, surface, segment, context or []), config
+    )
     print_recommendations(response, user_id)
 
 

@@ -82,7 +82,10 @@ def _fit_ranker(snapshot: Snapshot, settings: Settings) -> object | None:
     from services.ranking.train import fit_ranker, training_lists
 
     generator = "the GAN, " if settings.candidate_gan else ""
-    console.print(f"ranker: fitting the candidate sources ({generator}item-kNN, popular) before the time cut")
+    console.print(
+        f"ranker: fitting the candidate sources ({generator}item-kNN, popular) and the learned views "
+        "(text encoder, user VAE, graph embeddings) before the time cut, then the views on everything"
+    )
     fit_generator = (
         (lambda earlier: _fit_candidate_gan(earlier, settings)) if settings.candidate_gan else None
     )
@@ -166,12 +169,12 @@ TRAINERS: dict[str, Trainer] = {
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
     "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
-    # The item text encoder behind items.SimilarItems (cold-start retrieval); not yet a
-    # candidate source, so `recsys up` leaves it to `recsys train items-text`.
-    "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder, served=False),
-    # The shoppers' latent vectors in GetProfile; the ranker does not read them yet.
-    "profile-vae": Trainer(USER_VAE, _fit_user_vae, served=False),
+    # The item text encoder behind items.SimilarItems and the item-text candidate source.
+    "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
+    # The shoppers' latent vectors in GetProfile.
+    "profile-vae": Trainer(USER_VAE, _fit_user_vae),
     # Learns from candidate lists made before a time cut: trained after the sources it reorders.
+    # It fits its own text encoder, user VAE and graph embeddings (services/ranking/views.py).
     "ranking": Trainer(RANKER, _fit_ranker),
 }
 SERVED = [name for name, trainer in TRAINERS.items() if trainer.served]

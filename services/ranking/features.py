@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from services.items.train import fit_popularity
-from services.ranking.views import LearnedViews, graph_similarity, text_similarity, vae_scores
+from services.ranking.views import LearnedViews, similarities, vae_scores
 from shared import sources
 from shared.artifacts import CooccurrenceModel
 from shared.snapshot import Snapshot
@@ -265,17 +265,16 @@ def _profile(table: ItemTable, shopper: Shopper, rows: np.ndarray, matrix: np.nd
 
 
 def _learned(table: ItemTable, shopper: Shopper, rows: np.ndarray, matrix: np.ndarray) -> None:
-    if table.views is None:
+    views = table.views
+    if views is None:
         return
     own = table.positions(shopper.history[:HISTORY_ANCHORS])
     own = own[own >= 0]
-    matrix[:, COLUMN["text_similarity_max"]], matrix[:, COLUMN["text_similarity_mean"]] = text_similarity(
-        table.views, own, rows
-    )
-    matrix[:, COLUMN["graph_similarity_max"]], matrix[:, COLUMN["graph_similarity_mean"]] = graph_similarity(
-        table.views, own, rows
-    )
-    scored = vae_scores(table.views, shopper.history, rows)
+    text = similarities(views.text, own, rows)
+    matrix[:, COLUMN["text_similarity_max"]], matrix[:, COLUMN["text_similarity_mean"]] = text
+    graph = similarities(views.graph, own, rows)
+    matrix[:, COLUMN["graph_similarity_max"]], matrix[:, COLUMN["graph_similarity_mean"]] = graph
+    scored = vae_scores(views, shopper.history, rows)
     if scored is not None:
         matrix[:, COLUMN["vae_score"]], matrix[:, COLUMN["vae_score_vs_best"]] = scored
 

@@ -72,7 +72,7 @@ class LearnedViews:
         return cls(text, graph, vae, columns)
 
 
-def _similarities(vectors: np.ndarray, own: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def similarities(vectors: np.ndarray, own: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's (largest, mean) cosine to the history's vectors; zeros without vectors."""
     count = len(rows)
     if vectors.shape[1] == 0:
@@ -84,14 +84,6 @@ def _similarities(vectors: np.ndarray, own: np.ndarray, rows: np.ndarray) -> tup
     candidates = np.where((rows >= 0)[:, None], vectors[np.maximum(rows, 0)], 0.0)
     similarity = candidates @ history.T
     return similarity.max(axis=1), similarity.mean(axis=1)
-
-
-def text_similarity(views: LearnedViews, own: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _similarities(views.text, own, rows)
-
-
-def graph_similarity(views: LearnedViews, own: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _similarities(views.graph, own, rows)
 
 
 def vae_scores(

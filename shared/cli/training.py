@@ -40,13 +40,15 @@ class Trainer:
     """Fits one model from a snapshot; the result has a `save(folder)` method (None: nothing to publish).
 
     `served` models are the ones the running pipeline uses today: they are
-    trained by `recsys up` and the training command waits until the gateway
-    reports their new versions.
+    trained by `recsys up`, and the training command waits until the gateway
+    reports the new versions of those that shape a Recommend answer
+    (`in_recommend`).
     """
 
     model: str
     fit: Callable[[Snapshot, Settings], object | None]
     served: bool = True
+    in_recommend: bool = True
 
 
 def _fit_candidate_gan(snapshot: Snapshot, settings: Settings) -> object:
@@ -171,8 +173,8 @@ TRAINERS: dict[str, Trainer] = {
     "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
     # The item text encoder behind items.SimilarItems and the item-text candidate source.
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
-    # The shoppers' latent vectors in GetProfile.
-    "profile-vae": Trainer(USER_VAE, _fit_user_vae),
+    # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
+    "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
     # Learns from candidate lists made before a time cut: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (services/ranking/views.py).
     "ranking": Trainer(RANKER, _fit_ranker),
@@ -250,7 +252,7 @@ def run_training(config: Settings, names: list[str]) -> None:
             )
         if snapshot.event_count == 0:
             return
-        served = {TRAINERS[name].model for name in SERVED}
+        served = {TRAINERS[name].model for name in SERVED if TRAINERS[name].in_recommend}
         wanted = {name: version for name, (version, _) in published.items() if name in served}
         if not wanted:
             return

@@ -217,9 +217,11 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
 
 async def _wait_for_versions(
     clients: SuiteClients, key: str, user_id: str, wanted: dict[str, int], timeout: float
-) -> bool:
-    """True once a Recommend answer reports every wanted model at its new version or later."""
+) -> str:
+    """ "" once a Recommend answer reports every wanted model at its new version or later; else what
+    the last answer lacked."""
     deadline = time.monotonic() + timeout
+    missing = "no answer"
     while time.monotonic() < deadline:
         try:
             response = await ask_recommend(clients, key, user_id, 1, "home")
@@ -227,12 +229,16 @@ async def _wait_for_versions(
             seen: dict[str, int] = {}
             for reported in response.model_versions:
                 seen[reported.name] = min(seen.get(reported.name, reported.version), reported.version)
-            if all(seen.get(name, 0) >= version for name, version in wanted.items()):
-                return True
-        except grpc.aio.AioRpcError:
-            pass
+            behind = sorted(name for name, version in wanted.items() if seen.get(name, 0) < version)
+            if not behind:
+                return ""
+            missing = (
+                f"not yet {', '.join(behind)}; degraded stages: {list(response.degraded_stages) or 'none'}"
+            )
+        except grpc.aio.AioRpcError as error:
+            missing = f"Recommend failed: {error.code().name} {error.details()}"
         await asyncio.sleep(0.25)
-    return False
+    return missing
 
 
 def run_training(config: Settings, names: list[str]) -> None:
@@ -257,9 +263,12 @@ def run_training(config: Settings, names: list[str]) -> None:
         if not wanted:
             return
         user_id = str(snapshot.user_ids[0])
-        if await _wait_for_versions(clients, read_key(config), user_id, wanted, 4 * config.model_poll_s + 10):
+        missing = await _wait_for_versions(
+            clients, read_key(config), user_id, wanted, 4 * config.model_poll_s + 30
+        )
+        if not missing:
             console.print("the running services now serve the new versions")
         else:
-            console.print("[yellow]the gateway does not report the new versions yet[/yellow]")
+            console.print(f"[yellow]the gateway does not report the new versions yet ({missing})[/yellow]")
 
     with_clients(work, config)

@@ -123,6 +123,8 @@ class Settings:
     gan_mixed_precision: bool = False
     # "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
     ranker: str = "learned"
+    # Feature groups `recsys train ranking` leaves out (services/ranking/features.GROUPS): a served ablation.
+    ranker_left_out: tuple[str, ...] = ()
     policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
@@ -342,6 +344,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
         profile_half_life_days=read.number("RECSYS_PROFILE_HALF_LIFE_DAYS", 30.0, 0.01, 3650),
         ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower),
+        ranker_left_out=tuple(
+            name.strip() for name in read.text("RECSYS_RANKER_LEFT_OUT", "").split(",") if name.strip()
+        ),
         policy=_policy_settings(read),
     )
     if read.problems:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import typer
 
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
@@ -91,8 +92,19 @@ def _fit_ranker(snapshot: Snapshot, settings: Settings) -> object | None:
     fit_generator = (
         (lambda earlier: _fit_candidate_gan(earlier, settings)) if settings.candidate_gan else None
     )
+    from services.ranking.features import GROUPS
+
+    unknown = sorted(set(settings.ranker_left_out) - set(GROUPS))
+    if unknown:
+        console.print(
+            f"[red]RECSYS_RANKER_LEFT_OUT names unknown feature groups {unknown}; "
+            f"known: {', '.join(GROUPS)}[/red]"
+        )
+        raise typer.Exit(2)
     lists, vocabulary = training_lists(snapshot, settings, fit_generator)
-    config = RankerConfig()
+    config = RankerConfig(removed=settings.ranker_left_out)
+    if config.removed:
+        console.print(f"ranker: leaving out the feature groups {', '.join(config.removed)}")
     with progress_bar() as progress:
         task = progress.add_task("ranker", total=config.max_epochs)
 

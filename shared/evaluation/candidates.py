@@ -18,7 +18,7 @@ from services.candidates.offline import fit_sources, histories, merged, source_l
 from services.candidates.retrieval import Retrieved
 from shared import sources
 from shared.config import Settings
-from shared.evaluation.protocols import Split
+from shared.evaluation.protocols import Interactions, Split
 from shared.snapshot import PURCHASE, Snapshot
 
 CANDIDATES = 200
@@ -35,7 +35,11 @@ class SourceRankings:
 
 def training_snapshot(split: Split, catalog: Sequence[common_pb2.Item] = ()) -> Snapshot:
     """The training purchases (and the catalog, when given) as the snapshot a training run would export."""
-    data = split.train_interactions
+    return purchases_snapshot(split.train_interactions, catalog)
+
+
+def purchases_snapshot(data: Interactions, catalog: Sequence[common_pb2.Item] = ()) -> Snapshot:
+    """Purchase lines (and the catalog, when given) as the snapshot a training run would export."""
     stamps = np.array([datetime.fromisoformat(t).timestamp() for t in data.times.tolist()], dtype=np.float64)
     writer_items = {item.item_id: item for item in catalog}
     items = np.unique(np.concatenate([data.items.astype(str), np.array(list(writer_items), dtype=str)]))
@@ -54,6 +58,7 @@ def training_snapshot(split: Split, catalog: Sequence[common_pb2.Item] = ()) -> 
         ),
         catalog_prices=np.array([item.price if item else 0.0 for item in known], dtype=np.float64),
         catalog_price_scaled=np.zeros(len(items)),
+        segments=None if data.segments is None else data.segments.astype(str),
     )
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
 from services.candidates.retrieval import item_knn_candidates
 from services.candidates.train import fit_cooccurrence
 from services.items.train import fit_popularity
+from shared.evaluation.candidates import purchases_snapshot
 from shared.evaluation.protocols import RETAIL_CUTOFF, Interactions
-from shared.snapshot import PURCHASE, Snapshot
 
 K = 20
 
@@ -49,24 +48,6 @@ class NewShopperReport:
     outside_largest: int
     segments_known: int  # segments with their own popularity ranking
     results: list[NewShopperResult]
-
-
-def _snapshot(data: Interactions) -> Snapshot:
-    empty = np.array([], dtype=str)
-    return Snapshot(
-        folder=None,  # type: ignore[arg-type]
-        user_ids=data.users.astype(str),
-        item_ids=data.items.astype(str),
-        types=np.full(len(data.users), PURCHASE, dtype=np.int8),
-        timestamps=np.array([datetime.fromisoformat(t).timestamp() for t in data.times.tolist()]),
-        quantities=np.ones(len(data.users), dtype=np.int32),
-        catalog_item_ids=empty,
-        catalog_titles=empty,
-        catalog_categories=empty,
-        catalog_prices=np.array([]),
-        catalog_price_scaled=np.array([]),
-        segments=None if data.segments is None else data.segments.astype(str),
-    )
 
 
 def _recall(found: list[str], relevant: set[str]) -> float:
@@ -96,7 +77,7 @@ def evaluate_new_shoppers(
             first[user] = (item, segment)
         elif item != first[user][0]:
             relevant.setdefault(user, set()).add(item)
-    snapshot = _snapshot(earlier)
+    snapshot = purchases_snapshot(earlier)
     popularity = fit_popularity(snapshot, half_life_days)
     cooccurrence = fit_cooccurrence(snapshot)
     segments = [first[user][1] for user in relevant]

@@ -44,7 +44,14 @@ catalog = Table(
     Column("domain", SmallInteger, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("hidden", Boolean, nullable=False),
+    # when the merchant listed it, and what the catalog saw change: set by the store
+    Column("listed_at", DateTime(timezone=True), nullable=False),
+    Column("previous_price", Float, nullable=False, default=0.0),
+    Column("price_changed_at", DateTime(timezone=True), nullable=True),
+    Column("restocked_at", DateTime(timezone=True), nullable=True),
 )
+# Columns the store keeps itself rather than copying from the upserted item.
+HISTORY = ("listed_at", "previous_price", "price_changed_at", "restocked_at")
 quarantine = Table(
     "items_quarantine",
     metadata,
@@ -79,9 +86,26 @@ def _row(item: common_pb2.Item) -> dict[str, object]:
     }
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _history(stored: dict[str, object], row: dict[str, object], now: datetime) -> dict[str, object]:
+    """The history columns of a replaced item: its listing time, and when its price or stock changed."""
+    history = {name: stored[name] for name in HISTORY}
+    if row["price"] != stored["price"]:
+        history["previous_price"], history["price_changed_at"] = stored["price"], now
+    if stored["stock_status"] == common_pb2.STOCK_STATUS_OUT_OF_STOCK and row["stock_status"] != (
+        common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    ):
+        history["restocked_at"] = now
+    return history
+
+
 def _item(row: object) -> common_pb2.Item:
     mapping = row._mapping  # type: ignore[attr-defined]
-    return common_pb2.Item(
+    item = common_pb2.Item(
         item_id=mapping["item_id"],
         title=mapping["title"],
         price=mapping["price"],
@@ -93,7 +117,14 @@ def _item(row: object) -> common_pb2.Item:
         domain=mapping["domain"],
         kind=mapping["kind"],
         hidden=mapping["hidden"],
+        previous_price=mapping["previous_price"],
     )
+    item.listed_time.FromDatetime(_utc(mapping["listed_at"]))
+    if mapping["price_changed_at"] is not None:
+        item.price_changed_time.FromDatetime(_utc(mapping["price_changed_at"]))
+    if mapping["restocked_at"] is not None:
+        item.restocked_time.FromDatetime(_utc(mapping["restocked_at"]))
+    return item
 
 
 class ItemsStore(Store):
@@ -107,6 +138,11 @@ class ItemsStore(Store):
         quarantines the dropped ones, given as (item_id, reason, payload)."""
         result = UpsertResult()
         latest = {item.item_id: _row(item) for item in items}
+        listed = {
+            item.item_id: _utc(item.listed_time.ToDatetime())
+            for item in items
+            if item.HasField("listed_time")
+        }
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
             rows = [
@@ -122,13 +158,24 @@ class ItemsStore(Store):
                 for row in connection.execute(query):
                     mapping = dict(row._mapping)
                     mapping.pop("updated_at")
+                    mapping["listed_at"] = _utc(mapping["listed_at"])
                     stored[mapping["item_id"]] = mapping
-            new_rows = [{**row, "updated_at": now} for key, row in latest.items() if key not in stored]
-            changed = [
-                {**row, "updated_at": now}
+            new_rows = [
+                {**row, "updated_at": now, "listed_at": listed.get(key, now), "previous_price": 0.0}
                 for key, row in latest.items()
-                if key in stored and stored[key] != row
+                if key not in stored
             ]
+            changed = []
+            for key, row in latest.items():
+                if key not in stored:
+                    continue
+                before = stored[key]
+                fields = {name: before[name] for name in row}
+                if fields == row and listed.get(key, before["listed_at"]) == before["listed_at"]:
+                    continue
+                history = _history(before, row, now)
+                history["listed_at"] = listed.get(key, before["listed_at"])
+                changed.append({**row, **history, "updated_at": now})
             if new_rows:
                 connection.execute(catalog.insert(), new_rows)
             for row in changed:

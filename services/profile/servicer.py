@@ -17,6 +17,7 @@ from services.profile.events import to_proto
 from services.profile.store import ProfileStore, Quarantined
 from services.profile.vae import USER_VAE, UserEncoder
 from shared.errors import NotFound, require
+from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
 
 MAX_BATCH = 10_000
@@ -24,6 +25,8 @@ DEFAULT_HISTORY = 100
 MAX_HISTORY = 1000
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
+DEFAULT_LIST_BATCH = 1000
+MAX_LIST_BATCH = 10_000
 TOP_AFFINITIES = 20
 
 
@@ -122,6 +125,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             purchase_count=found.purchase_count,
             recent_item_ids=found.recent_item_ids,
             purchased_item_ids=found.purchased_item_ids,
+            segment=found.segment,
         )
         view = found.portrait.view(datetime.now(UTC).timestamp(), self.store.half_life_s, TOP_AFFINITIES)
         profile.portrait.CopyFrom(
@@ -152,6 +156,22 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         limit = _bounded(request.limit, DEFAULT_HISTORY, MAX_HISTORY, "limit")
         records = await asyncio.to_thread(self.store.history, request.user_id, limit)
         return profile_pb2.GetHistoryResponse(events=[to_proto(record) for record in records])
+
+    async def ListUsers(
+        self, request: profile_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[profile_pb2.ListUsersResponse]:
+        require(
+            len(request.segment) <= MAX_SEGMENT_LENGTH,
+            f"segment must be at most {MAX_SEGMENT_LENGTH} characters",
+        )
+        size = _bounded(request.batch_size, DEFAULT_LIST_BATCH, MAX_LIST_BATCH, "batch_size")
+        total = await asyncio.to_thread(self.store.count_users, request.segment)
+        batches = self.store.user_ids(request.segment, size)
+        while True:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            yield profile_pb2.ListUsersResponse(user_ids=batch, total=total)
 
     async def ExportEvents(
         self, request: profile_pb2.ExportEventsRequest, context: grpc.aio.ServicerContext

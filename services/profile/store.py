@@ -12,12 +12,15 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
     String,
     Table,
     Text,
+    and_,
+    case,
     func,
     select,
 )
@@ -50,6 +53,7 @@ events = Table(
     Column("surface", String(32), nullable=False, default=""),
     Column("session_id", String(128), nullable=False, default=""),
     Column("segment", String(64), nullable=False, default=""),
+    Index("profile_users_segment", "segment", "user_id"),
 )
 quarantine = Table(
     "profile_quarantine",
@@ -75,6 +79,7 @@ users = Table(
     Column("purchase_count", BigInteger, nullable=False),
     Column("first_event_at", DateTime(timezone=True), nullable=False),
     Column("last_event_at", DateTime(timezone=True), nullable=False),
+    Column("segment", String(64), nullable=False, default=""),
 )
 
 
@@ -101,6 +106,7 @@ class UserProfile:
     purchase_count: int
     first_event_at: datetime
     last_event_at: datetime
+    segment: str
     recent_item_ids: list[str]
     purchased_item_ids: list[str]
     portrait: Portrait
@@ -263,8 +269,12 @@ class ProfileStore(Store):
                     "purchase_count": 0,
                     "first_event_at": record.timestamp,
                     "last_event_at": record.timestamp,
+                    "segment": "",
+                    "segment_at": None,
                 },
             )
+            if record.segment and (row["segment_at"] is None or record.timestamp >= row["segment_at"]):
+                row["segment"], row["segment_at"] = record.segment, record.timestamp
             row["event_count"] = int(row["event_count"]) + 1  # type: ignore[call-overload]
             row["purchase_count"] = int(row["purchase_count"]) + (record.type == PURCHASE)  # type: ignore[call-overload]
             row["first_event_at"] = min(row["first_event_at"], record.timestamp)  # type: ignore[type-var]
@@ -281,9 +291,19 @@ class ProfileStore(Store):
                 "purchase_count": users.c.purchase_count + excluded.purchase_count,
                 "first_event_at": least(users.c.first_event_at, excluded.first_event_at),
                 "last_event_at": greatest(users.c.last_event_at, excluded.last_event_at),
+                # the segment of the latest event that named one
+                "segment": case(
+                    (
+                        and_(excluded.segment != "", excluded.last_event_at >= users.c.last_event_at),
+                        excluded.segment,
+                    ),
+                    (users.c.segment == "", excluded.segment),
+                    else_=users.c.segment,
+                ),
             },
         )
-        connection.execute(statement, list(per_user.values()))  # type: ignore[attr-defined]
+        rows = [{k: v for k, v in row.items() if k != "segment_at"} for row in per_user.values()]
+        connection.execute(statement, rows)  # type: ignore[attr-defined]
 
     def _update_portraits(
         self, connection: object, fresh: Sequence[EventRecord], facts: Mapping[str, ItemFacts]
@@ -341,10 +361,34 @@ class ProfileStore(Store):
                 purchase_count=row.purchase_count,
                 first_event_at=_utc(row.first_event_at),
                 last_event_at=_utc(row.last_event_at),
+                segment=row.segment,
                 recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
                 purchased_item_ids=self._recent_items(connection, user_id, PURCHASED_ITEMS_LIMIT, PURCHASE),
                 portrait=Portrait.from_json(state) if state else Portrait(),
             )
+
+    def count_users(self, segment: str) -> int:
+        query = select(func.count()).select_from(users)
+        if segment:
+            query = query.where(users.c.segment == segment)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
+    def user_ids(self, segment: str, batch_size: int) -> Iterator[list[str]]:
+        """The ids of the segment's shoppers (everyone's when empty) in ascending order, in batches
+        (keyset pagination)."""
+        last = ""
+        while True:
+            query = select(users.c.user_id).where(users.c.user_id > last)
+            if segment:
+                query = query.where(users.c.segment == segment)
+            query = query.order_by(users.c.user_id).limit(batch_size)
+            with self.engine.connect() as connection:
+                batch = list(connection.execute(query).scalars())
+            if not batch:
+                return
+            last = batch[-1]
+            yield batch
 
     def history(self, user_id: str, limit: int) -> list[EventRecord]:
         query = (

@@ -46,6 +46,33 @@ def test_upsert_counts_new_changed_and_unchanged_items(items) -> None:
     assert list(found.missing_item_ids) == ["zz"]
 
 
+def test_the_catalog_remembers_listing_price_drops_and_restocks(items) -> None:
+    stub, _ = items
+    old = mug("old")
+    old.listed_time.FromSeconds(1_600_000_000)
+    out = mug("out")
+    out.stock_status = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    upsert(stub, [old, mug("new"), out])
+    before = {i.item_id: i for i in stub.GetItems(items_pb2.GetItemsRequest(item_ids=["old", "new"])).items}
+    assert before["old"].listed_time.seconds == 1_600_000_000
+    assert before["new"].listed_time.seconds > 1_600_000_000
+    assert before["new"].previous_price == 0 and not before["new"].HasField("price_changed_time")
+    cheaper = mug("new", price=2.0)
+    cheaper.previous_price = 99.0  # set by the catalog, ignored on upsert
+    back = mug("out")
+    back.stock_status = common_pb2.STOCK_STATUS_IN_STOCK
+    second = upsert(stub, [mug("old"), cheaper, back])
+    assert (second.updated, second.unchanged) == (2, 1)  # an unset listed_time keeps the stored one
+    after = {
+        i.item_id: i for i in stub.GetItems(items_pb2.GetItemsRequest(item_ids=["old", "new", "out"])).items
+    }
+    assert after["old"].listed_time.seconds == 1_600_000_000
+    assert after["new"].listed_time == before["new"].listed_time
+    assert (after["new"].price, after["new"].previous_price) == (2.0, 3.0)
+    assert after["new"].HasField("price_changed_time") and not after["new"].HasField("restocked_time")
+    assert after["out"].HasField("restocked_time") and after["out"].previous_price == 0
+
+
 def test_export_streams_the_catalog_in_batches(items) -> None:
     stub, _ = items
     upsert(stub, [mug(f"i{n:03d}") for n in range(12)])

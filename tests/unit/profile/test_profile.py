@@ -136,6 +136,34 @@ def test_an_events_segment_is_stored_exported_and_checked(profile) -> None:
     assert [(e.event_id, e.segment) for e in exported] == [("seg1", "United Kingdom")]
 
 
+def test_a_shoppers_segment_follows_their_latest_event_and_lists_them(profile) -> None:
+    def tagged(event_id: str, user: str, segment: str, minutes: int) -> common_pb2.Event:
+        found = event(event_id, user=user, minutes=minutes)
+        found.segment = segment
+        return found
+
+    record(
+        profile,
+        [tagged("a1", "ann", "France", 0), tagged("a2", "ann", "", 5), tagged("b1", "bob", "Spain", 0)],
+    )
+    record(
+        profile, [tagged("a3", "ann", "Spain", 10), tagged("c1", "cat", "France", 0), event("d1", user="dan")]
+    )
+    record(profile, [tagged("b0", "bob", "France", -60)])  # older than bob's latest: his segment stays
+    segment = {
+        u: profile.GetProfile(profile_pb2.GetProfileRequest(user_id=u)).profile.segment
+        for u in ["ann", "bob", "cat", "dan"]
+    }
+    assert segment == {"ann": "Spain", "bob": "Spain", "cat": "France", "dan": ""}
+    batches = list(profile.ListUsers(profile_pb2.ListUsersRequest(segment="Spain", batch_size=1)))
+    assert [list(b.user_ids) for b in batches] == [["ann"], ["bob"]] and {b.total for b in batches} == {2}
+    everyone = list(profile.ListUsers(profile_pb2.ListUsersRequest()))
+    assert [u for b in everyone for u in b.user_ids] == ["ann", "bob", "cat", "dan"]
+    with pytest.raises(grpc.RpcError) as error:
+        list(profile.ListUsers(profile_pb2.ListUsersRequest(batch_size=10_001)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_concurrent_writers_of_the_same_events_store_each_once(profile) -> None:
     batch = [event(f"c{i}", user=f"u{i % 7}", item=f"i{i}") for i in range(200)]
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -48,6 +48,11 @@ FEEDBACK_EVENTS = Counter(
     "Feedback events by outcome (accepted, duplicate, rejected).",
     ["outcome"],
 )
+PUSHES = Counter(
+    "recsys_pushes_total",
+    "Push outcomes: planned, by template and language, or skipped (template and language empty).",
+    ["outcome", "template", "language"],
+)
 
 
 class _Measured(TimedCall):

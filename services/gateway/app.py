@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from recsys.gateway.v1 import gateway_pb2_grpc
 from services.gateway.feedback import FeedbackRecorder
+from services.gateway.push.log import PushLog
+from services.gateway.push.planner import PushPlanner
 from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer
 from services.gateway.store import GatewayStore
@@ -18,9 +20,13 @@ NAME = "gateway"
 def build(settings: Settings) -> ServiceApp:
     store = GatewayStore(settings.database_url(NAME))
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
+    recommender = Recommender(clients, store, settings.stage_deadline_s, settings.policy.consider)
+    push_log = PushLog(store, settings.push)
     servicer = GatewayServicer(
-        Recommender(clients, store, settings.stage_deadline_s, settings.policy.consider),
-        FeedbackRecorder(clients, settings.stage_deadline_s),
+        recommender,
+        FeedbackRecorder(clients, settings.stage_deadline_s, push_log),
+        PushPlanner(recommender, push_log, clients, settings.push),
+        push_log,
     )
     return assemble(
         NAME,

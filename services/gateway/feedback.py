@@ -4,7 +4,8 @@ Events are acknowledged only after the profile service has committed them; if
 it cannot, the caller gets UNAVAILABLE and may resend the same batch (events
 are idempotent by event_id). Every stored or duplicate event that answers a
 recommendation is forwarded as a reward; rewards are idempotent by event_id,
-so forwarding duplicates again heals a forward that failed earlier.
+so forwarding duplicates again heals a forward that failed earlier. Events that
+answer a push (its request_id) also mark it opened or converted in the push log.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
+from services.gateway.push.log import PushLog
 from shared import metrics
 from shared.clients import SuiteClients
 from shared.errors import Unavailable, require
@@ -29,9 +31,10 @@ REWARD_CONCURRENCY = 16
 
 
 class FeedbackRecorder:
-    def __init__(self, clients: SuiteClients, deadline_s: float) -> None:
+    def __init__(self, clients: SuiteClients, deadline_s: float, push_log: PushLog) -> None:
         self.clients = clients
         self.deadline_s = deadline_s
+        self.push_log = push_log
 
     async def _store(self, events: list[common_pb2.Event]) -> common_pb2.IngestSummary:
         try:
@@ -81,6 +84,11 @@ class FeedbackRecorder:
         metrics.FEEDBACK_EVENTS.labels("rejected").inc(len(summary.rejected))
         rejected = {rejection.index for rejection in summary.rejected}
         answering = [e for i, e in enumerate(events) if i not in rejected and e.request_id]
+        if answering:
+            try:
+                await asyncio.to_thread(self.push_log.mark_feedback, answering)
+            except Exception:
+                log.exception("could not mark push feedback (the events are stored)")
         limit = asyncio.Semaphore(REWARD_CONCURRENCY)
         forwarded = await asyncio.gather(*(self._reward(event, limit) for event in answering))
         return gateway_pb2.RecordFeedbackResponse(summary=summary, rewards_forwarded=sum(forwarded))

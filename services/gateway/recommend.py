@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
@@ -71,6 +72,7 @@ class Progress:
     degraded: list[str] = field(default_factory=list)
     versions: list[common_pb2.ModelVersion] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    purchased: frozenset[str] = frozenset()
     context: frozenset[str] = frozenset()  # the request's context items, used as history when cold
     portrait: profile_pb2.Portrait = field(default_factory=profile_pb2.Portrait)
     popular_segment: str = ""
@@ -85,6 +87,48 @@ class Progress:
         log.warning("stage %s degraded: %s %s", stage, error.code().name, error.details())
         metrics.STAGE_DEGRADED.labels(stage).inc()
         self.degraded.append(stage)
+
+
+@dataclass
+class Decision:
+    """What the stages decided for one request: the policy's slate and what is known about it."""
+
+    user_id: str
+    progress: Progress
+    slate: list[Choice]
+    catalog: dict[str, common_pb2.Item]
+    # the ranker's score of every ranked candidate; empty when the ranking stage was degraded
+    ranker_scores: dict[str, float]
+    candidate_count: int
+    count: int
+    surface: str
+
+    def evidence(self, choice: Choice) -> Evidence:
+        """What the gateway knows about one chosen item and its shopper, for reasons."""
+        progress = self.progress
+        return Evidence(
+            source=choice.source,
+            item=self.catalog.get(choice.item_id),
+            top_features=choice.top_features,
+            anchor=self.catalog.get(choice.anchor_item_id),
+            related=self.catalog.get(choice.related_item_id),
+            graph_path=choice.graph_path,
+            context=progress.context,
+            buyers=choice.buyers,
+            segment=progress.popular_segment,
+            purchases=progress.purchase_count,
+            portrait=progress.portrait,
+        )
+
+    def confidence(self) -> dict[str, float]:
+        """The ranker's probability of each candidate among all ranked ones (its scores are the logits of
+        a softmax over the list); empty when the ranking stage was degraded."""
+        if not self.ranker_scores:
+            return {}
+        ids = list(self.ranker_scores)
+        logits = np.array([self.ranker_scores[i] for i in ids])
+        weights = np.exp(logits - logits.max())
+        return dict(zip(ids, (weights / weights.sum()).tolist(), strict=True))
 
 
 def _margin(item: common_pb2.Item) -> float:
@@ -168,7 +212,8 @@ class Recommender:
         progress.purchase_count = response.profile.purchase_count
         if response.profile.HasField("last_event_time"):
             progress.last_event_time = response.profile.last_event_time
-        progress.exclude.update(response.profile.purchased_item_ids)
+        progress.purchased = frozenset(response.profile.purchased_item_ids)
+        progress.exclude.update(progress.purchased)
 
     async def _popular(self, segment: str, progress: Progress) -> list[Choice]:
         """Popular items straight from the catalog; the last good answer if that fails too."""
@@ -309,7 +354,8 @@ class Recommender:
             return {}
         return {item.item_id: item for item in response.items}
 
-    async def recommend(self, request: gateway_pb2.RecommendRequest) -> gateway_pb2.RecommendResponse:
+    async def decide(self, request: gateway_pb2.RecommendRequest) -> Decision:
+        """Runs the stages for a request (validated here) up to the policy's slate."""
         count, surface = validate(request)
         user_id = request.user_id
         progress = Progress(request_id=uuid.uuid4().hex, exclude=set(request.exclude_item_ids))
@@ -321,6 +367,7 @@ class Recommender:
             progress.exclude.update(progress.history)
         choices = await self._candidates(user_id, request.segment, progress)
         ranked = await self._rank(user_id, surface, choices, progress) if choices else []
+        scores = {c.item_id: c.score for c in ranked} if progress.ranking_version else {}
         ranked = ranked[: max(self.consider, count)]
         catalog = await self._catalog(
             [c.item_id for c in ranked]
@@ -329,6 +376,11 @@ class Recommender:
             progress,
         )
         slate = await self._select(request, surface, count, ranked, catalog, progress) if ranked else []
+        return Decision(user_id, progress, slate, catalog, scores, len(choices), count, surface)
+
+    async def recommend(self, request: gateway_pb2.RecommendRequest) -> gateway_pb2.RecommendResponse:
+        decision = await self.decide(request)
+        progress = decision.progress
         response = gateway_pb2.RecommendResponse(
             request_id=progress.request_id,
             model_versions=_distinct(progress.versions),
@@ -336,23 +388,9 @@ class Recommender:
             cold_start=progress.cold_start,
             policy=progress.policy,
         )
-        for choice in slate:
-            item = catalog.get(choice.item_id)
-            explained = explain(
-                Evidence(
-                    source=choice.source,
-                    item=item,
-                    top_features=choice.top_features,
-                    anchor=catalog.get(choice.anchor_item_id),
-                    related=catalog.get(choice.related_item_id),
-                    graph_path=choice.graph_path,
-                    context=progress.context,
-                    buyers=choice.buyers,
-                    segment=progress.popular_segment,
-                    purchases=progress.purchase_count,
-                    portrait=progress.portrait,
-                )
-            )
+        for choice in decision.slate:
+            item = decision.catalog.get(choice.item_id)
+            explained = explain(decision.evidence(choice))
             response.items.add(
                 item_id=choice.item_id,
                 score=choice.score,
@@ -367,11 +405,11 @@ class Recommender:
                 title=item.title if item else "",
                 price=item.price if item else 0.0,
             )
-        self._annotate(response, len(choices))
-        metrics.RECOMMENDED_ITEMS.labels(progress.policy, str(progress.ranking_version), surface).inc(
-            len(response.items)
-        )
-        await self._log(user_id, surface, count, response)
+        self._annotate(response, decision.candidate_count)
+        metrics.RECOMMENDED_ITEMS.labels(
+            progress.policy, str(progress.ranking_version), decision.surface
+        ).inc(len(response.items))
+        await self._log(request.user_id, decision.surface, decision.count, response)
         return response
 
     @staticmethod

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from services.gateway.feedback import FeedbackRecorder
+from services.gateway.push.log import PushLog
+from services.gateway.push.planner import PushPlanner
+from services.gateway.push.settings import validate_settings
 from services.gateway.recommend import Recommender
-from shared.errors import Unimplemented
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, recommender: Recommender, feedback: FeedbackRecorder) -> None:
+    def __init__(
+        self, recommender: Recommender, feedback: FeedbackRecorder, pushes: PushPlanner, push_log: PushLog
+    ) -> None:
         self.recommender = recommender
         self.feedback = feedback
+        self.pushes = pushes
+        self.push_log = push_log
 
     async def Recommend(
         self, request: gateway_pb2.RecommendRequest, context: grpc.aio.ServicerContext
@@ -30,10 +37,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def GeneratePush(
         self, request: gateway_pb2.GeneratePushRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.GeneratePushResponse:
-        raise Unimplemented("GeneratePush is not implemented yet")
+        return await self.pushes.generate(request)
 
     async def PlanPushCampaign(
         self, request: gateway_pb2.PlanPushCampaignRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gateway_pb2.PlanPushCampaignResponse]:
-        raise Unimplemented("PlanPushCampaign is not implemented yet")
-        yield  # an async generator, as every server-streaming method
+        async for response in self.pushes.campaign(request):
+            yield response
+
+    async def UpdatePushSettings(
+        self, request: gateway_pb2.UpdatePushSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.UpdatePushSettingsResponse:
+        entries = validate_settings(list(request.settings))
+        stored = await asyncio.to_thread(self.push_log.save_settings, entries)
+        return gateway_pb2.UpdatePushSettingsResponse(stored=stored)

@@ -11,92 +11,13 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
-from services.candidates.app import build as build_candidates
 from services.gateway.app import build as build_gateway
-from services.items.app import build as build_items
-from services.policy.app import build as build_policy
-from services.profile.app import build as build_profile
-from services.ranking.app import build as build_ranking
 from shared.auth import bearer_metadata, read_key
-from shared.cli import training
 from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
 from shared.text_encoder import Fact, facts_of
-from tests.support import ServerThread, make_settings, suite_env
-
-BUILDERS = {
-    "profile": build_profile,
-    "items": build_items,
-    "candidates": build_candidates,
-    "ranking": build_ranking,
-    "policy": build_policy,
-    "gateway": build_gateway,
-}
-ITEMS = [f"item{n:02d}" for n in range(30)]
-# Shoppers buy within one of three groups of ten items, so co-occurrence has structure.
-BASKETS = {f"user{u}": [ITEMS[(u % 3) * 10 + (u + k) % 10] for k in range(4)] for u in range(30)}
-# The first group's shoppers are from the north, the others from the south: each segment has its
-# own favourites.
-SEGMENTS = {f"user{u}": "North" if u % 3 == 0 else "South" for u in range(30)}
-
-
-async def _fill(settings) -> None:
-    clients = SuiteClients(settings.addresses, 10)
-    try:
-        await clients.items.UpsertItems(
-            iter(
-                [
-                    items_pb2.UpsertItemsRequest(
-                        items=[common_pb2.Item(item_id=i, title=f"Title {i}") for i in ITEMS]
-                    )
-                ]
-            )
-        )
-        events = [
-            common_pb2.Event(
-                event_id=f"{user}:{item}",
-                user_id=user,
-                item_id=item,
-                type=common_pb2.EVENT_TYPE_PURCHASE,
-                segment=SEGMENTS[user],
-            )
-            for user, basket in BASKETS.items()
-            for item in basket
-        ]
-        await clients.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]))
-        snapshot = await training.export_snapshot(clients, settings.snapshot_dir)
-        assert snapshot.event_count == len(events)
-        assert len(snapshot.catalog_price_scaled) == len(ITEMS)
-        training.fit_and_publish(snapshot, settings, list(training.TRAINERS))
-    finally:
-        await clients.close()
-
-
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    settings = make_settings(str(home), **suite_env())
-    servers = {name: ServerThread(build, settings, settings.ports[name]) for name, build in BUILDERS.items()}
-    asyncio.run(_fill(settings))
-    for name in ("items", "candidates", "ranking"):
-        servers[name].run(servers[name].running.app.startup())  # load the models published above
-    yield settings, servers
-    for server in servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def gateway(suite):
-    settings, servers = suite
-    with grpc.insecure_channel(servers["gateway"].address) as channel:
-        yield gateway_pb2_grpc.GatewayServiceStub(channel), bearer_metadata(read_key(settings))
-
-
-def recommend(gateway, user_id="user1", count=5, **kwargs):
-    stub, metadata = gateway
-    return stub.Recommend(
-        gateway_pb2.RecommendRequest(user_id=user_id, count=count, **kwargs), metadata=metadata, timeout=10
-    )
+from tests.support import ServerThread, make_settings
+from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, recommend
 
 
 def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
@@ -252,16 +173,6 @@ def test_callers_need_the_api_key_but_probes_do_not(suite) -> None:
         assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-
-
-def test_push_rpcs_are_declared_but_unimplemented(gateway) -> None:
-    stub, metadata = gateway
-    with pytest.raises(grpc.RpcError) as raised:
-        stub.GeneratePush(gateway_pb2.GeneratePushRequest(user_id="user1"), metadata=metadata, timeout=5)
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    with pytest.raises(grpc.RpcError) as raised:
-        list(stub.PlanPushCampaign(gateway_pb2.PlanPushCampaignRequest(), metadata=metadata, timeout=5))
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:

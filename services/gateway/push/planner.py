@@ -1,0 +1,247 @@
+"""GeneratePush and PlanPushCampaign: choose, write and time each shopper's push.
+
+The item comes from the Recommend pipeline itself (surface "push", items
+pushed within the dedupe window left out), so the policy logs the decision and
+is rewarded when the shopper opens (CLICK) or buys (PURCHASE) with the push's
+request_id. The first slate item that is in stock, that the ranker is confident
+enough about, and that offers an occasion whose template can be written
+becomes the push; its send time is the shopper's best local hour outside quiet
+hours, and the fatigue rules are checked again when it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import grpc
+
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from recsys.profile.v1 import profile_pb2
+from services.gateway.push.log import CampaignMismatch, Outcome, PushLog, UserSettings
+from services.gateway.push.occasions import PushFacts, occasions
+from services.gateway.push.templates import LANGUAGES, SlotMissing, TooLong, language_of, reason, render
+from services.gateway.push.timing import QuietHours, send_time
+from services.gateway.recommend import Choice, Decision, Recommender
+from shared import metrics
+from shared.clients import SuiteClients
+from shared.config import CURRENCY_SYMBOLS, PushConfig
+from shared.errors import FailedPrecondition, Unavailable, require
+from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
+
+log = logging.getLogger(__name__)
+
+SLATE = 10  # items the pipeline offers each push
+MAX_CAMPAIGN_ID = 64
+CAMPAIGN_PAGE = 200  # shoppers read, planned and stored together
+CAMPAIGN_CONCURRENCY = 8  # shoppers planned at once
+LIST_DEADLINE_S = 60.0
+
+
+def _money(currency: str):
+    symbol = CURRENCY_SYMBOLS[currency]
+    return lambda amount: f"{symbol}{amount:,.2f}"
+
+
+def _language(tag: str) -> str:
+    language = language_of(tag)
+    require(language is not None, f"language {tag!r} is not supported: use one of {', '.join(LANGUAGES)}")
+    return language  # type: ignore[return-value]
+
+
+class PushPlanner:
+    def __init__(
+        self, recommender: Recommender, push_log: PushLog, clients: SuiteClients, config: PushConfig
+    ) -> None:
+        self.recommender = recommender
+        self.log = push_log
+        self.clients = clients
+        self.config = config
+        self.quiet = QuietHours(config.quiet_start, config.quiet_end)
+        self.money = _money(config.currency)
+
+    async def generate(self, request: gateway_pb2.GeneratePushRequest) -> gateway_pb2.GeneratePushResponse:
+        require(bool(request.user_id.strip()), "user_id must not be empty")
+        require(len(request.user_id) <= MAX_ID_LENGTH, f"user_id must be at most {MAX_ID_LENGTH} characters")
+        language = _language(request.language) if request.language else ""
+        settings = (await asyncio.to_thread(self.log.settings_of, [request.user_id])).get(request.user_id)
+        outcome = await self._plan(request.user_id, language, settings, "")
+        if not outcome.retry:
+            outcome = (await asyncio.to_thread(self.log.record, [outcome]))[0]
+        self._count(outcome)
+        return gateway_pb2.GeneratePushResponse(push=outcome.push, skip_reason=outcome.skip_reason)
+
+    async def campaign(
+        self, request: gateway_pb2.PlanPushCampaignRequest
+    ) -> AsyncIterator[gateway_pb2.PlanPushCampaignResponse]:
+        campaign_id = request.campaign_id
+        require(
+            len(campaign_id.strip()) > 0 and len(campaign_id) <= MAX_CAMPAIGN_ID,
+            f"campaign_id must hold 1 to {MAX_CAMPAIGN_ID} characters",
+        )
+        require(
+            len(request.segment) <= MAX_SEGMENT_LENGTH,
+            f"segment must be at most {MAX_SEGMENT_LENGTH} characters",
+        )
+        try:
+            await asyncio.to_thread(self.log.open_campaign, campaign_id, request.segment)
+        except CampaignMismatch as error:
+            raise FailedPrecondition(str(error)) from error
+        listing = self.clients.profile.ListUsers(
+            profile_pb2.ListUsersRequest(segment=request.segment, batch_size=CAMPAIGN_PAGE),
+            timeout=LIST_DEADLINE_S,
+        )
+        try:
+            async for page in listing:
+                async for response in self._plan_page(campaign_id, list(page.user_ids), page.total):
+                    yield response
+        except grpc.aio.AioRpcError as error:
+            raise Unavailable(
+                f"the profile service could not list the shoppers ({error.code().name}); rerun the same "
+                "campaign_id to resume"
+            ) from error
+
+    async def _plan_page(
+        self, campaign_id: str, user_ids: list[str], total: int
+    ) -> AsyncIterator[gateway_pb2.PlanPushCampaignResponse]:
+        known = await asyncio.to_thread(self.log.campaign_outcomes, campaign_id, user_ids)
+        for user_id in user_ids:
+            if user_id in known:
+                yield self._campaign_response(known[user_id], total, replayed=True)
+        fresh = [user_id for user_id in user_ids if user_id not in known]
+        if not fresh:
+            return
+        settings = await asyncio.to_thread(self.log.settings_of, fresh)
+        limit = asyncio.Semaphore(CAMPAIGN_CONCURRENCY)
+
+        async def plan(user_id: str) -> Outcome:
+            async with limit:
+                return await self._plan(user_id, "", settings.get(user_id), campaign_id)
+
+        planned = await asyncio.gather(*(plan(user_id) for user_id in fresh))
+        stored = iter(
+            await asyncio.to_thread(self.log.record, [o for o in planned if not o.retry], campaign_id)
+        )
+        for outcome in planned:
+            final = outcome if outcome.retry else next(stored)
+            self._count(final)
+            yield self._campaign_response(final, total, replayed=False)
+
+    @staticmethod
+    def _campaign_response(
+        outcome: Outcome, total: int, replayed: bool
+    ) -> gateway_pb2.PlanPushCampaignResponse:
+        return gateway_pb2.PlanPushCampaignResponse(
+            push=outcome.push,
+            user_id=outcome.user_id,
+            skip_reason=outcome.skip_reason,
+            users_total=total,
+            replayed=replayed,
+        )
+
+    @staticmethod
+    def _count(outcome: Outcome) -> None:
+        if outcome.push is not None:
+            metrics.PUSHES.labels("planned", outcome.push.template, outcome.push.language).inc()
+        else:
+            metrics.PUSHES.labels("skipped", "", "").inc()
+
+    async def _plan(
+        self, user_id: str, language: str, settings: UserSettings | None, campaign_id: str
+    ) -> Outcome:
+        """The push for one shopper, or why none (not yet checked against the stored pushes)."""
+        if settings is not None and settings.opted_out:
+            return Outcome(user_id, skip_reason="opted out")
+        language = language or language_of(settings.language if settings else "") or "en"
+        now = datetime.now(UTC)
+        pushed = await asyncio.to_thread(self.log.recently_pushed, user_id, now)
+        decision = await self.recommender.decide(
+            gateway_pb2.RecommendRequest(
+                user_id=user_id, count=SLATE, surface="push", exclude_item_ids=sorted(pushed)
+            )
+        )
+        if decision.progress.cold_start:
+            return Outcome(user_id, skip_reason="the shopper has no events yet")
+        confidence = decision.confidence()
+        if not confidence:
+            stages = ", ".join(decision.progress.degraded) or "ranking"
+            return Outcome(user_id, skip_reason=f"no confidence to push on: {stages} degraded", retry=True)
+        zone = ZoneInfo((settings.time_zone if settings else "") or self.config.time_zone)
+        key = f"{campaign_id}:{user_id}" if campaign_id else uuid.uuid4().hex
+        when = send_time(now, decision.progress.portrait.hour_shares, zone, self.quiet, key)
+        best = 0.0
+        for choice in decision.slate:
+            item = decision.catalog.get(choice.item_id)
+            if item is None or item.stock_status == common_pb2.STOCK_STATUS_OUT_OF_STOCK:
+                continue
+            probability = confidence.get(choice.item_id, 0.0)
+            best = max(best, probability)
+            if probability < self.config.min_confidence:
+                continue
+            push = self._write(decision, choice, language, now, when, probability)
+            if push is not None:
+                push.campaign_id = campaign_id
+                return Outcome(user_id, push)
+        if best < self.config.min_confidence:
+            return Outcome(
+                user_id,
+                skip_reason=f"no item reaches the minimum confidence {self.config.min_confidence:g} "
+                f"(best {best:.4f})",
+            )
+        return Outcome(user_id, skip_reason="no confident item has a fact to write about")
+
+    def _write(
+        self,
+        decision: Decision,
+        choice: Choice,
+        language: str,
+        now: datetime,
+        when: datetime,
+        probability: float,
+    ) -> gateway_pb2.PushMessage | None:
+        """The message for the item's first occasion whose template can be written, or None."""
+        progress = decision.progress
+        facts = PushFacts(
+            evidence=decision.evidence(choice),
+            purchased=progress.purchased,
+            recent=frozenset(progress.history),
+            now=now,
+            fresh=timedelta(days=self.config.fresh_days),
+            money=self.money,
+        )
+        for occasion in occasions(facts):
+            try:
+                text = render(occasion.name, language, occasion.slots)
+                sentence = reason(occasion.reason_key, language, occasion.slots)
+            except (SlotMissing, TooLong) as why:
+                log.debug("push %s for %s not written: %s", occasion.name, choice.item_id, why)
+                continue
+            push_id = uuid.uuid4().hex
+            push = gateway_pb2.PushMessage(
+                push_id=push_id,
+                user_id=decision.user_id,
+                item_ids=[choice.item_id],
+                title=text.title,
+                body=text.body,
+                deep_link=self.config.deep_link.format(
+                    item_id=quote(choice.item_id, safe=""),
+                    push_id=push_id,
+                    request_id=progress.request_id,
+                    user_id=quote(decision.user_id, safe=""),
+                ),
+                template=occasion.name,
+                reason=sentence,
+                language=language,
+                reason_facts=[gateway_pb2.ReasonFact(kind=k, value=v) for k, v in occasion.facts],
+                confidence=probability,
+                request_id=progress.request_id,
+            )
+            push.send_time.FromDatetime(when)
+            return push
+        return None

@@ -1,0 +1,31 @@
+"""Fixtures of the gateway tests: one simulated suite for the package."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from recsys.gateway.v1 import gateway_pb2_grpc
+from shared.auth import bearer_metadata, read_key
+from tests.support import ServerThread, make_settings, suite_env
+from tests.unit.gateway.suite import BUILDERS, fill_suite
+
+
+@pytest.fixture(scope="package")
+def suite(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    settings = make_settings(str(home), **suite_env())
+    servers = {name: ServerThread(build, settings, settings.ports[name]) for name, build in BUILDERS.items()}
+    asyncio.run(fill_suite(settings))
+    for name in ("items", "candidates", "ranking"):
+        servers[name].run(servers[name].running.app.startup())  # load the models published above
+    yield settings, servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def gateway(suite):
+    settings, servers = suite
+    with grpc.insecure_channel(servers["gateway"].address) as channel:
+        yield gateway_pb2_grpc.GatewayServiceStub(channel), bearer_metadata(read_key(settings))

@@ -1,0 +1,69 @@
+"""The simulated suite the gateway tests share: six services in-process over real gRPC and SQLite,
+with thirty items bought in three groups by thirty shoppers from two segments."""
+
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from recsys.items.v1 import items_pb2
+from recsys.profile.v1 import profile_pb2
+from services.candidates.app import build as build_candidates
+from services.gateway.app import build as build_gateway
+from services.items.app import build as build_items
+from services.policy.app import build as build_policy
+from services.profile.app import build as build_profile
+from services.ranking.app import build as build_ranking
+from shared.cli import training
+from shared.clients import SuiteClients
+
+BUILDERS = {
+    "profile": build_profile,
+    "items": build_items,
+    "candidates": build_candidates,
+    "ranking": build_ranking,
+    "policy": build_policy,
+    "gateway": build_gateway,
+}
+ITEMS = [f"item{n:02d}" for n in range(30)]
+# Shoppers buy within one of three groups of ten items, so co-occurrence has structure.
+BASKETS = {f"user{u}": [ITEMS[(u % 3) * 10 + (u + k) % 10] for k in range(4)] for u in range(30)}
+# The first group's shoppers are from the north, the others from the south: each segment has its
+# own favourites.
+SEGMENTS = {f"user{u}": "North" if u % 3 == 0 else "South" for u in range(30)}
+
+
+async def fill_suite(settings) -> None:
+    clients = SuiteClients(settings.addresses, 10)
+    try:
+        await clients.items.UpsertItems(
+            iter(
+                [
+                    items_pb2.UpsertItemsRequest(
+                        items=[common_pb2.Item(item_id=i, title=f"Title {i}") for i in ITEMS]
+                    )
+                ]
+            )
+        )
+        events = [
+            common_pb2.Event(
+                event_id=f"{user}:{item}",
+                user_id=user,
+                item_id=item,
+                type=common_pb2.EVENT_TYPE_PURCHASE,
+                segment=SEGMENTS[user],
+            )
+            for user, basket in BASKETS.items()
+            for item in basket
+        ]
+        await clients.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]))
+        snapshot = await training.export_snapshot(clients, settings.snapshot_dir)
+        assert snapshot.event_count == len(events)
+        assert len(snapshot.catalog_price_scaled) == len(ITEMS)
+        training.fit_and_publish(snapshot, settings, list(training.TRAINERS))
+    finally:
+        await clients.close()
+
+
+def recommend(gateway, user_id="user1", count=5, **kwargs):
+    stub, metadata = gateway
+    return stub.Recommend(
+        gateway_pb2.RecommendRequest(user_id=user_id, count=count, **kwargs), metadata=metadata, timeout=10
+    )

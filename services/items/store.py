@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,8 @@ from recsys.common.v1 import common_pb2
 from shared.db import Store, not_yet_stored
 
 LOOKUP_CHUNK = 500
+CACHE_S = 30.0  # how stale a catalog read may be after another replica's upsert
+CACHE_ITEMS = 200_000
 
 metadata = MetaData()
 catalog = Table(
@@ -128,8 +133,44 @@ def _item(row: object) -> common_pb2.Item:
 
 
 class ItemsStore(Store):
+    """The catalog. Reads go through a small in-memory cache: an upsert on this process clears its
+    items at once, and any entry (another replica may have changed it) lives CACHE_S seconds."""
+
     service = "items"
     migrations = Path(__file__).parent / "migrations"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._cache: OrderedDict[str, tuple[float, common_pb2.Item | None]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def _forget(self, item_ids: Iterable[str]) -> None:
+        with self._cache_lock:
+            for item_id in item_ids:
+                self._cache.pop(item_id, None)
+
+    def _cached(self, item_ids: Sequence[str], now: float) -> tuple[dict[str, common_pb2.Item], list[str]]:
+        """The cached items among `item_ids`, and the ids to read from the database."""
+        found: dict[str, common_pb2.Item] = {}
+        missing: list[str] = []
+        with self._cache_lock:
+            for item_id in item_ids:
+                entry = self._cache.get(item_id)
+                if entry is None or now - entry[0] > CACHE_S:
+                    missing.append(item_id)
+                    continue
+                self._cache.move_to_end(item_id)
+                if entry[1] is not None:
+                    found[item_id] = entry[1]
+        return found, missing
+
+    def _remember(self, read: dict[str, common_pb2.Item], asked: Sequence[str], now: float) -> None:
+        with self._cache_lock:
+            for item_id in asked:
+                self._cache[item_id] = (now, read.get(item_id))
+                self._cache.move_to_end(item_id)
+            while len(self._cache) > CACHE_ITEMS:
+                self._cache.popitem(last=False)
 
     def upsert(
         self, items: Sequence[common_pb2.Item], dropped: Sequence[tuple[str, str, str]] = ()
@@ -183,16 +224,22 @@ class ItemsStore(Store):
             result.inserted = len(new_rows)
             result.updated = len(changed)
             result.unchanged = len(latest) - len(new_rows) - len(changed)
+        self._forget(latest)
         return result
 
     def get(self, item_ids: Sequence[str]) -> dict[str, common_pb2.Item]:
-        found: dict[str, common_pb2.Item] = {}
-        with self.engine.connect() as connection:
-            for start in range(0, len(item_ids), LOOKUP_CHUNK):
-                chunk = item_ids[start : start + LOOKUP_CHUNK]
-                for row in connection.execute(select(catalog).where(catalog.c.item_id.in_(chunk))):
-                    found[row.item_id] = _item(row)
-        return found
+        """The stored items among `item_ids` (unknown ids are left out). Callers must not change them."""
+        now = time.monotonic()
+        found, missing = self._cached(item_ids, now)
+        read: dict[str, common_pb2.Item] = {}
+        if missing:
+            with self.engine.connect() as connection:
+                for start in range(0, len(missing), LOOKUP_CHUNK):
+                    chunk = missing[start : start + LOOKUP_CHUNK]
+                    for row in connection.execute(select(catalog).where(catalog.c.item_id.in_(chunk))):
+                        read[row.item_id] = _item(row)
+            self._remember(read, missing, now)
+        return {**found, **read}
 
     def export(self, batch_size: int) -> Iterator[list[common_pb2.Item]]:
         """The whole catalog in id order, in batches (keyset pagination)."""

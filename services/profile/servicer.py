@@ -165,8 +165,9 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             f"segment must be at most {MAX_SEGMENT_LENGTH} characters",
         )
         size = _bounded(request.batch_size, DEFAULT_LIST_BATCH, MAX_LIST_BATCH, "batch_size")
+        require(request.limit >= 0, "limit must not be negative")
         total = await asyncio.to_thread(self.store.count_users, request.segment)
-        batches = self.store.user_ids(request.segment, size)
+        batches = self.store.user_ids(request.segment, size, request.after_user_id, request.limit)
         while True:
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:

@@ -374,20 +374,22 @@ class ProfileStore(Store):
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
 
-    def user_ids(self, segment: str, batch_size: int) -> Iterator[list[str]]:
-        """The ids of the segment's shoppers (everyone's when empty) in ascending order, in batches
-        (keyset pagination)."""
-        last = ""
-        while True:
+    def user_ids(self, segment: str, batch_size: int, after: str = "", limit: int = 0) -> Iterator[list[str]]:
+        """The ids of the segment's shoppers (everyone's when empty) greater than `after`, in ascending
+        order, in batches (keyset pagination); at most `limit` in all unless it is 0."""
+        last, left = after, limit or None
+        while left is None or left > 0:
+            size = batch_size if left is None else min(batch_size, left)
             query = select(users.c.user_id).where(users.c.user_id > last)
             if segment:
                 query = query.where(users.c.segment == segment)
-            query = query.order_by(users.c.user_id).limit(batch_size)
+            query = query.order_by(users.c.user_id).limit(size)
             with self.engine.connect() as connection:
                 batch = list(connection.execute(query).scalars())
             if not batch:
                 return
             last = batch[-1]
+            left = None if left is None else left - len(batch)
             yield batch
 
     def history(self, user_id: str, limit: int) -> list[EventRecord]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import statistics
 import time
 from pathlib import Path
@@ -12,12 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shared.auth import ensure_key_file, read_key
+from shared.auth import read_key
 from shared.cli.common import settings, with_clients
 from shared.cli.progress import console
-from shared.cli.supervisor import Suite, free_ports_env
+from shared.cli.supervisor import fresh_suite
 from shared.cli.training import SERVED, TRAINERS, run_training
-from shared.config import Settings, load_settings
+from shared.config import Settings
 from shared.evaluation import protocols
 from shared.evaluation.candidates import MERGED, source_rankings
 from shared.evaluation.cold_start import ColdStartReport, evaluate_cold_start
@@ -202,13 +201,7 @@ def _evaluate_served(config: Settings, split: protocols.Split, gan: bool) -> Mod
     and only then is the whole suite awaited.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
-    env = {**free_ports_env(), "RECSYS_HOME": str(home), "RECSYS_DEMO": "0", "RECSYS_MODEL_POLL_S": "0.5"}
-    suite_config = dataclasses.replace(load_settings({**os.environ, **env}), candidate_gan=gan)
-    ensure_key_file(suite_config.api_key_file)
-    suite = Suite(suite_config)
-    suite.start(env)
-    try:
-        suite.wait_ready(only=("profile", "items"))
+    with fresh_suite(home, {"RECSYS_CANDIDATES_GAN": "1" if gan else "0"}) as (suite, suite_config):
         stored = with_clients(
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
@@ -220,8 +213,6 @@ def _evaluate_served(config: Settings, split: protocols.Split, gan: bool) -> Mod
             lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
         )
         seconds = time.perf_counter() - started
-    finally:
-        suite.stop()
     p50 = statistics.median(latencies) if latencies else float("nan")
     console.print(f"served: {len(rankings)} users in {seconds:.1f}s, Recommend p50 {p50:.1f} ms")
     name = "served pipeline (gRPC" + (", with the candidate GAN)" if gan else ", without the candidate GAN)")

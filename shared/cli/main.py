@@ -28,6 +28,7 @@ from shared.cli.data import data_app, import_demo
 from shared.cli.evaluate import evaluate
 from shared.cli.policy import policy_app
 from shared.cli.progress import console
+from shared.cli.push import push_app
 from shared.cli.supervisor import Suite, SuiteError, check_health, free_port
 from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.db import Store
@@ -421,4 +422,5 @@ def bench(
 
 app.add_typer(data_app, name="data")
 app.add_typer(policy_app, name="policy")
+app.add_typer(push_app, name="push")
 app.command("eval")(evaluate)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +17,12 @@ from rich.table import Table
 from services.policy.offpolicy import Evaluation, evaluate
 from services.policy.policies import fusion, named_policies
 from services.policy.store import PolicyStore
-from shared.auth import ensure_key_file, read_key
+from shared.auth import read_key
 from shared.cli.common import settings, with_clients
 from shared.cli.progress import console, progress_bar
-from shared.cli.supervisor import Suite, free_ports_env
+from shared.cli.supervisor import fresh_suite
 from shared.cli.training import SERVED, run_training
-from shared.config import POLICY_KINDS, RANKERS, Settings, load_settings
+from shared.config import POLICY_KINDS, RANKERS, Settings
 from shared.evaluation.policy_report import BASELINE, Interval, plot, summarize
 from shared.evaluation.simulation import SessionResult, SimulatedShop, history_events, run_sessions
 from shared.importers.loader import load
@@ -142,21 +141,12 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
     shop = make_shop(options["items"], seed)
     names = options["policies"]
     env = {
-        **free_ports_env(),
-        "RECSYS_HOME": str(home),
-        "RECSYS_DEMO": "0",
-        "RECSYS_MODEL_POLL_S": "0.5",
         "RECSYS_RANKER": options["ranker"],
         "RECSYS_POLICY_SALT": f"simulation-{seed}",
         "RECSYS_POLICIES": _equal_shares(names),
         "RECSYS_POLICY_EPSILON": str(options["epsilon"]),
     }
-    suite_config = load_settings({**os.environ, **env})
-    ensure_key_file(suite_config.api_key_file)
-    suite = Suite(suite_config)
-    suite.start(env)
-    try:
-        suite.wait_ready(only=("profile", "items"))
+    with fresh_suite(home, env) as (suite, suite_config):
         with_clients(
             lambda c: load(
                 c, catalog(shop), history_events(seed, shop, options["shoppers"], options["days"]), None
@@ -207,8 +197,6 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
                 f"({len(served)} sessions)"
             )
         return run
-    finally:
-        suite.stop()
 
 
 def print_off_policy_check(runs: dict[int, SeedRun]) -> None:

@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.artifacts import CANDIDATE_GAN
-from shared.config import MODEL_SERVER, SERVICES, Settings
+from shared.auth import ensure_key_file
+from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 
 READY_TIMEOUT_S = 90.0
 
@@ -126,3 +128,26 @@ class Suite:
                 process.kill()
                 process.wait()
         return {name: process.returncode for name, process in self.processes.items()}
+
+
+@contextmanager
+def fresh_suite(home: Path, env: Mapping[str, str]) -> Iterator[tuple[Suite, Settings]]:
+    """A whole suite on free ports with its state under `home` and no demo data, for benchmarks and
+    simulations; yields once profile and items are ready (the data goes in before the models), and
+    stops every process at the end."""
+    env = {
+        **free_ports_env(),
+        "RECSYS_HOME": str(home),
+        "RECSYS_DEMO": "0",
+        "RECSYS_MODEL_POLL_S": "0.5",
+        **env,
+    }
+    config = load_settings({**os.environ, **env})
+    ensure_key_file(config.api_key_file)
+    suite = Suite(config)
+    suite.start(env)
+    try:
+        suite.wait_ready(only=("profile", "items"))
+        yield suite, config
+    finally:
+        suite.stop()

@@ -41,7 +41,7 @@ SLATE = 10  # items the pipeline offers each push
 MAX_CAMPAIGN_ID = 64
 CAMPAIGN_PAGE = 200  # shoppers read, planned and stored together
 CAMPAIGN_CONCURRENCY = 8  # shoppers planned at once
-LIST_DEADLINE_S = 60.0
+LIST_DEADLINE_S = 10.0
 
 
 def _money(currency: str):
@@ -93,19 +93,33 @@ class PushPlanner:
             await asyncio.to_thread(self.log.open_campaign, campaign_id, request.segment)
         except CampaignMismatch as error:
             raise FailedPrecondition(str(error)) from error
+        last = ""
+        while True:
+            page = await self._list_page(request.segment, last)
+            if not page.user_ids:
+                return
+            async for response in self._plan_page(campaign_id, list(page.user_ids), page.total):
+                yield response
+            last = page.user_ids[-1]
+
+    async def _list_page(self, segment: str, after: str) -> profile_pb2.ListUsersResponse:
+        """The next page of the segment's shoppers after `after` (one short call per page, so that a
+        long campaign holds no stream open)."""
         listing = self.clients.profile.ListUsers(
-            profile_pb2.ListUsersRequest(segment=request.segment, batch_size=CAMPAIGN_PAGE),
+            profile_pb2.ListUsersRequest(
+                segment=segment, after_user_id=after, batch_size=CAMPAIGN_PAGE, limit=CAMPAIGN_PAGE
+            ),
             timeout=LIST_DEADLINE_S,
         )
         try:
             async for page in listing:
-                async for response in self._plan_page(campaign_id, list(page.user_ids), page.total):
-                    yield response
+                return page
         except grpc.aio.AioRpcError as error:
             raise Unavailable(
                 f"the profile service could not list the shoppers ({error.code().name}); rerun the same "
                 "campaign_id to resume"
             ) from error
+        return profile_pb2.ListUsersResponse()
 
     async def _plan_page(
         self, campaign_id: str, user_ids: list[str], total: int

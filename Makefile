@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-import k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -89,6 +89,11 @@ bench-policy: install
 # Off-policy evaluation of the bandit from an epsilon-greedy log (epsilon 0.5), against its simulated value.
 bench-policy-ope: install
 	$(BIN)/recsys policy simulate --sessions 5000 --seeds 5 --ope-sessions 8000 --epsilon 0.5 --out reports/policy-ope.png
+
+# A push campaign over 100,000 simulated shoppers on a fresh suite: throughput, every push checked
+# against the rules, three sample messages per language, and a rerun that plans nobody twice.
+bench-push: install
+	$(BIN)/recsys push simulate --shoppers 100000 --trained-on 5000 --out reports/push-simulation.jsonl
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

@@ -8,6 +8,7 @@ while each still owns only its own tables (all prefixed with the service name).
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite returns naive ones, and every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def create_db_engine(url: str) -> Engine:

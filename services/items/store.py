@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from recsys.common.v1 import common_pb2
-from shared.db import Store, not_yet_stored
+from shared.db import Store, as_utc, not_yet_stored
 
 LOOKUP_CHUNK = 500
 CACHE_S = 30.0  # how stale a catalog read may be after another replica's upsert
@@ -91,11 +91,6 @@ def _row(item: common_pb2.Item) -> dict[str, object]:
     }
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _history(stored: dict[str, object], row: dict[str, object], now: datetime) -> dict[str, object]:
     """The history columns of a replaced item: its listing time, and when its price or stock changed."""
     history = {name: stored[name] for name in HISTORY}
@@ -124,11 +119,11 @@ def _item(row: object) -> common_pb2.Item:
         hidden=mapping["hidden"],
         previous_price=mapping["previous_price"],
     )
-    item.listed_time.FromDatetime(_utc(mapping["listed_at"]))
+    item.listed_time.FromDatetime(as_utc(mapping["listed_at"]))
     if mapping["price_changed_at"] is not None:
-        item.price_changed_time.FromDatetime(_utc(mapping["price_changed_at"]))
+        item.price_changed_time.FromDatetime(as_utc(mapping["price_changed_at"]))
     if mapping["restocked_at"] is not None:
-        item.restocked_time.FromDatetime(_utc(mapping["restocked_at"]))
+        item.restocked_time.FromDatetime(as_utc(mapping["restocked_at"]))
     return item
 
 
@@ -180,7 +175,7 @@ class ItemsStore(Store):
         result = UpsertResult()
         latest = {item.item_id: _row(item) for item in items}
         listed = {
-            item.item_id: _utc(item.listed_time.ToDatetime())
+            item.item_id: as_utc(item.listed_time.ToDatetime())
             for item in items
             if item.HasField("listed_time")
         }
@@ -199,7 +194,7 @@ class ItemsStore(Store):
                 for row in connection.execute(query):
                     mapping = dict(row._mapping)
                     mapping.pop("updated_at")
-                    mapping["listed_at"] = _utc(mapping["listed_at"])
+                    mapping["listed_at"] = as_utc(mapping["listed_at"])
                     stored[mapping["item_id"]] = mapping
             new_rows = [
                 {**row, "updated_at": now, "listed_at": listed.get(key, now), "previous_price": 0.0}

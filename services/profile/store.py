@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
-from shared.db import Store, not_yet_stored, upsert
+from shared.db import Store, as_utc, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
 PURCHASED_ITEMS_LIMIT = 5000
@@ -112,11 +112,6 @@ class UserProfile:
     portrait: Portrait
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _record(row: object) -> EventRecord:
     mapping = row._mapping  # type: ignore[attr-defined]
     return EventRecord(
@@ -124,7 +119,7 @@ def _record(row: object) -> EventRecord:
         user_id=mapping["user_id"],
         item_id=mapping["item_id"],
         type=mapping["type"],
-        timestamp=_utc(mapping["ts"]),
+        timestamp=as_utc(mapping["ts"]),
         request_id=mapping["request_id"],
         quantity=mapping["quantity"],
         price=mapping["price"],
@@ -166,7 +161,7 @@ class ProfileStore(Store):
                 )
                 for row in connection.execute(query):
                     found.setdefault(row.user_id, []).append(
-                        Seen(row.event_id, row.item_id, row.type, _utc(row.ts))
+                        Seen(row.event_id, row.item_id, row.type, as_utc(row.ts))
                     )
         return found
 
@@ -359,8 +354,8 @@ class ProfileStore(Store):
                 user_id=user_id,
                 event_count=row.event_count,
                 purchase_count=row.purchase_count,
-                first_event_at=_utc(row.first_event_at),
-                last_event_at=_utc(row.last_event_at),
+                first_event_at=as_utc(row.first_event_at),
+                last_event_at=as_utc(row.last_event_at),
                 segment=row.segment,
                 recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
                 purchased_item_ids=self._recent_items(connection, user_id, PURCHASED_ITEMS_LIMIT, PURCHASE),

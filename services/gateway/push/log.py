@@ -38,7 +38,7 @@ from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.rules import Planned, broken_rule, history_window
 from services.gateway.store import metadata
 from shared.config import PushConfig
-from shared.db import Store, upsert
+from shared.db import Store, as_utc, upsert
 
 settings_table = Table(
     "gateway_push_settings",
@@ -108,11 +108,6 @@ class CampaignMismatch(ValueError):
     """The campaign id was first planned for another segment."""
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _message(raw: str) -> gateway_pb2.PushMessage:
     return json_format.Parse(raw, gateway_pb2.PushMessage())
 
@@ -160,7 +155,7 @@ class PushLog:
             pushes.c.user_id == user_id, pushes.c.send_time >= start, pushes.c.send_time <= end
         )
         return [
-            Planned(_utc(row.send_time), tuple(json.loads(row.item_ids)))
+            Planned(as_utc(row.send_time), tuple(json.loads(row.item_ids)))
             for row in connection.execute(query)  # type: ignore[attr-defined]
         ]
 

@@ -12,7 +12,6 @@ hours, and the fatigue rules are checked again when it is stored.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,6 @@ from shared.config import CURRENCY_SYMBOLS, PushConfig
 from shared.errors import FailedPrecondition, Unavailable, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
-log = logging.getLogger(__name__)
 
 SLATE = 10  # items the pipeline offers each push
 MAX_CAMPAIGN_ID = 64
@@ -189,7 +187,7 @@ class PushPlanner:
         zone = ZoneInfo((settings.time_zone if settings else "") or self.config.time_zone)
         key = f"{campaign_id}:{user_id}" if campaign_id else uuid.uuid4().hex
         when = send_time(now, decision.progress.portrait.hour_shares, zone, self.quiet, key)
-        best = 0.0
+        best, unwritten = 0.0, ""
         for choice in decision.slate:
             item = decision.catalog.get(choice.item_id)
             if item is None or item.stock_status == common_pb2.STOCK_STATUS_OUT_OF_STOCK:
@@ -198,7 +196,7 @@ class PushPlanner:
             best = max(best, probability)
             if probability < self.config.min_confidence:
                 continue
-            push = self._write(decision, choice, language, now, when, probability)
+            push, unwritten = self._write(decision, choice, language, now, when, probability)
             if push is not None:
                 push.campaign_id = campaign_id
                 return Outcome(user_id, push)
@@ -208,7 +206,7 @@ class PushPlanner:
                 skip_reason=f"no item reaches the minimum confidence {self.config.min_confidence:g} "
                 f"(best {best:.4f})",
             )
-        return Outcome(user_id, skip_reason="no confident item has a fact to write about")
+        return Outcome(user_id, skip_reason=f"no confident item could be written about: {unwritten}")
 
     def _write(
         self,
@@ -218,8 +216,8 @@ class PushPlanner:
         now: datetime,
         when: datetime,
         probability: float,
-    ) -> gateway_pb2.PushMessage | None:
-        """The message for the item's first occasion whose template can be written, or None."""
+    ) -> tuple[gateway_pb2.PushMessage | None, str]:
+        """The message for the item's first occasion whose template can be written, or None and why."""
         progress = decision.progress
         facts = PushFacts(
             evidence=decision.evidence(choice),
@@ -229,12 +227,13 @@ class PushPlanner:
             fresh=timedelta(days=self.config.fresh_days),
             money=self.money,
         )
+        why = "no fact at hand for the item"
         for occasion in occasions(facts):
             try:
                 text = render(occasion.name, language, occasion.slots)
                 sentence = reason(occasion.reason_key, language, occasion.slots)
-            except (SlotMissing, TooLong) as why:
-                log.debug("push %s for %s not written: %s", occasion.name, choice.item_id, why)
+            except (SlotMissing, TooLong) as problem:
+                why = f"{occasion.name}: {problem}"
                 continue
             push_id = uuid.uuid4().hex
             push = gateway_pb2.PushMessage(
@@ -257,5 +256,5 @@ class PushPlanner:
                 request_id=progress.request_id,
             )
             push.send_time.FromDatetime(when)
-            return push
-        return None
+            return push, ""
+        return None, why

@@ -34,7 +34,6 @@ from shared.config import CURRENCY_SYMBOLS, PushConfig
 from shared.errors import FailedPrecondition, Unavailable, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
-
 SLATE = 10  # items the pipeline offers each push
 MAX_CAMPAIGN_ID = 64
 CAMPAIGN_PAGE = 200  # shoppers read, planned and stored together

@@ -12,8 +12,9 @@ hours, and the fatigue rules are checked again when it is stored.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -34,6 +35,8 @@ from shared.config import CURRENCY_SYMBOLS, PushConfig
 from shared.errors import FailedPrecondition, Unavailable, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
+log = logging.getLogger(__name__)
+
 SLATE = 10  # items the pipeline offers each push
 MAX_CAMPAIGN_ID = 64
 CAMPAIGN_PAGE = 200  # shoppers read, planned and stored together
@@ -41,7 +44,7 @@ CAMPAIGN_CONCURRENCY = 8  # shoppers planned at once
 LIST_DEADLINE_S = 10.0
 
 
-def _money(currency: str):
+def _money(currency: str) -> Callable[[float], str]:
     symbol = CURRENCY_SYMBOLS[currency]
     return lambda amount: f"{symbol}{amount:,.2f}"
 
@@ -133,7 +136,11 @@ class PushPlanner:
 
         async def plan(user_id: str) -> Outcome:
             async with limit:
-                return await self._plan(user_id, "", settings.get(user_id), campaign_id)
+                try:
+                    return await self._plan(user_id, "", settings.get(user_id), campaign_id)
+                except Exception as error:  # one shopper's failure must not end the campaign
+                    log.exception("campaign %s could not plan %s", campaign_id, user_id)
+                    return Outcome(user_id, skip_reason=f"could not plan: {error}", retry=True)
 
         planned = await asyncio.gather(*(plan(user_id) for user_id in fresh))
         stored = iter(

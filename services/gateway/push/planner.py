@@ -60,7 +60,7 @@ class PushPlanner:
         self, recommender: Recommender, push_log: PushLog, clients: SuiteClients, config: PushConfig
     ) -> None:
         self.recommender = recommender
-        self.log = push_log
+        self.push_log = push_log
         self.clients = clients
         self.config = config
         self.quiet = QuietHours(config.quiet_start, config.quiet_end)
@@ -70,10 +70,11 @@ class PushPlanner:
         require(bool(request.user_id.strip()), "user_id must not be empty")
         require(len(request.user_id) <= MAX_ID_LENGTH, f"user_id must be at most {MAX_ID_LENGTH} characters")
         language = _language(request.language) if request.language else ""
-        settings = (await asyncio.to_thread(self.log.settings_of, [request.user_id])).get(request.user_id)
+        found = await asyncio.to_thread(self.push_log.settings_of, [request.user_id])
+        settings = found.get(request.user_id)
         outcome = await self._plan(request.user_id, language, settings, "")
         if not outcome.retry:
-            outcome = (await asyncio.to_thread(self.log.record, [outcome]))[0]
+            outcome = (await asyncio.to_thread(self.push_log.record, [outcome]))[0]
         self._count(outcome)
         return gateway_pb2.GeneratePushResponse(push=outcome.push, skip_reason=outcome.skip_reason)
 
@@ -90,7 +91,7 @@ class PushPlanner:
             f"segment must be at most {MAX_SEGMENT_LENGTH} characters",
         )
         try:
-            await asyncio.to_thread(self.log.open_campaign, campaign_id, request.segment)
+            await asyncio.to_thread(self.push_log.open_campaign, campaign_id, request.segment)
         except CampaignMismatch as error:
             raise FailedPrecondition(str(error)) from error
         last = ""
@@ -124,14 +125,14 @@ class PushPlanner:
     async def _plan_page(
         self, campaign_id: str, user_ids: list[str], total: int
     ) -> AsyncIterator[gateway_pb2.PlanPushCampaignResponse]:
-        known = await asyncio.to_thread(self.log.campaign_outcomes, campaign_id, user_ids)
+        known = await asyncio.to_thread(self.push_log.campaign_outcomes, campaign_id, user_ids)
         for user_id in user_ids:
             if user_id in known:
                 yield self._campaign_response(known[user_id], total, replayed=True)
         fresh = [user_id for user_id in user_ids if user_id not in known]
         if not fresh:
             return
-        settings = await asyncio.to_thread(self.log.settings_of, fresh)
+        settings = await asyncio.to_thread(self.push_log.settings_of, fresh)
         limit = asyncio.Semaphore(CAMPAIGN_CONCURRENCY)
 
         async def plan(user_id: str) -> Outcome:
@@ -144,7 +145,7 @@ class PushPlanner:
 
         planned = await asyncio.gather(*(plan(user_id) for user_id in fresh))
         stored = iter(
-            await asyncio.to_thread(self.log.record, [o for o in planned if not o.retry], campaign_id)
+            await asyncio.to_thread(self.push_log.record, [o for o in planned if not o.retry], campaign_id)
         )
         for outcome in planned:
             final = outcome if outcome.retry else next(stored)
@@ -178,7 +179,7 @@ class PushPlanner:
             return Outcome(user_id, skip_reason="opted out")
         language = language or language_of(settings.language if settings else "") or "en"
         now = datetime.now(UTC)
-        pushed = await asyncio.to_thread(self.log.recently_pushed, user_id, now)
+        pushed = await asyncio.to_thread(self.push_log.recently_pushed, user_id, now)
         decision = await self.recommender.decide(
             gateway_pb2.RecommendRequest(
                 user_id=user_id, count=SLATE, surface="push", exclude_item_ids=sorted(pushed)

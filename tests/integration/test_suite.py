@@ -10,6 +10,7 @@ Traces go to an OTLP receiver run by the test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -208,6 +209,24 @@ def test_count_zero_and_unknown_users_get_documented_answers(running: RunningSui
     stranger = running.recommend("no-such-customer", 5)
     assert stranger.cold_start is True
     assert [item.source for item in stranger.items] == ["popular"] * 5
+
+
+def test_a_push_campaign_is_planned_to_a_file_and_a_rerun_adds_nobody(
+    running: RunningSuite, tmp_path
+) -> None:
+    out, again = tmp_path / "pushes.jsonl", tmp_path / "again.jsonl"
+    first = running.cli("push", "plan", "--segment", "Spain", "--campaign", "it-spain", "--out", str(out))
+    assert "pushes written to" in first
+    pushes = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert pushes and len({p["user_id"] for p in pushes}) == len(pushes)
+    assert all(
+        p["title"] and p["body"] and p["reason_facts"] and p["campaign_id"] == "it-spain" for p in pushes
+    )
+    second = running.cli("push", "plan", "--segment", "Spain", "--campaign", "it-spain", "--out", str(again))
+    assert f"{len(pushes)} pushes planned ({len(pushes)} from an earlier run)" in second.replace(",", "")
+    assert again.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    chinese = running.cli("push", "generate", CUSTOMER, "--language", "zh-CN")
+    assert f"Push for {CUSTOMER}" in chinese or f"no push for {CUSTOMER}: " in chinese
 
 
 def test_reflection_lists_the_gateway_and_health(running: RunningSuite) -> None:

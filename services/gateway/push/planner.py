@@ -188,9 +188,10 @@ class PushPlanner:
         if decision.progress.cold_start:
             return Outcome(user_id, skip_reason="the shopper has no events yet")
         confidence = decision.confidence()
-        if not confidence:
+        if not confidence or "profile" in decision.progress.degraded:
+            # without the ranker there is no confidence, without the profile no history nor active hours
             stages = ", ".join(decision.progress.degraded) or "ranking"
-            return Outcome(user_id, skip_reason=f"no confidence to push on: {stages} degraded", retry=True)
+            return Outcome(user_id, skip_reason=f"not planned: {stages} degraded", retry=True)
         zone = ZoneInfo((settings.time_zone if settings else "") or self.config.time_zone)
         key = f"{campaign_id}:{user_id}" if campaign_id else uuid.uuid4().hex
         when = send_time(now, decision.progress.portrait.hour_shares, zone, self.quiet, key)

@@ -193,7 +193,8 @@ class PushPlanner:
             stages = ", ".join(decision.progress.degraded) or "ranking"
             return Outcome(user_id, skip_reason=f"not planned: {stages} degraded", retry=True)
         zone = ZoneInfo((settings.time_zone if settings else "") or self.config.time_zone)
-        key = f"{campaign_id}:{user_id}" if campaign_id else uuid.uuid4().hex
+        # the minute within the hour: stable per campaign, or per day for single pushes
+        key = f"{campaign_id or now.date().isoformat()}:{user_id}"
         when = send_time(now, decision.progress.portrait.hour_shares, zone, self.quiet, key)
         best, unwritten = 0.0, ""
         for choice in decision.slate:

@@ -12,7 +12,9 @@ from services.policy.app import build as build_policy
 from services.profile.app import build as build_profile
 from services.ranking.app import build as build_ranking
 from shared.cli import training
+from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
+from tests.support import ServerThread, make_settings
 
 BUILDERS = {
     "profile": build_profile,
@@ -67,3 +69,12 @@ def recommend(gateway, user_id="user1", count=5, **kwargs):
     return stub.Recommend(
         gateway_pb2.RecommendRequest(user_id=user_id, count=count, **kwargs), metadata=metadata, timeout=10
     )
+
+
+def gateway_with_dead(suite, *dead: str) -> ServerThread:
+    """A second gateway on the same home whose `dead` stages point at closed ports."""
+    settings, _ = suite
+    env = {f"RECSYS_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in dead}
+    env.update({f"RECSYS_{n.upper()}_ADDR": a for n, a in settings.addresses.items() if n not in dead})
+    env["RECSYS_STAGE_DEADLINE_MS"] = "500"
+    return ServerThread(build_gateway, make_settings(str(settings.home), **env))

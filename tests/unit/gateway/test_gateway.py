@@ -1,7 +1,6 @@
 """The gateway with the five other services in-process, over real gRPC and SQLite."""
 
 import asyncio
-from pathlib import Path
 
 import grpc
 import pytest
@@ -11,13 +10,10 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
-from services.gateway.app import build as build_gateway
 from shared.auth import bearer_metadata, read_key
-from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
 from shared.text_encoder import Fact, facts_of
-from tests.support import ServerThread, make_settings
-from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, recommend
+from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
 
 
 def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
@@ -175,15 +171,6 @@ def test_callers_need_the_api_key_but_probes_do_not(suite) -> None:
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:
-    """A second gateway on the same home whose `dead` stages point at closed ports."""
-    settings, _ = suite
-    env = {f"RECSYS_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in dead}
-    env.update({f"RECSYS_{n.upper()}_ADDR": a for n, a in settings.addresses.items() if n not in dead})
-    env["RECSYS_STAGE_DEADLINE_MS"] = "500"
-    return ServerThread(build_gateway, make_settings(str(settings.home), **env))
-
-
 @pytest.mark.parametrize(
     ("dead", "sources", "reason"),
     [
@@ -195,9 +182,9 @@ def _gateway_with_dead(suite, tmp_path: Path, *dead: str) -> ServerThread:
         (("candidates", "ranking", "policy"), {"popular"}, "Popular lately: bought by"),
     ],
 )
-def test_dead_stages_degrade_instead_of_failing(suite, tmp_path, dead, sources, reason) -> None:
+def test_dead_stages_degrade_instead_of_failing(suite, dead, sources, reason) -> None:
     settings, _ = suite
-    degraded_gateway = _gateway_with_dead(suite, tmp_path, *dead)
+    degraded_gateway = gateway_with_dead(suite, *dead)
     try:
         with grpc.insecure_channel(degraded_gateway.address) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -215,9 +202,9 @@ def test_dead_stages_degrade_instead_of_failing(suite, tmp_path, dead, sources, 
     assert not {i.item_id for i in response.items} & set(BASKETS["user1"])
 
 
-def test_feedback_is_not_acknowledged_when_profile_is_down(suite, tmp_path) -> None:
+def test_feedback_is_not_acknowledged_when_profile_is_down(suite) -> None:
     settings, _ = suite
-    degraded_gateway = _gateway_with_dead(suite, tmp_path, "profile")
+    degraded_gateway = gateway_with_dead(suite, "profile")
     try:
         with grpc.insecure_channel(degraded_gateway.address) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)

@@ -9,15 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from recsys.common.v1 import common_pb2
-from recsys.gateway.v1 import gateway_pb2
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import pushes
 from services.gateway.push.templates import LIMITS, OCCASIONS
 from services.gateway.push.timing import QuietHours
 from services.gateway.store import GatewayStore
+from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
-from tests.unit.gateway.suite import ITEMS, SEGMENTS
+from tests.unit.gateway.suite import ITEMS, SEGMENTS, gateway_with_dead
 
 QUIET = QuietHours(22, 8)
 
@@ -231,3 +232,37 @@ def test_opening_and_buying_a_push_marks_it_and_rewards_the_policy(priced, gatew
         row = connection.execute(select(pushes).where(pushes.c.push_id == push.push_id)).one()
     store.close()
     assert row.opened_at is not None and row.converted_at is not None
+
+
+def test_no_push_while_a_stage_it_needs_is_down_and_a_rerun_plans_it(priced, suite, gateway) -> None:
+    outcomes = {}
+    for dead in ("ranking", "profile"):
+        degraded = gateway_with_dead(suite, dead)
+        try:
+            with grpc.insecure_channel(degraded.address) as channel:
+                stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                metadata = bearer_metadata(read_key(priced))
+                answer = stub.GeneratePush(
+                    gateway_pb2.GeneratePushRequest(user_id="user16"), metadata=metadata, timeout=20
+                )
+                assert not answer.HasField("push") and answer.skip_reason == f"not planned: {dead} degraded"
+                request = gateway_pb2.PlanPushCampaignRequest(campaign_id="stages-down", segment="South")
+                try:
+                    outcomes[dead] = list(stub.PlanPushCampaign(request, metadata=metadata, timeout=60))
+                except grpc.RpcError as error:
+                    outcomes[dead] = error
+        finally:
+            degraded.stop()
+    skipped = {o.skip_reason for o in outcomes["ranking"]}
+    assert "not planned: ranking degraded" in skipped and skipped <= {
+        "not planned: ranking degraded",
+        "opted out",
+    }
+    # without the profile service the shoppers cannot even be listed: the campaign stops, resumable
+    assert outcomes["profile"].code() == grpc.StatusCode.UNAVAILABLE
+    assert "rerun the same campaign_id" in outcomes["profile"].details()
+    # the degraded skips were not stored: once the stages are back, the same campaign plans those shoppers
+    again = {o.user_id: o for o in _campaign(gateway, "stages-down", "South")}
+    for first in outcomes["ranking"]:
+        assert again[first.user_id].replayed == (first.skip_reason == "opted out")
+    assert any(o.HasField("push") for o in again.values())

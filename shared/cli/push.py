@@ -7,10 +7,12 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
+import grpc
 import typer
 from google.protobuf import json_format
 from rich.table import Table
@@ -118,53 +120,83 @@ def store_settings(
     )
 
 
-def plan_campaign(
-    clients: SuiteClients, key: str, campaign_id: str, segment: str, out: Path
-) -> tuple[Counter[str], int, float]:
-    """Streams the campaign into `out` (one JSON push per line) with a progress bar; returns the
-    outcome counts, the shoppers covered and the seconds taken."""
+@dataclass
+class CampaignRun:
+    """What one `recsys push plan` streamed: outcome counts, shoppers, and how long planning took."""
 
-    async def run() -> tuple[Counter[str], int, float]:
-        counts: Counter[str] = Counter()
+    counts: Counter[str] = field(default_factory=Counter)
+    shoppers: int = 0
+    replayed: int = 0  # outcomes planned by an earlier stream of the campaign
+    seconds: float = 0.0
+    resumed: int = 0  # streams reopened after the server closed one
+
+
+def plan_campaign(clients: SuiteClients, key: str, campaign_id: str, segment: str, out: Path) -> CampaignRun:
+    """Streams the campaign into `out` (one JSON push per line) with a progress bar. A stream the
+    server closes (a restart, or its maximum connection age) is reopened with the same campaign id,
+    which replays what was planned and carries on; shoppers already written are not written twice."""
+
+    async def run() -> CampaignRun:
+        result = CampaignRun()
+        written: set[str] = set()
         started = time.perf_counter()
-        shoppers = 0
-        stream = clients.gateway.PlanPushCampaign(
-            gateway_pb2.PlanPushCampaignRequest(campaign_id=campaign_id, segment=segment),
-            metadata=bearer_metadata(key),
-            timeout=CAMPAIGN_DEADLINE_S,
-        )
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as handle, progress_bar() as progress:
             task = progress.add_task(f"campaign {campaign_id}", total=None)
-            async for outcome in stream:
-                if progress.tasks[0].total is None:
-                    progress.update(task, total=outcome.users_total)
-                shoppers += 1
-                if outcome.HasField("push"):
-                    counts[f"push: {outcome.push.template}"] += 1
-                    push = json_format.MessageToDict(outcome.push, preserving_proto_field_name=True)
-                    handle.write(json.dumps(push, ensure_ascii=False) + "\n")
-                else:
-                    counts[f"skip: {outcome.skip_reason}"] += 1
-                counts["replayed"] += outcome.replayed
-                progress.advance(task)
-        return counts, shoppers, time.perf_counter() - started
+            while True:
+                before = len(written)
+                stream = clients.gateway.PlanPushCampaign(
+                    gateway_pb2.PlanPushCampaignRequest(campaign_id=campaign_id, segment=segment),
+                    metadata=bearer_metadata(key),
+                    timeout=CAMPAIGN_DEADLINE_S,
+                )
+                try:
+                    async for outcome in stream:
+                        progress.update(task, total=outcome.users_total)
+                        if outcome.user_id in written:
+                            continue
+                        written.add(outcome.user_id)
+                        _write_outcome(outcome, result, handle)
+                        progress.advance(task)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or len(written) == before:
+                        raise
+                    result.resumed += 1
+                    progress.console.print(
+                        f"stream closed ({error.details()}): resuming campaign {campaign_id}"
+                    )
+        result.seconds = time.perf_counter() - started
+        return result
 
     return run()  # type: ignore[return-value]
 
 
-def print_campaign(counts: Counter[str], shoppers: int, seconds: float) -> None:
+def _write_outcome(
+    outcome: gateway_pb2.PlanPushCampaignResponse, result: CampaignRun, handle: TextIO
+) -> None:
+    result.shoppers += 1
+    result.replayed += outcome.replayed
+    if outcome.HasField("push"):
+        result.counts[f"push: {outcome.push.template}"] += 1
+        push = json_format.MessageToDict(outcome.push, preserving_proto_field_name=True)
+        handle.write(json.dumps(push, ensure_ascii=False) + "\n")
+    else:
+        result.counts[f"skip: {outcome.skip_reason}"] += 1
+
+
+def print_campaign(run: CampaignRun) -> None:
     table = Table(title="campaign outcomes", title_justify="left")
     table.add_column("outcome")
     table.add_column("shoppers", justify="right")
-    for outcome, count in sorted(counts.items(), key=lambda pair: -pair[1]):
-        if outcome != "replayed":
-            table.add_row(outcome, f"{count:,}")
+    for outcome, count in sorted(run.counts.items(), key=lambda pair: -pair[1]):
+        table.add_row(outcome, f"{count:,}")
     console.print(table)
-    planned = sum(count for outcome, count in counts.items() if outcome.startswith("push: "))
+    planned = sum(count for outcome, count in run.counts.items() if outcome.startswith("push: "))
     console.print(
-        f"{shoppers:,} shoppers, {planned:,} pushes planned ({counts['replayed']:,} from an earlier run) in "
-        f"{seconds:.1f}s: {shoppers / max(seconds, 1e-9):,.1f} shoppers/s"
+        f"{run.shoppers:,} shoppers ({run.replayed:,} planned by an earlier run), {planned:,} pushes, in "
+        f"{run.seconds:.1f}s: {run.shoppers / max(run.seconds, 1e-9):,.1f} shoppers/s"
+        + (f"; the stream was reopened {run.resumed} time(s)" if run.resumed else "")
     )
 
 
@@ -193,13 +225,11 @@ def plan(
     key = read_key(config)
     campaign_id = campaign or f"campaign-{time.strftime('%Y%m%dT%H%M%S')}"
     try:
-        counts, shoppers, seconds = with_clients(
-            lambda c: plan_campaign(c, key, campaign_id, segment, out), config
-        )
+        run = with_clients(lambda c: plan_campaign(c, key, campaign_id, segment, out), config)
     except KeyboardInterrupt:
         console.print(f"interrupted: rerun with --campaign {campaign_id} to resume")
         raise typer.Exit(130) from None
-    print_campaign(counts, shoppers, seconds)
+    print_campaign(run)
     console.print(f"pushes written to {out}")
     console.print(
         f"reproduce or resume: recsys push plan --campaign {campaign_id}"
@@ -288,10 +318,8 @@ def simulate(
             f"{len(news.updates):,} price drops and restocks; set up in {time.perf_counter() - started:.0f}s"
         )
         campaign_id = f"simulation-{seed}"
-        counts, covered, seconds = with_clients(
-            lambda c: plan_campaign(c, key, campaign_id, "", out), suite_config
-        )
-        print_campaign(counts, covered, seconds)
+        first = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", out), suite_config)
+        print_campaign(first)
         problems = check_pushes(
             out, entries, QuietHours(suite_config.push.quiet_start, suite_config.push.quiet_end)
         )
@@ -304,14 +332,11 @@ def simulate(
             console.print(f"[red]{problem}[/red]")
         _print_samples(out)
         rerun = out.with_suffix(".rerun.jsonl")
-        again, _, again_seconds = with_clients(
-            lambda c: plan_campaign(c, key, campaign_id, "", rerun), suite_config
-        )
-        replanned = sum(n for outcome, n in again.items() if outcome.startswith("push: "))
+        again = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", rerun), suite_config)
         identical = rerun.read_bytes() == out.read_bytes()
         console.print(
-            f"rerun of {campaign_id}: {again['replayed']:,} of {covered:,} outcomes replayed in "
-            f"{again_seconds:.1f}s, {replanned:,} pushes streamed, the same file: {identical}"
+            f"rerun of {campaign_id}: {again.replayed:,} of {again.shoppers:,} outcomes replayed in "
+            f"{again.seconds:.1f}s, the same pushes file: {identical}"
         )
     console.print(
         f"reproduce: recsys push simulate --shoppers {shoppers} --trained-on {trained_on} --items {items} "

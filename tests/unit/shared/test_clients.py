@@ -16,12 +16,12 @@ from tests.support import ServerThread, make_settings
 
 def test_retry_config_follows_idempotency_declared_in_the_protos() -> None:
     gateway = STUB_DESCRIPTORS["gateway"]
-    assert set(retryable_methods(gateway)) == {"Recommend", "RecordFeedback"}
+    assert set(retryable_methods(gateway)) == {"Recommend", "RecordFeedback", "UpdatePushSettings"}
     config = json.loads(service_config([gateway]))
     (method_config,) = config["methodConfig"]
     assert method_config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     names = {entry["method"] for entry in method_config["name"]}
-    assert "GeneratePush" not in names
+    assert "GeneratePush" not in names and "PlanPushCampaign" not in names  # each plans pushes
 
 
 class FlakyProfile(profile_pb2_grpc.ProfileServiceServicer):

@@ -14,7 +14,8 @@ from tests.unit.gateway.suite import BUILDERS, fill_suite
 @pytest.fixture(scope="package")
 def suite(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    settings = make_settings(str(home), **suite_env())
+    # a generous stage deadline: a push needs the ranking stage to answer, even on a loaded machine
+    settings = make_settings(str(home), **suite_env(RECSYS_STAGE_DEADLINE_MS="5000"))
     servers = {name: ServerThread(build, settings, settings.ports[name]) for name, build in BUILDERS.items()}
     asyncio.run(fill_suite(settings))
     for name in ("items", "candidates", "ranking"):

@@ -71,10 +71,10 @@ def recommend(gateway, user_id="user1", count=5, **kwargs):
     )
 
 
-def gateway_with_dead(suite, *dead: str) -> ServerThread:
-    """A second gateway on the same home whose `dead` stages point at closed ports."""
+def gateway_with_dead(suite, *dead: str, **settings_env: str) -> ServerThread:
+    """A second gateway on the same home whose `dead` stages point at closed ports, with more settings."""
     settings, _ = suite
     env = {f"RECSYS_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in dead}
     env.update({f"RECSYS_{n.upper()}_ADDR": a for n, a in settings.addresses.items() if n not in dead})
     env["RECSYS_STAGE_DEADLINE_MS"] = "500"
-    return ServerThread(build_gateway, make_settings(str(settings.home), **env))
+    return ServerThread(build_gateway, make_settings(str(settings.home), **{**env, **settings_env}))

@@ -119,8 +119,9 @@ def check_push(settings, push, zone="UTC"):
 
 
 def test_a_push_is_written_in_each_language_from_facts_that_hold(priced, gateway) -> None:
-    english = generate(gateway, "user1").push
-    chinese = generate(gateway, "user2", "zh-Hans").push
+    answers = [generate(gateway, "user1"), generate(gateway, "user2", "zh-Hans")]
+    assert all(a.HasField("push") for a in answers), [a.skip_reason for a in answers]
+    english, chinese = (a.push for a in answers)
     assert english.language == "en" and chinese.language == "zh-CN"
     check_push(priced, english)
     check_push(priced, chinese)
@@ -266,3 +267,18 @@ def test_no_push_while_a_stage_it_needs_is_down_and_a_rerun_plans_it(priced, sui
     for first in outcomes["ranking"]:
         assert again[first.user_id].replayed == (first.skip_reason == "opted out")
     assert any(o.HasField("push") for o in again.values())
+
+
+def test_no_push_below_the_minimum_confidence(priced, suite) -> None:
+    strict = gateway_with_dead(suite, RECSYS_PUSH_MIN_CONFIDENCE="0.999", RECSYS_STAGE_DEADLINE_MS="5000")
+    try:
+        with grpc.insecure_channel(strict.address) as channel:
+            answer = gateway_pb2_grpc.GatewayServiceStub(channel).GeneratePush(
+                gateway_pb2.GeneratePushRequest(user_id="user19"),
+                metadata=bearer_metadata(read_key(priced)),
+                timeout=20,
+            )
+    finally:
+        strict.stop()
+    assert not answer.HasField("push")
+    assert answer.skip_reason.startswith("no item reaches the minimum confidence 0.999 (best 0.")

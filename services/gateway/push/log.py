@@ -26,7 +26,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
     select,
     text,
     update,
@@ -272,15 +271,6 @@ class PushLog:
                 )
                 for row in connection.execute(query)
             }
-
-    def campaign_counts(self, campaign_id: str) -> tuple[int, int]:
-        """(planned pushes, skipped shoppers) of a campaign so far."""
-        query = select(
-            func.count(campaign_users.c.push_id), func.count() - func.count(campaign_users.c.push_id)
-        ).where(campaign_users.c.campaign_id == campaign_id)
-        with self.engine.connect() as connection:
-            planned, skipped = connection.execute(query).one()
-        return int(planned), int(skipped)
 
     def mark_feedback(self, events: Iterable[common_pb2.Event]) -> int:
         """Marks the pushes these events answer as opened (a click or any later step) and converted

@@ -118,7 +118,12 @@ def test_a_campaign_stores_each_shoppers_outcome_once(push_log) -> None:
     assert [o.push is not None for o in first] == [True, False]
     again = push_log.record([Outcome("ann", _message("ann", "y", START + WEEK, 2))], "spring")
     assert again[0].push.push_id == "p1"  # the stored outcome comes back, nothing new is stored
-    assert push_log.campaign_counts("spring") == (1, 1)
+    stored = push_log.campaign_outcomes("spring", ["ann", "bob", "cat"])
+    assert (stored["ann"].push.push_id, stored["bob"].skip_reason, "cat" in stored) == (
+        "p1",
+        "opted out",
+        False,
+    )
     assert len(push_log.planned_for("ann")) == 1
     with pytest.raises(ValueError, match="planned for segment 'France'"):
         push_log.open_campaign("spring", "Spain")

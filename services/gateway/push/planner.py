@@ -239,8 +239,8 @@ class PushPlanner:
         why = "no fact at hand for the item"
         for occasion in occasions(facts):
             try:
-                text = render(occasion.name, language, occasion.slots)
                 sentence = reason(occasion.reason_key, language, occasion.slots)
+                text = render(occasion.name, language, {**occasion.slots, "reason": sentence})
             except (SlotMissing, TooLong) as problem:
                 why = f"{occasion.name}: {problem}"
                 continue

@@ -166,13 +166,16 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         )
         size = _bounded(request.batch_size, DEFAULT_LIST_BATCH, MAX_LIST_BATCH, "batch_size")
         require(request.limit >= 0, "limit must not be negative")
-        total = await asyncio.to_thread(self.store.count_users, request.segment)
+        total = 0
+        if not request.after_user_id:  # counted once per listing, not once per page
+            total = await asyncio.to_thread(self.store.count_users, request.segment)
         batches = self.store.user_ids(request.segment, size, request.after_user_id, request.limit)
         while True:
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:
                 return
             yield profile_pb2.ListUsersResponse(user_ids=batch, total=total)
+            total = 0
 
     async def ExportEvents(
         self, request: profile_pb2.ExportEventsRequest, context: grpc.aio.ServicerContext

@@ -318,11 +318,11 @@ def simulate(
             f"{len(news.updates):,} price drops and restocks; set up in {time.perf_counter() - started:.0f}s"
         )
         campaign_id = f"simulation-{seed}"
+        planned_from = datetime.now(UTC)
         first = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", out), suite_config)
         print_campaign(first)
-        problems = check_pushes(
-            out, entries, QuietHours(suite_config.push.quiet_start, suite_config.push.quiet_end)
-        )
+        quiet = QuietHours(suite_config.push.quiet_start, suite_config.push.quiet_end)
+        problems = check_pushes(out, entries, quiet, planned_from)
         planned = sum(1 for _ in out.open(encoding="utf-8"))
         console.print(
             f"checked {planned:,} planned pushes against opt-outs, quiet hours in each shopper's time zone, "

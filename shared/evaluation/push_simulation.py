@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -92,8 +92,11 @@ def catalog_news(shop: Shop, seed: int, now: datetime) -> CatalogNews:
     return CatalogNews(listing, updates)
 
 
-def check_pushes(path: Path, entries: Sequence[gateway_pb2.PushSettings], quiet: QuietHours) -> list[str]:
-    """Every rule a planned push in the file breaks (an empty list when none)."""
+def check_pushes(
+    path: Path, entries: Sequence[gateway_pb2.PushSettings], quiet: QuietHours, planned_from: datetime
+) -> list[str]:
+    """Every rule a planned push in the file breaks (an empty list when none); `planned_from` is when
+    planning began, which no send time may precede (the check may run long after)."""
     by_user = {entry.user_id: entry for entry in entries}
     problems: list[str] = []
     seen: Counter[str] = Counter()
@@ -112,7 +115,7 @@ def check_pushes(path: Path, entries: Sequence[gateway_pb2.PushSettings], quiet:
             "too long": len(push["title"]) > title_limit or len(push["body"]) > body_limit,
             "empty slot": "{" in push["title"] + push["body"] or not push["title"] or not push["body"],
             "no fact": not push.get("reason_facts"),
-            "in the past": when < datetime.now(UTC) - timedelta(minutes=5),
+            "in the past": when < planned_from,
         }
         problems += [f"{user}: {name}" for name, broken in checks.items() if broken]
     problems += [f"{user}: {count} pushes in one campaign" for user, count in seen.items() if count > 1]

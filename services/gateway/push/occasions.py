@@ -20,6 +20,7 @@ from recsys.common.v1 import common_pb2
 from services.gateway.reasons import Evidence, explain
 
 LINKS = ("brand", "category", "attribute")
+TOP_PICK = "top_pick"  # the occasion of an item with nothing but Recommend's reason
 DOMAIN_KINDS = {common_pb2.DOMAIN_CONTENT: "article", common_pb2.DOMAIN_PROMOTION: "promotion"}
 
 
@@ -85,7 +86,7 @@ def _top_pick(evidence: Evidence, base: dict[str, str]) -> Occasion | None:
         return None
     kinds = [kind for kind, _ in explained.facts]
     key = kinds[0] + ("+link" if len(kinds) > 1 and kinds[1] in LINKS else "")
-    return Occasion("top_pick", {**base, **_reason_slots(explained.facts, evidence)}, explained.facts, key)
+    return Occasion(TOP_PICK, {**base, **_reason_slots(explained.facts, evidence)}, explained.facts, key)
 
 
 def occasions(facts: PushFacts) -> list[Occasion]:

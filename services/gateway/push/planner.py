@@ -3,9 +3,11 @@
 The item comes from the Recommend pipeline itself (surface "push", items
 pushed within the dedupe window left out), so the policy logs the decision and
 is rewarded when the shopper opens (CLICK) or buys (PURCHASE) with the push's
-request_id. The first slate item that is in stock, that the ranker is confident
-enough about, and that offers an occasion whose template can be written
-becomes the push; its send time is the shopper's best local hour outside quiet
+request_id. Among the slate items that are in stock and that the ranker is
+confident enough about, the first with a real occasion (news, a completed
+purchase, a cross-domain link) becomes the push; only when none has one is the
+first plain top pick sent, since an occasion is what makes a push worth its
+interruption. Its send time is the shopper's best local hour outside quiet
 hours, and the fatigue rules are checked again when it is stored.
 """
 
@@ -25,7 +27,7 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import CampaignMismatch, Outcome, PushLog, UserSettings
-from services.gateway.push.occasions import PushFacts, occasions
+from services.gateway.push.occasions import TOP_PICK, PushFacts, occasions
 from services.gateway.push.templates import LANGUAGES, SlotMissing, TooLong, language_of, reason, render
 from services.gateway.push.timing import QuietHours, send_time
 from services.gateway.recommend import Choice, Decision, Recommender
@@ -94,12 +96,13 @@ class PushPlanner:
             await asyncio.to_thread(self.push_log.open_campaign, campaign_id, request.segment)
         except CampaignMismatch as error:
             raise FailedPrecondition(str(error)) from error
-        last = ""
+        last, total = "", 0
         while True:
             page = await self._list_page(request.segment, last)
             if not page.user_ids:
                 return
-            async for response in self._plan_page(campaign_id, list(page.user_ids), page.total):
+            total = total or page.total  # only the first page carries it
+            async for response in self._plan_page(campaign_id, list(page.user_ids), total):
                 yield response
             last = page.user_ids[-1]
 
@@ -197,6 +200,7 @@ class PushPlanner:
         key = f"{campaign_id or now.date().isoformat()}:{user_id}"
         when = send_time(now, decision.progress.portrait.hour_shares, zone, self.quiet, key)
         best, unwritten = 0.0, ""
+        top_pick: gateway_pb2.PushMessage | None = None
         for choice in decision.slate:
             item = decision.catalog.get(choice.item_id)
             if item is None or item.stock_status == common_pb2.STOCK_STATUS_OUT_OF_STOCK:
@@ -206,9 +210,14 @@ class PushPlanner:
             if probability < self.config.min_confidence:
                 continue
             push, unwritten = self._write(decision, choice, language, now, when, probability)
-            if push is not None:
-                push.campaign_id = campaign_id
+            if push is None:
+                continue
+            push.campaign_id = campaign_id
+            if push.template != TOP_PICK:
                 return Outcome(user_id, push)
+            top_pick = top_pick or push
+        if top_pick is not None:
+            return Outcome(user_id, top_pick)
         if best < self.config.min_confidence:
             return Outcome(
                 user_id,

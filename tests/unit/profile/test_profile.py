@@ -156,11 +156,11 @@ def test_a_shoppers_segment_follows_their_latest_event_and_lists_them(profile) -
     }
     assert segment == {"ann": "Spain", "bob": "Spain", "cat": "France", "dan": ""}
     batches = list(profile.ListUsers(profile_pb2.ListUsersRequest(segment="Spain", batch_size=1)))
-    assert [list(b.user_ids) for b in batches] == [["ann"], ["bob"]] and {b.total for b in batches} == {2}
+    assert [list(b.user_ids) for b in batches] == [["ann"], ["bob"]] and [b.total for b in batches] == [2, 0]
     everyone = list(profile.ListUsers(profile_pb2.ListUsersRequest()))
     assert [u for b in everyone for u in b.user_ids] == ["ann", "bob", "cat", "dan"]
     page = list(profile.ListUsers(profile_pb2.ListUsersRequest(after_user_id="ann", limit=2, batch_size=5)))
-    assert [list(b.user_ids) for b in page] == [["bob", "cat"]] and page[0].total == 4
+    assert [list(b.user_ids) for b in page] == [["bob", "cat"]] and page[0].total == 0
     with pytest.raises(grpc.RpcError) as error:
         list(profile.ListUsers(profile_pb2.ListUsersRequest(batch_size=10_001)))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT

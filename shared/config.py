@@ -148,6 +148,8 @@ class Settings:
     ranker: str = "learned"
     # Feature groups `recsys train ranking` leaves out (services/ranking/features.GROUPS): a served ablation.
     ranker_left_out: tuple[str, ...] = ()
+    # Seed of the ranker's training (initialization, batch order, the early-stopping share).
+    ranker_seed: int = 0
     policy: PolicySettings = field(default_factory=PolicySettings)
     push: PushConfig = field(default_factory=PushConfig)
 
@@ -371,6 +373,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ranker_left_out=tuple(
             name.strip() for name in read.text("RECSYS_RANKER_LEFT_OUT", "").split(",") if name.strip()
         ),
+        ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
         policy=_policy_settings(read),
         push=_push_config(read),
     )

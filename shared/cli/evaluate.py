@@ -23,7 +23,7 @@ from shared.evaluation.cold_start import ColdStartReport, evaluate_cold_start
 from shared.evaluation.cold_start import K as COLD_K
 from shared.evaluation.new_shoppers import K as NEW_K
 from shared.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
-from shared.evaluation.ranking import ablation
+from shared.evaluation.ranking import ablation, mean_of_seeds
 from shared.evaluation.report import ModelResult, Report
 from shared.evaluation.run import CURVE_KS, score
 from shared.evaluation.run import baselines as run_baselines
@@ -83,7 +83,8 @@ def evaluate(
             min=1,
             help="With --ranking: train each ranker variant this many times (seeds 0..N-1) and report "
             "the mean, with the spread of NDCG@20; the ablation's differences are often within one "
-            "seed's noise.",
+            "seed's noise. With --served: the same suite retrains its ranker with each seed "
+            "(RECSYS_RANKER_SEED) and is asked again (about 4 more minutes per seed on CPU).",
         ),
     ] = 1,
     gan: Annotated[
@@ -124,7 +125,7 @@ def evaluate(
             ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
         )
     if served:
-        results.append(_evaluate_served(config, split, gan))
+        results.append(_evaluate_served(config, split, gan, seeds))
     if cold_start:
         _print_cold_start(
             evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
@@ -139,7 +140,7 @@ def evaluate(
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
         + (" --ranking" if ranking else "")
-        + (f" --seeds {seeds}" if ranking and seeds > 1 else "")
+        + (f" --seeds {seeds}" if (ranking or served) and seeds > 1 else "")
         + (" --served" if served else "")
         + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
@@ -193,27 +194,46 @@ def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[Model
     return results
 
 
-def _evaluate_served(config: Settings, split: protocols.Split, gan: bool) -> ModelResult:
+def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds: int) -> ModelResult:
     """A fresh suite learns the training part through its APIs and is asked for every test user.
 
     With the GAN, candidates reports SERVING only once the model server has it: the data
     goes in through profile and items first, the GAN is trained and published first,
-    and only then is the whole suite awaited.
+    and only then is the whole suite awaited. With several seeds the ranker alone is
+    retrained for each (the other models do not depend on it) and the suite asked again;
+    the result is the mean, with the spread of NDCG@20.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
+    name = "served pipeline (gRPC" + (", with the candidate GAN" if gan else ", without the candidate GAN")
+    per_seed = []
     with fresh_suite(home, {"RECSYS_CANDIDATES_GAN": "1" if gan else "0"}) as (suite, suite_config):
+        if suite_config.ranker_left_out:
+            name += ", ranker without " + ", ".join(suite_config.ranker_left_out)
+        name += ")"
         stored = with_clients(
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
         console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
-        run_training(suite_config, ["candidates", *SERVED] if gan else SERVED)
-        suite.wait_ready()
-        started = time.perf_counter()
-        rankings, latencies = with_clients(
-            lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
-        )
-        seconds = time.perf_counter() - started
-    p50 = statistics.median(latencies) if latencies else float("nan")
-    console.print(f"served: {len(rankings)} users in {seconds:.1f}s, Recommend p50 {p50:.1f} ms")
-    name = "served pipeline (gRPC" + (", with the candidate GAN)" if gan else ", without the candidate GAN)")
-    return score(name, rankings, split, {}, seconds)
+        for seed in range(seeds):
+            seeded = dataclasses.replace(suite_config, ranker_seed=seed)
+            first = ["candidates", *SERVED] if gan else SERVED
+            run_training(seeded, first if seed == 0 else ["ranking"])
+            suite.wait_ready()
+            started = time.perf_counter()
+            rankings, latencies = with_clients(
+                lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
+            )
+            seconds = time.perf_counter() - started
+            p50 = statistics.median(latencies) if latencies else float("nan")
+            result = score(name, rankings, split, {}, seconds)
+            console.print(
+                f"served (ranker seed {seed}): {len(rankings)} users in {seconds:.1f}s, Recommend p50 "
+                f"{p50:.1f} ms, NDCG@20 {result.at_k[20]['ndcg']:.4f}, R@20 {result.at_k[20]['recall']:.4f}"
+            )
+            failed = len(rankings) - len(latencies)
+            if failed:
+                console.print(
+                    f"[yellow]{failed} Recommend calls failed; those users count as misses[/yellow]"
+                )
+            per_seed.append(result)
+    return mean_of_seeds(per_seed) if seeds > 1 else per_seed[0]

@@ -102,7 +102,7 @@ def _fit_ranker(snapshot: Snapshot, settings: Settings) -> object | None:
         )
         raise typer.Exit(2)
     lists, vocabulary = training_lists(snapshot, settings, fit_generator)
-    config = RankerConfig(removed=settings.ranker_left_out)
+    config = RankerConfig(removed=settings.ranker_left_out, seed=settings.ranker_seed)
     if config.removed:
         console.print(f"ranker: leaving out the feature groups {', '.join(config.removed)}")
     with progress_bar() as progress:

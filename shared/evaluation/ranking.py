@@ -50,7 +50,7 @@ def _reordered(
     }
 
 
-def _mean(results: list[ModelResult]) -> ModelResult:
+def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
     """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
     kept in its params."""
     first = results[0]
@@ -106,5 +106,5 @@ def ablation(
                 f"R@20 {result.at_k[20]['recall']:.4f}"
             )
             per_seed.append(result)
-        results.append(_mean(per_seed) if seeds > 1 else per_seed[0])
+        results.append(mean_of_seeds(per_seed) if seeds > 1 else per_seed[0])
     return results

@@ -109,6 +109,13 @@ def test_the_ranker_switch_takes_learned_or_baseline_in_any_case() -> None:
         load_settings({"RECSYS_RANKER": "magic"})
 
 
+def test_the_ranker_seed_defaults_to_zero_and_must_not_be_negative() -> None:
+    assert load_settings({}).ranker_seed == 0
+    assert load_settings({"RECSYS_RANKER_SEED": "3"}).ranker_seed == 3
+    with pytest.raises(ConfigError, match="RECSYS_RANKER_SEED='-1' must be between 0"):
+        load_settings({"RECSYS_RANKER_SEED": "-1"})
+
+
 def test_policy_settings_default_to_the_bandit_and_read_shares_and_weights() -> None:
     default = load_settings({}).policy
     assert default.shares == {"bandit": 1.0}

@@ -74,7 +74,7 @@ class PushPlanner:
         language = _language(request.language) if request.language else ""
         found = await asyncio.to_thread(self.push_log.settings_of, [request.user_id])
         settings = found.get(request.user_id)
-        outcome = await self._plan(request.user_id, language, settings, "")
+        outcome = await self._plan(request.user_id, language, settings, "", request.policy)
         if not outcome.retry:
             outcome = (await asyncio.to_thread(self.push_log.record, [outcome]))[0]
         self._count(outcome)
@@ -175,7 +175,7 @@ class PushPlanner:
             metrics.PUSHES.labels("skipped", "", "").inc()
 
     async def _plan(
-        self, user_id: str, language: str, settings: UserSettings | None, campaign_id: str
+        self, user_id: str, language: str, settings: UserSettings | None, campaign_id: str, policy: str = ""
     ) -> Outcome:
         """The push for one shopper, or why none (not yet checked against the stored pushes)."""
         if settings is not None and settings.opted_out:
@@ -185,7 +185,11 @@ class PushPlanner:
         pushed = await asyncio.to_thread(self.push_log.recently_pushed, user_id, now)
         decision = await self.recommender.decide(
             gateway_pb2.RecommendRequest(
-                user_id=user_id, count=SLATE, surface="push", exclude_item_ids=sorted(pushed)
+                user_id=user_id,
+                count=SLATE,
+                surface="push",
+                exclude_item_ids=sorted(pushed),
+                policy=policy,
             )
         )
         if decision.progress.cold_start:

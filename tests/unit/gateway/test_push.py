@@ -18,7 +18,7 @@ from services.gateway.push.timing import QuietHours
 from services.gateway.store import GatewayStore
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
-from tests.unit.gateway.suite import ITEMS, SEGMENTS, gateway_with_dead
+from tests.unit.gateway.suite import ITEMS, SEGMENTS, gateway_with_dead, recommend
 
 QUIET = QuietHours(22, 8)
 
@@ -48,10 +48,12 @@ def priced(suite):
     return settings
 
 
-def generate(gateway, user_id, language=""):
+def generate(gateway, user_id, language="", policy=""):
     stub, metadata = gateway
     return stub.GeneratePush(
-        gateway_pb2.GeneratePushRequest(user_id=user_id, language=language), metadata=metadata, timeout=20
+        gateway_pb2.GeneratePushRequest(user_id=user_id, language=language, policy=policy),
+        metadata=metadata,
+        timeout=20,
     )
 
 
@@ -128,9 +130,19 @@ def test_a_push_is_written_in_each_language_from_facts_that_hold(priced, gateway
     assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese.body)
 
 
-def test_a_fresh_price_drop_is_the_occasion_and_names_both_prices(priced, gateway) -> None:
-    push = generate(gateway, "user4").push  # user4 buys in the second group, whose prices dropped
-    assert push.template == "price_drop", push
+def test_a_price_drop_down_the_slate_beats_a_top_pick_and_names_both_prices(priced, gateway) -> None:
+    # A shopper who only looked at a first-group item: no purchase to complete, and the greedy
+    # policy's slate (the ranker's order) opens with first-group items, whose prices did not drop,
+    # before second-group ones, whose prices did.
+    look = common_pb2.Event(
+        event_id="looker:item05", user_id="looker", item_id="item05", type=common_pb2.EVENT_TYPE_VIEW
+    )
+    _call(priced, lambda c: c.profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=[look])])))
+    slate = [i.item_id for i in recommend(gateway, "looker", 10, surface="push", policy="greedy").items]
+    dropped = set(ITEMS[10:20])
+    assert slate[0] not in dropped and dropped & set(slate[1:]), slate
+    push = generate(gateway, "looker", policy="greedy").push
+    assert push.template == "price_drop" and push.item_ids[0] in dropped, push
     assert "£3.00" in push.body and "£4.00" in push.body
     assert ("price_drop", "4.00") in {(f.kind, f.value) for f in push.reason_facts}
     check_push(priced, push)
@@ -160,6 +172,7 @@ def test_bad_push_requests_get_invalid_argument(gateway) -> None:
     bad_calls = [
         lambda: generate(gateway, ""),
         lambda: generate(gateway, "user1", "fr"),
+        lambda: generate(gateway, "user1", policy="oracle"),
         lambda: settings_of(gateway, gateway_pb2.PushSettings(user_id="u", time_zone="Mars/Olympus")),
         lambda: settings_of(gateway, gateway_pb2.PushSettings(user_id="u", language="klingon")),
         lambda: settings_of(gateway),

@@ -47,7 +47,7 @@ class Report:
                 f"{result.beyond['ild']:.3f}",
                 f"{result.beyond['novelty']:.2f}",
             ]
-            lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_label(result)} | " + " | ".join(cells) + " |")
         lines += ["", f"Reproduce: `{self.command}`"]
         return "\n".join(lines) + "\n"
 
@@ -93,3 +93,12 @@ class Report:
         paths["json"].write_text(self.to_json())
         self.plot(paths["plot"])
         return paths
+
+
+def _label(result: ModelResult) -> str:
+    """The model's name, and for a mean over seeds how many and the spread of NDCG@20."""
+    seeds = result.params.get("seeds")
+    if not seeds:
+        return result.name
+    low, high = result.params["ndcg@20 min"], result.params["ndcg@20 max"]
+    return f"{result.name}, mean of {seeds:g} seeds (NDCG@20 {low:.4f} to {high:.4f})"

@@ -1,8 +1,10 @@
 """An evaluation run end to end on a tiny log: tuned baselines, and the three report files."""
 
+import dataclasses
 import json
 
 from shared.evaluation.protocols import retail_temporal
+from shared.evaluation.ranking import mean_of_seeds
 from shared.evaluation.report import Report
 from shared.evaluation.run import CURVE_KS, baselines
 from tests.unit.evaluation.test_protocols_and_baselines import interactions
@@ -21,3 +23,18 @@ def test_baselines_are_tuned_scored_and_reported(tmp_path) -> None:
     assert "| most popular |" in paths["markdown"].read_text()
     assert json.loads(paths["json"].read_text())["results"][2]["params"]["value"] > 0
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_mean_over_seeds_is_labelled_with_its_spread() -> None:
+    split = retail_temporal(interactions())
+    first, second = baselines(split, lambda _: None)[:2]
+    second = dataclasses.replace(
+        second, at_k={k: {**m, "ndcg": m["ndcg"] / 2} for k, m in second.at_k.items()}
+    )
+    mean = mean_of_seeds([first, second])
+    table = Report("retail-temporal", split.stats, [mean], "recsys eval").markdown()
+    low, high = second.at_k[20]["ndcg"], first.at_k[20]["ndcg"]
+    row = next(line for line in table.splitlines() if line.startswith(f"| {first.name}"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[0] == f"{first.name}, mean of 2 seeds (NDCG@20 {low:.4f} to {high:.4f})"
+    assert f"{(low + high) / 2:.4f}" in cells

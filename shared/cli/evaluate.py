@@ -204,19 +204,17 @@ def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds:
     the result is the mean, with the spread of NDCG@20.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
-    name = "served pipeline (gRPC" + (", with the candidate GAN" if gan else ", without the candidate GAN")
+    left_out = ", ranker without " + ", ".join(config.ranker_left_out) if config.ranker_left_out else ""
+    name = f"served pipeline (gRPC, {'with' if gan else 'without'} the candidate GAN{left_out})"
+    first = ["candidates", *SERVED] if gan else SERVED
     per_seed = []
     with fresh_suite(home, {"RECSYS_CANDIDATES_GAN": "1" if gan else "0"}) as (suite, suite_config):
-        if suite_config.ranker_left_out:
-            name += ", ranker without " + ", ".join(suite_config.ranker_left_out)
-        name += ")"
         stored = with_clients(
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
         console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
         for seed in range(seeds):
             seeded = dataclasses.replace(suite_config, ranker_seed=seed)
-            first = ["candidates", *SERVED] if gan else SERVED
             run_training(seeded, first if seed == 0 else ["ranking"])
             suite.wait_ready()
             started = time.perf_counter()
@@ -236,4 +234,4 @@ def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds:
                     f"[yellow]{failed} Recommend calls failed; those users count as misses[/yellow]"
                 )
             per_seed.append(result)
-    return mean_of_seeds(per_seed) if seeds > 1 else per_seed[0]
+    return mean_of_seeds(per_seed)

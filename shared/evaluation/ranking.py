@@ -52,8 +52,10 @@ def _reordered(
 
 def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
     """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
-    kept in its params."""
+    kept in its params. A single result is returned as it is."""
     first = results[0]
+    if len(results) == 1:
+        return first
     ndcg = [r.at_k[20]["ndcg"] for r in results]
     return ModelResult(
         name=first.name,
@@ -106,5 +108,5 @@ def ablation(
                 f"R@20 {result.at_k[20]['recall']:.4f}"
             )
             per_seed.append(result)
-        results.append(mean_of_seeds(per_seed) if seeds > 1 else per_seed[0])
+        results.append(mean_of_seeds(per_seed))
     return results

@@ -44,6 +44,7 @@ lint: install $(BUF)
 	$(BUF) lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

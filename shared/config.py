@@ -1,20 +1,20 @@
-"""Settings of every process, read from environment variables and checked at start-up.
+"""The settings every process shares, read from environment variables and checked at start-up.
 
 Every variable is optional; the defaults run the whole suite on one machine
 with state under `var/`. A bad value stops the process with one message that
-names every offending variable.
+names every offending variable. Each service reads its own section on top of
+these (`services/<name>/settings.py`, and `pipelines/settings.py` for training)
+with the same `EnvReader`, so a bad setting of one service stops only that
+service. Secrets (API keys, database URLs) stay out of `repr`.
 """
 
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from shared import sources
+from typing import TypeVar
 
 SERVICES: tuple[str, ...] = ("gateway", "profile", "items", "candidates", "ranking", "policy")
 # The local stand-in for TF Serving; in Kubernetes the real one answers at the same address.
@@ -33,81 +33,6 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     MODEL_SERVER: 9457,
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# Weight of each retrieval source in the reciprocal-rank fusion of their lists. These and the
-# popularity half-life were chosen on October 2011, the last month of retail-temporal's
-# training part, with models fitted on the months before (never on the test period).
-DEFAULT_CANDIDATE_WEIGHTS: dict[str, float] = {
-    sources.GENERATOR: 1.0,
-    sources.ITEM_KNN: 0.5,
-    sources.POPULAR: 0.75,
-    sources.ITEM_TEXT: 0.25,
-    sources.KNOWLEDGE_GRAPH: 0.25,
-}
-# Share of the candidate list each source is guaranteed, whatever the fusion says.
-DEFAULT_CANDIDATE_QUOTAS: dict[str, float] = {
-    sources.GENERATOR: 0.1,
-    sources.ITEM_KNN: 0.1,
-    sources.POPULAR: 0.1,
-    sources.ITEM_TEXT: 0.05,
-    sources.KNOWLEDGE_GRAPH: 0.05,
-}
-
-
-POLICY_KINDS = ("greedy", "epsilon-greedy", "bandit")
-DEFAULT_POLICY_SHARES: dict[str, float] = {"bandit": 1.0}
-# Reward of each event type that answers a recommendation (DISMISS is negative feedback).
-DEFAULT_REWARD_WEIGHTS: dict[str, float] = {
-    "view": 0.0,
-    "click": 1.0,
-    "add_to_cart": 3.0,
-    "purchase": 10.0,
-    "review": 0.0,
-    "like": 1.0,
-    "share": 2.0,
-    "dismiss": -2.0,
-}
-# Weights of the strategy fusion (docs/policy.md): each score is standardized over the request's
-# candidates first, so the weights compare like with like.
-DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"ranker": 0.3, "generator": 0.0, "margin": 0.0, "bandit": 1.0}
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """How the policy service chooses slates and learns (docs/policy.md)."""
-
-    shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_POLICY_SHARES))
-    salt: str = "recsys"
-    reward_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
-    fusion_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FUSION_WEIGHTS))
-    epsilon: float = 0.2
-    bandit_alpha: float = 1.0
-    temperature: float = 0.3
-    diversity: float = 0.3
-    category_cap: int = 0
-    consider: int = 50
-    propensity_samples: int = 300
-    seed: int | None = None  # of the slate draws; None: fresh entropy at each start
-
-
-# Fields a push deep link may name (RECSYS_PUSH_DEEP_LINK).
-DEEP_LINK_FIELDS = ("item_id", "push_id", "request_id", "user_id")
-CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "CNY": "¥", "JPY": "¥"}
-
-
-@dataclass(frozen=True)
-class PushConfig:
-    """The push rules and how messages are written and timed (docs/push.md)."""
-
-    daily_cap: int = 2  # pushes per shopper in any 24 hours
-    weekly_cap: int = 5  # pushes per shopper in any 7 days
-    dedupe_days: float = 14.0  # no item pushed twice to a shopper within this many days
-    min_confidence: float = 0.01  # below it, the ranker is not sure enough: no push
-    quiet_start: int = 22  # local hour quiet hours start
-    quiet_end: int = 8  # local hour quiet hours end
-    time_zone: str = "UTC"  # for shoppers whose settings name none
-    deep_link: str = "shop://item/{item_id}?push_id={push_id}&request_id={request_id}"
-    currency: str = "GBP"
-    fresh_days: float = 14.0  # how recent a listing, price drop or restock must be to be news
 
 
 class ConfigError(Exception):
@@ -129,29 +54,22 @@ class Settings:
     ports: Mapping[str, int]
     metrics_ports: Mapping[str, int]
     addresses: Mapping[str, str]
-    database_urls: Mapping[str, str]
-    api_keys: tuple[str, ...]
+    database_urls: Mapping[str, str] = field(repr=False)
+    api_keys: tuple[str, ...] = field(repr=False)
     stage_deadline_s: float
     shutdown_delay_s: float
     shutdown_grace_s: float
     model_poll_s: float
     otlp_endpoint: str
-    served_models: tuple[str, ...] = ()
+    # Whether the suite serves the candidate GAN through the model server: which processes run
+    # (the supervisor), which sources candidates asks, what training fits.
     candidate_gan: bool = False
-    model_server_deadline_s: float = 0.3
-    candidate_quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_QUOTAS))
-    candidate_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CANDIDATE_WEIGHTS))
-    popularity_half_life_days: float = 3.0
-    profile_half_life_days: float = 30.0
-    gan_mixed_precision: bool = False
-    # "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
-    ranker: str = "learned"
-    # Feature groups `recsys train ranking` leaves out (services/ranking/features.GROUPS): a served ablation.
-    ranker_left_out: tuple[str, ...] = ()
-    # Seed of the ranker's training (initialization, batch order, the early-stopping share).
-    ranker_seed: int = 0
-    policy: PolicySettings = field(default_factory=PolicySettings)
-    push: PushConfig = field(default_factory=PushConfig)
+    # The variables these settings were read from; each service reads its own section from them.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def overriding(self, **variables: str) -> Settings:
+        """The same settings read again with `variables` set (for a suite started from a tool)."""
+        return load_settings({**self.env, **variables})
 
     @property
     def model_dir(self) -> Path:
@@ -174,7 +92,7 @@ class Settings:
         return self.database_urls[service]
 
 
-class _Reader:
+class EnvReader:
     """Reads typed values from an environment mapping and collects every problem."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
@@ -257,54 +175,33 @@ class _Reader:
             return default
         return value
 
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of names (empty when unset)."""
+        return tuple(part.strip() for part in self.env.get(name, "").split(",") if part.strip())
 
-RANKERS = ("learned", "baseline")
-
-
-def _policy_settings(read: _Reader) -> PolicySettings:
-    shares = read.shares("RECSYS_POLICIES", {}, POLICY_KINDS) or dict(DEFAULT_POLICY_SHARES)
-    if abs(sum(shares.values()) - 1.0) > 1e-6:
-        read.problems.append(
-            f"RECSYS_POLICIES: the shares must sum to 1; they sum to {sum(shares.values()):g}"
-        )
-    return PolicySettings(
-        shares=shares,
-        salt=read.text("RECSYS_POLICY_SALT", "recsys"),
-        reward_weights=read.shares(
-            "RECSYS_REWARD_WEIGHTS",
-            DEFAULT_REWARD_WEIGHTS,
-            tuple(DEFAULT_REWARD_WEIGHTS),
-            most=float("inf"),
-            low=-100.0,
-            high=100.0,
-        ),
-        fusion_weights=read.shares(
-            "RECSYS_FUSION_WEIGHTS",
-            DEFAULT_FUSION_WEIGHTS,
-            tuple(DEFAULT_FUSION_WEIGHTS),
-            most=float("inf"),
-            high=100.0,
-        ),
-        epsilon=read.number("RECSYS_POLICY_EPSILON", 0.2, 0, 1),
-        bandit_alpha=read.number("RECSYS_BANDIT_ALPHA", 1.0, 0, 100),
-        temperature=read.number("RECSYS_BANDIT_TEMPERATURE", 0.3, 0.01, 100),
-        diversity=read.number("RECSYS_POLICY_DIVERSITY", 0.3, 0, 10),
-        category_cap=int(read.number("RECSYS_POLICY_CATEGORY_CAP", 0, 0, 1000)),
-        consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
-        propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 300, 10, 100_000)),
-        seed=_optional_seed(read.number("RECSYS_POLICY_SEED", -1, 0, 2**32 - 1)),
-    )
+    def seed(self, name: str) -> int | None:
+        """A seed from 0 to 2**32-1, or None when unset."""
+        value = self.number(name, -1, 0, 2**32 - 1)
+        return None if value < 0 else int(value)
 
 
-def _optional_seed(value: float) -> int | None:
-    """-1 (unset) means no seed."""
-    return None if value < 0 else int(value)
+Section = TypeVar("Section")
+
+
+def load_section(settings: Settings, read: Callable[[EnvReader], Section]) -> Section:
+    """One process's own section, read from the variables `settings` came from; raises
+    ConfigError listing every bad variable of that section."""
+    reader = EnvReader(settings.env)
+    section = read(reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return section
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Reads the settings; raises ConfigError listing every bad variable."""
     env = os.environ if env is None else env
-    read = _Reader(env)
+    read = EnvReader(env)
     home = Path(read.text("RECSYS_HOME", "var")).absolute()
     processes = (*SERVICES, MODEL_SERVER)
     ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in processes}
@@ -352,81 +249,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=read.number("RECSYS_SHUTDOWN_GRACE_S", 5.0, 0, 300),
         model_poll_s=read.number("RECSYS_MODEL_POLL_S", 2.0, 0.1, 3600),
         otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-        served_models=tuple(
-            name.strip() for name in env.get("RECSYS_MODELSERVER_MODELS", "").split(",") if name.strip()
-        ),
         candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
-        model_server_deadline_s=read.number("RECSYS_MODELSERVER_DEADLINE_MS", 300, 1, 60_000) / 1000,
-        gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
-        candidate_quotas=read.shares(
-            "RECSYS_CANDIDATES_QUOTAS", DEFAULT_CANDIDATE_QUOTAS, tuple(DEFAULT_CANDIDATE_QUOTAS)
-        ),
-        candidate_weights=read.shares(
-            "RECSYS_CANDIDATES_WEIGHTS",
-            DEFAULT_CANDIDATE_WEIGHTS,
-            tuple(DEFAULT_CANDIDATE_WEIGHTS),
-            most=len(DEFAULT_CANDIDATE_WEIGHTS),
-        ),
-        popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
-        profile_half_life_days=read.number("RECSYS_PROFILE_HALF_LIFE_DAYS", 30.0, 0.01, 3650),
-        ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower),
-        ranker_left_out=tuple(
-            name.strip() for name in read.text("RECSYS_RANKER_LEFT_OUT", "").split(",") if name.strip()
-        ),
-        ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
-        policy=_policy_settings(read),
-        push=_push_config(read),
+        env=dict(env),
     )
     if read.problems:
         raise ConfigError(read.problems)
     return settings
-
-
-def _quiet_hours(read: _Reader) -> tuple[int, int]:
-    raw = read.text("RECSYS_PUSH_QUIET_HOURS", "22-8")
-    start, _, end = raw.partition("-")
-    try:
-        hours = (int(start), int(end))
-    except ValueError:
-        hours = (-1, -1)
-    if not all(0 <= hour <= 23 for hour in hours):
-        read.problems.append(
-            f"RECSYS_PUSH_QUIET_HOURS={raw!r} must be <start>-<end> local hours 0-23, e.g. 22-8"
-        )
-        return 22, 8
-    return hours
-
-
-def _push_config(read: _Reader) -> PushConfig:
-    quiet_start, quiet_end = _quiet_hours(read)
-    time_zone = read.text("RECSYS_PUSH_TIME_ZONE", "UTC")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        read.problems.append(
-            f"RECSYS_PUSH_TIME_ZONE={time_zone!r} is not an IANA time zone (e.g. Europe/London)"
-        )
-        time_zone = "UTC"
-    deep_link = read.text("RECSYS_PUSH_DEEP_LINK", PushConfig.deep_link)
-    try:
-        named = {name for _, name, _, _ in string.Formatter().parse(deep_link) if name is not None}
-    except ValueError:
-        named = {"?"}
-    if not named <= set(DEEP_LINK_FIELDS) or "item_id" not in named:
-        read.problems.append(
-            f"RECSYS_PUSH_DEEP_LINK={deep_link!r} must name {{item_id}} and may name only "
-            + ", ".join(f"{{{name}}}" for name in DEEP_LINK_FIELDS)
-        )
-        deep_link = PushConfig.deep_link
-    return PushConfig(
-        daily_cap=int(read.number("RECSYS_PUSH_DAILY_CAP", 2, 0, 100)),
-        weekly_cap=int(read.number("RECSYS_PUSH_WEEKLY_CAP", 5, 0, 700)),
-        dedupe_days=read.number("RECSYS_PUSH_DEDUPE_DAYS", 14, 0, 365),
-        min_confidence=read.number("RECSYS_PUSH_MIN_CONFIDENCE", 0.01, 0, 1),
-        quiet_start=quiet_start,
-        quiet_end=quiet_end,
-        time_zone=time_zone,
-        deep_link=deep_link,
-        currency=read.choice("RECSYS_CURRENCY", "GBP", tuple(CURRENCY_SYMBOLS)),
-        fresh_days=read.number("RECSYS_PUSH_FRESH_DAYS", 14, 0, 365),
-    )

@@ -17,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event, select
 from sqlalchemy.engine import make_url
 
+from shared.clock import Clock, system_clock
+
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     """WAL for concurrent readers; synchronous FULL so that an acknowledged write is durable."""
@@ -111,8 +113,9 @@ class Store:
     service: str
     migrations: Path
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Clock = system_clock) -> None:
         self.engine = create_db_engine(url)
+        self.clock = clock  # what "now" is when rows are stamped
 
     def migrate(self) -> None:
         migrate(self.engine, self.service, self.migrations)

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -153,14 +153,22 @@ def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
     try:
         settings = load_settings()
     except ConfigError as error:
-        print(f"recsys-{name}: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
+        _exit_on(name, error)
     telemetry.setup_logging(name, settings.log_level)
     provider = telemetry.setup_tracing(name, settings.otlp_endpoint)
     try:
-        asyncio.run(serve(build(settings), settings))
+        try:
+            app = build(settings)  # reads and checks the service's own settings section
+        except ConfigError as error:
+            _exit_on(name, error)
+        asyncio.run(serve(app, settings))
     finally:
         provider.shutdown()
+
+
+def _exit_on(name: str, error: ConfigError) -> NoReturn:
+    print(f"recsys-{name}: {error}", file=sys.stderr)
+    raise SystemExit(2) from error
 
 
 def assemble(

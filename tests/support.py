@@ -9,9 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from shared.cli.supervisor import free_ports_env
 from shared.config import Settings, load_settings
 from shared.server import RunningServer, ServiceApp
+from tools.cli.supervisor import free_ports_env
 
 
 def suite_env(**overrides: str) -> dict[str, str]:
@@ -69,7 +69,7 @@ def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any
     """A snapshot in which each user bought the listed items (catalog = every item)."""
     import numpy as np
 
-    from shared.snapshot import PURCHASE, Snapshot
+    from ml.snapshot import PURCHASE, Snapshot
 
     users = [user for user, items in baskets.items() for _ in items]
     items = [item for basket in baskets.values() for item in basket]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from functools import partial
 
+from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, CooccurrenceModel
 from recsys.candidates.v1 import candidates_pb2_grpc
 from services.candidates.servicer import CandidatesServicer
-from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, CooccurrenceModel
+from services.candidates.settings import read_candidates_settings
 from shared.clients import SuiteClients
-from shared.config import MODEL_SERVER, Settings
+from shared.config import MODEL_SERVER, Settings, load_section
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
 
@@ -24,6 +25,7 @@ STATUS_WAIT_S = 30.0
 
 
 def build(settings: Settings) -> ServiceApp:
+    own = load_section(settings, read_candidates_settings)
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
@@ -31,10 +33,10 @@ def build(settings: Settings) -> ServiceApp:
     gan, dependencies, closers = None, [], []
     if settings.candidate_gan:
         from services.candidates.gan_source import GanSource  # TensorFlow loads only when needed
-        from shared.tfserving import ModelServerClient
+        from services.candidates.tfserving import ModelServerClient
 
         client = ModelServerClient(
-            settings.addresses[MODEL_SERVER], CANDIDATE_GAN, settings.model_server_deadline_s
+            settings.addresses[MODEL_SERVER], CANDIDATE_GAN, own.model_server_deadline_s
         )
         gan = GanSource(client)
         dependencies.append(partial(client.wait_available, STATUS_POLL_S, STATUS_WAIT_S))
@@ -42,7 +44,7 @@ def build(settings: Settings) -> ServiceApp:
     return assemble(
         NAME,
         candidates_pb2_grpc.add_CandidatesServiceServicer_to_server,
-        CandidatesServicer(clients, cooccurrence, settings.candidate_weights, settings.candidate_quotas, gan),
+        CandidatesServicer(clients, cooccurrence, own.fusion.weights, own.fusion.quotas, gan),
         models=[cooccurrence],
         clients=clients,
         dependencies=dependencies,

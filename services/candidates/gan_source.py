@@ -10,12 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from services.candidates.retrieval import Retrieved
+from ml.gan import HISTORY_LIMIT
+from ml.retrieval import Retrieved
+from services.candidates.tfserving import ModelServerClient
 from shared import sources
-from shared.tfserving import ModelServerClient
-
-# Most recent items sent to the generator; older ones add little and cost transfer time.
-HISTORY_LIMIT = 200
 
 
 class GanSource:

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 import grpc
 from opentelemetry import trace
 
+from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, CooccurrenceModel
+from ml.retrieval import Retrieved, item_knn_candidates, merge
+from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from services.candidates.gan_source import GanSource
-from services.candidates.retrieval import Retrieved, item_knn_candidates, merge
 from shared import sources
-from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, CooccurrenceModel
 from shared.clients import SuiteClients
 from shared.errors import require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
-from shared.text_encoder import ITEM_EMBEDDINGS
 
 log = logging.getLogger(__name__)
 DEFAULT_COUNT = 200

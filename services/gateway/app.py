@@ -8,24 +8,26 @@ from services.gateway.push.log import PushLog
 from services.gateway.push.planner import PushPlanner
 from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer
+from services.gateway.settings import read_gateway_settings
 from services.gateway.store import GatewayStore
 from shared.auth import ApiKeyInterceptor, server_keys
 from shared.clients import SuiteClients
-from shared.config import Settings
+from shared.config import Settings, load_section
 from shared.server import ServiceApp, assemble
 
 NAME = "gateway"
 
 
 def build(settings: Settings) -> ServiceApp:
+    own = load_section(settings, read_gateway_settings)
     store = GatewayStore(settings.database_url(NAME))
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
-    recommender = Recommender(clients, store, settings.stage_deadline_s, settings.policy.consider)
-    push_log = PushLog(store, settings.push)
+    recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider)
+    push_log = PushLog(store, own.push)
     servicer = GatewayServicer(
         recommender,
         FeedbackRecorder(clients, settings.stage_deadline_s, push_log),
-        PushPlanner(recommender, push_log, clients, settings.push),
+        PushPlanner(recommender, push_log, clients, own.push),
         push_log,
     )
     return assemble(

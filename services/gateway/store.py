@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
@@ -49,6 +48,6 @@ class GatewayStore(Store):
                     count=entry.count,
                     item_ids=json.dumps(entry.item_ids),
                     degraded_stages=json.dumps(entry.degraded_stages),
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock(),
                 )
             )

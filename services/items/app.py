@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+from ml.artifacts import POPULARITY, PopularityModel
+from ml.similar import ItemIndex
+from ml.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings
 from recsys.items.v1 import items_pb2_grpc
 from services.items.graph import ItemGraph
 from services.items.servicer import DEFAULT_EXPORT_BATCH, ItemsServicer
-from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
-from shared.artifacts import POPULARITY, PopularityModel
 from shared.config import Settings
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
-from shared.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings
 
 NAME = "items"
 

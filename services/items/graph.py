@@ -20,8 +20,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ml.text_encoder import Fact, facts_of
 from recsys.common.v1 import common_pb2
-from shared.text_encoder import Fact, facts_of
 
 MAX_WALKED_DEGREE = 20_000
 GATHER_FACTOR = 5  # neighbours gathered per neighbour asked for before the walk stops

@@ -10,17 +10,17 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
+from ml.artifacts import POPULARITY, PopularityModel
+from ml.similar import ItemIndex
+from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.cleaning import clean_items
 from services.items.graph import ItemGraph
-from services.items.similar import ItemIndex
 from services.items.store import ItemsStore
-from shared.artifacts import POPULARITY, PopularityModel
 from shared.errors import FailedPrecondition, NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
-from shared.text_encoder import ITEM_EMBEDDINGS
 
 MAX_BATCH = 10_000
 MAX_GET = 1000

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from recsys.common.v1 import common_pb2
+from shared.clock import Clock, system_clock
 from shared.db import Store, as_utc, not_yet_stored
 
 LOOKUP_CHUNK = 500
@@ -134,8 +135,8 @@ class ItemsStore(Store):
     service = "items"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, clock: Clock = system_clock) -> None:
+        super().__init__(url, clock)
         self._cache: OrderedDict[str, tuple[float, common_pb2.Item | None]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -179,7 +180,7 @@ class ItemsStore(Store):
             for item in items
             if item.HasField("listed_time")
         }
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.engine.begin() as connection:
             rows = [
                 {"item_id": i[:128], "reason": r, "payload": p, "received_at": now} for i, r, p in dropped

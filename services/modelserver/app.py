@@ -16,14 +16,17 @@ from tensorflow_serving.apis import (
 from services.modelserver.batching import Batcher
 from services.modelserver.registry import ModelRegistry
 from services.modelserver.servicer import ModelServicer, PredictionServicer
-from shared.config import MODEL_SERVER, Settings
+from services.modelserver.settings import read_model_server_settings
+from shared.config import MODEL_SERVER, Settings, load_section
 from shared.server import ServiceApp
 
 NAME = MODEL_SERVER
 
 
 def build(settings: Settings) -> ServiceApp:
-    registry = ModelRegistry(settings.model_dir, settings.served_models, settings.model_poll_s)
+    registry = ModelRegistry(
+        settings.model_dir, load_section(settings, read_model_server_settings).models, settings.model_poll_s
+    )
     prediction = PredictionServicer(registry, Batcher())
     status = ModelServicer(registry)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from recsys.policy.v1 import policy_pb2_grpc
 from services.policy.servicer import PolicyServicer
+from services.policy.settings import read_policy_settings
 from services.policy.store import PolicyStore
-from shared.config import Settings
+from shared.config import Settings, load_section
 from shared.server import ServiceApp, assemble
 
 NAME = "policy"
@@ -16,6 +17,6 @@ def build(settings: Settings) -> ServiceApp:
     return assemble(
         NAME,
         policy_pb2_grpc.add_PolicyServiceServicer_to_server,
-        PolicyServicer(store, settings.policy),
+        PolicyServicer(store, load_section(settings, read_policy_settings)),
         store=store,
     )

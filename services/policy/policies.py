@@ -6,8 +6,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.policy.settings import PolicySettings
 from services.policy.slates import BANDIT, EPSILON_GREEDY, GREEDY, Fusion, SlateRule
-from shared.config import PolicySettings
 
 BUCKETS = 1000
 

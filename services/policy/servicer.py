@@ -12,9 +12,9 @@ from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from services.policy.context import candidates, considered
 from services.policy.policies import assigned, bucket_of, fusion, named_policies
+from services.policy.settings import PolicySettings
 from services.policy.slates import exact_propensities, sample_slates, served_propensities
 from services.policy.store import Decision, PolicyStore
-from shared.config import PolicySettings
 from shared.errors import InvalidArgument, NotFound, require
 from shared.limits import MAX_ID_LENGTH
 

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.policy.context import FEATURES, Exposure, at_position
 from services.policy.linear import LinearModel
+from shared.clock import Clock, system_clock
 from shared.db import Store, upsert
 
 metadata = MetaData()
@@ -159,8 +160,8 @@ class PolicyStore(Store):
     service = "policy"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, clock: Clock = system_clock) -> None:
+        super().__init__(url, clock)
         self._write = threading.Lock()
         self._models: dict[str, LinearModel] = {}
         self._increments = {table.name: self._increment(table) for table in (item_exposure, shopper_exposure)}
@@ -293,7 +294,7 @@ class PolicyStore(Store):
                     candidate_ids=json.dumps(decision.candidate_ids),
                     categories=json.dumps(decision.categories),
                     features=decision.features.astype(np.float32).tobytes(),
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock(),
                 )
             )
             self._bump(connection, item_exposure, {}, decision.item_ids, shown=1.0)
@@ -327,7 +328,7 @@ class PolicyStore(Store):
                     item_id=item_id,
                     event_type=event_type,
                     value=value,
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock(),
                 )
             )
             self._bump(connection, item_exposure, {}, [item_id], reward=value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ml.vae import USER_VAE, UserEncoder
 from recsys.profile.v1 import profile_pb2_grpc
 from services.profile.catalog import CatalogCheck
 from services.profile.servicer import ProfileServicer
+from services.profile.settings import read_profile_settings
 from services.profile.store import ProfileStore
-from services.profile.vae import USER_VAE, UserEncoder
 from shared.clients import SuiteClients
-from shared.config import Settings
+from shared.config import Settings, load_section
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
 
@@ -16,7 +17,8 @@ NAME = "profile"
 
 
 def build(settings: Settings) -> ServiceApp:
-    store = ProfileStore(settings.database_url(NAME), settings.profile_half_life_days)
+    own = load_section(settings, read_profile_settings)
+    store = ProfileStore(settings.database_url(NAME), own.half_life_days)
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
     vae = ModelWatcher(settings.model_dir, USER_VAE, UserEncoder.load, settings.model_poll_s)
     return assemble(

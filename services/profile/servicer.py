@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf import json_format
 
+from ml.vae import USER_VAE, UserEncoder
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.profile.catalog import CatalogCheck
 from services.profile.cleaning import BURST_WINDOW, clean
 from services.profile.events import to_proto
 from services.profile.store import ProfileStore, Quarantined
-from services.profile.vae import USER_VAE, UserEncoder
 from shared.errors import NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
@@ -57,7 +57,7 @@ async def ingest(
     summary = common_pb2.IngestSummary()
     if not events:
         return summary
-    now = datetime.now(UTC)
+    now = store.clock()
     times = [_event_time(event, now) for event in events]
     user_ids = sorted({event.user_id for event in events if event.user_id})
     stored = await asyncio.to_thread(
@@ -127,7 +127,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             purchased_item_ids=found.purchased_item_ids,
             segment=found.segment,
         )
-        view = found.portrait.view(datetime.now(UTC).timestamp(), self.store.half_life_s, TOP_AFFINITIES)
+        view = found.portrait.view(self.store.clock().timestamp(), self.store.half_life_s, TOP_AFFINITIES)
         profile.portrait.CopyFrom(
             profile_pb2.Portrait(
                 categories=[profile_pb2.Affinity(name=n, score=s) for n, s in view.categories],

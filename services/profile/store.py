@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
+from shared.clock import Clock, system_clock
 from shared.db import Store, as_utc, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
@@ -135,8 +136,8 @@ class ProfileStore(Store):
     service = "profile"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, url: str, half_life_days: float = 30.0) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, half_life_days: float = 30.0, clock: Clock = system_clock) -> None:
+        super().__init__(url, clock)
         self.half_life_s = half_life_days * 86_400
 
     def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
@@ -203,7 +204,7 @@ class ProfileStore(Store):
         result = StoreResult()
         with self.engine.begin() as connection:
             if dropped:
-                now = datetime.now(UTC)
+                now = self.clock()
                 rows = [
                     {
                         "event_id": q.event_id[:128],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ml.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
+from ml.ranking.ranker import RankerModel
 from recsys.ranking.v1 import ranking_pb2_grpc
-from services.ranking.ranker import RankerModel
 from services.ranking.servicer import RankingServicer
-from shared.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
-from shared.config import Settings
+from services.ranking.settings import read_ranking_settings
+from shared.config import Settings, load_section
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
 
@@ -14,12 +15,13 @@ NAME = "ranking"
 
 
 def build(settings: Settings) -> ServiceApp:
+    own = load_section(settings, read_ranking_settings)
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
     models: list[ModelWatcher] = [cooccurrence]
     ranker = None
-    if settings.ranker == "learned":
+    if own.ranker == "learned":
         ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
         models.append(ranker)
     return assemble(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.artifacts import CooccurrenceModel
+from ml.artifacts import CooccurrenceModel
 
 RANKER_NAME = "baseline"
 HISTORY_LIMIT = 50

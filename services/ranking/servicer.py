@@ -7,12 +7,12 @@ import asyncio
 import grpc
 from opentelemetry import trace
 
+from ml.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
+from ml.ranking.features import RankCandidate, Shopper
+from ml.ranking.ranker import Ranked, RankerModel
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
-from services.ranking.features import RankCandidate, Shopper
-from services.ranking.ranker import Ranked, RankerModel
 from services.ranking.scoring import RANKER_NAME, score_candidates
-from shared.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
 from shared.errors import require
 from shared.models import ModelWatcher
 from shared.sources import Placement

@@ -8,7 +8,7 @@ PG_URL=${RECSYS_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/
 PSQL_URL=${PG_URL/+psycopg/}
 for backend in sqlite postgresql; do
   home=$(mktemp -d)
-  ports=$(.venv/bin/python -c "from shared.cli.supervisor import free_ports_env; print(' '.join(f'{k}={v}' for k, v in free_ports_env().items()))")
+  ports=$(.venv/bin/python -c "from tools.cli.supervisor import free_ports_env; print(' '.join(f'{k}={v}' for k, v in free_ports_env().items()))")
   database=""
   if [ "$backend" = postgresql ]; then
     schema="bench_import_$(date +%s)"

@@ -9,7 +9,6 @@ Traces go to an OTLP receiver run by the test.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -35,10 +34,10 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
-from shared.cli.supervisor import Suite, free_port
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
+from tools.cli.supervisor import Suite, free_port
 
 pytestmark = pytest.mark.integration
 IMPORT_LINES = "30000"
@@ -90,7 +89,7 @@ class RunningSuite:
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli", *args],
+            [sys.executable, "-m", "tools.cli", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -120,7 +119,7 @@ def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
     if database_url:
         env["RECSYS_DATABASE_URL"] = database_url
     full_env = {**os.environ, **env}
-    settings = dataclasses.replace(load_settings(full_env), candidate_gan=True)
+    settings = load_settings({**full_env, "RECSYS_CANDIDATES_GAN": "1"})
     suite = Suite(settings)
     suite.start(env)
     try:

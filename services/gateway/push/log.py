@@ -35,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.rules import Planned, broken_rule, history_window
+from services.gateway.settings import PushConfig
 from services.gateway.store import metadata
-from shared.config import PushConfig
 from shared.db import Store, as_utc, upsert
 
 settings_table = Table(
@@ -114,11 +114,12 @@ def _message(raw: str) -> gateway_pb2.PushMessage:
 class PushLog:
     def __init__(self, store: Store, config: PushConfig) -> None:
         self.engine = store.engine
+        self.clock = store.clock
         self.config = config
         self._sqlite_writer = threading.Lock()
 
     def save_settings(self, entries: Sequence[gateway_pb2.PushSettings]) -> int:
-        now = datetime.now(UTC)
+        now = self.clock()
         rows = {
             entry.user_id: {
                 "user_id": entry.user_id,
@@ -226,7 +227,7 @@ class PushLog:
                         confidence=push.confidence,
                         send_time=send_time,
                         message=json_format.MessageToJson(push, indent=None),
-                        created_at=datetime.now(UTC),
+                        created_at=self.clock(),
                     )
                 )
         if campaign_id:
@@ -250,7 +251,7 @@ class PushLog:
                 statement = upsert(self.engine, campaigns).on_conflict_do_nothing()
                 connection.execute(
                     statement,
-                    {"campaign_id": campaign_id, "segment": segment, "created_at": datetime.now(UTC)},
+                    {"campaign_id": campaign_id, "segment": segment, "created_at": self.clock()},
                 )
                 return
         if found.segment != segment:
@@ -285,9 +286,7 @@ class PushLog:
                     continue
                 answered += 1
                 moment = (
-                    event.timestamp.ToDatetime(tzinfo=UTC)
-                    if event.HasField("timestamp")
-                    else datetime.now(UTC)
+                    event.timestamp.ToDatetime(tzinfo=UTC) if event.HasField("timestamp") else self.clock()
                 )
                 connection.execute(
                     update(pushes).where(matching, pushes.c.opened_at.is_(None)).values(opened_at=moment)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -31,9 +31,9 @@ from services.gateway.push.occasions import TOP_PICK, PushFacts, occasions
 from services.gateway.push.templates import LANGUAGES, SlotMissing, TooLong, language_of, reason, render
 from services.gateway.push.timing import QuietHours, send_time
 from services.gateway.recommend import Choice, Decision, Recommender
+from services.gateway.settings import CURRENCY_SYMBOLS, PushConfig
 from shared import metrics
 from shared.clients import SuiteClients
-from shared.config import CURRENCY_SYMBOLS, PushConfig
 from shared.errors import FailedPrecondition, Unavailable, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
@@ -181,7 +181,7 @@ class PushPlanner:
         if settings is not None and settings.opted_out:
             return Outcome(user_id, skip_reason="opted out")
         language = language or language_of(settings.language if settings else "") or "en"
-        now = datetime.now(UTC)
+        now = self.push_log.clock()
         pushed = await asyncio.to_thread(self.push_log.recently_pushed, user_id, now)
         decision = await self.recommender.decide(
             gateway_pb2.RecommendRequest(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.config import PushConfig
+from services.gateway.settings import PushConfig
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from services.candidates.gan import GanConfig
-from services.candidates.gan_train import fit_gan
+from ml.gan.model import GanConfig
+from ml.gan.train import fit_gan
 from shared.models import publish
 from tests.support import make_settings
 from tests.unit.candidates.simulated import simulated, snapshot_of

@@ -4,11 +4,11 @@ import dataclasses
 
 import numpy as np
 
-from shared.synth.sessions import CLICK, PURCHASE, shopper_events
-from shared.synth.shop import make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
 from tests.support import purchases_snapshot
+from tools.synth.sessions import CLICK, PURCHASE, shopper_events
+from tools.synth.shop import make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 
 def simulated(shoppers: int, items: int, seed: int = 5) -> tuple[list[str], list[str], np.ndarray]:

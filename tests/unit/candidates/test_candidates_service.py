@@ -9,20 +9,20 @@ import grpc
 import numpy as np
 import pytest
 
+from ml.artifacts import COOCCURRENCE, POPULARITY
+from ml.cooccurrence import fit_cooccurrence
+from ml.popularity import fit_popularity
+from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.candidates.app import build as build_candidates
-from services.candidates.train import fit_cooccurrence
 from services.items.app import build as build_items
-from services.items.train import fit_popularity
 from shared import sources
-from shared.artifacts import COOCCURRENCE, POPULARITY
-from shared.cli.supervisor import free_port
 from shared.models import publish
-from shared.text_encoder import ITEM_EMBEDDINGS
 from tests.support import ServerThread, make_settings, purchases_snapshot, suite_env
 from tests.unit.candidates.test_training_and_retrieval import BASKETS
+from tools.cli.supervisor import free_port
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def catalog_and_candidates(settings, catalog: list[common_pb2.Item]) -> Iterator
 
 
 def test_item_text_finds_a_never_bought_item_described_like_the_shoppers(settings) -> None:
-    from services.items.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
+    from ml.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
 
     titles = {
         "tea": "green tea leaves",

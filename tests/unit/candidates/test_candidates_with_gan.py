@@ -13,18 +13,18 @@ import grpc
 import numpy as np
 import pytest
 
+from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
+from ml.cooccurrence import fit_cooccurrence
+from ml.popularity import fit_popularity
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from services.candidates.app import build as build_candidates
-from services.candidates.train import fit_cooccurrence
 from services.items.app import build as build_items
-from services.items.train import fit_popularity
 from services.modelserver.app import build as build_modelserver
 from shared import sources
-from shared.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
-from shared.cli.supervisor import check_health
 from shared.models import publish
 from tests.support import ServerThread, make_settings, suite_env
 from tests.unit.candidates.simulated import simulated, snapshot_of
+from tools.cli.supervisor import check_health
 
 
 def generate(address: str, **fields) -> candidates_pb2.GenerateResponse:

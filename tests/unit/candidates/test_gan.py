@@ -6,9 +6,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
-from services.candidates.gan import GanConfig, recall_at
-from services.candidates.gan_export import WARMUP_FILE
-from services.candidates.gan_train import fit_gan, hold_out_recent
+from ml.gan.export import WARMUP_FILE
+from ml.gan.model import GanConfig, recall_at
+from ml.gan.train import fit_gan, hold_out_recent
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
@@ -107,8 +107,8 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
-from services.candidates.gan import GanConfig
-from services.candidates.gan_train import fit_gan
+from ml.gan.model import GanConfig
+from ml.gan.train import fit_gan
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
 users, items, matrix = simulated(shoppers=120, items=60)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

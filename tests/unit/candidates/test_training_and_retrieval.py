@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.candidates.retrieval import Retrieved, item_knn_candidates, merge
-from services.candidates.train import fit_cooccurrence
-from services.items.train import fit_popularity
+from ml.artifacts import CooccurrenceModel, PopularityModel
+from ml.cooccurrence import fit_cooccurrence
+from ml.popularity import fit_popularity
+from ml.retrieval import Retrieved, item_knn_candidates, merge
 from shared import sources
-from shared.artifacts import CooccurrenceModel, PopularityModel
 from tests.support import purchases_snapshot
 
 BASKETS = {

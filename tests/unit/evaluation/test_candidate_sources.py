@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from services.candidates.gan import GanConfig
-from services.candidates.gan_train import fit_gan
+from ml.candidates_offline import SourcesConfig
+from ml.gan.model import GanConfig
+from ml.gan.train import fit_gan
 from shared import sources
-from shared.config import load_settings
-from shared.evaluation.candidates import MERGED, recent_histories, source_rankings, training_snapshot
-from shared.evaluation.protocols import Interactions, retail_temporal
+from tools.evaluation.candidates import MERGED, recent_histories, source_rankings, training_snapshot
+from tools.evaluation.protocols import Interactions, retail_temporal
 
 
 def shop_log() -> Interactions:
@@ -41,7 +41,7 @@ def test_every_source_and_the_merge_rank_only_new_items() -> None:
     split = retail_temporal(shop_log())
     found = source_rankings(
         split,
-        load_settings({}),
+        SourcesConfig(),
         lambda snapshot: fit_gan(snapshot, GanConfig(max_epochs=2, min_epochs=1, hidden=16)),
     )
     assert set(found.rankings) == {sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, MERGED}

@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from shared.evaluation.metrics import coverage, intra_list_diversity, mean_metrics, novelty, user_metrics
+from ml.metrics import (
+    coverage,
+    intra_list_diversity,
+    mean_metrics,
+    ndcg_of_hits,
+    novelty,
+    recall_of_hits,
+    top_k,
+    user_metrics,
+)
 
 
 def test_one_list_by_hand() -> None:
@@ -47,3 +56,26 @@ def test_coverage_novelty_and_diversity_by_hand() -> None:
     vectors = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
     # u1: identical items (distance 0); u2: orthogonal items (distance 1).
     assert intra_list_diversity(rankings, 2, vectors) == pytest.approx(0.5)
+
+
+def test_the_matrix_forms_agree_with_the_per_list_metrics() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(40, 30))
+    relevant_sets = [set(rng.choice(30, size=rng.integers(0, 6), replace=False).tolist()) for _ in range(40)]
+    labels = np.array([[item in relevant for item in range(30)] for relevant in relevant_sets], dtype=float)
+    order = top_k(scores, 10)
+    hits = np.take_along_axis(labels, order, axis=1)
+    counts = np.array([len(relevant) for relevant in relevant_sets])
+    for row, relevant in enumerate(relevant_sets):
+        expected = user_metrics(order[row].tolist(), relevant, k=10)
+        assert ndcg_of_hits(hits, counts)[row] == pytest.approx(expected["ndcg"])
+        assert recall_of_hits(hits, counts)[row] == pytest.approx(expected["recall"])
+
+
+def test_top_k_never_takes_an_excluded_column_and_capped_recall_reaches_one() -> None:
+    scores = np.array([[0.9, 0.8, 0.1, 0.5]])
+    assert top_k(scores, 2, exclude=np.array([[True, False, False, False]])).tolist() == [[1, 3]]
+    hits = np.array([[1.0, 1.0]])
+    assert recall_of_hits(hits, np.array([5]))[0] == pytest.approx(0.4)
+    assert recall_of_hits(hits, np.array([5]), capped=True)[0] == pytest.approx(1.0)
+    assert recall_of_hits(np.zeros((1, 2)), np.array([0]))[0] == 0.0

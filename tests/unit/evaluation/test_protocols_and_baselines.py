@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from shared.evaluation.baselines import EASE, ItemKNN, MostPopular
-from shared.evaluation.offline import rank
-from shared.evaluation.protocols import Interactions, leave_last_out, random_holdout, retail_temporal
+from ml.baselines import EASE, ItemKNN, MostPopular
+from tools.evaluation.offline import rank
+from tools.evaluation.protocols import Interactions, leave_last_out, random_holdout, retail_temporal
 
 LOG = [
     ("u1", "a", "2011-10-01 10:00:00"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.timing import QuietHours
-from shared.evaluation.push_simulation import check_pushes
+from tools.evaluation.push_simulation import check_pushes
 
 PLANNED_FROM = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 QUIET = QuietHours(22, 8)

@@ -3,11 +3,11 @@
 import dataclasses
 import json
 
-from shared.evaluation.protocols import retail_temporal
-from shared.evaluation.ranking import mean_of_seeds
-from shared.evaluation.report import Report
-from shared.evaluation.run import CURVE_KS, baselines
 from tests.unit.evaluation.test_protocols_and_baselines import interactions
+from tools.evaluation.protocols import retail_temporal
+from tools.evaluation.ranking import mean_of_seeds
+from tools.evaluation.report import Report
+from tools.evaluation.run import CURVE_KS, baselines
 
 
 def test_baselines_are_tuned_scored_and_reported(tmp_path) -> None:

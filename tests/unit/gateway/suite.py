@@ -1,6 +1,7 @@
 """The simulated suite the gateway tests share: six services in-process over real gRPC and SQLite,
 with thirty items bought in three groups by thirty shoppers from two segments."""
 
+from pipelines import train as training
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from recsys.items.v1 import items_pb2
@@ -11,10 +12,9 @@ from services.items.app import build as build_items
 from services.policy.app import build as build_policy
 from services.profile.app import build as build_profile
 from services.ranking.app import build as build_ranking
-from shared.cli import training
-from shared.cli.supervisor import free_port
 from shared.clients import SuiteClients
 from tests.support import ServerThread, make_settings
+from tools.cli.supervisor import free_port
 
 BUILDERS = {
     "profile": build_profile,

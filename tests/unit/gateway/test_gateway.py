@@ -6,13 +6,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ml.text_encoder import Fact, facts_of
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
-from shared.text_encoder import Fact, facts_of
 from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
 
 

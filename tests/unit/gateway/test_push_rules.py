@@ -23,8 +23,8 @@ from services.gateway.push.templates import (
     slots_of,
 )
 from services.gateway.push.timing import QuietHours, best_hour, local_shares, send_time
+from services.gateway.settings import PushConfig
 from services.gateway.store import GatewayStore
-from shared.config import PushConfig
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 ZONES = ["UTC", "Europe/London", "Asia/Shanghai", "America/New_York", "Asia/Kolkata", "Pacific/Auckland"]

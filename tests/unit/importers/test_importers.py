@@ -11,9 +11,9 @@ from recsys.common.v1 import common_pb2
 from services.items.app import build as build_items
 from services.profile.app import build as build_profile
 from shared.clients import SuiteClients
-from shared.importers import generic_csv, movielens, online_retail, retailrocket
-from shared.importers.loader import Checkpoint, load
 from tests.support import ServerThread, make_settings, suite_env
+from tools.importers import generic_csv, movielens, online_retail, retailrocket
+from tools.importers.loader import Checkpoint, load
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REVIEW = common_pb2.EVENT_TYPE_REVIEW

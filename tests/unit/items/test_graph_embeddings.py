@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from services.items.graph_train import BOUGHT, GraphEmbeddings, TransEConfig, fit_transe, graph_triples
-from shared.synth.sessions import PURCHASE, shopper_events
-from shared.synth.shop import catalog, make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
-from shared.text_encoder import facts_of
+from ml.graph_train import BOUGHT, GraphEmbeddings, TransEConfig, fit_transe, graph_triples
+from ml.text_encoder import facts_of
+from tools.synth.sessions import PURCHASE, shopper_events
+from tools.synth.shop import catalog, make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 SEED = 5
 SHOP = make_shop(200, SEED)

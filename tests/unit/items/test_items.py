@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from ml.artifacts import POPULARITY, PopularityModel
+from ml.popularity import fit_popularity
+from ml.snapshot import Snapshot
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from services.items.store import ItemsStore, quarantine
-from services.items.train import fit_popularity
-from shared.artifacts import POPULARITY, PopularityModel
 from shared.models import publish
-from shared.snapshot import Snapshot
 
 
 def upsert(stub, *batches):

@@ -9,8 +9,8 @@ from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.app import build
 from services.items.graph import ItemGraph
-from shared.synth.shop import catalog, make_shop
 from tests.support import ServerThread, make_settings
+from tools.synth.shop import catalog, make_shop
 
 CATALOG = catalog(make_shop(300, 8))
 BY_ID = {item.item_id: item for item in CATALOG}

@@ -6,16 +6,16 @@ import grpc
 import numpy as np
 import pytest
 
+from ml.similar import ItemIndex
+from ml.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings, item_text
+from ml.text_train import TextEncoderConfig, copurchase_pairs, fit_text_encoder
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
-from services.items.similar import ItemIndex
-from services.items.text_train import TextEncoderConfig, copurchase_pairs, fit_text_encoder
 from shared.models import publish
-from shared.synth.sessions import CLICK, PURCHASE, shopper_events
-from shared.synth.shop import catalog, make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
-from shared.text_encoder import ITEM_EMBEDDINGS, ItemEmbeddings, item_text
+from tools.synth.sessions import CLICK, PURCHASE, shopper_events
+from tools.synth.shop import catalog, make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 SEED = 3
 SHOP = make_shop(300, SEED)

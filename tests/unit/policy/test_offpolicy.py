@@ -10,8 +10,8 @@ from recsys.common.v1 import common_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from services.policy.offpolicy import evaluate
 from services.policy.policies import fusion, named_policies
+from services.policy.settings import PolicySettings
 from services.policy.store import PolicyStore
-from shared.config import load_settings
 from tests.unit.policy.test_policy import scored, start
 
 # click chance of each item at the top; lower positions are discounted like the slates' features
@@ -66,7 +66,7 @@ def logged(tmp_path_factory) -> str:
 
 
 def test_estimates_of_greedy_from_an_epsilon_greedy_log_find_its_true_value(logged: str) -> None:
-    settings = load_settings({"RECSYS_POLICY_EPSILON": "0.5"}).policy
+    settings = PolicySettings(epsilon=0.5)
     store = PolicyStore(logged)
     try:
         result = evaluate(
@@ -85,7 +85,7 @@ def test_estimates_of_greedy_from_an_epsilon_greedy_log_find_its_true_value(logg
 
 
 def test_evaluating_from_a_policy_that_logged_nothing_is_a_clear_error(logged: str) -> None:
-    settings = load_settings({}).policy
+    settings = PolicySettings()
     store = PolicyStore(logged)
     try:
         with pytest.raises(ValueError, match="no decisions logged by 'bandit'"):

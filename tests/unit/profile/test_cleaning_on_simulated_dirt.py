@@ -9,12 +9,12 @@ from services.items.app import build as build_items
 from services.profile.app import build as build_profile
 from services.profile.store import ProfileStore
 from shared.clients import SuiteClients
-from shared.importers.loader import load
-from shared.synth.sessions import DIRT_KINDS, DirtInjector, shopper_events
-from shared.synth.shop import catalog, make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
 from tests.support import ServerThread, make_settings, suite_env
+from tools.importers.loader import load
+from tools.synth.sessions import DIRT_KINDS, DirtInjector, shopper_events
+from tools.synth.shop import catalog, make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 SEED = 11
 

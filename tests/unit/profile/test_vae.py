@@ -7,17 +7,17 @@ import grpc
 import numpy as np
 import pytest
 
+from ml.vae import USER_VAE, UserEncoder
+from ml.vae_train import TrainedVae, VaeConfig, fit_vae
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.profile.app import build
-from services.profile.vae import USER_VAE, UserEncoder
-from services.profile.vae_train import TrainedVae, VaeConfig, fit_vae
 from shared.models import publish
-from shared.synth.sessions import CLICK, PURCHASE, shopper_events
-from shared.synth.shop import make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
 from tests.support import ServerThread, make_settings
+from tools.synth.sessions import CLICK, PURCHASE, shopper_events
+from tools.synth.shop import make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 SEED = 4
 

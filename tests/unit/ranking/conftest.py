@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.ranking.model import RankerConfig
-from services.ranking.train import LabelledShopper, TrainedRanker, fit_ranker, split_in_time, training_lists
-from shared.config import load_settings
-from shared.snapshot import Snapshot
+from ml.candidates_offline import SourcesConfig
+from ml.ranking.model import RankerConfig
+from ml.ranking.train import LabelledShopper, TrainedRanker, fit_ranker, split_in_time, training_lists
+from ml.snapshot import Snapshot
 from tests.unit.ranking.simulated_shop import simulated_snapshot
 
 TINY = RankerConfig(dim=8, hidden=(16,), max_epochs=20)
@@ -23,7 +23,7 @@ class SimulatedRanker:
 @pytest.fixture(scope="session")
 def simulated_ranker() -> SimulatedRanker:
     """Trained on the first 75% of the simulated clicks and purchases; the rest is held out."""
-    settings = load_settings({})
+    settings = SourcesConfig()
     earlier, held_out = split_in_time(simulated_snapshot(500, 150, 60), 0.75)
     lists, vocabulary = training_lists(earlier, settings, None)
     return SimulatedRanker(fit_ranker(earlier, settings, lists, vocabulary, TINY), earlier, held_out)

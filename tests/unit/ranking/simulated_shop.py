@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from shared.snapshot import PURCHASE, Snapshot
-from shared.synth.sessions import CLICK, shopper_events
-from shared.synth.sessions import PURCHASE as SYNTH_PURCHASE
-from shared.synth.shop import make_shop
-from shared.synth.shoppers import shopper
-from shared.synth.writer import START
+from ml.snapshot import PURCHASE, Snapshot
+from tools.synth.sessions import CLICK, shopper_events
+from tools.synth.sessions import PURCHASE as SYNTH_PURCHASE
+from tools.synth.shop import make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
 
 
 def simulated_snapshot(shoppers: int, items: int, days: int, seed: int = 5) -> Snapshot:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from services.candidates.offline import fit_sources, merged, source_lists
-from services.candidates.train import fit_cooccurrence
-from services.ranking.features import (
+from ml.candidates_offline import SourcesConfig, fit_sources, merged, source_lists
+from ml.cooccurrence import fit_cooccurrence
+from ml.ranking.features import (
     COLUMN,
     FEATURES,
     GROUPS,
@@ -13,9 +13,9 @@ from services.ranking.features import (
     candidate_features,
     item_table,
 )
-from services.ranking.model import RankerConfig, ServingRanker
-from services.ranking.ranker import RankerModel
-from services.ranking.train import (
+from ml.ranking.model import RankerConfig, ServingRanker
+from ml.ranking.ranker import RankerModel
+from ml.ranking.train import (
     CANDIDATES,
     _scores,
     build_lists,
@@ -24,13 +24,12 @@ from services.ranking.train import (
     split_in_time,
 )
 from shared import sources
-from shared.config import load_settings
 from shared.sources import Placement
 from tests.support import purchases_snapshot
 
 
 def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated_ranker) -> None:
-    settings = load_settings({})
+    settings = SourcesConfig()
     fitted = fit_sources(simulated_ranker.earlier, settings, None)
     users = sorted(simulated_ranker.held_out)
     found = source_lists(fitted, {u: simulated_ranker.held_out[u].shopper.history for u in users}, CANDIDATES)

@@ -6,13 +6,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ml.artifacts import COOCCURRENCE, RANKER
+from ml.cooccurrence import fit_cooccurrence
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
-from services.candidates.train import fit_cooccurrence
 from services.ranking.app import build
 from services.ranking.scoring import score_candidates
 from shared import sources
-from shared.artifacts import COOCCURRENCE, RANKER
 from shared.models import publish
 from tests.support import ServerThread, make_settings, purchases_snapshot
 from tests.unit.candidates.test_training_and_retrieval import BASKETS

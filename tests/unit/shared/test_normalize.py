@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from shared.normalize import robust_scale_by_group
+from ml.normalize import robust_scale_by_group
 
 
 def test_prices_are_scaled_by_their_own_category_median_and_iqr() -> None:

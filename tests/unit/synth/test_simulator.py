@@ -6,11 +6,11 @@ from collections import Counter
 
 import numpy as np
 
-from shared.importers import generic_csv
-from shared.synth.sessions import REVIEW
-from shared.synth.shop import make_shop
-from shared.synth.shoppers import affinity, respond, shopper
-from shared.synth.writer import MAPPING, synthesize
+from tools.importers import generic_csv
+from tools.synth.sessions import REVIEW
+from tools.synth.shop import make_shop
+from tools.synth.shoppers import affinity, respond, shopper
+from tools.synth.writer import MAPPING, synthesize
 
 
 def test_same_seed_same_files_and_the_importer_reads_them(tmp_path) -> None:
@@ -29,8 +29,8 @@ def test_same_seed_same_files_and_the_importer_reads_them(tmp_path) -> None:
 
 
 def test_reviews_follow_satisfaction() -> None:
-    from shared.synth.sessions import shopper_events
-    from shared.synth.writer import START
+    from tools.synth.sessions import shopper_events
+    from tools.synth.writer import START
 
     shop = make_shop(300, seed=5)
     ratings, affinities = [], []

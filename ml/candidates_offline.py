@@ -1,0 +1,111 @@
+"""The candidate pipeline run in process over many shoppers at once, for training and evaluation.
+
+The same fitting functions and fusion as the service: item-kNN and popular by the
+service's retrieval code, the generator through its serving graph (the function
+TF Serving runs), merged by `merge` with the configured weights and quotas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ml.artifacts import CooccurrenceModel, PopularityModel
+from ml.cooccurrence import fit_cooccurrence
+from ml.gan import HISTORY_LIMIT
+from ml.popularity import fit_popularity
+from ml.retrieval import Fusion, Retrieved, item_knn_candidates, merge
+from ml.snapshot import Snapshot
+from shared import sources
+
+GAN_BATCH = 256
+Key = TypeVar("Key", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    """How the sources are fitted and fused offline, as the running suite does."""
+
+    fusion: Fusion = field(default_factory=Fusion)
+    popularity_half_life_days: float = 3.0
+
+
+@dataclass(frozen=True)
+class FittedSources:
+    """Every source fitted on one snapshot; `generator` is the GAN's serving module, if used."""
+
+    knn: CooccurrenceModel
+    popular: PopularityModel
+    generator: Any | None
+
+
+def fit_sources(
+    snapshot: Snapshot, config: SourcesConfig, fit_generator: Callable[[Snapshot], object] | None
+) -> FittedSources:
+    """Fits item-kNN, popular and (when `fit_generator` is given) the generator on `snapshot`."""
+    generator = None
+    if fit_generator is not None:
+        from ml.gan.export import ServingModule  # TensorFlow loads only when needed
+
+        generator = ServingModule(fit_generator(snapshot))  # type: ignore[arg-type]
+    return FittedSources(
+        knn=fit_cooccurrence(snapshot),
+        popular=fit_popularity(snapshot, config.popularity_half_life_days),
+        generator=generator,
+    )
+
+
+def histories(users: np.ndarray, items: np.ndarray) -> dict[str, list[str]]:
+    """Each user's distinct items, most recent first, from purchases in time order."""
+    found: dict[str, dict[str, None]] = {}
+    for user, item in zip(users[::-1].tolist(), items[::-1].tolist(), strict=True):
+        found.setdefault(user, {}).setdefault(item, None)
+    return {user: list(items) for user, items in found.items()}
+
+
+def _generated(generator: Any, shoppers: Mapping[Key, Sequence[str]]) -> dict[Key, list[Retrieved]]:
+    import tensorflow as tf
+
+    keys = list(shoppers)
+    recent = {key: list(shoppers[key][:HISTORY_LIMIT]) for key in keys}  # what the service sends
+    found: dict[Key, list[Retrieved]] = {}
+    for start in range(0, len(keys), GAN_BATCH):
+        batch = keys[start : start + GAN_BATCH]
+        width = max(1, max(len(recent[key]) for key in batch))
+        padded = np.array([recent[key] + [""] * (width - len(recent[key])) for key in batch], dtype=object)
+        outputs = generator.serve(tf.constant(padded))
+        ids = outputs["item_ids"].numpy()
+        scores = outputs["scores"].numpy()
+        for row, key in enumerate(batch):
+            found[key] = [
+                Retrieved(item.decode(), sources.GENERATOR, float(score))
+                for item, score in zip(ids[row].tolist(), scores[row].tolist(), strict=True)
+            ]
+    return found
+
+
+def source_lists(
+    fitted: FittedSources, shoppers: Mapping[Key, Sequence[str]], count: int
+) -> dict[Key, dict[str, list[Retrieved]]]:
+    """Each source's `count` best items per shopper (history most recent first), bought items left out."""
+    generated = _generated(fitted.generator, shoppers) if fitted.generator is not None else {}
+    lists: dict[Key, dict[str, list[Retrieved]]] = {}
+    for key, history in shoppers.items():
+        bought = set(history)
+        found = {}
+        if key in generated:
+            found[sources.GENERATOR] = [c for c in generated[key] if c.item_id not in bought][:count]
+        found[sources.ITEM_KNN] = item_knn_candidates(fitted.knn, history, bought)[:count]
+        found[sources.POPULAR] = [
+            Retrieved(item, sources.POPULAR, score) for item, score, _ in fitted.popular.top(count, bought)
+        ]
+        lists[key] = found
+    return lists
+
+
+def merged(lists: Mapping[str, Sequence[Retrieved]], config: SourcesConfig, count: int) -> list[Retrieved]:
+    """The service's fusion of one shopper's source lists."""
+    return merge(lists, config.fusion.weights, config.fusion.quotas, count)

@@ -1,0 +1,8 @@
+"""The candidate GAN (CFGAN family): model, training and the serving graph TF Serving runs.
+
+This package's own namespace loads no TensorFlow, so serving code can read the
+contract constants below; its modules do.
+"""
+
+# Most recent items sent to the generator; older ones add little and cost transfer time.
+HISTORY_LIMIT = 200

@@ -1,0 +1,109 @@
+"""Ranking metrics at K, the one implementation every evaluation and every trainer uses.
+
+Relevance is binary. NDCG uses the log2 discount and an ideal DCG over
+min(|relevant|, K) hits, as the retail-temporal protocol specifies. The
+`*_of_hits` functions take many lists at once (a row each, hits in ranked order)
+for trainers that score whole matrices; `user_metrics` and `mean_metrics` take
+ranked ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+ACCURACY = ("precision", "recall", "ndcg", "mrr", "hitrate")
+
+
+def _discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def ndcg_of_hits(hits: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """NDCG of each row: `hits` (lists x k, 1 where the item at that rank is relevant) against
+    `relevant` (how many relevant items each list's user has; 0 scores 0)."""
+    hits = np.asarray(hits, dtype=np.float64)
+    k = hits.shape[1]
+    cumulative = np.concatenate([[0.0], np.cumsum(_discounts(k))])
+    ideal = cumulative[np.minimum(np.asarray(relevant, dtype=np.int64), k)]
+    dcg = hits @ _discounts(k)
+    return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+
+
+def recall_of_hits(hits: np.ndarray, relevant: np.ndarray, capped: bool = False) -> np.ndarray:
+    """Recall of each row (0 where the user has nothing relevant). `capped` divides by
+    min(k, relevant) instead of relevant, as Mult-VAE's Recall@K does, so 1 is reachable."""
+    hits = np.asarray(hits, dtype=np.float64)
+    found = hits.sum(axis=1)
+    relevant = np.asarray(relevant, dtype=np.float64)
+    denominator = np.minimum(relevant, hits.shape[1]) if capped else relevant
+    return np.divide(found, denominator, out=np.zeros_like(found), where=denominator > 0)
+
+
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Column indices of each row's `k` best scores, best first (ties in column order);
+    where `exclude` is true a column is never among them unless a row has too few others."""
+    if exclude is not None:
+        scores = np.where(exclude, -np.inf, scores)
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+
+
+def user_metrics(ranked: Sequence[str] | np.ndarray, relevant: set, k: int) -> dict[str, float]:
+    """Accuracy metrics of one ranked list against one user's relevant items."""
+    top = list(ranked[:k])
+    hits = np.array([[1.0 if item in relevant else 0.0 for item in top] + [0.0] * (k - len(top))])
+    hit_count = float(hits.sum())
+    first = next((rank for rank, hit in enumerate(hits[0]) if hit), None)
+    return {
+        "precision": hit_count / k,
+        "recall": float(recall_of_hits(hits, np.array([len(relevant)]))[0]),
+        "ndcg": float(ndcg_of_hits(hits, np.array([len(relevant)]))[0]),
+        "mrr": 1.0 / (first + 1) if first is not None else 0.0,
+        "hitrate": 1.0 if hit_count else 0.0,
+    }
+
+
+def mean_metrics(
+    rankings: Mapping[object, Sequence], truth: Mapping[object, set], k: int
+) -> dict[str, float]:
+    """Accuracy metrics averaged over every user in `truth` (a user with no ranking scores 0)."""
+    totals = dict.fromkeys(ACCURACY, 0.0)
+    for user, relevant in truth.items():
+        for name, value in user_metrics(rankings.get(user, []), relevant, k).items():
+            totals[name] += value
+    return {name: value / max(len(truth), 1) for name, value in totals.items()}
+
+
+def coverage(rankings: Mapping[object, Sequence], k: int, catalog_size: int) -> float:
+    """Share of the catalog that appears in at least one top-K list."""
+    shown = {item for ranked in rankings.values() for item in list(ranked[:k])}
+    return len(shown) / catalog_size if catalog_size else 0.0
+
+
+def novelty(rankings: Mapping[object, Sequence], k: int, popularity: Mapping, users: int) -> float:
+    """Mean self-information -log2(share of users who bought the item) of recommended items."""
+    values = [
+        -np.log2(max(popularity.get(item, 0), 1) / users)
+        for ranked in rankings.values()
+        for item in list(ranked[:k])
+    ]
+    return float(np.mean(values)) if values else 0.0
+
+
+def intra_list_diversity(
+    rankings: Mapping[object, Sequence], k: int, item_vectors: Mapping[object, np.ndarray]
+) -> float:
+    """Mean pairwise cosine distance between the items of each top-K list."""
+    per_list = []
+    for ranked in rankings.values():
+        vectors = [item_vectors[item] for item in list(ranked[:k]) if item in item_vectors]
+        if len(vectors) < 2:
+            continue
+        matrix = np.array(vectors, dtype=np.float64)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix / np.where(norms == 0, 1, norms)
+        similarity = matrix @ matrix.T
+        n = len(vectors)
+        per_list.append(1.0 - (similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
+    return float(np.mean(per_list)) if per_list else 0.0

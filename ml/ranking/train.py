@@ -1,0 +1,297 @@
+"""Training the ranker on the shop's own history, with candidates produced the way the service makes them.
+
+The purchases are cut in time: the candidate sources are fitted on the earlier
+part (TRAIN_SHARE of the purchases) and asked for every shopper, and the items each
+shopper bought for the first time after the cut are the positives of their list.
+The other candidates are the negatives: exactly the items retrieval would have put
+in front of the ranker. A random share of the lists is kept for early stopping.
+The published model serves with item facts and co-buys recomputed on everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ml.candidates_offline import SourcesConfig, fit_sources, histories, merged, source_lists
+from ml.cooccurrence import fit_cooccurrence
+from ml.metrics import ndcg_of_hits, top_k
+from ml.ranking.features import (
+    FEATURES,
+    HISTORY_ANCHORS,
+    ItemTable,
+    RankCandidate,
+    Shopper,
+    candidate_features,
+    item_table,
+    vocabulary_of,
+)
+from ml.ranking.model import RankerConfig, RankerNet, save_net
+from ml.ranking.views_train import ViewsConfig, fit_views
+from ml.snapshot import Snapshot
+
+TRAIN_SHARE = 0.8
+VALIDATION_SHARE = 0.15
+CANDIDATES = 200
+CUTOFF_K = 20
+
+
+@dataclass(frozen=True)
+class RankingLists:
+    """Training lists, one per shopper: features [U, N, F], item rows + 1 (0 = unknown or padding)
+    [U, N], which slots hold a candidate, which were bought, history rows + 1 [U, L], and how many
+    new items each shopper bought in all (retrieved or not)."""
+
+    features: np.ndarray
+    items: np.ndarray
+    valid: np.ndarray
+    labels: np.ndarray
+    history: np.ndarray
+    relevant: np.ndarray
+
+    def take(self, rows: np.ndarray) -> RankingLists:
+        return RankingLists(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+    def __len__(self) -> int:
+        return len(self.relevant)
+
+
+@dataclass(frozen=True)
+class LabelledShopper:
+    shopper: Shopper
+    bought_next: set[str]
+
+
+def _masked(snapshot: Snapshot, mask: np.ndarray) -> Snapshot:
+    events = ("user_ids", "item_ids", "types", "timestamps", "quantities", "segments")
+    return dataclasses.replace(
+        snapshot,
+        **{name: getattr(snapshot, name)[mask] for name in events if getattr(snapshot, name) is not None},
+    )
+
+
+def split_in_time(
+    snapshot: Snapshot, share: float = TRAIN_SHARE
+) -> tuple[Snapshot, dict[str, LabelledShopper]]:
+    """The events before the cut, and each shopper who bought something new after it."""
+    times = snapshot.interaction_times()
+    if len(times) == 0:
+        return snapshot, {}
+    cutoff = float(np.quantile(times, share))
+    earlier = _masked(snapshot, snapshot.timestamps < cutoff)
+    users, items = earlier.interactions()
+    known = histories(users, items)
+    stamps = earlier.interaction_times()
+    last_active = dict(zip(users.tolist(), stamps.tolist(), strict=True))
+    purchases = dict(zip(*np.unique(users, return_counts=True), strict=True))
+    later = _masked(snapshot, snapshot.timestamps >= cutoff)
+    labelled: dict[str, LabelledShopper] = {}
+    for user, item, when in zip(*later.interactions(), later.interaction_times(), strict=True):
+        history = known.get(user)
+        if history is None or item in history:
+            continue
+        entry = labelled.get(user) or LabelledShopper(
+            Shopper(history, int(purchases[user]), last_active[user], "home", float(when)), set()
+        )
+        entry.bought_next.add(item)
+        labelled[user] = entry
+    return earlier, labelled
+
+
+def build_lists(
+    table: ItemTable, shoppers: list[LabelledShopper], candidates: list[list[RankCandidate]]
+) -> RankingLists:
+    count = len(shoppers)
+    features = np.zeros((count, CANDIDATES, len(FEATURES)), np.float32)
+    items = np.zeros((count, CANDIDATES), np.int64)
+    valid = np.zeros((count, CANDIDATES), bool)
+    labels = np.zeros((count, CANDIDATES), np.float32)
+    history = np.zeros((count, HISTORY_ANCHORS), np.int64)
+    relevant = np.zeros(count, np.float32)
+    for row, (labelled, found) in enumerate(zip(shoppers, candidates, strict=True)):
+        found = found[:CANDIDATES]
+        computed = candidate_features(table, labelled.shopper, found)
+        n = len(found)
+        features[row, :n] = computed.matrix
+        items[row, :n] = computed.rows + 1
+        valid[row, :n] = True
+        labels[row, :n] = [c.item_id in labelled.bought_next for c in found]
+        own = table.positions(labelled.shopper.history[:HISTORY_ANCHORS]) + 1
+        history[row, : len(own)] = own
+        relevant[row] = len(labelled.bought_next)
+    return RankingLists(features, items, valid, labels, history, relevant)
+
+
+def ndcg(scores: np.ndarray, lists: RankingLists, k: int = CUTOFF_K) -> float:
+    """Mean NDCG@k of the lists ordered by `scores`, counting bought items retrieval missed as misses."""
+    order = top_k(scores, k, exclude=~lists.valid)
+    return float(np.mean(ndcg_of_hits(np.take_along_axis(lists.labels, order, 1), lists.relevant)))
+
+
+def candidate_order(lists: RankingLists) -> np.ndarray:
+    """Scores that keep retrieval's order (the candidates-alone baseline)."""
+    return -np.tile(np.arange(lists.valid.shape[1], dtype=np.float32), (len(lists), 1))
+
+
+def _scores(net: RankerNet, lists: RankingLists, batch: int = 256) -> np.ndarray:
+    parts = [
+        net.scores(
+            lists.features[s : s + batch], lists.items[s : s + batch], lists.history[s : s + batch]
+        ).numpy()
+        for s in range(0, len(lists), batch)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(lists.valid.shape, np.float32)
+
+
+@dataclass
+class TrainedRanker:
+    net: RankerNet
+    table: ItemTable
+    epochs: int
+    validation_ndcg: float
+    candidate_ndcg: float
+    lists: int
+    seconds: float
+
+    def save(self, folder: Path) -> None:
+        self.table.save(folder)
+        save_net(
+            self.net,
+            folder,
+            {
+                "epochs": self.epochs,
+                "validation_ndcg_at_20": self.validation_ndcg,
+                "candidate_order_ndcg_at_20": self.candidate_ndcg,
+                "training_lists": self.lists,
+            },
+        )
+
+
+def fit_net(
+    train: RankingLists,
+    validation: RankingLists,
+    items: int,
+    config: RankerConfig,
+    on_epoch: Callable[[int, float, float], None] = lambda *_: None,
+) -> tuple[RankerNet, int, float]:
+    """Listwise training with early stopping on validation NDCG@20; the best epoch's weights."""
+    tf.random.set_seed(config.seed)
+    rows = train.features[train.valid]
+    mean = rows.mean(0) if len(rows) else np.zeros(train.features.shape[-1], np.float32)
+    std = rows.std(0) if len(rows) else np.ones(train.features.shape[-1], np.float32)
+    net = RankerNet(items, config, mean, np.where(std > 1e-6, std, 1.0).astype(np.float32))
+    optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+
+    @tf.function
+    def step(
+        features: tf.Tensor, item_rows: tf.Tensor, valid: tf.Tensor, labels: tf.Tensor, history: tf.Tensor
+    ) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            scores = tf.where(valid, net.scores(features, item_rows, history), -1e9)
+            target = labels / tf.maximum(tf.reduce_sum(labels, -1, keepdims=True), 1.0)
+            loss = -tf.reduce_mean(tf.reduce_sum(target * tf.nn.log_softmax(scores), -1))
+            loss += config.l2 * tf.reduce_sum(tf.square(net.vectors))
+        variables = net.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        # A left-out part (the item bias in the "item" ablation) has no gradient: it stays zero.
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
+        )
+        return loss
+
+    rng = np.random.default_rng(config.seed)
+    best = (-1.0, 0, net.weights())
+    for epoch in range(1, config.max_epochs + 1):
+        losses = []
+        order = rng.permutation(len(train))
+        for start in range(0, len(order), config.batch_lists):
+            batch = train.take(order[start : start + config.batch_lists])
+            losses.append(float(step(batch.features, batch.items, batch.valid, batch.labels, batch.history)))
+        quality = ndcg(_scores(net, validation), validation)
+        on_epoch(epoch, float(np.mean(losses)) if losses else 0.0, quality)
+        if quality > best[0]:
+            best = (quality, epoch, net.weights())
+        elif epoch >= config.min_epochs and epoch - best[1] >= config.patience:
+            break
+    net.assign(best[2])
+    return net, best[1], best[0]
+
+
+def training_lists(
+    snapshot: Snapshot,
+    retrieval: SourcesConfig,
+    fit_generator: Callable[[Snapshot], object] | None,
+    views: ViewsConfig | None = None,
+) -> tuple[RankingLists, np.ndarray]:
+    """The lists to learn from (candidate sources and learned views fitted before the cut) and the
+    full vocabulary."""
+    earlier, labelled = split_in_time(snapshot)
+    vocabulary = vocabulary_of(snapshot)
+    fitted = fit_sources(earlier, retrieval, fit_generator)
+    table = dataclasses.replace(
+        item_table(earlier, fitted.knn, retrieval.popularity_half_life_days, vocabulary),
+        views=fit_views(earlier, vocabulary, views or ViewsConfig()),
+    )
+    users = sorted(labelled)
+    found = source_lists(fitted, {user: labelled[user].shopper.history for user in users}, CANDIDATES)
+    candidates = [
+        [
+            RankCandidate(c.item_id, c.fusion_score, c.found_by)
+            for c in merged(found[user], retrieval, CANDIDATES)
+        ]
+        for user in users
+    ]
+    lists = build_lists(table, [labelled[user] for user in users], candidates)
+    keep = lists.labels.any(1)  # a list with no bought item teaches nothing
+    return lists.take(np.flatnonzero(keep)), vocabulary
+
+
+def published_table(
+    snapshot: Snapshot, retrieval: SourcesConfig, vocabulary: np.ndarray, views: ViewsConfig | None = None
+) -> ItemTable:
+    """Item facts, co-buys and learned views from all of `snapshot`: what the published ranker serves
+    with (the network learned from lists made before the time cut)."""
+    return dataclasses.replace(
+        item_table(snapshot, fit_cooccurrence(snapshot), retrieval.popularity_half_life_days, vocabulary),
+        views=fit_views(snapshot, vocabulary, views or ViewsConfig()),
+    )
+
+
+def fit_ranker(
+    snapshot: Snapshot,
+    retrieval: SourcesConfig,
+    lists: RankingLists,
+    vocabulary: np.ndarray,
+    config: RankerConfig | None = None,
+    on_epoch: Callable[[int, float, float], None] = lambda *_: None,
+    table: ItemTable | None = None,
+) -> TrainedRanker:
+    """Trains on `lists` (see `training_lists`) and pairs the network with `table`, by default
+    `published_table(snapshot, ...)`. Raises ValueError when fewer than two shoppers bought a
+    retrieved item after the cut."""
+    config = config or RankerConfig()
+    started = time.perf_counter()
+    if len(lists) < 2:
+        raise ValueError(
+            f"{len(lists)} shopper(s) bought a retrieved item after the time cut; "
+            "the ranker needs more history"
+        )
+    shuffled = np.random.default_rng(config.seed).permutation(len(lists))
+    held = max(1, round(VALIDATION_SHARE * len(lists)))
+    train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])
+    net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
+    return TrainedRanker(
+        net=net,
+        table=table or published_table(snapshot, retrieval, vocabulary),
+        epochs=epochs,
+        validation_ndcg=quality,
+        candidate_ndcg=ndcg(candidate_order(validation), validation),
+        lists=len(lists),
+        seconds=time.perf_counter() - started,
+    )

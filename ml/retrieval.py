@@ -1,0 +1,145 @@
+"""Retrieval sources computed in process, and the fusion of every source's list into one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from ml.artifacts import CooccurrenceModel
+from shared import sources
+from shared.config import EnvReader
+from shared.sources import Placement
+
+HISTORY_ANCHORS = 50
+# Rank offset of reciprocal-rank fusion: the usual 60 keeps one list's top item from drowning the rest.
+FUSION_K = 60
+# Weight of each retrieval source in the reciprocal-rank fusion of their lists. These and the
+# popularity half-life were chosen on October 2011, the last month of retail-temporal's
+# training part, with models fitted on the months before (never on the test period).
+DEFAULT_WEIGHTS: dict[str, float] = {
+    sources.GENERATOR: 1.0,
+    sources.ITEM_KNN: 0.5,
+    sources.POPULAR: 0.75,
+    sources.ITEM_TEXT: 0.25,
+    sources.KNOWLEDGE_GRAPH: 0.25,
+}
+# Share of the candidate list each source is guaranteed, whatever the fusion says.
+DEFAULT_QUOTAS: dict[str, float] = {
+    sources.GENERATOR: 0.1,
+    sources.ITEM_KNN: 0.1,
+    sources.POPULAR: 0.1,
+    sources.ITEM_TEXT: 0.05,
+    sources.KNOWLEDGE_GRAPH: 0.05,
+}
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the sources' lists are fused (`merge`): the candidates service and training use the same."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+
+
+def read_fusion(read: EnvReader) -> Fusion:
+    """RECSYS_CANDIDATES_WEIGHTS and RECSYS_CANDIDATES_QUOTAS."""
+    return Fusion(
+        weights=read.shares(
+            "RECSYS_CANDIDATES_WEIGHTS", DEFAULT_WEIGHTS, tuple(DEFAULT_WEIGHTS), most=len(DEFAULT_WEIGHTS)
+        ),
+        quotas=read.shares("RECSYS_CANDIDATES_QUOTAS", DEFAULT_QUOTAS, tuple(DEFAULT_QUOTAS)),
+    )
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    item_id: str
+    source: str
+    score: float
+    anchor_item_id: str = ""
+    graph_path: tuple[tuple[str, str], ...] = ()  # (relation, value) facts linking it to the anchor
+    realism: float = 0.0
+    fusion_score: float = 0.0
+    found_by: tuple[Placement, ...] = ()
+    buyers: int = 0  # popular: the item's distinct buyers (in the segment asked for, when known)
+
+
+def item_knn_candidates(
+    model: CooccurrenceModel | None, history: Sequence[str], exclude: set[str]
+) -> list[Retrieved]:
+    """Items co-bought with the shopper's recent items (cosine item-kNN), scored by summed similarity.
+
+    The anchor is the history item that contributed the most, so the gateway
+    can say "often bought with <anchor>".
+    """
+    if model is None:
+        return []
+    totals: dict[str, float] = {}
+    best: dict[str, tuple[float, str]] = {}
+    for anchor in history[:HISTORY_ANCHORS]:
+        for item_id, similarity in model.similar(anchor):
+            if item_id in exclude:
+                continue
+            totals[item_id] = totals.get(item_id, 0.0) + similarity
+            if similarity > best.get(item_id, (0.0, ""))[0]:
+                best[item_id] = (similarity, anchor)
+    ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [Retrieved(item_id, sources.ITEM_KNN, score, best[item_id][1]) for item_id, score in ranked]
+
+
+def merge(
+    lists: Mapping[str, Sequence[Retrieved]],
+    weights: Mapping[str, float],
+    quotas: Mapping[str, float],
+    count: int,
+) -> list[Retrieved]:
+    """Weighted reciprocal-rank fusion of the sources' lists, with a guaranteed share per source.
+
+    An item's fused score sums, over the sources that found it, weight / (FUSION_K + rank);
+    items that several sources agree on rise, and each source's best items stay near the
+    top. First every source places its own best `quota x count` items not yet placed (in
+    the order of `lists`), then the highest fused scores fill the remaining slots. The
+    result is ordered by fused score; each candidate keeps the source that contributed most
+    to it, its score and anchor from that source (else the item-kNN anchor whenever item-kNN
+    found it), its buyers when the popular source found it, and where every source placed it.
+    """
+    fused: dict[str, float] = {}
+    leading: dict[str, tuple[float, Retrieved]] = {}
+    anchors: dict[str, str] = {}
+    buyers: dict[str, int] = {}
+    placements: dict[str, list[Placement]] = {}
+    for source, found in lists.items():
+        weight = weights.get(source, 0.0)
+        for rank, candidate in enumerate(found):
+            placements.setdefault(candidate.item_id, []).append(Placement(source, rank, candidate.score))
+            share = weight / (FUSION_K + rank + 1)
+            fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + share
+            if candidate.item_id not in leading or share > leading[candidate.item_id][0]:
+                leading[candidate.item_id] = (share, candidate)
+            if source == sources.ITEM_KNN and candidate.anchor_item_id:
+                anchors.setdefault(candidate.item_id, candidate.anchor_item_id)
+            if candidate.buyers:
+                buyers.setdefault(candidate.item_id, candidate.buyers)
+    chosen: dict[str, None] = {}
+    for source, found in lists.items():
+        quota = round(quotas.get(source, 0.0) * count)
+        for candidate in found:
+            if quota <= 0 or len(chosen) >= count:
+                break
+            if candidate.item_id not in chosen:
+                chosen[candidate.item_id] = None
+                quota -= 1
+    for item_id in sorted(fused, key=lambda item: (-fused[item], item)):
+        if len(chosen) >= count:
+            break
+        chosen.setdefault(item_id, None)
+    return [
+        replace(
+            leading[item_id][1],
+            anchor_item_id=leading[item_id][1].anchor_item_id or anchors.get(item_id, ""),
+            fusion_score=fused[item_id],
+            found_by=tuple(placements[item_id]),
+            buyers=buyers.get(item_id, 0),
+        )
+        for item_id in sorted(chosen, key=lambda item: (-fused[item], item))
+    ]

@@ -1,0 +1,47 @@
+"""The training pipeline's own settings section, read on top of shared.config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ml.candidates_offline import SourcesConfig
+from ml.ranking.features import GROUPS
+from ml.retrieval import read_fusion
+from shared.config import EnvReader, Settings, load_section
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    # How the candidate sources are fitted and fused (the same fusion the candidates service reads).
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    # Whether the ranker's training lists include the GAN's candidates (RECSYS_CANDIDATES_GAN).
+    with_gan: bool = False
+    gan_mixed_precision: bool = False
+    # Feature groups `recsys train ranking` leaves out (ml/ranking/features.py): a served ablation.
+    ranker_left_out: tuple[str, ...] = ()
+    # Seed of the ranker's training (initialization, batch order, the early-stopping share).
+    ranker_seed: int = 0
+
+
+def read_training_settings(read: EnvReader) -> TrainingSettings:
+    left_out = read.names("RECSYS_RANKER_LEFT_OUT")
+    unknown = sorted(set(left_out) - set(GROUPS))
+    if unknown:
+        read.problems.append(
+            f"RECSYS_RANKER_LEFT_OUT names unknown feature groups {unknown}; known: {', '.join(GROUPS)}"
+        )
+    return TrainingSettings(
+        sources=SourcesConfig(
+            fusion=read_fusion(read),
+            popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
+        ),
+        with_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
+        gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
+        ranker_left_out=left_out,
+        ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
+    )
+
+
+def training_settings(settings: Settings) -> TrainingSettings:
+    """The section for the process whose shared settings are `settings`; raises ConfigError."""
+    return load_section(settings, read_training_settings)

@@ -1,0 +1,93 @@
+"""The gateway's own settings section: push rules and how many ranked items go to the policy."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.config import EnvReader
+
+# Fields a push deep link may name (RECSYS_PUSH_DEEP_LINK).
+DEEP_LINK_FIELDS = ("item_id", "push_id", "request_id", "user_id")
+CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "CNY": "¥", "JPY": "¥"}
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """The push rules and how messages are written and timed (docs/push.md)."""
+
+    daily_cap: int = 2  # pushes per shopper in any 24 hours
+    weekly_cap: int = 5  # pushes per shopper in any 7 days
+    dedupe_days: float = 14.0  # no item pushed twice to a shopper within this many days
+    min_confidence: float = 0.01  # below it, the ranker is not sure enough: no push
+    quiet_start: int = 22  # local hour quiet hours start
+    quiet_end: int = 8  # local hour quiet hours end
+    time_zone: str = "UTC"  # for shoppers whose settings name none
+    deep_link: str = "shop://item/{item_id}?push_id={push_id}&request_id={request_id}"
+    currency: str = "GBP"
+    fresh_days: float = 14.0  # how recent a listing, price drop or restock must be to be news
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    push: PushConfig = field(default_factory=PushConfig)
+    # Ranked items sent to the policy, which chooses the slate among them; the policy service
+    # reads the same variable.
+    consider: int = 50
+
+
+def read_gateway_settings(read: EnvReader) -> GatewaySettings:
+    return GatewaySettings(
+        push=_push_config(read), consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000))
+    )
+
+
+def _quiet_hours(read: EnvReader) -> tuple[int, int]:
+    raw = read.text("RECSYS_PUSH_QUIET_HOURS", "22-8")
+    start, _, end = raw.partition("-")
+    try:
+        hours = (int(start), int(end))
+    except ValueError:
+        hours = (-1, -1)
+    if not all(0 <= hour <= 23 for hour in hours):
+        read.problems.append(
+            f"RECSYS_PUSH_QUIET_HOURS={raw!r} must be <start>-<end> local hours 0-23, e.g. 22-8"
+        )
+        return 22, 8
+    return hours
+
+
+def _push_config(read: EnvReader) -> PushConfig:
+    quiet_start, quiet_end = _quiet_hours(read)
+    time_zone = read.text("RECSYS_PUSH_TIME_ZONE", "UTC")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        read.problems.append(
+            f"RECSYS_PUSH_TIME_ZONE={time_zone!r} is not an IANA time zone (e.g. Europe/London)"
+        )
+        time_zone = "UTC"
+    deep_link = read.text("RECSYS_PUSH_DEEP_LINK", PushConfig.deep_link)
+    try:
+        named = {name for _, name, _, _ in string.Formatter().parse(deep_link) if name is not None}
+    except ValueError:
+        named = {"?"}
+    if not named <= set(DEEP_LINK_FIELDS) or "item_id" not in named:
+        read.problems.append(
+            f"RECSYS_PUSH_DEEP_LINK={deep_link!r} must name {{item_id}} and may name only "
+            + ", ".join(f"{{{name}}}" for name in DEEP_LINK_FIELDS)
+        )
+        deep_link = PushConfig.deep_link
+    return PushConfig(
+        daily_cap=int(read.number("RECSYS_PUSH_DAILY_CAP", 2, 0, 100)),
+        weekly_cap=int(read.number("RECSYS_PUSH_WEEKLY_CAP", 5, 0, 700)),
+        dedupe_days=read.number("RECSYS_PUSH_DEDUPE_DAYS", 14, 0, 365),
+        min_confidence=read.number("RECSYS_PUSH_MIN_CONFIDENCE", 0.01, 0, 1),
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        time_zone=time_zone,
+        deep_link=deep_link,
+        currency=read.choice("RECSYS_CURRENCY", "GBP", tuple(CURRENCY_SYMBOLS)),
+        fresh_days=read.number("RECSYS_PUSH_FRESH_DAYS", 14, 0, 365),
+    )

@@ -1,0 +1,19 @@
+"""The ranking service's own settings section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.config import EnvReader
+
+# "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
+RANKERS = ("learned", "baseline")
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    ranker: str = "learned"
+
+
+def read_ranking_settings(read: EnvReader) -> RankingSettings:
+    return RankingSettings(ranker=read.choice("RECSYS_RANKER", "learned", RANKERS, str.lower))

@@ -1,3 +1,0 @@
-from shared.cli.main import app
-
-app(prog_name="recsys")

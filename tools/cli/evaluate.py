@@ -1,0 +1,241 @@
+"""`recsys eval`: offline evaluation with baselines, and of the served pipeline over gRPC."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.progress import console
+from pipelines.train import SERVED, TRAINERS
+from shared.auth import read_key
+from shared.config import Settings
+from tools.cli.common import settings, training, with_clients
+from tools.cli.supervisor import fresh_suite
+from tools.cli.training import run_training
+from tools.evaluation import protocols
+from tools.evaluation.candidates import MERGED, source_rankings
+from tools.evaluation.cold_start import ColdStartReport, evaluate_cold_start
+from tools.evaluation.cold_start import K as COLD_K
+from tools.evaluation.new_shoppers import K as NEW_K
+from tools.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
+from tools.evaluation.ranking import ablation, mean_of_seeds
+from tools.evaluation.report import ModelResult, Report
+from tools.evaluation.run import CURVE_KS, score
+from tools.evaluation.run import baselines as run_baselines
+from tools.evaluation.served import load_training_part, served_rankings
+from tools.importers import online_retail
+
+
+def evaluate(
+    protocol: Annotated[str, typer.Option(help="retail-temporal, random-holdout or leave-last-out.")] = (
+        "retail-temporal"
+    ),
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Most popular, item-kNN and EASE, tuned on a validation split."
+        ),
+    ] = True,
+    served: Annotated[
+        bool,
+        typer.Option(
+            "--served",
+            help="Also evaluate the served pipeline: a fresh suite on free ports learns the "
+            "training part through its APIs, then every test user is asked over gRPC.",
+        ),
+    ] = False,
+    candidates: Annotated[
+        bool,
+        typer.Option(
+            "--candidates",
+            help="Also evaluate the candidate sources on their own (the GAN, item-kNN, popular) and "
+            "their merge with RECSYS_CANDIDATES_QUOTAS; trains the GAN on the training part "
+            "(a few minutes on CPU).",
+        ),
+    ] = False,
+    ranking: Annotated[
+        bool,
+        typer.Option(
+            "--ranking",
+            help="Also evaluate the learned ranker offline: candidates alone, the ranker, and the ranker "
+            "with each feature group removed (an ablation; with the GAN unless --no-gan).",
+        ),
+    ] = False,
+    cold_start: Annotated[
+        bool,
+        typer.Option(
+            "--cold-start",
+            help="Also measure cold start (retail-temporal only): Recall@50 of items first sold after "
+            "the cutoff, for the shoppers who bought them, by the item text encoder beside random and "
+            "most-popular; and Recall@20 for shoppers new after the cutoff, from the item they look at "
+            "and from their country's favourites, beside most-popular and random (about two minutes on CPU).",
+        ),
+    ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="With --ranking: train each ranker variant this many times (seeds 0..N-1) and report "
+            "the mean, with the spread of NDCG@20; the ablation's differences are often within one "
+            "seed's noise. With --served: the same suite retrains its ranker with each seed "
+            "(RECSYS_RANKER_SEED) and is asked again (about 4 more minutes per seed on CPU).",
+        ),
+    ] = 1,
+    gan: Annotated[
+        bool,
+        typer.Option(
+            "--gan/--no-gan",
+            help="With --served: run the suite with the candidate GAN behind the local model server, "
+            "trained on the training part like the other models (a few minutes on CPU); with "
+            "--ranking: include the GAN's candidates.",
+        ),
+    ] = True,
+    out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
+) -> None:
+    """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
+    if protocol not in protocols.PROTOCOLS:
+        console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
+        raise typer.Exit(2)
+    if not (baselines or served or candidates or ranking or cold_start):
+        console.print(
+            "[red]nothing to evaluate: pass --baselines, --candidates, --ranking, --served "
+            "and/or --cold-start[/red]"
+        )
+        raise typer.Exit(2)
+    if cold_start and protocol != "retail-temporal":
+        console.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
+        raise typer.Exit(2)
+    config = settings()
+    data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
+    split = protocols.PROTOCOLS[protocol](data)
+    console.print(f"{protocol}: {split.stats}")
+    results = run_baselines(split, console.print) if baselines else []
+    if candidates:
+        results.extend(_evaluate_candidates(config, split))
+    if ranking:
+        fit = TRAINERS["candidates"].fit
+        with_gan = training(config.overriding(RECSYS_CANDIDATES_GAN="1" if gan else "0"))
+        results.extend(
+            ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
+        )
+    if served:
+        results.append(_evaluate_served(config, split, gan, seeds))
+    if cold_start:
+        _print_cold_start(
+            evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
+        )
+        _print_new_shoppers(
+            evaluate_new_shoppers(data, training(config).sources.popularity_half_life_days, console.print)
+        )
+    if not results:
+        console.print("reproduce: recsys eval --protocol retail-temporal --no-baselines --cold-start")
+        return
+    command = (
+        "recsys eval --protocol "
+        + protocol
+        + ("" if baselines else " --no-baselines")
+        + (" --candidates" if candidates else "")
+        + (" --ranking" if ranking else "")
+        + (f" --seeds {seeds}" if (ranking or served) and seeds > 1 else "")
+        + (" --served" if served else "")
+        + (" --cold-start" if cold_start else "")
+        + (" --no-gan" if (served or ranking) and not gan else "")
+    )
+    report = Report(protocol, split.stats, results, command)
+    folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
+    paths = report.write(folder)
+    console.print(report.markdown())
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _print_cold_start(report: ColdStartReport) -> None:
+    table = Table(
+        title=f"cold start: Recall@{COLD_K} of the {report.cold_items} items first sold after the cutoff, "
+        f"{report.shoppers} shoppers ({report.pairs} purchases), whole catalog of {report.catalog_items}"
+    )
+    for column in ("method", f"Recall@{COLD_K}", "vs random", "seconds"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    random_recall = next(r.recall for r in report.results if r.method.startswith("random"))
+    for result in report.results:
+        ratio = f"{result.recall / random_recall:.1f}x" if random_recall else "-"
+        table.add_row(result.method, f"{result.recall:.4f}", ratio, f"{result.seconds:.0f}")
+    console.print(table)
+
+
+def _print_new_shoppers(report: NewShopperReport) -> None:
+    table = Table(
+        title=f"new shoppers: Recall@{NEW_K} of their later purchases, {report.shoppers} shoppers first seen "
+        f"after the cutoff ({report.outside_largest} outside {report.largest_segment}); "
+        f"{report.segments_known} countries have their own popularity ranking"
+    )
+    for column in ("method", f"Recall@{NEW_K}", "vs most popular", f"outside {report.largest_segment}"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    popular = next(r for r in report.results if r.method.startswith("most popular"))
+    for result in report.results:
+        ratio = f"{result.recall / popular.recall:.2f}x" if popular.recall else "-"
+        away = "-" if result.recall_outside_largest is None else f"{result.recall_outside_largest:.4f}"
+        table.add_row(result.method, f"{result.recall:.4f}", ratio, away)
+    console.print(table)
+
+
+def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:
+    fit = TRAINERS["candidates"].fit
+    section = training(config)
+    found = source_rankings(split, section.sources, lambda snapshot: fit(snapshot, section), console.print)
+    weights = ", ".join(f"{name} {share:g}" for name, share in section.sources.fusion.weights.items())
+    results = []
+    for name, rankings in found.rankings.items():
+        label = f"candidates: {name}" + (f" (weights {weights})" if name == MERGED else "")
+        seconds = found.seconds[name]
+        results.append(score(label, rankings, split, {}, seconds))
+    return results
+
+
+def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds: int) -> ModelResult:
+    """A fresh suite learns the training part through its APIs and is asked for every test user.
+
+    With the GAN, candidates reports SERVING only once the model server has it: the data
+    goes in through profile and items first, the GAN is trained and published first,
+    and only then is the whole suite awaited. With several seeds the ranker alone is
+    retrained for each (the other models do not depend on it) and the suite asked again;
+    the result is the mean, with the spread of NDCG@20.
+    """
+    home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
+    removed = training(config).ranker_left_out
+    left_out = ", ranker without " + ", ".join(removed) if removed else ""
+    name = f"served pipeline (gRPC, {'with' if gan else 'without'} the candidate GAN{left_out})"
+    first = ["candidates", *SERVED] if gan else SERVED
+    per_seed = []
+    with fresh_suite(home, {"RECSYS_CANDIDATES_GAN": "1" if gan else "0"}) as (suite, suite_config):
+        stored = with_clients(
+            lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
+        )
+        console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
+        for seed in range(seeds):
+            seeded = suite_config.overriding(RECSYS_RANKER_SEED=str(seed))
+            run_training(seeded, first if seed == 0 else ["ranking"])
+            suite.wait_ready()
+            started = time.perf_counter()
+            rankings, latencies = with_clients(
+                lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
+            )
+            seconds = time.perf_counter() - started
+            p50 = statistics.median(latencies) if latencies else float("nan")
+            result = score(name, rankings, split, {}, seconds)
+            console.print(
+                f"served (ranker seed {seed}): {len(rankings)} users in {seconds:.1f}s, Recommend p50 "
+                f"{p50:.1f} ms, NDCG@20 {result.at_k[20]['ndcg']:.4f}, R@20 {result.at_k[20]['recall']:.4f}"
+            )
+            failed = len(rankings) - len(latencies)
+            if failed:
+                console.print(
+                    f"[yellow]{failed} Recommend calls failed; those users count as misses[/yellow]"
+                )
+            per_seed.append(result)
+    return mean_of_seeds(per_seed)

@@ -1,0 +1,428 @@
+"""`recsys`: run, fill, train and query the suite from one command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, PopularityModel
+from pipelines import train as pipeline
+from pipelines.progress import console
+from recsys.common.v1 import common_pb2
+from recsys.gateway.v1 import gateway_pb2
+from shared.auth import bearer_metadata, ensure_key_file, read_key
+from shared.config import MODEL_SERVER, SERVICES, Settings
+from shared.db import Store
+from shared.models import latest_version
+from tools.cli import training
+from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
+from tools.cli.common import ask_recommend, print_recommendations, settings, with_clients
+from tools.cli.data import data_app, import_demo
+from tools.cli.evaluate import evaluate
+from tools.cli.policy import policy_app
+from tools.cli.push import push_app
+from tools.cli.supervisor import Suite, SuiteError, check_health, free_port
+from tools.importers import online_retail
+
+app = typer.Typer(
+    help="Personalized recommendations as gRPC microservices. "
+    "Configuration comes from RECSYS_* environment variables (state under RECSYS_HOME, default ./var).",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks never print local variables: they may hold API keys or database URLs.
+    pretty_exceptions_show_locals=False,
+)
+
+DEMO_CUSTOMERS = ("17850", "13047", "12583")
+DEMO_MARKER = "demo-online-retail.imported"
+RANK_CANDIDATES = 500
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The shopper's id, e.g. 17850.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many items (1-100).")] = 10,
+    surface: Annotated[str, typer.Option(help="home, product, cart or push.")] = "home",
+    segment: Annotated[
+        str, typer.Option(help="The shopper's segment, e.g. a country: a new shopper gets its favourites.")
+    ] = "",
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An item the shopper is looking at (repeatable): a new shopper gets related items."
+        ),
+    ] = None,
+) -> None:
+    """Ask the gateway for recommendations and print them with titles and reasons."""
+    config = settings()
+    key = read_key(config)
+    response = with_clients(
+        lambda c: ask_recommend(c, key, user_id, count, surface, segment, context or []), config
+    )
+    print_recommendations(response, user_id)
+
+
+EVENT_TYPES = {
+    name.removeprefix("EVENT_TYPE_").lower(): value for name, value in common_pb2.EventType.items() if value
+}
+
+
+@app.command()
+def feedback(
+    user_id: Annotated[str, typer.Argument(help="The shopper's id.")],
+    item_id: Annotated[str, typer.Argument(help="The item's id.")],
+    event_type: Annotated[str, typer.Option("--type", help=f"One of {', '.join(EVENT_TYPES)}.")] = "click",
+    event_id: Annotated[str, typer.Option(help="Unique event id (default: generated).")] = "",
+    request_id: Annotated[str, typer.Option(help="The Recommend request that showed the item.")] = "",
+    quantity: Annotated[int, typer.Option(help="Units bought or carted.")] = 0,
+    price: Annotated[float, typer.Option(help="Unit price paid.")] = 0.0,
+    rating: Annotated[int, typer.Option(help="Review rating 1-5.")] = 0,
+    text: Annotated[str, typer.Option(help="Review text.")] = "",
+) -> None:
+    """Send one shopper event through the gateway (stored durably, rewarded to the policy)."""
+    if event_type not in EVENT_TYPES:
+        console.print(f"[red]--type must be one of {', '.join(EVENT_TYPES)}[/red]")
+        raise typer.Exit(2)
+    config = settings()
+    key = read_key(config)
+    event = common_pb2.Event(
+        event_id=event_id or f"cli:{time.time_ns()}",
+        user_id=user_id,
+        item_id=item_id,
+        type=EVENT_TYPES[event_type],
+        request_id=request_id,
+        quantity=quantity,
+        price=price,  # type: ignore[arg-type]
+        rating=rating,
+        text=text,
+    )
+    response = with_clients(
+        lambda c: c.gateway.RecordFeedback(
+            gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=bearer_metadata(key)
+        ),
+        config,
+    )
+    summary = response.summary
+    console.print(
+        f"event {event.event_id}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
+        f"rejected {len(summary.rejected)}, rewards forwarded {response.rewards_forwarded}"
+    )
+    for rejection in summary.rejected:
+        console.print(f"[red]rejected[/red]: {rejection.reason}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Show the health of every service; exit code 1 unless all are SERVING."""
+    config = settings()
+    table = Table(title="recsys services", title_justify="left")
+    for column in ("service", "address", "health"):
+        table.add_column(column)
+    healthy = True
+    for name in (*SERVICES, MODEL_SERVER):
+        state = check_health(config.addresses[name])
+        if name == MODEL_SERVER and state == "UNREACHABLE" and not config.candidate_gan:
+            table.add_row(name, config.addresses[name], "not running (optional: serves the candidate GAN)")
+            continue
+        healthy &= state == "SERVING"
+        colour = "green" if state == "SERVING" else "red"
+        table.add_row(name, config.addresses[name], f"[{colour}]{state}[/{colour}]")
+    console.print(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+def _stores() -> dict[str, type[Store]]:
+    from services.gateway.store import GatewayStore
+    from services.items.store import ItemsStore
+    from services.policy.store import PolicyStore
+    from services.profile.store import ProfileStore
+
+    return {store.service: store for store in (GatewayStore, ProfileStore, ItemsStore, PolicyStore)}
+
+
+@app.command()
+def migrate(
+    service: Annotated[str, typer.Argument(help="all, or one of: gateway, profile, items, policy.")] = "all",
+) -> None:
+    """Bring each service's tables to the newest schema (services also do this when they start)."""
+    config = settings()
+    stores = _stores()
+    if service != "all" and service not in stores:
+        console.print(f"[red]{service!r} has no tables; choose all or {', '.join(stores)}[/red]")
+        raise typer.Exit(2)
+    for name, store_class in stores.items():
+        if service in ("all", name):
+            store = store_class(config.database_url(name))
+            try:
+                store.migrate()
+            finally:
+                store.close()
+            console.print(f"{name}: tables up to date")
+
+
+@app.command()
+def train(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"all (the default), served (what the pipeline uses today), or some of: "
+            f"{', '.join(pipeline.TRAINERS)}."
+        ),
+    ] = None,
+) -> None:
+    """Snapshot events and catalog through the APIs (once), fit the models, publish new versions."""
+    wanted = models or ["all"]
+    unknown = [m for m in wanted if m not in ("all", "served", *pipeline.TRAINERS)]
+    if unknown:
+        console.print(
+            f"[red]unknown model(s) {', '.join(unknown)}; choose all, served or "
+            f"{', '.join(pipeline.TRAINERS)}[/red]"
+        )
+        raise typer.Exit(2)
+    groups = {"all": list(pipeline.TRAINERS), "served": pipeline.SERVED}
+    names = list(dict.fromkeys(name for m in wanted for name in groups.get(m, [m])))
+    # The ranker learns from the candidates the suite will serve: with the GAN's when it is used.
+    training.run_training(_with_gan(settings(), True if "candidates" in names else None), names)
+
+
+def _ensure_demo_data(config: Settings) -> None:
+    """Imports the bundled data once per home and trains when a model is missing."""
+    marker = config.home / DEMO_MARKER
+    if not marker.exists():
+        console.print("importing the bundled Online Retail data (first start only)")
+        import_demo(config)
+        marker.write_text("imported\n")
+    if any(not (config.model_dir / pipeline.TRAINERS[name].model).exists() for name in pipeline.SERVED):
+        training.run_training(config, pipeline.SERVED)
+
+
+def _serve_demo(config: Settings) -> None:
+    _ensure_demo_data(config)
+    key = read_key(config)
+    for user_id in DEMO_CUSTOMERS:
+        response = with_clients(lambda c, u=user_id: ask_recommend(c, key, u, 5, "home"), config)
+        print_recommendations(response, user_id)
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Import the bundled data and print sample recommendations (default: RECSYS_DEMO, on).",
+        ),
+    ] = None,
+    gan: Annotated[
+        bool | None,
+        typer.Option(
+            "--gan/--no-gan",
+            help="Serve the candidate GAN through the local model server (default: on when "
+            "RECSYS_CANDIDATES_GAN is set or `recsys train candidates` has published a version).",
+        ),
+    ] = None,
+) -> None:
+    """Start every service as a local process, wait until all are healthy, serve until Ctrl-C."""
+    config = _with_gan(settings(), gan)
+    ensure_key_file(config.api_key_file)
+    suite = Suite(config)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT may be ignored when started in the background
+        signal.signal(signum, _interrupt)
+    started = time.perf_counter()
+    failed = False
+    try:
+        suite.start()
+        suite.wait_ready()
+        table = Table(title=f"recsys is up ({time.perf_counter() - started:.1f}s)", title_justify="left")
+        table.add_column("service")
+        table.add_column("address")
+        for name in suite.names:
+            table.add_row(name, config.addresses[name])
+        console.print(table)
+        console.print(f"state in {config.home} · logs in {config.log_dir} · API key in {config.api_key_file}")
+        if config.demo if demo is None else demo:
+            _serve_demo(config)
+        console.print("serving; press Ctrl-C to stop")
+        failed = _watch(suite)
+    except SuiteError as error:
+        console.print(f"[red]{error}[/red]")
+        failed = True
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        codes = suite.stop()
+        console.print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _with_gan(config: Settings, wanted: bool | None) -> Settings:
+    """The settings with the GAN on when asked, or by default when it is configured or trained."""
+    if wanted is None:
+        wanted = config.candidate_gan or latest_version(config.model_dir, CANDIDATE_GAN) is not None
+    return config.overriding(RECSYS_CANDIDATES_GAN="1" if wanted else "0")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(suite: Suite) -> bool:
+    """Waits until Ctrl-C (returns False) or until a service exits on its own (returns True)."""
+    while True:
+        exited = [name for name, process in suite.processes.items() if process.poll() is not None]
+        if exited:
+            console.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
+            return True
+        time.sleep(0.5)
+
+
+def _print_latencies(title: str, results: list) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("call", "p50 ms", "p99 ms", "mean ms"):
+        table.add_column(column)
+    for result in results:
+        mean = statistics.fmean(result.samples_ms)
+        table.add_row(result.name, f"{result.p50:.2f}", f"{result.p99:.2f}", f"{mean:.2f}")
+    console.print(table)
+
+
+@contextmanager
+def _service_on_free_port(config: Settings, service: str, env: dict[str, str]) -> Iterator[str]:
+    """Runs one more process of `service` on a free port (no metrics endpoint) until the block ends."""
+    port = free_port()
+    overrides = {
+        "RECSYS_HOME": str(config.home),
+        f"RECSYS_{service.upper()}_PORT": str(port),
+        f"RECSYS_{service.upper()}_METRICS_PORT": "0",
+        **env,
+    }
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    with (config.log_dir / f"{service}-bench.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            env={**os.environ, **overrides},
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            address = f"127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while check_health(address) != "SERVING":
+                if server.poll() is not None or time.monotonic() > deadline:
+                    console.print(f"[red]{service} did not come up; see {log.name}[/red]")
+                    raise typer.Exit(1)
+                time.sleep(0.5)
+            yield address
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
+    """Starts a local model server for the newest candidate_gan and times Predict."""
+    with _service_on_free_port(config, MODEL_SERVER, {"RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}) as address:
+        results = measure_predict(folder, address, calls)
+    _print_latencies(f"candidate_gan Predict over {calls} sequential calls (history of 20 items)", results)
+    return results
+
+
+def _bench_rank(config: Settings, histories: list[list[str]], calls: int, candidates: int) -> None:
+    """Rank with the learned ranker beside the co-occurrence baseline: same requests, fresh processes."""
+    popularity = latest_version(config.model_dir, POPULARITY)
+    if latest_version(config.model_dir, RANKER) is None or popularity is None:
+        console.print("no ranker model yet: `recsys train ranking` adds the Rank measurement")
+        return
+    items = PopularityModel.load(config.model_dir / POPULARITY / str(popularity)).item_ids.tolist()
+    requests = rank_requests(histories, items, calls, candidates)
+    with (
+        _service_on_free_port(config, "ranking", {"RECSYS_RANKER": "learned"}) as learned,
+        _service_on_free_port(config, "ranking", {"RECSYS_RANKER": "baseline"}) as baseline,
+    ):
+        results = measure_rank(
+            {"Rank, co-occurrence baseline": baseline, "Rank, learned ranker (in process)": learned}, requests
+        )
+    _print_latencies(
+        f"Rank over {calls} sequential calls, {len(requests[0].candidates)} candidates each", results
+    )
+    console.print(f"learned Rank p50 is {results[1].p50 / results[0].p50:.1f}x the baseline's")
+
+
+def _histories(events: Iterable[common_pb2.Event]) -> list[list[str]]:
+    """Each customer's distinct items, most recent first."""
+    found: dict[str, dict[str, None]] = {}
+    for event in events:
+        found.setdefault(event.user_id, {}).pop(event.item_id, None)
+        found[event.user_id][event.item_id] = None
+    return [list(reversed(items)) for items in found.values()]
+
+
+@app.command()
+def bench(
+    calls: Annotated[int, typer.Option(help="Sequential calls per measurement.")] = 1000,
+    count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
+) -> None:
+    """Recommend latency p50/p99 over sequential calls, beside a plain gRPC round trip; Rank with
+    500 candidates, learned ranker beside the co-occurrence baseline; with a trained candidate_gan,
+    also Predict through the local model server beside the in-process call.
+
+    Uses the running suite if the gateway answers; otherwise starts one on
+    RECSYS_HOME with the demo data (and the GAN once trained) and stops it afterwards.
+    """
+    config = _with_gan(settings(), None)
+    suite = None
+    if check_health(config.addresses["gateway"]) != "SERVING":
+        ensure_key_file(config.api_key_file)
+        suite = Suite(config)
+        suite.start()
+    try:
+        if suite is not None:
+            suite.wait_ready()
+            _ensure_demo_data(config)
+        users = sorted(
+            {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
+        )
+        results = measure(config.addresses["gateway"], read_key(config), users, calls, count)
+        histories = _histories(online_retail.read_events(online_retail.DEFAULT_PATH, 50_000))
+        answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
+        uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)
+    except SuiteError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    finally:
+        if suite is not None:
+            suite.stop()
+    pipeline = "with the candidate GAN" if uses_gan else "without the candidate GAN"
+    _print_latencies(f"latency over {calls} sequential calls, {len(users)} customers, {pipeline}", results)
+    floor, recommend = results
+    console.print(f"Recommend p50 is {recommend.p50 / floor.p50:.1f}x the bare gRPC round trip")
+    _bench_rank(config, histories, calls, RANK_CANDIDATES)
+    version = latest_version(config.model_dir, CANDIDATE_GAN)
+    if version is not None:
+        local, served = _bench_model_server(config, config.model_dir / CANDIDATE_GAN / str(version), calls)
+        console.print(
+            f"Predict p50 through the model server is {served.p50 / local.p50:.1f}x the in-process call"
+        )
+    else:
+        console.print("no candidate_gan model yet: `recsys train candidates` adds the Predict measurement")
+    console.print(f"reproduce: recsys bench --calls {calls} --count {count}  (or: make bench)")
+
+
+app.add_typer(data_app, name="data")
+app.add_typer(policy_app, name="policy")
+app.add_typer(push_app, name="push")
+app.command("eval")(evaluate)

@@ -1,0 +1,153 @@
+"""Starts every service as its own local process and stops them all cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ml.artifacts import CANDIDATE_GAN
+from shared.auth import ensure_key_file
+from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
+
+READY_TIMEOUT_S = 90.0
+
+
+class SuiteError(RuntimeError):
+    """A service did not come up; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_ports_env() -> dict[str, str]:
+    """RECSYS_<SERVICE>_PORT and _METRICS_PORT on free ports, for a suite beside another one."""
+    env = {}
+    for name in (*SERVICES, MODEL_SERVER):
+        env[f"RECSYS_{name.upper()}_PORT"] = str(free_port())
+        env[f"RECSYS_{name.upper()}_METRICS_PORT"] = str(free_port())
+    return env
+
+
+def check_health(address: str, timeout: float = 2.0, service: str = "") -> str:
+    """The serving status name of the service at `address`, or UNREACHABLE."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError:
+            return "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+@dataclass
+class Suite:
+    """The running processes of the suite; with `settings.candidate_gan`, also the local model
+    server, serving the candidate GAN to the candidates service."""
+
+    settings: Settings
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (MODEL_SERVER, *SERVICES) if self.settings.candidate_gan else SERVICES
+
+    def log_file(self, name: str) -> Path:
+        return self.settings.log_dir / f"{name}.log"
+
+    def start(self, env: Mapping[str, str] | None = None) -> None:
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        child_env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
+        if self.settings.candidate_gan:
+            child_env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
+        for name in self.names:
+            with self.log_file(name).open("ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=child_env,
+                    start_new_session=True,
+                )
+
+    def _tail(self, name: str, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, only: tuple[str, ...] = ()) -> None:
+        """Blocks until every service (or those named in `only`) reports SERVING; raises
+        SuiteError otherwise."""
+        deadline = time.monotonic() + timeout
+        pending = set(only or self.processes)
+        while pending:
+            for name in sorted(pending):
+                process = self.processes[name]
+                if process.poll() is not None:
+                    raise SuiteError(
+                        f"{name} exited with code {process.returncode}; end of "
+                        f"{self.log_file(name)}:\n{self._tail(name)}"
+                    )
+                if check_health(self.settings.addresses[name], 1.0) == "SERVING":
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                name = sorted(pending)[0]
+                raise SuiteError(
+                    f"{name} not ready after {timeout:.0f}s; end of its log:\n{self._tail(name)}"
+                )
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self) -> dict[str, int | None]:
+        """SIGTERM to every service, then SIGKILL to any still running after the grace period."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        limit = time.monotonic() + self.settings.shutdown_delay_s + self.settings.shutdown_grace_s + 10
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, limit - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return {name: process.returncode for name, process in self.processes.items()}
+
+
+@contextmanager
+def fresh_suite(home: Path, env: Mapping[str, str]) -> Iterator[tuple[Suite, Settings]]:
+    """A whole suite on free ports with its state under `home` and no demo data, for benchmarks and
+    simulations; yields once profile and items are ready (the data goes in before the models), and
+    stops every process at the end."""
+    env = {
+        **free_ports_env(),
+        "RECSYS_HOME": str(home),
+        "RECSYS_DEMO": "0",
+        "RECSYS_MODEL_POLL_S": "0.5",
+        **env,
+    }
+    config = load_settings({**os.environ, **env})
+    ensure_key_file(config.api_key_file)
+    suite = Suite(config)
+    suite.start(env)
+    try:
+        suite.wait_ready(only=("profile", "items"))
+        yield suite, config
+    finally:
+        suite.stop()

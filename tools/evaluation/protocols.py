@@ -1,0 +1,158 @@
+"""Train/test splits of purchase data: retail-temporal, random holdout, leave-last-out.
+
+A split holds the binary user x item training matrix (distinct pairs) and, for
+each test user, the set of relevant item indices. Items and users outside the
+training part are not evaluated, and a user's own training items are never
+relevant (they are excluded from every ranking).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from tools.importers import online_retail
+
+RETAIL_CUTOFF = "2011-11-01 00:00:00"
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Purchase lines in time order: user id, item id, time as 'YYYY-MM-DD HH:MM:SS', and, where the
+    data has them, the shopper's segment (the country, for Online Retail), quantity and unit price."""
+
+    users: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+    segments: np.ndarray | None = None
+    quantities: np.ndarray | None = None
+    prices: np.ndarray | None = None
+
+    @classmethod
+    def from_online_retail(cls, folder: Path) -> Interactions:
+        lines = list(online_retail.read_lines(folder))
+        times = np.array([line.time for line in lines])
+        order = np.argsort(times, kind="stable")
+        return cls(
+            users=np.array([line.user_id for line in lines])[order],
+            items=np.array([line.item_id for line in lines])[order],
+            times=times[order],
+            segments=np.array([line.country for line in lines])[order],
+            quantities=np.array([line.quantity for line in lines], dtype=np.int32)[order],
+            prices=np.array([line.price for line in lines], dtype=np.float64)[order],
+        )
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        def kept(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else column[mask]
+
+        return Interactions(
+            self.users[mask],
+            self.items[mask],
+            self.times[mask],
+            kept(self.segments),
+            kept(self.quantities),
+            kept(self.prices),
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    train: sparse.csr_matrix
+    test: dict[int, set[int]]
+    train_interactions: Interactions
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {
+            "train_users": len(self.user_ids),
+            "train_items": len(self.item_ids),
+            "train_pairs": int(self.train.nnz),
+            "test_pairs": sum(len(items) for items in self.test.values()),
+            "test_users": len(self.test),
+        }
+
+
+def _matrix(train: Interactions) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
+    user_ids, user_index = np.unique(train.users, return_inverse=True)
+    item_ids, item_index = np.unique(train.items, return_inverse=True)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(user_index), np.float32), (user_index, item_index)),
+        shape=(len(user_ids), len(item_ids)),
+    )
+    matrix.data[:] = 1.0
+    return user_ids, item_ids, matrix
+
+
+def _split(name: str, train: Interactions, test_users: np.ndarray, test_items: np.ndarray) -> Split:
+    user_ids, item_ids, matrix = _matrix(train)
+    user_pos = {u: i for i, u in enumerate(user_ids.tolist())}
+    item_pos = {t: i for i, t in enumerate(item_ids.tolist())}
+    test: dict[int, set[int]] = {}
+    for user, item in zip(test_users.tolist(), test_items.tolist(), strict=True):
+        u, i = user_pos.get(user), item_pos.get(item)
+        if u is None or i is None or matrix[u, i]:
+            continue
+        test.setdefault(u, set()).add(i)
+    return Split(name, user_ids, item_ids, matrix, test, train)
+
+
+def retail_temporal(data: Interactions) -> Split:
+    """Train before 2011-11-01; test: new items bought after it by train users."""
+    before = data.times < RETAIL_CUTOFF
+    after = ~before
+    return _split("retail-temporal", data.subset(before), data.users[after], data.items[after])
+
+
+def random_holdout(data: Interactions, fraction: float = 0.2, seed: int = 0) -> Split:
+    """A random `fraction` of the distinct user-item pairs is held out."""
+    pairs = np.unique(np.stack([data.users, data.items]), axis=1)
+    held = np.random.default_rng(seed).random(pairs.shape[1]) < fraction
+    held_keys = set(map(tuple, pairs[:, held].T.tolist()))
+    keep = np.array([(u, i) not in held_keys for u, i in zip(data.users, data.items, strict=True)])
+    return _split(f"random-holdout-{fraction:g}", data.subset(keep), pairs[0, held], pairs[1, held])
+
+
+def leave_last_out(data: Interactions) -> Split:
+    """Each user's most recently first-bought item is held out (users with 2+ items)."""
+    last: dict[str, tuple[str, str]] = {}
+    first_seen: dict[tuple[str, str], str] = {}
+    for user, item, time in zip(data.users.tolist(), data.items.tolist(), data.times.tolist(), strict=True):
+        if (user, item) not in first_seen:
+            first_seen[(user, item)] = time
+            last[user] = (item, time)
+    per_user_items: dict[str, int] = {}
+    for user, _item in first_seen:
+        per_user_items[user] = per_user_items.get(user, 0) + 1
+    held = {(u, item) for u, (item, _) in last.items() if per_user_items[u] >= 2}
+    keep = np.array([(u, i) not in held for u, i in zip(data.users, data.items, strict=True)])
+    users = np.array([u for u, _ in held])
+    items = np.array([i for _, i in held])
+    return _split("leave-last-out", data.subset(keep), users, items)
+
+
+def validation(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
+    """A random holdout carved from the training part only, for hyper-parameter tuning."""
+    inner = random_holdout(split.train_interactions, fraction, seed)
+    return Split(
+        f"{split.name}/validation",
+        inner.user_ids,
+        inner.item_ids,
+        inner.train,
+        inner.test,
+        inner.train_interactions,
+    )
+
+
+PROTOCOLS: dict[str, Callable[[Interactions], Split]] = {
+    "retail-temporal": retail_temporal,
+    "random-holdout": random_holdout,
+    "leave-last-out": leave_last_out,
+}

@@ -1,0 +1,112 @@
+"""The ranker's ablation on a split: candidates alone, the ranker, and the ranker without each group.
+
+Everything is fitted on the training part only. The test users' candidate lists
+come from the sources fitted on all of it (what the served suite would retrieve);
+each ranker variant learns from lists made before a time cut inside it (see
+ml/ranking/train.py) and reorders the same test lists through the serving code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ml.ranking.features import GROUPS, RankCandidate, Shopper
+from ml.ranking.model import RankerConfig, ServingRanker
+from ml.ranking.ranker import RankerModel
+from ml.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
+from ml.snapshot import Snapshot
+from pipelines.settings import TrainingSettings
+from tools.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
+from tools.evaluation.protocols import Split
+from tools.evaluation.report import ModelResult
+from tools.evaluation.run import score
+from tools.importers.online_retail import DEFAULT_PATH, read_items
+
+CANDIDATES_ALONE = "candidates alone (fused order)"
+RANKER = "ranker"
+
+
+def _shoppers(split: Split, snapshot: Snapshot) -> dict[int, Shopper]:
+    """Each test user as the gateway would describe them: history, purchases, last activity."""
+    purchases = dict(zip(*np.unique(snapshot.user_ids, return_counts=True), strict=True))
+    last_active = dict(zip(snapshot.user_ids.tolist(), snapshot.timestamps.tolist(), strict=True))
+    return {
+        user: Shopper(history, int(purchases[split.user_ids[user]]), last_active[split.user_ids[user]])
+        for user, history in recent_histories(split).items()
+    }
+
+
+def _reordered(
+    trained: TrainedRanker, lists: dict[int, list[RankCandidate]], shoppers: dict[int, Shopper], split: Split
+) -> dict[int, list[int]]:
+    model = RankerModel(ServingRanker(trained.net), trained.table, {})
+    positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
+    return {
+        user: [positions[r.item_id] for r in model.rank(shoppers[user], found) if r.item_id in positions]
+        for user, found in lists.items()
+    }
+
+
+def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
+    """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
+    kept in its params. A single result is returned as it is."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    ndcg = [r.at_k[20]["ndcg"] for r in results]
+    return ModelResult(
+        name=first.name,
+        params={"seeds": len(results), "ndcg@20 min": min(ndcg), "ndcg@20 max": max(ndcg)},
+        at_k={
+            k: {metric: float(np.mean([r.at_k[k][metric] for r in results])) for metric in first.at_k[k]}
+            for k in first.at_k
+        },
+        beyond={name: float(np.mean([r.beyond[name] for r in results])) for name in first.beyond},
+        seconds=float(np.sum([r.seconds for r in results])),
+        recall_deep=first.recall_deep,
+    )
+
+
+def ablation(
+    split: Split,
+    settings: TrainingSettings,
+    fit_generator: Callable[[Snapshot], object] | None,
+    progress: Callable[[str], None] = lambda _: None,
+    seeds: int = 1,
+) -> list[ModelResult]:
+    """Each variant is trained `seeds` times (seeds 0..seeds-1: initialization, batch order and the
+    early-stopping share differ) and reported by its mean."""
+    snapshot = training_snapshot(split, read_items(DEFAULT_PATH))
+    started = time.perf_counter()
+    found, _ = test_candidates(snapshot, split, settings.sources, fit_generator)
+    lists = {
+        user: [RankCandidate(c.item_id, c.fusion_score, c.found_by) for c in sources[MERGED]]
+        for user, sources in found.items()
+    }
+    positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
+    alone = {user: [positions[c.item_id] for c in found_list] for user, found_list in lists.items()}
+    results = [score(CANDIDATES_ALONE, alone, split, {}, time.perf_counter() - started)]
+    progress(f"test candidates ready in {time.perf_counter() - started:.0f}s; training lists next")
+    training, vocabulary = training_lists(snapshot, settings.sources, fit_generator)
+    table = published_table(snapshot, settings.sources, vocabulary)
+    shoppers = _shoppers(split, snapshot)
+    for removed in [None, *GROUPS]:
+        name = RANKER if removed is None else f"ranker without {removed}"
+        per_seed = []
+        for seed in range(seeds):
+            started = time.perf_counter()
+            config = RankerConfig(removed=(removed,) if removed else (), seed=seed)
+            trained = fit_ranker(snapshot, settings.sources, training, vocabulary, config, table=table)
+            result = score(
+                name, _reordered(trained, lists, shoppers, split), split, {}, time.perf_counter() - started
+            )
+            progress(
+                f"{name} (seed {seed}): best epoch {trained.epochs}, NDCG@20 {result.at_k[20]['ndcg']:.4f}, "
+                f"R@20 {result.at_k[20]['recall']:.4f}"
+            )
+            per_seed.append(result)
+        results.append(mean_of_seeds(per_seed))
+    return results

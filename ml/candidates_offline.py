@@ -50,7 +50,8 @@ def fit_sources(
     if fit_generator is not None:
         from ml.gan.export import ServingModule  # TensorFlow loads only when needed
 
-        generator = ServingModule(fit_generator(snapshot))  # type: ignore[arg-type]
+        fitted = fit_generator(snapshot)
+        generator = ServingModule(fitted) if fitted is not None else None  # type: ignore[arg-type]
     return FittedSources(
         knn=fit_cooccurrence(snapshot),
         popular=fit_popularity(snapshot, config.popularity_half_life_days),

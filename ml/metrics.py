@@ -42,11 +42,28 @@ def recall_of_hits(hits: np.ndarray, relevant: np.ndarray, capped: bool = False)
 
 
 def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Column indices of each row's `k` best scores, best first (ties in column order);
+    """Column indices of each row's `k` best scores, best first (equal scores in column order);
     where `exclude` is true a column is never among them unless a row has too few others."""
     if exclude is not None:
         scores = np.where(exclude, -np.inf, scores)
-    return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        # A partial sort first: rows of many thousand items need only their best k ordered.
+        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        chosen = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    values = np.take_along_axis(scores, chosen, axis=1)
+    order = np.lexsort((chosen, -values), axis=1)
+    return np.take_along_axis(chosen, order, axis=1)
+
+
+def held_out_recall(scores: np.ndarray, known: np.ndarray, held_out: np.ndarray, k: int) -> np.ndarray:
+    """Recall@k of each user's held-out items (dense rows, 1 where held out), the user's known
+    items excluded; users with nothing held out are left out of the result."""
+    hits = np.take_along_axis(held_out, top_k(scores, k, exclude=known > 0), axis=1)
+    relevant = held_out.sum(axis=1)
+    users = relevant > 0
+    return recall_of_hits(hits[users], relevant[users])
 
 
 def user_metrics(ranked: Sequence[str] | np.ndarray, relevant: set, k: int) -> dict[str, float]:

@@ -17,6 +17,10 @@ class TrainingSettings:
     # Whether the ranker's training lists include the GAN's candidates (RECSYS_CANDIDATES_GAN).
     with_gan: bool = False
     gan_mixed_precision: bool = False
+    # Training the GAN refuses to start above this estimated peak (docs/candidates.md).
+    gan_max_memory_mb: int = 4096
+    # The GAN's training (validation stage and refit together) stops within about this long.
+    gan_max_minutes: float = 30.0
     # Feature groups `recsys train ranking` leaves out (ml/ranking/features.py): a served ablation.
     ranker_left_out: tuple[str, ...] = ()
     # Seed of the ranker's training (initialization, batch order, the early-stopping share).
@@ -37,6 +41,8 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         ),
         with_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
+        gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", 4096, 256, 1_048_576)),
+        gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", 30, 0.1, 10_080),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
     )

@@ -48,11 +48,15 @@ class Trainer:
     in_recommend: bool = True
 
 
-def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object:
+def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object | None:
     from ml.gan.model import GanConfig  # TensorFlow loads only when needed
-    from ml.gan.train import fit_gan
+    from ml.gan.train import GanMemoryError, fit_gan
 
-    config = GanConfig(mixed_precision=settings.gan_mixed_precision)
+    config = GanConfig(
+        mixed_precision=settings.gan_mixed_precision,
+        max_memory_mb=settings.gan_max_memory_mb,
+        max_minutes=settings.gan_max_minutes,
+    )
     with progress_bar() as progress:
         tasks = {
             "validation": progress.add_task("candidate GAN, choosing the epochs", total=config.max_epochs),
@@ -67,11 +71,16 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
                 description=f"candidate GAN {stage} ({quality}D {d_loss:.3f}, G {g_loss:.3f})",
             )
 
-        trained = fit_gan(snapshot, config, on_epoch=on_epoch)
+        try:
+            trained = fit_gan(snapshot, config, on_epoch=on_epoch)
+        except GanMemoryError as error:
+            console.print(f"[red]candidate GAN not trained: {error}[/red]")
+            return None
     console.print(
         f"candidate GAN: best epoch {trained.epochs}, validation recall@20 {trained.validation_recall:.4f}, "
         f"{trained.seconds_per_epoch:.2f}s per epoch on {trained.replicas} replica(s)"
         + (", mixed precision" if config.mixed_precision else "")
+        + (f", cut short by the {config.max_minutes:g}-minute budget" if trained.budget_bound else "")
     )
     return trained
 

@@ -45,9 +45,20 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="history")])
     def serve(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         history = self.index.lookup(item_ids)
-        valid = tf.cast(history >= 0, tf.float32)
-        dense = tf.reduce_max(tf.one_hot(tf.maximum(history, 0), self.items) * valid[:, :, None], axis=1)
-        noise = tf.zeros((tf.shape(history)[0], self.noise))
+        rows = tf.shape(history)[0]
+        # Scattered into [batch, items] directly: a one-hot of [batch, length, items] would
+        # hold length times more floats than the batch's vectors.
+        valid = history >= 0
+        positions = tf.stack(
+            [
+                tf.boolean_mask(tf.broadcast_to(tf.range(rows)[:, None], tf.shape(history)), valid),
+                tf.boolean_mask(history, valid),
+            ],
+            axis=1,
+        )
+        ones = tf.ones(tf.shape(positions)[:1])
+        dense = tf.minimum(tf.scatter_nd(positions, ones, tf.stack([rows, self.items])), 1.0)
+        noise = tf.zeros((rows, self.noise))
         logits = self.generator([dense, noise], training=False)
         realism = self.discriminator([tf.sigmoid(logits), dense], training=False)[:, 0]
         masked = tf.where(dense > 0, tf.fill(tf.shape(logits), logits.dtype.min), logits)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from ml.metrics import recall_of_hits, top_k
-
 
 @dataclass(frozen=True)
 class GanConfig:
@@ -48,6 +46,10 @@ class GanConfig:
     reconstruction: float = 1.0
     # float16 compute with float32 weights and loss scaling (worth it on GPUs with tensor cores).
     mixed_precision: bool = False
+    # Training refuses to start when its estimated peak memory exceeds this (ml/gan/train.py).
+    max_memory_mb: int = 4096
+    # Both training stages together stop within about this much time (ml/gan/train.py).
+    max_minutes: float = 30.0
 
 
 def generator(items: int, config: GanConfig) -> tf.keras.Model:
@@ -160,11 +162,3 @@ class CFGAN:
         rows = history.shape[0]
         noise = np.zeros((rows, self.config.noise), np.float32)
         return self.generator([history, noise], training=False).numpy()
-
-
-def recall_at(scores: np.ndarray, history: np.ndarray, held_out: np.ndarray, k: int) -> float:
-    """Mean recall@k of held-out items over shoppers who have any, their known items excluded."""
-    hits = np.take_along_axis(held_out, top_k(scores, k, exclude=history > 0), axis=1)
-    relevant = held_out.sum(axis=1)
-    users = relevant > 0
-    return float(recall_of_hits(hits[users], relevant[users]).mean()) if users.any() else 0.0

@@ -1,8 +1,10 @@
 """Training of the candidate GAN from a snapshot: tf.data, early stopping on a validation split
 carved from the training data, checkpoints of the best epoch, a fixed seed.
 
-Shopper vectors are dense (one float per item), which suits catalogs up to some
-tens of thousands of items; the exported signature takes item indices.
+Shopper vectors stay sparse until a batch is fed to the networks: memory grows with
+the events and the batch, never with shoppers x items (see `peak_memory_bytes`,
+checked against `GanConfig.max_memory_mb` before anything is built). The exported
+signature takes item ids.
 """
 
 from __future__ import annotations
@@ -15,40 +17,105 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from scipy import sparse
 
-from ml.gan.model import CFGAN, GanConfig, recall_at
+from ml.gan.model import CFGAN, GanConfig
+from ml.metrics import held_out_recall
 from ml.snapshot import Snapshot
 
 VALIDATION_SHARE = 0.2
 VALIDATION_K = 20
+# Shoppers scored at once for the validation recall: bounds the dense score matrix.
+SCORING_ROWS = 1024
+# What TensorFlow itself holds once loaded and has traced the steps (measured: 0.7 to 0.9 GB).
+RUNTIME_BYTES = 1024 * 2**20
 
 
-def first_interactions(snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, dense user x item time of the first interaction, infinite where there is none)."""
+class GanMemoryError(ValueError):
+    """Training the GAN on this snapshot would exceed the configured memory bound."""
+
+
+@dataclass(frozen=True)
+class FirstInteractions:
+    """Each (shopper, item) pair's first interaction time, as sparse triples."""
+
+    item_ids: np.ndarray
+    shoppers: int
+    rows: np.ndarray  # shopper index
+    columns: np.ndarray  # item index
+    times: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.shoppers, len(self.item_ids)
+
+    def matrix(self, keep: np.ndarray | None = None) -> sparse.csr_matrix:
+        """The binary shoppers x items matrix of the pairs `keep` selects (all by default)."""
+        rows, columns = (self.rows, self.columns) if keep is None else (self.rows[keep], self.columns[keep])
+        return sparse.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, columns)), shape=self.shape, dtype=np.float32
+        )
+
+
+def first_interactions(snapshot: Snapshot) -> FirstInteractions:
     users, items = snapshot.interactions()
     times = snapshot.interaction_times()
     user_ids, user_index = np.unique(users, return_inverse=True)
     item_ids, item_index = np.unique(items, return_inverse=True)
-    first = np.full((len(user_ids), len(item_ids)), np.inf)
-    np.minimum.at(first, (user_index, item_index), times)
-    return item_ids, first
+    pairs = user_index.astype(np.int64) * len(item_ids) + item_index
+    order = np.lexsort((times, pairs))
+    pairs, times = pairs[order], np.asarray(times, dtype=np.float64)[order]
+    first = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, bool)
+    return FirstInteractions(
+        item_ids, len(user_ids), pairs[first] // len(item_ids), pairs[first] % len(item_ids), times[first]
+    )
 
 
-def hold_out_recent(first: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+def hold_out_recent(first: FirstInteractions, share: float) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """(kept, held-out) binary matrices split at one moment: interactions before the time that
     leaves the latest `share` of all first interactions after it are kept; the items shoppers
-    first bought after it are held out.
+    first bought after it are held out (for shoppers who kept at least one item).
 
     This is the situation served candidates are in: predicting the coming weeks'
     new purchases from everything before. On Online Retail it picks 45 epochs where
     holding out each shopper's own latest items picked 54; the test period itself
     peaks near 30 for a generator trained on everything, so both still err long.
     """
-    owned = np.isfinite(first)
-    cutoff = np.quantile(first[owned], 1.0 - share) if owned.any() else 0.0
-    kept = (owned & (first < cutoff)).astype(np.float32)
-    held = (owned & (first >= cutoff)).astype(np.float32)
-    return kept, held * kept.any(axis=1, keepdims=True)
+    cutoff = np.quantile(first.times, 1.0 - share) if len(first.times) else 0.0
+    kept = first.times < cutoff
+    active = np.zeros(first.shoppers, bool)
+    active[first.rows[kept]] = True
+    return first.matrix(kept), first.matrix(~kept & active[first.rows])
+
+
+def peak_memory_bytes(shoppers: int, items: int, pairs: int, config: GanConfig) -> int:
+    """An upper estimate of training's peak memory: the runtime, the sparse interactions and
+    their tf.data copies, two GANs' weights with Adam slots and gradients, the dense tensors
+    of one batch's step, and one block of validation scores."""
+    hidden = config.hidden
+    generator = (items + config.noise) * hidden + hidden * items + hidden + items
+    discriminator = 2 * items * hidden + hidden * (hidden // 2) + hidden // 2 + hidden + 1
+    weights = 2 * (generator + discriminator) * 4 * 4  # two GANs; weights, two Adam slots, gradients
+    step = 24 * config.batch_size * items * 4  # dense vectors, masks and their gradients
+    scoring = 4 * min(SCORING_ROWS, shoppers) * items * 8
+    interactions = pairs * (8 + 8 + 8 + 4) * 6  # triples, three CSR matrices, two tf.data copies
+    return RUNTIME_BYTES + weights + step + scoring + interactions
+
+
+def held_out_recall_of(gan: CFGAN, known: sparse.csr_matrix, held: sparse.csr_matrix, k: int) -> float:
+    """Mean recall@k of the held-out items over shoppers who have any, their known items
+    excluded; scored SCORING_ROWS shoppers at a time."""
+    recalls = [
+        held_out_recall(
+            gan.scores(known[start : start + SCORING_ROWS].toarray()),
+            known[start : start + SCORING_ROWS].toarray(),
+            held[start : start + SCORING_ROWS].toarray(),
+            k,
+        )
+        for start in range(0, known.shape[0], SCORING_ROWS)
+    ]
+    found = np.concatenate(recalls) if recalls else np.zeros(0)
+    return float(found.mean()) if len(found) else 0.0
 
 
 @dataclass
@@ -61,6 +128,9 @@ class TrainedGan:
     seconds_per_epoch: float
     validation_recall: float
     replicas: int = 1
+    # Whether the time budget (GanConfig.max_minutes) cut the validation stage or the refit short.
+    budget_bound: bool = False
+    seconds: float = 0.0  # both stages
 
     def save(self, folder: Path) -> None:
         from ml.gan.export import export
@@ -79,13 +149,25 @@ def training_strategy() -> tf.distribute.Strategy:
 class _Training:
     """One GAN and its distributed training step over one interaction matrix."""
 
-    def __init__(self, matrix: np.ndarray, config: GanConfig, strategy: tf.distribute.Strategy) -> None:
+    def __init__(
+        self, matrix: sparse.csr_matrix, config: GanConfig, strategy: tf.distribute.Strategy
+    ) -> None:
         with strategy.scope():
             self.gan = CFGAN(matrix.shape[1], config)
+        coordinates = matrix.tocoo()
+        rows = tf.sparse.reorder(
+            tf.SparseTensor(
+                np.stack([coordinates.row, coordinates.col], axis=1).astype(np.int64),
+                coordinates.data.astype(np.float32),
+                matrix.shape,
+            )
+        )
+        # Rows stay sparse through the shuffle; only a batch becomes dense, on its way in.
         self.dataset = strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensor_slices(matrix)
-            .shuffle(len(matrix), seed=config.seed, reshuffle_each_iteration=True)
+            tf.data.Dataset.from_tensor_slices(rows)
+            .shuffle(matrix.shape[0], seed=config.seed, reshuffle_each_iteration=True)
             .batch(config.batch_size * strategy.num_replicas_in_sync)
+            .map(tf.sparse.to_dense, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
         )
 
@@ -124,20 +206,32 @@ def fit_gan(
        epochs, with a checkpoint per epoch, so the latest purchases, the most telling
        ones, are not left out of the model that is served.
 
+    `config.max_minutes` bounds both stages together: the validation stage stops once
+    it has used half, and the refit runs as many of the chosen epochs as the rest
+    allows at the measured pace (`TrainedGan.budget_bound` says when that cut anything).
     `config.batch_size` is per replica: each step sees batch x replicas rows.
     """
     config = config or GanConfig()
+    first = first_interactions(snapshot)
+    needed = peak_memory_bytes(first.shoppers, len(first.item_ids), len(first.times), config)
+    if needed > config.max_memory_mb * 2**20:
+        raise GanMemoryError(
+            f"training the candidate GAN on {first.shoppers} shoppers x {len(first.item_ids)} items "
+            f"({len(first.times)} distinct purchases) needs about {needed / 2**20:,.0f} MB, more than "
+            f"the {config.max_memory_mb:,} MB allowed (RECSYS_GAN_MAX_MEMORY_MB); raise the bound, "
+            "or lower GanConfig.hidden or batch_size"
+        )
     strategy = strategy or training_strategy()
-    item_ids, first = first_interactions(snapshot)
-    everything = np.isfinite(first).astype(np.float32)
+    everything = first.matrix()
     train, validation = hold_out_recent(first, VALIDATION_SHARE)
     started = time.perf_counter()
+    budget_s = config.max_minutes * 60
     probe = _Training(train, config, strategy)
-    best, best_epoch, waited, epochs = -1.0, 1, 0, 0
+    best, best_epoch, waited, epochs, bound = -1.0, 1, 0, 0, False
     for epoch in range(1, config.max_epochs + 1):
         d_loss, g_loss = probe.epoch()
         epochs += 1
-        recall = recall_at(probe.gan.scores(train), train, validation, VALIDATION_K)
+        recall = held_out_recall_of(probe.gan, train, validation, VALIDATION_K)
         on_epoch("validation", epoch, d_loss, g_loss, recall)
         if recall > best:
             best, best_epoch, waited = recall, epoch, 0
@@ -145,14 +239,31 @@ def fit_gan(
             waited += 1
             if waited >= config.patience:
                 break
+        if time.perf_counter() - started > budget_s / 2 and epoch < config.max_epochs:
+            bound = True
+            break
+    # The refit sees all rows, a little more per epoch than the validation stage.
+    pace = (time.perf_counter() - started) / epochs * everything.nnz / max(train.nnz, 1)
+    affordable = max(1, int((budget_s - (time.perf_counter() - started)) / pace))
+    refit_epochs = min(best_epoch, affordable)
+    bound = bound or refit_epochs < best_epoch
     final = _Training(everything, config, strategy)
     folder = checkpoint_dir or Path(tempfile.mkdtemp(prefix="candidate-gan-"))
     checkpoint = tf.train.Checkpoint(generator=final.gan.generator, discriminator=final.gan.discriminator)
     manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=2)
-    for epoch in range(1, best_epoch + 1):
+    for epoch in range(1, refit_epochs + 1):
         d_loss, g_loss = final.epoch()
         epochs += 1
         manager.save(checkpoint_number=epoch)
         on_epoch("refit", epoch, d_loss, g_loss, None)
     seconds = (time.perf_counter() - started) / epochs
-    return TrainedGan(final.gan, item_ids, best_epoch, seconds, best, strategy.num_replicas_in_sync)
+    return TrainedGan(
+        final.gan,
+        first.item_ids,
+        refit_epochs,
+        seconds,
+        best,
+        strategy.num_replicas_in_sync,
+        budget_bound=bound,
+        seconds=time.perf_counter() - started,
+    )

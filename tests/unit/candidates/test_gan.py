@@ -7,8 +7,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from ml.gan.export import WARMUP_FILE
-from ml.gan.model import GanConfig, recall_at
-from ml.gan.train import fit_gan, hold_out_recent
+from ml.gan.model import GanConfig
+from ml.gan.train import FirstInteractions, GanMemoryError, fit_gan, hold_out_recent
+from ml.metrics import held_out_recall
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
@@ -33,8 +34,8 @@ def test_the_gan_beats_most_popular_on_held_out_simulated_purchases() -> None:
     users, items, matrix = simulated(shoppers=800, items=300)
     train, test = hold_out(matrix, 0.2, seed=99)
     trained = fit_gan(snapshot_of(users, items, train), GanConfig(seed=7, batch_size=32))
-    gan = recall_at(aligned_scores(trained, items, train), train, test, 20)
-    popular = recall_at(np.tile(train.sum(axis=0), (len(train), 1)), train, test, 20)
+    gan = held_out_recall(aligned_scores(trained, items, train), train, test, 20).mean()
+    popular = held_out_recall(np.tile(train.sum(axis=0), (len(train), 1)), train, test, 20).mean()
     assert trained.epochs >= 2
     assert gan > 1.15 * popular, (gan, popular)
 
@@ -84,7 +85,10 @@ def test_validation_holds_out_what_shoppers_first_bought_after_one_moment() -> N
             [10.0, inf, inf, 6.0, inf],
         ]
     )
-    kept, held = hold_out_recent(first, 0.4)  # 10 first purchases: the latest 4 are at 7 and later
+    rows, columns = np.nonzero(np.isfinite(first))
+    pairs = FirstInteractions(np.array(list("abcde")), 4, rows, columns, first[rows, columns])
+    kept, held = hold_out_recent(pairs, 0.4)  # 10 first purchases: the latest 4 are at 7 and later
+    kept, held = kept.toarray(), held.toarray()
     assert kept.tolist() == [[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1], [0, 0, 0, 1, 0]]
     # user 1 bought nothing before the cutoff: nothing to predict from, not validated
     assert held.tolist() == [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]

@@ -7,6 +7,7 @@ service's tables, so the same path works in Kubernetes with a volume.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,13 @@ from ml.text_encoder import Fact, category_facts, facts_of, item_text
 from recsys.common.v1 import common_pb2
 
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+REVIEW = common_pb2.EVENT_TYPE_REVIEW
+DISMISS = common_pb2.EVENT_TYPE_DISMISS
+# Ratings run from 1 to 5; a review rated below 3 says the shopper did not like the item.
+NEUTRAL_RATING = 3
 
+# The per-event columns, all of one length.
+EVENT_COLUMNS = ("user_ids", "item_ids", "types", "timestamps", "quantities", "segments", "ratings")
 FACT_SEPARATOR, FIELD_SEPARATOR = "\x1e", "\x1f"  # ASCII record and unit separators
 
 
@@ -46,6 +53,7 @@ class Snapshot:
     catalog_texts: np.ndarray | None = None  # ml.text_encoder.item_text of each item
     catalog_facts: np.ndarray | None = None  # each item's facts, encoded by _encoded_facts
     segments: np.ndarray | None = None  # each event's Event.segment ("" when the platform sent none)
+    ratings: np.ndarray | None = None  # each event's Event.rating (0: none)
 
     @property
     def item_texts(self) -> list[str]:
@@ -61,16 +69,31 @@ class Snapshot:
             return [_decoded_facts(encoded) for encoded in self.catalog_facts.tolist()]
         return [category_facts(path.split(">") if path else []) for path in self.catalog_categories.tolist()]
 
+    def events_where(self, mask: np.ndarray) -> Snapshot:
+        """The same snapshot with only the events `mask` selects (the catalog unchanged)."""
+        return dataclasses.replace(
+            self,
+            **{name: getattr(self, name)[mask] for name in EVENT_COLUMNS if getattr(self, name) is not None},
+        )
+
     @property
     def event_count(self) -> int:
         return len(self.user_ids)
 
     def _interaction_mask(self) -> np.ndarray:
         mask = self.types == PURCHASE
-        return mask if mask.any() else np.ones_like(mask)
+        if mask.any():
+            return mask
+        # Nothing bought (a ratings or clicks data set): every event is evidence of interest,
+        # except dismissals and reviews rated below NEUTRAL_RATING, which are evidence against.
+        interested = self.types != DISMISS
+        if self.ratings is not None:
+            interested &= ~((self.types == REVIEW) & (self.ratings > 0) & (self.ratings < NEUTRAL_RATING))
+        return interested
 
     def interactions(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user_ids, item_ids) of purchases, or of every event when nothing was bought yet."""
+        """(user_ids, item_ids) of purchases, or, when nothing was bought yet, of every event that
+        shows interest (not a dismissal, not a review rated 1 or 2)."""
         mask = self._interaction_mask()
         return self.user_ids[mask], self.item_ids[mask]
 
@@ -95,6 +118,7 @@ class Snapshot:
                 timestamps=events["timestamps"],
                 quantities=events["quantities"],
                 segments=events.get("segments"),
+                ratings=events.get("ratings"),
                 catalog_item_ids=items["item_ids"],
                 catalog_titles=items["titles"],
                 catalog_categories=items["categories"],
@@ -117,6 +141,7 @@ class SnapshotWriter:
             "timestamps": [],
             "quantities": [],
             "segments": [],
+            "ratings": [],
         }
         self._items: dict[str, list[np.ndarray]] = {
             "item_ids": [],
@@ -137,6 +162,7 @@ class SnapshotWriter:
         )
         columns["quantities"].append(np.array([e.quantity for e in events], dtype=np.int32))
         columns["segments"].append(np.array([e.segment for e in events], dtype=str))
+        columns["ratings"].append(np.array([e.rating for e in events], dtype=np.int8))
 
     def add_items(self, items: Iterable[common_pb2.Item]) -> None:
         batch = list(items)
@@ -167,6 +193,7 @@ class SnapshotWriter:
                     "timestamps": "float64",
                     "quantities": "int32",
                     "segments": "U1",
+                    "ratings": "int8",
                 },
             ),
         )

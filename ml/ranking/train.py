@@ -68,14 +68,6 @@ class LabelledShopper:
     bought_next: set[str]
 
 
-def _masked(snapshot: Snapshot, mask: np.ndarray) -> Snapshot:
-    events = ("user_ids", "item_ids", "types", "timestamps", "quantities", "segments")
-    return dataclasses.replace(
-        snapshot,
-        **{name: getattr(snapshot, name)[mask] for name in events if getattr(snapshot, name) is not None},
-    )
-
-
 def split_in_time(
     snapshot: Snapshot, share: float = TRAIN_SHARE
 ) -> tuple[Snapshot, dict[str, LabelledShopper]]:
@@ -84,13 +76,13 @@ def split_in_time(
     if len(times) == 0:
         return snapshot, {}
     cutoff = float(np.quantile(times, share))
-    earlier = _masked(snapshot, snapshot.timestamps < cutoff)
+    earlier = snapshot.events_where(snapshot.timestamps < cutoff)
     users, items = earlier.interactions()
     known = histories(users, items)
     stamps = earlier.interaction_times()
     last_active = dict(zip(users.tolist(), stamps.tolist(), strict=True))
     purchases = dict(zip(*np.unique(users, return_counts=True), strict=True))
-    later = _masked(snapshot, snapshot.timestamps >= cutoff)
+    later = snapshot.events_where(snapshot.timestamps >= cutoff)
     labelled: dict[str, LabelledShopper] = {}
     for user, item, when in zip(*later.interactions(), later.interaction_times(), strict=True):
         history = known.get(user)

@@ -213,7 +213,7 @@ class Recommender:
         if response.profile.HasField("last_event_time"):
             progress.last_event_time = response.profile.last_event_time
         progress.purchased = frozenset(response.profile.purchased_item_ids)
-        progress.exclude.update(progress.purchased)
+        progress.exclude.update(progress.purchased, response.profile.consumed_item_ids)
 
     async def _popular(self, segment: str, progress: Progress) -> list[Choice]:
         """Popular items straight from the catalog; the last good answer if that fails too."""

@@ -2,8 +2,9 @@
 
 Items without an id, with an over-long title or an impossible price are
 rejected (and quarantined); titles are normalized (control characters removed,
-runs of whitespace collapsed, ends trimmed) and a missing domain becomes
-`product`, each repair counted by reason.
+runs of whitespace collapsed, ends trimmed), each repair counted by reason. A
+missing domain becomes `product`, the contract's default, which is not a repair
+and is not counted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from shared.limits import MAX_ID_LENGTH
 
 MAX_TITLE_LENGTH = 1000
 TITLE_FIXED = "title whitespace or control characters normalized"
-DOMAIN_FIXED = "domain missing, set to product"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
 
@@ -61,6 +61,5 @@ def clean_items(items: Sequence[common_pb2.Item]) -> CleanedItems:
             result.fixes[TITLE_FIXED] += 1
         if item.domain == common_pb2.DOMAIN_UNSPECIFIED:
             fixed.domain = common_pb2.DOMAIN_PRODUCT
-            result.fixes[DOMAIN_FIXED] += 1
         result.accepted.append(fixed)
     return result

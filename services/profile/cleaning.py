@@ -1,9 +1,10 @@
 """The `clean-events` stage: every event passes it on ingestion, whichever way it came in
 (gateway feedback, importers, direct RecordEvents).
 
-Per event, in order: missing or impossible values are rejected, repairable
-ones fixed (missing quantity); absurd quantities are rejected as outliers; an
-item the catalog does not know is rejected. Across events of the same user,
+Per event, in order: missing or impossible values are rejected (a quantity of 0
+is the contract's default of 1, not a repair, and is not reported as a fix);
+absurd quantities are rejected as outliers; an item the catalog does not know is
+rejected. Across events of the same user,
 judged by event time against the batch and the events already stored: the
 same (item, type) again within a second is a near-duplicate, and more than
 BURST_LIMIT browsing events (view, click, like, share) within a minute is a
@@ -35,7 +36,6 @@ BROWSING = frozenset(
         common_pb2.EVENT_TYPE_DISMISS,
     }
 )
-QUANTITY_FIXED = "quantity missing, set to 1"
 NEAR_DUPLICATE_REASON = "near-duplicate: same user, item and type within 1s"
 BURST_REASON = f"bot-like burst: more than {BURST_LIMIT} browsing events within a minute from one user"
 OUTLIER_REASON = f"outlier: quantity above {MAX_QUANTITY}"
@@ -85,8 +85,6 @@ def clean(
         if isinstance(checked, str):
             result.dropped.append((index, event, checked))
             continue
-        if event.quantity == 0 and event.type == common_pb2.EVENT_TYPE_PURCHASE:
-            result.fixes[QUANTITY_FIXED] += 1
         candidates[checked.user_id].append((index, checked))
     for user_id, user_events in candidates.items():
         history = list(stored.get(user_id, ()))

@@ -125,6 +125,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             purchase_count=found.purchase_count,
             recent_item_ids=found.recent_item_ids,
             purchased_item_ids=found.purchased_item_ids,
+            consumed_item_ids=found.consumed_item_ids,
             segment=found.segment,
         )
         view = found.portrait.view(self.store.clock().timestamp(), self.store.half_life_s, TOP_AFFINITIES)

@@ -110,6 +110,7 @@ class UserProfile:
     segment: str
     recent_item_ids: list[str]
     purchased_item_ids: list[str]
+    consumed_item_ids: list[str]
     portrait: Portrait
 
 
@@ -136,9 +137,17 @@ class ProfileStore(Store):
     service = "profile"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, url: str, half_life_days: float = 30.0, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        half_life_days: float = 30.0,
+        clock: Clock = system_clock,
+        consumed_types: Sequence[int] = (PURCHASE, REVIEW),
+    ) -> None:
         super().__init__(url, clock)
         self.half_life_s = half_life_days * 86_400
+        # Event types that mark an item as consumed (never recommended again); purchases always do.
+        self.consumed_types = tuple(consumed_types)
 
     def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -328,12 +337,14 @@ class ProfileStore(Store):
             statement, [{"user_id": user, "state": portrait.to_json()} for user, portrait in folded.items()]
         )
 
-    def _recent_items(self, connection: object, user_id: str, limit: int, only: int | None) -> list[str]:
+    def _recent_items(
+        self, connection: object, user_id: str, limit: int, only: Sequence[int] | None
+    ) -> list[str]:
         query = select(events.c.item_id, func.max(events.c.ts).label("latest")).where(
             events.c.user_id == user_id
         )
         if only is not None:
-            query = query.where(events.c.type == only)
+            query = query.where(events.c.type.in_(only))
         else:
             query = query.where(events.c.type != DISMISS)
         query = (
@@ -359,7 +370,12 @@ class ProfileStore(Store):
                 last_event_at=as_utc(row.last_event_at),
                 segment=row.segment,
                 recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
-                purchased_item_ids=self._recent_items(connection, user_id, PURCHASED_ITEMS_LIMIT, PURCHASE),
+                purchased_item_ids=self._recent_items(
+                    connection, user_id, PURCHASED_ITEMS_LIMIT, (PURCHASE,)
+                ),
+                consumed_item_ids=self._recent_items(
+                    connection, user_id, PURCHASED_ITEMS_LIMIT, sorted({PURCHASE, *self.consumed_types})
+                ),
                 portrait=Portrait.from_json(state) if state else Portrait(),
             )
 

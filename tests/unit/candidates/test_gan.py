@@ -8,7 +8,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_
 
 from ml.gan.export import WARMUP_FILE
 from ml.gan.model import GanConfig
-from ml.gan.train import FirstInteractions, GanMemoryError, fit_gan, hold_out_recent
+from ml.gan.train import FirstInteractions, fit_gan, hold_out_recent
 from ml.metrics import held_out_recall
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread

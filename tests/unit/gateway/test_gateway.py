@@ -140,6 +140,29 @@ def test_a_purchase_sent_as_feedback_is_excluded_next_time(gateway) -> None:
     assert bought not in [i.item_id for i in recommend(gateway, "user7", 10).items]
 
 
+def test_an_item_the_shopper_reviewed_is_consumed_and_never_recommended_again(gateway) -> None:
+    """A rated movie (a review with no purchase) is as consumed as a bought item, low rating or not."""
+    stub, metadata = gateway
+    shown = [item.item_id for item in recommend(gateway, "user10", 10).items]
+    reviewed = shown[:2]
+    events = [
+        common_pb2.Event(
+            event_id=f"review-{item}",
+            user_id="user10",
+            item_id=item,
+            type=common_pb2.EVENT_TYPE_REVIEW,
+            rating=rating,
+        )
+        for item, rating in zip(reviewed, (2, 5), strict=True)
+    ]
+    answer = stub.RecordFeedback(
+        gateway_pb2.RecordFeedbackRequest(events=events), metadata=metadata, timeout=10
+    )
+    assert answer.summary.accepted == 2
+    again = [item.item_id for item in recommend(gateway, "user10", 10).items]
+    assert not set(reviewed) & set(again)
+
+
 def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
     stub, metadata = gateway
     events = [common_pb2.Event(event_id="fb-bad", user_id="user7", item_id="item01")]

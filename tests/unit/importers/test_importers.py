@@ -5,9 +5,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 
+from ml.snapshot import SnapshotWriter
 from recsys.common.v1 import common_pb2
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.items.app import build as build_items
 from services.profile.app import build as build_profile
 from shared.clients import SuiteClients
@@ -170,3 +173,30 @@ def test_an_interrupted_import_resumes_from_its_checkpoint(suite, tmp_path) -> N
         suite, [], online_retail.read_events(folder, 12000), Checkpoint(tmp_path / "checkpoint.json")
     )
     assert (done.events_skipped, done.events_sent) == (12000, 0)
+
+
+def test_after_a_movielens_import_every_rated_movie_is_consumed(suite) -> None:
+    folder = FIXTURES / "movielens-100k"
+    summary = _load(suite, movielens.read_items(folder), movielens.read_events(folder))
+    assert summary.events_accepted > 0
+    rated: dict[str, set[str]] = {}
+    for event in movielens.read_events(folder):
+        rated.setdefault(event.user_id, set()).add(event.item_id)
+    with grpc.insecure_channel(suite.addresses["profile"]) as channel:
+        stub = profile_pb2_grpc.ProfileServiceStub(channel)
+        for user, movies in rated.items():
+            profile = stub.GetProfile(profile_pb2.GetProfileRequest(user_id=user), timeout=10).profile
+            assert set(profile.consumed_item_ids) == movies
+            assert not profile.purchased_item_ids  # ratings are reviews, not purchases
+
+
+def test_a_ratings_snapshot_takes_low_ratings_as_evidence_against(tmp_path) -> None:
+    writer = SnapshotWriter(tmp_path / "snapshot")
+    events = [
+        common_pb2.Event(user_id="u", item_id=item, type=common_pb2.EVENT_TYPE_REVIEW, rating=rating)
+        for item, rating in (("loved", 5), ("fine", 3), ("hated", 1), ("poor", 2))
+    ]
+    events.append(common_pb2.Event(user_id="u", item_id="gone", type=common_pb2.EVENT_TYPE_DISMISS))
+    writer.add_events(events)
+    _, items = writer.write().interactions()
+    assert sorted(items.tolist()) == ["fine", "loved"]

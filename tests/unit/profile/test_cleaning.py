@@ -14,7 +14,6 @@ from services.profile.cleaning import (
     BURST_REASON,
     NEAR_DUPLICATE_REASON,
     OUTLIER_REASON,
-    QUANTITY_FIXED,
     UNKNOWN_ITEM_REASON,
     Seen,
     clean,
@@ -81,7 +80,7 @@ def test_outliers_unknown_items_and_repairs() -> None:
         "ghost": UNKNOWN_ITEM_REASON,
         "neg": "price must be a finite number >= 0",
     }
-    assert result.fixes == {QUANTITY_FIXED: 1}
+    assert result.fixes == {}  # quantity 0 is the contract's default of 1, not a repair
     assert result.accepted[0][1].quantity == 1
 
 
@@ -109,7 +108,7 @@ def test_dropped_events_are_quarantined_with_their_reason(profile) -> None:
         (1, NEAR_DUPLICATE_REASON),
         (2, "item_id is empty"),
     ]
-    assert [(f.reason, f.count) for f in summary.fixed] == [(QUANTITY_FIXED, 1)]
+    assert list(summary.fixed) == []  # the purchase without a quantity took the default, no repair
     store = ProfileStore(url)
     try:
         assert sorted(store.quarantined()) == [("b", NEAR_DUPLICATE_REASON), ("c", "item_id is empty")]

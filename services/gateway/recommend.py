@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -159,6 +160,10 @@ def _distinct(versions: list[common_pb2.ModelVersion]) -> list[common_pb2.ModelV
     return list(seen.values())
 
 
+# A caller's request id: it names the logged decision, so it fits every table that stores one.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
     """The effective count and surface, or INVALID_ARGUMENT."""
     require(bool(request.user_id.strip()), "user_id must not be empty")
@@ -183,6 +188,10 @@ def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
         len(request.context_item_ids) <= MAX_CONTEXT
         and all(0 < len(item) <= MAX_ID_LENGTH for item in request.context_item_ids),
         f"context_item_ids holds at most {MAX_CONTEXT} non-empty ids of at most {MAX_ID_LENGTH} characters",
+    )
+    require(
+        not request.request_id or CLIENT_REQUEST_ID.fullmatch(request.request_id) is not None,
+        "request_id must be at most 64 letters, digits, '-', '_', '.' or ':'",
     )
     return request.count or DEFAULT_COUNT, surface
 
@@ -322,12 +331,16 @@ class Recommender:
                         policy=request.policy,
                         purchase_count=progress.purchase_count,
                         items=[_scored(c, catalog.get(c.item_id)) for c in ranked],
+                        shadow=request.shadow,
                     ),
                     timeout=self.deadline_s,
                 )
         except grpc.aio.AioRpcError as error:
             if request.policy and error.code() == grpc.StatusCode.NOT_FOUND:
                 raise InvalidArgument(error.details() or f"unknown policy {request.policy!r}") from error
+            if request.request_id and error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # the caller's id names another shopper's decision: the caller's mistake, not an outage
+                raise InvalidArgument(error.details() or "request_id was used before") from error
             progress.degrade("policy", error)
             return ranked[:count]
         progress.policy = response.policy
@@ -358,7 +371,9 @@ class Recommender:
         """Runs the stages for a request (validated here) up to the policy's slate."""
         count, surface = validate(request)
         user_id = request.user_id
-        progress = Progress(request_id=uuid.uuid4().hex, exclude=set(request.exclude_item_ids))
+        progress = Progress(
+            request_id=request.request_id or uuid.uuid4().hex, exclude=set(request.exclude_item_ids)
+        )
         await self._profile(user_id, progress)
         if not progress.history and request.context_item_ids:
             # A shopper with no history is recommended from what they are looking at.
@@ -409,7 +424,8 @@ class Recommender:
         metrics.RECOMMENDED_ITEMS.labels(
             progress.policy, str(progress.ranking_version), decision.surface
         ).inc(len(response.items))
-        await self._log(request.user_id, decision.surface, decision.count, response)
+        if not request.shadow:
+            await self._log(request.user_id, decision.surface, decision.count, response)
         return response
 
     @staticmethod

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 
-from shared.db import Store
+from shared.db import Store, upsert
 
 metadata = MetaData()
 requests = Table(
@@ -39,9 +39,12 @@ class GatewayStore(Store):
     migrations = Path(__file__).parent / "migrations"
 
     def log_request(self, entry: LoggedRequest) -> None:
+        """Logs a request once: a retry under the same request_id keeps the first entry."""
         with self.engine.begin() as connection:
             connection.execute(
-                requests.insert().values(
+                upsert(self.engine, requests)
+                .on_conflict_do_nothing(index_elements=[requests.c.request_id])
+                .values(
                     request_id=entry.request_id,
                     user_id=entry.user_id,
                     surface=entry.surface,

@@ -57,6 +57,8 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
     def _decide(self, request: policy_pb2.SelectRequest, policy: str, bucket: int) -> Decision:
         logged = self.store.decision(request.request_id)
         if logged is not None:
+            if logged.user_id != request.user_id:
+                raise InvalidArgument(f"request_id {request.request_id!r} was used for another shopper")
             return logged
         named = self.policies[policy]
         items = considered(request.items, self.settings.consider)
@@ -93,6 +95,8 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
             categories=found.categories,
             features=found.features.astype(np.float32).astype(np.float64),
         )
+        if request.shadow:
+            return decision
         return self.store.log_decision(decision, named.learns)
 
     async def Select(

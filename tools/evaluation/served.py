@@ -57,7 +57,7 @@ async def served_rankings(
             started = asyncio.get_running_loop().time()
             try:
                 response = await clients.gateway.Recommend(
-                    gateway_pb2.RecommendRequest(user_id=str(split.user_ids[user]), count=count),
+                    gateway_pb2.RecommendRequest(user_id=str(split.user_ids[user]), count=count, shadow=True),
                     metadata=bearer_metadata(key),
                     timeout=10,
                 )

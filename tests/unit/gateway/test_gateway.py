@@ -163,6 +163,32 @@ def test_an_item_the_shopper_reviewed_is_consumed_and_never_recommended_again(ga
     assert not set(reviewed) & set(again)
 
 
+def _bandit_version(response) -> int:
+    return next(v.version for v in response.model_versions if v.name == "bandit")
+
+
+def test_a_retry_under_the_callers_request_id_answers_the_logged_slate_and_learns_nothing(gateway) -> None:
+    first = recommend(gateway, "user13", 5, policy="bandit", request_id="client-req:13.a")
+    assert first.request_id == "client-req:13.a"
+    learned = _bandit_version(first)
+    again = recommend(gateway, "user13", 5, policy="bandit", request_id="client-req:13.a")
+    assert [i.item_id for i in again.items] == [i.item_id for i in first.items]
+    assert [i.propensity for i in again.items] == [i.propensity for i in first.items]
+    assert _bandit_version(again) == learned
+    shadow = recommend(gateway, "user13", 5, policy="bandit", shadow=True)
+    assert len(shadow.items) == 5 and _bandit_version(shadow) == learned
+    fresh = recommend(gateway, "user13", 5, policy="bandit")
+    assert _bandit_version(fresh) > learned  # a real request still learns from its impressions
+
+
+def test_a_request_id_is_checked_and_never_reused_for_another_shopper(gateway) -> None:
+    recommend(gateway, "user16", 3, request_id="shared-id-16")
+    for user, request_id in (("user19", "shared-id-16"), ("user19", "no spaces!"), ("user19", "x" * 65)):
+        with pytest.raises(grpc.RpcError) as refused:
+            recommend(gateway, user, 3, request_id=request_id)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request_id
+
+
 def test_feedback_rejects_bad_events_with_reasons(gateway) -> None:
     stub, metadata = gateway
     events = [common_pb2.Event(event_id="fb-bad", user_id="user7", item_id="item01")]

@@ -84,12 +84,12 @@ def split_in_time(
     purchases = dict(zip(*np.unique(users, return_counts=True), strict=True))
     later = snapshot.events_where(snapshot.timestamps >= cutoff)
     labelled: dict[str, LabelledShopper] = {}
-    for user, item, when in zip(*later.interactions(), later.interaction_times(), strict=True):
+    for user, item in zip(*later.interactions(), strict=True):
         history = known.get(user)
         if history is None or item in history:
             continue
         entry = labelled.get(user) or LabelledShopper(
-            Shopper(history, int(purchases[user]), last_active[user], "home", float(when)), set()
+            Shopper(history, int(purchases[user]), last_active[user], "home"), set()
         )
         entry.bought_next.add(item)
         labelled[user] = entry

@@ -48,7 +48,6 @@ def _shopper(request: ranking_pb2.RankRequest) -> Shopper:
         purchases=request.purchase_count,
         last_active=request.last_event_time.ToSeconds() if request.HasField("last_event_time") else None,
         surface=request.surface or SURFACES[0],
-        when=request.request_time.ToSeconds() if request.HasField("request_time") else None,
     )
 
 

@@ -1,7 +1,11 @@
 """The learned ranker on simulated shoppers: better than retrieval's order on held-out purchases."""
 
+from datetime import UTC, datetime
+
+import grpc
 import numpy as np
 
+from ml.artifacts import RANKER
 from ml.candidates_offline import SourcesConfig, fit_sources, merged, source_lists
 from ml.cooccurrence import fit_cooccurrence
 from ml.ranking.features import (
@@ -23,9 +27,12 @@ from ml.ranking.train import (
     ndcg,
     split_in_time,
 )
+from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from services.ranking.app import build as build_ranking
 from shared import sources
+from shared.models import publish
 from shared.sources import Placement
-from tests.support import purchases_snapshot
+from tests.support import ServerThread, make_settings, purchases_snapshot
 
 
 def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated_ranker) -> None:
@@ -132,3 +139,31 @@ def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker
     assert [(r.item_id, round(r.score, 4)) for r in loaded] == [
         (r.item_id, round(r.score, 4)) for r in in_memory
     ]
+
+
+def test_the_served_ranker_scores_the_same_whatever_the_time_of_the_request(
+    simulated_ranker, tmp_path
+) -> None:
+    """No feature reads a clock: a night request and a Monday-morning one get the same scores."""
+    settings = make_settings(str(tmp_path))
+    publish(settings.model_dir, RANKER, simulated_ranker.trained.save)
+    shopper = next(iter(simulated_ranker.held_out.values())).shopper
+    catalog = simulated_ranker.trained.table.item_ids.tolist()
+    candidates = [ranking_pb2.RankCandidate(item_id=i) for i in catalog if i not in shopper.history][:30]
+    server = ServerThread(build_ranking, settings)
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = ranking_pb2_grpc.RankingServiceStub(channel)
+            answers = []
+            for moment in (datetime(2024, 3, 2, 3, 0, tzinfo=UTC), datetime(2024, 3, 4, 9, 30, tzinfo=UTC)):
+                request = ranking_pb2.RankRequest(
+                    user_id="u", history_item_ids=shopper.history, candidates=candidates, surface="home"
+                )
+                request.request_time.FromDatetime(moment)
+                answers.append(stub.Rank(request, timeout=10))
+    finally:
+        server.stop()
+    night, morning = ([(item.item_id, item.score) for item in answer.items] for answer in answers)
+    assert night == morning
+    assert answers[0].model_version.version > 0  # the learned ranker answered, not the baseline
+    assert not {name for name in FEATURES if "hour" in name or "weekday" in name}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ml.candidates_offline import SourcesConfig
 from ml.ranking.features import GROUPS
+from ml.ranking.gate import PublishGate
 from ml.retrieval import read_fusion
 from shared.config import EnvReader, Settings, load_section
 
@@ -25,6 +26,9 @@ class TrainingSettings:
     ranker_left_out: tuple[str, ...] = ()
     # Seed of the ranker's training (initialization, batch order, the early-stopping share).
     ranker_seed: int = 0
+    # A ranker is published only with this many lists to learn from and to validate on, and a
+    # validation gain over its candidate order whose 95% interval lies above zero.
+    ranker_gate: PublishGate = field(default_factory=PublishGate)
 
 
 def read_training_settings(read: EnvReader) -> TrainingSettings:
@@ -45,6 +49,10 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", 30, 0.1, 10_080),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
+        ranker_gate=PublishGate(
+            min_training_lists=int(read.number("RECSYS_RANKER_MIN_TRAINING_LISTS", 200, 1, 10**9)),
+            min_validation_lists=int(read.number("RECSYS_RANKER_MIN_VALIDATION_LISTS", 50, 1, 10**9)),
+        ),
     )
 
 

@@ -87,7 +87,7 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
 
 def _fit_ranker(snapshot: Snapshot, settings: TrainingSettings) -> object | None:
     from ml.ranking.model import RankerConfig  # TensorFlow loads only when needed
-    from ml.ranking.train import fit_ranker, training_lists
+    from ml.ranking.train import RankerRefused, fit_ranker, training_lists
 
     generator = "the GAN, " if settings.with_gan else ""
     console.print(
@@ -108,15 +108,20 @@ def _fit_ranker(snapshot: Snapshot, settings: TrainingSettings) -> object | None
             )
 
         try:
-            trained = fit_ranker(snapshot, settings.sources, lists, vocabulary, config, on_epoch)
-        except ValueError as error:
+            trained = fit_ranker(
+                snapshot, settings.sources, lists, vocabulary, config, on_epoch, gate=settings.ranker_gate
+            )
+        except RankerRefused as error:
             console.print(
-                f"[yellow]ranker not trained: {error}; ranking keeps the co-occurrence baseline[/yellow]"
+                f"[yellow]ranker not published: {error}; ranking keeps what it serves now "
+                "(the last published ranker, or the co-occurrence baseline)[/yellow]"
             )
             return None
+    mean, low, high = trained.gain
     console.print(
-        f"ranker: {trained.lists} training lists, best epoch {trained.epochs}, validation NDCG@20 "
-        f"{trained.validation_ndcg:.4f} (candidate order {trained.candidate_ndcg:.4f})"
+        f"ranker: {trained.lists} lists, best epoch {trained.epochs}, validation NDCG@20 "
+        f"{trained.validation_ndcg:.4f} against {trained.candidate_ndcg:.4f} for the candidate order: "
+        f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists"
     )
     return trained
 

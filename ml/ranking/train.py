@@ -32,6 +32,7 @@ from ml.ranking.features import (
     item_table,
     vocabulary_of,
 )
+from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerConfig, RankerNet, save_net
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.snapshot import Snapshot
@@ -120,10 +121,15 @@ def build_lists(
     return RankingLists(features, items, valid, labels, history, relevant)
 
 
-def ndcg(scores: np.ndarray, lists: RankingLists, k: int = CUTOFF_K) -> float:
-    """Mean NDCG@k of the lists ordered by `scores`, counting bought items retrieval missed as misses."""
+def ndcg_per_list(scores: np.ndarray, lists: RankingLists, k: int = CUTOFF_K) -> np.ndarray:
+    """NDCG@k of each list ordered by `scores`, counting bought items retrieval missed as misses."""
     order = top_k(scores, k, exclude=~lists.valid)
-    return float(np.mean(ndcg_of_hits(np.take_along_axis(lists.labels, order, 1), lists.relevant)))
+    return ndcg_of_hits(np.take_along_axis(lists.labels, order, 1), lists.relevant)
+
+
+def ndcg(scores: np.ndarray, lists: RankingLists, k: int = CUTOFF_K) -> float:
+    """Mean NDCG@k of the lists ordered by `scores`."""
+    return float(np.mean(ndcg_per_list(scores, lists, k)))
 
 
 def candidate_order(lists: RankingLists) -> np.ndarray:
@@ -150,6 +156,9 @@ class TrainedRanker:
     candidate_ndcg: float
     lists: int
     seconds: float
+    validation_lists: int = 0
+    # The validation gain over the candidate order and its confidence interval (PublishGate).
+    gain: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def save(self, folder: Path) -> None:
         self.table.save(folder)
@@ -161,6 +170,8 @@ class TrainedRanker:
                 "validation_ndcg_at_20": self.validation_ndcg,
                 "candidate_order_ndcg_at_20": self.candidate_ndcg,
                 "training_lists": self.lists,
+                "validation_lists": self.validation_lists,
+                "validation_gain": dict(zip(("mean", "low", "high"), self.gain, strict=True)),
             },
         )
 
@@ -263,21 +274,38 @@ def fit_ranker(
     config: RankerConfig | None = None,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
     table: ItemTable | None = None,
+    gate: PublishGate | None = None,
 ) -> TrainedRanker:
     """Trains on `lists` (see `training_lists`) and pairs the network with `table`, by default
-    `published_table(snapshot, ...)`. Raises ValueError when fewer than two shoppers bought a
-    retrieved item after the cut."""
+    `published_table(snapshot, ...)`. Raises RankerRefused when there are too few lists to learn
+    from or to judge on (`gate`), or when the validation gain over the candidate order is not
+    surely above zero: such a ranker is not fit to publish."""
     config = config or RankerConfig()
+    gate = gate or PublishGate()
     started = time.perf_counter()
-    if len(lists) < 2:
-        raise ValueError(
-            f"{len(lists)} shopper(s) bought a retrieved item after the time cut; "
-            "the ranker needs more history"
+    held = round(VALIDATION_SHARE * len(lists))
+    if len(lists) - held < gate.min_training_lists or held < gate.min_validation_lists:
+        raise RankerRefused(
+            f"{len(lists)} shoppers bought a retrieved item after the time cut: {len(lists) - held} lists "
+            f"to learn from and {held} to validate on, fewer than the {gate.min_training_lists} and "
+            f"{gate.min_validation_lists} needed (RECSYS_RANKER_MIN_TRAINING_LISTS, "
+            "RECSYS_RANKER_MIN_VALIDATION_LISTS)"
         )
     shuffled = np.random.default_rng(config.seed).permutation(len(lists))
-    held = max(1, round(VALIDATION_SHARE * len(lists)))
     train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])
     net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
+    gain = gain_interval(
+        ndcg_per_list(_scores(net, validation), validation),
+        ndcg_per_list(candidate_order(validation), validation),
+        gate,
+        config.seed,
+    )
+    if gate.require_gain and gain[1] <= 0:
+        raise RankerRefused(
+            f"validation NDCG@20 gain over the candidate order {gain[0]:+.4f}, "
+            f"{gate.confidence:.0%} interval [{gain[1]:+.4f}, {gain[2]:+.4f}] over {held} lists: "
+            "not surely above zero"
+        )
     return TrainedRanker(
         net=net,
         table=table or published_table(snapshot, retrieval, vocabulary),
@@ -286,4 +314,6 @@ def fit_ranker(
         candidate_ndcg=ndcg(candidate_order(validation), validation),
         lists=len(lists),
         seconds=time.perf_counter() - started,
+        validation_lists=held,
+        gain=gain,
     )

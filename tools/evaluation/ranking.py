@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ml.ranking.features import GROUPS, RankCandidate, Shopper
+from ml.ranking.gate import PublishGate
 from ml.ranking.model import RankerConfig, ServingRanker
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
@@ -24,6 +25,9 @@ from tools.evaluation.protocols import Split
 from tools.evaluation.report import ModelResult
 from tools.evaluation.run import score
 from tools.importers.online_retail import DEFAULT_PATH, read_items
+
+# The ablation measures every variant, whether or not it would be published.
+MEASURE_EVERY_RANKER = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
 
 CANDIDATES_ALONE = "candidates alone (fused order)"
 RANKER = "ranker"
@@ -99,7 +103,15 @@ def ablation(
         for seed in range(seeds):
             started = time.perf_counter()
             config = RankerConfig(removed=(removed,) if removed else (), seed=seed)
-            trained = fit_ranker(snapshot, settings.sources, training, vocabulary, config, table=table)
+            trained = fit_ranker(
+                snapshot,
+                settings.sources,
+                training,
+                vocabulary,
+                config,
+                table=table,
+                gate=MEASURE_EVERY_RANKER,
+            )
             result = score(
                 name, _reordered(trained, lists, shoppers, split), split, {}, time.perf_counter() - started
             )

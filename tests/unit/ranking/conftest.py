@@ -5,12 +5,15 @@ from dataclasses import dataclass
 import pytest
 
 from ml.candidates_offline import SourcesConfig
+from ml.ranking.gate import PublishGate
 from ml.ranking.model import RankerConfig
 from ml.ranking.train import LabelledShopper, TrainedRanker, fit_ranker, split_in_time, training_lists
 from ml.snapshot import Snapshot
 from tests.unit.ranking.simulated_shop import simulated_snapshot
 
 TINY = RankerConfig(dim=8, hidden=(16,), max_epochs=20)
+# The simulated shop is small: the fixture's ranker is kept whatever its gain (the gate has its own tests).
+ANY = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
 
 
 @dataclass(frozen=True)
@@ -26,4 +29,6 @@ def simulated_ranker() -> SimulatedRanker:
     settings = SourcesConfig()
     earlier, held_out = split_in_time(simulated_snapshot(500, 150, 60), 0.75)
     lists, vocabulary = training_lists(earlier, settings, None)
-    return SimulatedRanker(fit_ranker(earlier, settings, lists, vocabulary, TINY), earlier, held_out)
+    return SimulatedRanker(
+        fit_ranker(earlier, settings, lists, vocabulary, TINY, gate=ANY), earlier, held_out
+    )

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import grpc
 import numpy as np
+import pytest
 
 from ml.artifacts import RANKER
 from ml.candidates_offline import SourcesConfig, fit_sources, merged, source_lists
@@ -17,6 +18,7 @@ from ml.ranking.features import (
     candidate_features,
     item_table,
 )
+from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerConfig, ServingRanker
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import (
@@ -24,8 +26,10 @@ from ml.ranking.train import (
     _scores,
     build_lists,
     candidate_order,
+    fit_ranker,
     ndcg,
     split_in_time,
+    training_lists,
 )
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from services.ranking.app import build as build_ranking
@@ -33,6 +37,8 @@ from shared import sources
 from shared.models import publish
 from shared.sources import Placement
 from tests.support import ServerThread, make_settings, purchases_snapshot
+from tests.unit.ranking.conftest import TINY
+from tests.unit.ranking.simulated_shop import simulated_snapshot
 
 
 def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated_ranker) -> None:
@@ -167,3 +173,36 @@ def test_the_served_ranker_scores_the_same_whatever_the_time_of_the_request(
     assert night == morning
     assert answers[0].model_version.version > 0  # the learned ranker answered, not the baseline
     assert not {name for name in FEATURES if "hour" in name or "weekday" in name}
+
+
+@pytest.fixture(scope="module")
+def simulated_lists():
+    earlier, _ = split_in_time(simulated_snapshot(500, 150, 60), 0.75)
+    lists, vocabulary = training_lists(earlier, SourcesConfig(), None)
+    return earlier, lists, vocabulary
+
+
+def test_a_ranker_from_too_few_lists_is_refused_with_the_counts(simulated_lists) -> None:
+    earlier, lists, vocabulary = simulated_lists
+    gate = PublishGate(min_training_lists=len(lists), min_validation_lists=1)
+    with pytest.raises(RankerRefused, match=r"lists to learn from and \d+ to validate on, fewer than"):
+        fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=gate)
+
+
+def test_a_ranker_that_learned_nothing_is_refused_for_its_gain(simulated_lists) -> None:
+    """Untrained weights score candidates at random: no surer gain over the candidate order."""
+    earlier, lists, vocabulary = simulated_lists
+    untrained = RankerConfig(dim=8, hidden=(16,), max_epochs=0)
+    gate = PublishGate(min_training_lists=1, min_validation_lists=1)
+    with pytest.raises(RankerRefused, match=r"95% interval \[[-+]\d\.\d{4}, [-+]\d\.\d{4}\] over \d+ lists"):
+        fit_ranker(earlier, SourcesConfig(), lists, vocabulary, untrained, gate=gate)
+
+
+def test_the_gain_interval_is_paired_and_tightens_with_more_lists() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    better = base + 0.05 + rng.normal(0, 0.05, 400)
+    mean, low, high = gain_interval(better, base, PublishGate())
+    assert low > 0 and low < mean < high
+    few = gain_interval(better[:20], base[:20], PublishGate())
+    assert few[2] - few[1] > high - low

@@ -1,0 +1,36 @@
+"""When a trained ranker may be published (no TensorFlow here: settings read it at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PublishGate:
+    """When a trained ranker may be published: enough lists to learn from and to judge it on,
+    and a validation gain over its own candidate order whose confidence interval lies above 0."""
+
+    min_training_lists: int = 200
+    min_validation_lists: int = 50
+    bootstrap_samples: int = 2000
+    confidence: float = 0.95
+    require_gain: bool = True  # False: judge and report, but never refuse for the gain (evaluation)
+
+
+class RankerRefused(ValueError):
+    """The ranker was not trained, or is not fit to publish; the message says why."""
+
+
+def gain_interval(
+    learned: np.ndarray, baseline: np.ndarray, gate: PublishGate, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the paired gain of `learned` over `baseline` per list, with a percentile
+    bootstrap interval at `gate.confidence`."""
+    gains = learned - baseline
+    rng = np.random.default_rng(seed)
+    means = gains[rng.integers(0, len(gains), (gate.bootstrap_samples, len(gains)))].mean(axis=1)
+    tail = (1 - gate.confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(gains.mean()), float(low), float(high)

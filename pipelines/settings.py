@@ -15,6 +15,9 @@ from shared.config import EnvReader, Settings, load_section
 class TrainingSettings:
     # How the candidate sources are fitted and fused (the same fusion the candidates service reads).
     sources: SourcesConfig = field(default_factory=SourcesConfig)
+    # RECSYS_POPULARITY_HALF_LIFE_DAYS when set; None: training chooses it on the snapshot's own
+    # latest purchases (ml/popularity.py: choose_half_life) and `sources` carries the choice.
+    popularity_half_life_days: float | None = None
     # Whether the ranker's training lists include the GAN's candidates (RECSYS_CANDIDATES_GAN).
     with_gan: bool = False
     gan_mixed_precision: bool = False
@@ -38,11 +41,16 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         read.problems.append(
             f"RECSYS_RANKER_LEFT_OUT names unknown feature groups {unknown}; known: {', '.join(GROUPS)}"
         )
+    half_life = read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", -1, 0, 3650)  # unset: chosen in training
+    chosen = half_life if half_life >= 0 else None
     return TrainingSettings(
         sources=SourcesConfig(
             fusion=read_fusion(read),
-            popularity_half_life_days=read.number("RECSYS_POPULARITY_HALF_LIFE_DAYS", 3.0, 0, 3650),
+            popularity_half_life_days=chosen
+            if chosen is not None
+            else SourcesConfig.popularity_half_life_days,
         ),
+        popularity_half_life_days=chosen,
         with_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
         gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", 4096, 256, 1_048_576)),

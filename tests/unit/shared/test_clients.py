@@ -16,12 +16,14 @@ from tests.support import ServerThread, make_settings
 
 def test_retry_config_follows_idempotency_declared_in_the_protos() -> None:
     gateway = STUB_DESCRIPTORS["gateway"]
-    assert set(retryable_methods(gateway)) == {"Recommend", "RecordFeedback", "UpdatePushSettings"}
+    # Recommend logs a decision and learns: a caller retries it with its own request_id, not the channel.
+    assert set(retryable_methods(gateway)) == {"RecordFeedback", "UpdatePushSettings"}
     config = json.loads(service_config([gateway]))
     (method_config,) = config["methodConfig"]
     assert method_config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     names = {entry["method"] for entry in method_config["name"]}
     assert "GeneratePush" not in names and "PlanPushCampaign" not in names  # each plans pushes
+    assert "Recommend" not in names
 
 
 class FlakyProfile(profile_pb2_grpc.ProfileServiceServicer):

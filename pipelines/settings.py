@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ml.candidates_offline import SourcesConfig
+from ml.gan import MAX_MEMORY_MB, MAX_MINUTES
 from ml.ranking.features import GROUPS
 from ml.ranking.gate import PublishGate
 from ml.retrieval import read_fusion
@@ -22,9 +23,9 @@ class TrainingSettings:
     with_gan: bool = False
     gan_mixed_precision: bool = False
     # Training the GAN refuses to start above this estimated peak (docs/candidates.md).
-    gan_max_memory_mb: int = 4096
+    gan_max_memory_mb: int = MAX_MEMORY_MB
     # The GAN's training (validation stage and refit together) stops within about this long.
-    gan_max_minutes: float = 30.0
+    gan_max_minutes: float = MAX_MINUTES
     # Feature groups `recsys train ranking` leaves out (ml/ranking/features.py): a served ablation.
     ranker_left_out: tuple[str, ...] = ()
     # Seed of the ranker's training (initialization, batch order, the early-stopping share).
@@ -53,13 +54,17 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         popularity_half_life_days=chosen,
         with_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
-        gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", 4096, 256, 1_048_576)),
-        gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", 30, 0.1, 10_080),
+        gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", MAX_MEMORY_MB, 256, 1_048_576)),
+        gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", MAX_MINUTES, 0.1, 10_080),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
         ranker_gate=PublishGate(
-            min_training_lists=int(read.number("RECSYS_RANKER_MIN_TRAINING_LISTS", 200, 1, 10**9)),
-            min_validation_lists=int(read.number("RECSYS_RANKER_MIN_VALIDATION_LISTS", 50, 1, 10**9)),
+            min_training_lists=int(
+                read.number("RECSYS_RANKER_MIN_TRAINING_LISTS", PublishGate.min_training_lists, 1, 10**9)
+            ),
+            min_validation_lists=int(
+                read.number("RECSYS_RANKER_MIN_VALIDATION_LISTS", PublishGate.min_validation_lists, 1, 10**9)
+            ),
         ),
     )
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from ml.gan import MAX_MEMORY_MB, MAX_MINUTES
+
 
 @dataclass(frozen=True)
 class GanConfig:
@@ -47,9 +49,9 @@ class GanConfig:
     # float16 compute with float32 weights and loss scaling (worth it on GPUs with tensor cores).
     mixed_precision: bool = False
     # Training refuses to start when its estimated peak memory exceeds this (ml/gan/train.py).
-    max_memory_mb: int = 4096
+    max_memory_mb: int = MAX_MEMORY_MB
     # Both training stages together stop within about this much time (ml/gan/train.py).
-    max_minutes: float = 30.0
+    max_minutes: float = MAX_MINUTES
 
 
 def generator(items: int, config: GanConfig) -> tf.keras.Model:

@@ -81,6 +81,11 @@ def user_metrics(ranked: Sequence[str] | np.ndarray, relevant: set, k: int) -> d
     }
 
 
+def recall_of(found: Sequence[str], relevant: set) -> float:
+    """Share of `relevant` among `found`, however long the list."""
+    return user_metrics(found, relevant, max(len(found), 1))["recall"]
+
+
 def mean_metrics(
     rankings: Mapping[object, Sequence], truth: Mapping[object, set], k: int
 ) -> dict[str, float]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.metrics import user_metrics
+from ml.metrics import recall_of
 from ml.similar import ItemIndex
 from ml.text_encoder import item_text
 from ml.text_train import TextEncoderConfig, fit_text_encoder
@@ -47,10 +47,6 @@ class ColdStartReport:
     shoppers: int
     pairs: int
     results: list[ColdStartResult]
-
-
-def _recall(found: list[str], relevant: set[str]) -> float:
-    return user_metrics(found, relevant, max(len(found), 1))["recall"]
 
 
 def evaluate_cold_start(
@@ -93,21 +89,21 @@ def evaluate_cold_start(
         seeds = [item for item in recent if item in found]
         weights = RECENCY ** np.arange(len(seeds))
         chosen = index.similar(np.stack([found[i] for i in seeds]), weights, K, set(histories[user]))
-        text_recall.append(_recall([item for item, _, _ in chosen], bought))
+        text_recall.append(recall_of([item for item, _, _ in chosen], bought))
     text_seconds = time.perf_counter() - started
 
     rng = np.random.default_rng(seed)
     random_recall = []
     for user, bought in relevant.items():
         pool = [item for item in item_ids if item not in histories[user]]
-        random_recall.append(_recall(rng.choice(pool, size=K, replace=False).tolist(), bought))
+        random_recall.append(recall_of(rng.choice(pool, size=K, replace=False).tolist(), bought))
     buyers: dict[str, int] = {}
     for history in histories.values():
         for item in history:
             buyers[item] = buyers.get(item, 0) + 1
     ranked = sorted(buyers, key=lambda item: (-buyers[item], item))
     popular_recall = [
-        _recall([item for item in ranked if item not in histories[user]][:K], bought)
+        recall_of([item for item in ranked if item not in histories[user]][:K], bought)
         for user, bought in relevant.items()
     ]
     return ColdStartReport(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.cooccurrence import fit_cooccurrence
-from ml.metrics import user_metrics
+from ml.metrics import recall_of
 from ml.popularity import fit_popularity
 from ml.retrieval import item_knn_candidates
 from tools.evaluation.candidates import purchases_snapshot
@@ -49,10 +49,6 @@ class NewShopperReport:
     outside_largest: int
     segments_known: int  # segments with their own popularity ranking
     results: list[NewShopperResult]
-
-
-def _recall(found: list[str], relevant: set[str]) -> float:
-    return user_metrics(found, relevant, max(len(found), 1))["recall"]
 
 
 def evaluate_new_shoppers(
@@ -106,10 +102,10 @@ def evaluate_new_shoppers(
     outside = [user for user in relevant if first[user][1] != largest]
     results = []
     for method in next(iter(found.values()), {}):
-        overall = float(np.mean([_recall(found[user][method], relevant[user]) for user in relevant]))
+        overall = float(np.mean([recall_of(found[user][method], relevant[user]) for user in relevant]))
         by_segment = "popular" in method and "random" not in method
         away = (
-            float(np.mean([_recall(found[user][method], relevant[user]) for user in outside]))
+            float(np.mean([recall_of(found[user][method], relevant[user]) for user in outside]))
             if by_segment and outside
             else None
         )

@@ -5,6 +5,8 @@ Both are plain NumPy files inside a version folder (see shared/models.py):
   segments.npz: the same for each shopper segment (Event.segment) with enough buyers;
 - cooccurrence/<v>/neighbours.npz: for every item its top-k co-bought items
   with cosine scores (-1 marks an empty neighbour slot).
+- ease/<v>/neighbours.npz: EASE's weights in the same layout, with ease.json (ml/ease.py);
+- serving/<v>/serving.json: the configuration training chose on validation (ServingConfig).
 The learned ranker is `ranker/<v>/` (ml/ranking/ranker.py). The candidate GAN is a
 SavedModel served through TF Serving's API, `candidate_gan/<v>/`
 (see ml/gan/export.py).
@@ -12,6 +14,8 @@ SavedModel served through TF Serving's API, `candidate_gan/<v>/`
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +25,11 @@ POPULARITY = "popularity"
 COOCCURRENCE = "cooccurrence"
 CANDIDATE_GAN = "candidate_gan"
 RANKER = "ranker"
+SERVING = "serving"
+# What orders the candidates: the published learned ranker, or the fused candidate order itself.
+LEARNED = "learned"
+CANDIDATE_ORDER = "candidate-order"
+ORDERS = (LEARNED, CANDIDATE_ORDER)
 
 
 @dataclass(frozen=True)
@@ -112,3 +121,25 @@ class CooccurrenceModel:
             for j, score in zip(self.neighbours[row], self.scores[row], strict=True)
             if j >= 0
         ]
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What the pipeline serves, as training chose it on validation: the fusion of the candidate
+    sources, what orders the candidates (`ranker`, one of ORDERS), and the report behind the choice."""
+
+    weights: Mapping[str, float]
+    quotas: Mapping[str, float]
+    ranker: str
+    report: Mapping[str, object] = field(default_factory=dict, compare=False)
+
+    def save(self, folder: Path) -> None:
+        body = {"weights": dict(self.weights), "quotas": dict(self.quotas), "ranker": self.ranker}
+        (folder / "serving.json").write_text(json.dumps({**body, "report": self.report}, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> ServingConfig:
+        data = json.loads((folder / "serving.json").read_text())
+        if data["ranker"] not in ORDERS:
+            raise ValueError(f"{folder}: ranker must be one of {', '.join(ORDERS)}, got {data['ranker']!r}")
+        return cls(data["weights"], data["quotas"], data["ranker"], data.get("report", {}))

@@ -1,7 +1,7 @@
 """The candidate pipeline run in process over many shoppers at once, for training and evaluation.
 
-The same fitting functions and fusion as the service: item-kNN and popular by the
-service's retrieval code, the generator through its serving graph (the function
+The same fitting functions and fusion as the service: item-kNN, EASE and popular by
+the service's retrieval code, the generator through its serving graph (the function
 TF Serving runs), merged by `merge` with the configured weights and quotas.
 """
 
@@ -15,9 +15,10 @@ import numpy as np
 
 from ml.artifacts import CooccurrenceModel, PopularityModel
 from ml.cooccurrence import fit_cooccurrence
+from ml.ease import DEFAULT_MAX_ITEMS, EaseModel, fit_ease
 from ml.gan import HISTORY_LIMIT
 from ml.popularity import fit_popularity
-from ml.retrieval import Fusion, Retrieved, item_knn_candidates, merge
+from ml.retrieval import Fusion, Retrieved, merge, neighbour_candidates
 from ml.snapshot import Snapshot
 from shared import sources
 
@@ -31,6 +32,8 @@ class SourcesConfig:
 
     fusion: Fusion = field(default_factory=Fusion)
     popularity_half_life_days: float = 3.0
+    ease_l2: float | None = None  # None: ml.ease.DEFAULT_L2 (training chooses it on validation)
+    ease_max_items: int = DEFAULT_MAX_ITEMS
 
 
 @dataclass(frozen=True)
@@ -38,14 +41,19 @@ class FittedSources:
     """Every source fitted on one snapshot; `generator` is the GAN's serving module, if used."""
 
     knn: CooccurrenceModel
+    ease: EaseModel
     popular: PopularityModel
     generator: Any | None
 
 
 def fit_sources(
-    snapshot: Snapshot, config: SourcesConfig, fit_generator: Callable[[Snapshot], object] | None
+    snapshot: Snapshot,
+    config: SourcesConfig,
+    fit_generator: Callable[[Snapshot], object] | None,
+    ease: EaseModel | None = None,
 ) -> FittedSources:
-    """Fits item-kNN, popular and (when `fit_generator` is given) the generator on `snapshot`."""
+    """Fits item-kNN, EASE (unless `ease` is given, already fitted on `snapshot`), popular and (when
+    `fit_generator` is given) the generator on `snapshot`."""
     generator = None
     if fit_generator is not None:
         from ml.gan.export import ServingModule  # TensorFlow loads only when needed
@@ -54,6 +62,7 @@ def fit_sources(
         generator = ServingModule(fitted) if fitted is not None else None  # type: ignore[arg-type]
     return FittedSources(
         knn=fit_cooccurrence(snapshot),
+        ease=ease or fit_ease(snapshot, config.ease_l2, config.ease_max_items),
         popular=fit_popularity(snapshot, config.popularity_half_life_days),
         generator=generator,
     )
@@ -99,7 +108,8 @@ def source_lists(
         found = {}
         if key in generated:
             found[sources.GENERATOR] = [c for c in generated[key] if c.item_id not in bought][:count]
-        found[sources.ITEM_KNN] = item_knn_candidates(fitted.knn, history, bought)[:count]
+        found[sources.ITEM_KNN] = neighbour_candidates(fitted.knn, history, bought)[:count]
+        found[sources.EASE] = neighbour_candidates(fitted.ease, history, bought, sources.EASE)[:count]
         found[sources.POPULAR] = [
             Retrieved(item, sources.POPULAR, score) for item, score, _ in fitted.popular.top(count, bought)
         ]

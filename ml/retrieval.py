@@ -19,6 +19,7 @@ FUSION_K = 60
 DEFAULT_WEIGHTS: dict[str, float] = {
     sources.GENERATOR: 1.0,
     sources.ITEM_KNN: 0.5,
+    sources.EASE: 1.0,
     sources.POPULAR: 0.75,
     sources.ITEM_TEXT: 0.25,
     sources.KNOWLEDGE_GRAPH: 0.25,
@@ -27,6 +28,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 DEFAULT_QUOTAS: dict[str, float] = {
     sources.GENERATOR: 0.1,
     sources.ITEM_KNN: 0.1,
+    sources.EASE: 0.1,
     sources.POPULAR: 0.1,
     sources.ITEM_TEXT: 0.05,
     sources.KNOWLEDGE_GRAPH: 0.05,
@@ -64,10 +66,14 @@ class Retrieved:
     buyers: int = 0  # popular: the item's distinct buyers (in the segment asked for, when known)
 
 
-def item_knn_candidates(
-    model: CooccurrenceModel | None, history: Sequence[str], exclude: set[str]
+def neighbour_candidates(
+    model: CooccurrenceModel | None,
+    history: Sequence[str],
+    exclude: set[str],
+    source: str = sources.ITEM_KNN,
 ) -> list[Retrieved]:
-    """Items co-bought with the shopper's recent items (cosine item-kNN), scored by summed similarity.
+    """Items among the neighbours of the shopper's recent items, scored by summed weight: co-bought
+    items for item-kNN (cosine), EASE's weights for the EASE source (same layout).
 
     The anchor is the history item that contributed the most, so the gateway
     can say "often bought with <anchor>".
@@ -84,7 +90,7 @@ def item_knn_candidates(
             if similarity > best.get(item_id, (0.0, ""))[0]:
                 best[item_id] = (similarity, anchor)
     ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [Retrieved(item_id, sources.ITEM_KNN, score, best[item_id][1]) for item_id, score in ranked]
+    return [Retrieved(item_id, source, score, best[item_id][1]) for item_id, score in ranked]
 
 
 def merge(

@@ -9,6 +9,7 @@ from ml.gan import MAX_MEMORY_MB, MAX_MINUTES
 from ml.ranking.features import GROUPS
 from ml.ranking.gate import PublishGate
 from ml.retrieval import read_fusion
+from ml.validation import AUTO, MODES
 from shared.config import EnvReader, Settings, load_section
 
 
@@ -33,6 +34,10 @@ class TrainingSettings:
     # A ranker is published only with this many lists to learn from and to validate on, and a
     # validation gain over its candidate order whose 95% interval lies above zero.
     ranker_gate: PublishGate = field(default_factory=PublishGate)
+    # How the validation split is carved (ml/validation.py): auto, time or random.
+    validation_mode: str = AUTO
+    # RECSYS_CANDIDATES_WEIGHTS set: the operator's fusion is scored and served, not searched.
+    fusion_fixed: bool = False
 
 
 def read_training_settings(read: EnvReader) -> TrainingSettings:
@@ -58,6 +63,8 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", MAX_MINUTES, 0.1, 10_080),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
+        validation_mode=read.choice("RECSYS_VALIDATION", AUTO, MODES, str.lower),
+        fusion_fixed=bool(read.env.get("RECSYS_CANDIDATES_WEIGHTS", "").strip()),
         ranker_gate=PublishGate(
             min_training_lists=int(
                 read.number("RECSYS_RANKER_MIN_TRAINING_LISTS", PublishGate.min_training_lists, 1, 10**9)

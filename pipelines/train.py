@@ -9,26 +9,39 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, RANKER
+from ml.artifacts import (
+    CANDIDATE_GAN,
+    CANDIDATE_ORDER,
+    COOCCURRENCE,
+    LEARNED,
+    POPULARITY,
+    RANKER,
+    SERVING,
+    ServingConfig,
+)
+from ml.candidates_offline import SourcesConfig
 from ml.cooccurrence import fit_cooccurrence
+from ml.ease import EASE, fit_ease
 from ml.popularity import choose_half_life, fit_popularity
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
 from pipelines.progress import console, progress_bar
+from pipelines.report import print_report
 from pipelines.settings import TrainingSettings, training_settings
+from pipelines.validation import NothingToValidate, Validation, validate
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from shared.clients import SuiteClients
 from shared.config import Settings
-from shared.models import publish
+from shared.models import latest_version, publish
 
 EXPORT_DEADLINE_S = 1800.0
 
@@ -44,9 +57,49 @@ class Trainer:
     """
 
     model: str
-    fit: Callable[[Snapshot, TrainingSettings], object | None]
+    fit: Callable[[TrainingRun], object | None]
     served: bool = True
     in_recommend: bool = True
+
+
+@dataclass
+class TrainingRun:
+    """One training run over one snapshot: its settings, the validation stage every chosen or gated
+    model shares (computed once, when first needed), and what the ranker's gate decided."""
+
+    snapshot: Snapshot
+    training: TrainingSettings
+    model_dir: Path
+    ranker_outcome: dict[str, object] | None = None  # None: the ranker was not trained in this run
+    _validation: Validation | None = None
+
+    def validation(self) -> Validation | None:
+        """The validation stage; None when no shopper could be held out (printed)."""
+        if self._validation is None:
+            training = self.training
+            fit_generator = (
+                (lambda earlier: _fit_candidate_gan(earlier, training)) if training.with_gan else None
+            )
+            try:
+                self._validation = validate(
+                    self.snapshot,
+                    training.sources,
+                    training.validation_mode,
+                    training.fusion_fixed,
+                    fit_generator,
+                    console.print,
+                    seed=training.ranker_seed,
+                )
+            except NothingToValidate as error:
+                console.print(f"[yellow]{error}: the defaults are served[/yellow]")
+                return None
+            print_report(self._validation.report())
+        return self._validation
+
+    @property
+    def sources(self) -> SourcesConfig:
+        """The sources' configuration: as chosen on validation once that has run."""
+        return self._validation.sources if self._validation is not None else self.training.sources
 
 
 def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object | None:
@@ -86,17 +139,22 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
     return trained
 
 
-def _fit_ranker(snapshot: Snapshot, settings: TrainingSettings) -> object | None:
+def _fit_ranker(run: TrainingRun) -> object | None:
     from ml.ranking.model import RankerConfig  # TensorFlow loads only when needed
     from ml.ranking.train import RankerRefused, fit_ranker, training_lists
 
-    generator = "the GAN, " if settings.with_gan else ""
+    settings = run.training
+    validation = run.validation()
+    if validation is None:
+        run.ranker_outcome = {"published": False, "why": "no validation shoppers"}
+        return None
     console.print(
-        f"ranker: fitting the candidate sources ({generator}item-kNN, popular) and the learned views "
-        "(text encoder, user VAE, graph embeddings) before the time cut, then the views on everything"
+        "ranker: learning from the validation shoppers' candidate lists (sources and learned views "
+        "fitted on the rest), then the views on everything"
     )
-    fit_generator = (lambda earlier: _fit_candidate_gan(earlier, settings)) if settings.with_gan else None
-    lists, vocabulary = training_lists(snapshot, settings.sources, fit_generator)
+    lists, vocabulary = training_lists(
+        run.snapshot, run.sources, None, validation=validation.carve, fitted=validation.fitted
+    )
     config = RankerConfig(removed=settings.ranker_left_out, seed=settings.ranker_seed)
     if config.removed:
         console.print(f"ranker: leaving out the feature groups {', '.join(config.removed)}")
@@ -110,13 +168,14 @@ def _fit_ranker(snapshot: Snapshot, settings: TrainingSettings) -> object | None
 
         try:
             trained = fit_ranker(
-                snapshot, settings.sources, lists, vocabulary, config, on_epoch, gate=settings.ranker_gate
+                run.snapshot, run.sources, lists, vocabulary, config, on_epoch, gate=settings.ranker_gate
             )
         except RankerRefused as error:
             console.print(
-                f"[yellow]ranker not published: {error}; ranking keeps what it serves now "
-                "(the last published ranker, or the co-occurrence baseline)[/yellow]"
+                f"[yellow]ranker not published: {error}; the candidates are served in their fused "
+                "order[/yellow]"
             )
+            run.ranker_outcome = {"published": False, "why": str(error)}
             return None
     mean, low, high = trained.gain
     console.print(
@@ -124,12 +183,20 @@ def _fit_ranker(snapshot: Snapshot, settings: TrainingSettings) -> object | None
         f"{trained.validation_ndcg:.4f} against {trained.candidate_ndcg:.4f} for the candidate order: "
         f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists"
     )
+    run.ranker_outcome = {
+        "published": True,
+        "validation_ndcg_at_20": round(trained.validation_ndcg, 5),
+        "candidate_order_ndcg_at_20": round(trained.candidate_ndcg, 5),
+        "gain": [round(mean, 5), round(low, 5), round(high, 5)],
+        "validation_lists": trained.validation_lists,
+    }
     return trained
 
 
-def _fit_text_encoder(snapshot: Snapshot, settings: TrainingSettings) -> object:
+def _fit_text_encoder(run: TrainingRun) -> object:
     from ml.text_train import TextEncoderConfig, fit_text_encoder  # loads TensorFlow
 
+    snapshot = run.snapshot
     users, items = snapshot.interactions()
     order = np.argsort(snapshot.interaction_times(), kind="stable")
     config = TextEncoderConfig()
@@ -151,10 +218,10 @@ def _fit_text_encoder(snapshot: Snapshot, settings: TrainingSettings) -> object:
     return trained
 
 
-def _fit_user_vae(snapshot: Snapshot, settings: TrainingSettings) -> object:
+def _fit_user_vae(run: TrainingRun) -> object:
     from ml.vae_train import VaeConfig, fit_vae  # loads TensorFlow
 
-    users, items = snapshot.interactions()
+    users, items = run.snapshot.interactions()
     config = VaeConfig()
     with progress_bar() as progress:
         task = progress.add_task("user VAE", total=config.epochs)
@@ -175,22 +242,64 @@ def _fit_user_vae(snapshot: Snapshot, settings: TrainingSettings) -> object:
     return trained
 
 
+def _fit_ease(run: TrainingRun) -> object:
+    validation = run.validation()  # chooses the regularization
+    model = fit_ease(run.snapshot, run.sources.ease_l2, run.sources.ease_max_items)
+    chosen = "" if validation is None else " (chosen on validation)"
+    console.print(
+        f"EASE: λ={model.info['l2']:g}{chosen}, {model.info['variant']}, {model.info['items']:,} items"
+    )
+    return model
+
+
+def _serving_config(run: TrainingRun) -> object | None:
+    """What the pipeline serves: the fusion chosen on validation, and the learned ranker when its gate
+    passed in this run (else the fused candidate order; a run without the ranker keeps the last choice)."""
+    validation = run.validation()
+    if validation is None:
+        return None
+    if run.ranker_outcome is not None:
+        order = LEARNED if run.ranker_outcome["published"] else CANDIDATE_ORDER
+    else:
+        order = _last_order(run.model_dir)
+    fusion = run.sources.fusion
+    report = {**validation.report(), "ranker": run.ranker_outcome or {"trained": False}, "order": order}
+    console.print(f"serving: {order} over the fusion {_weights_text(fusion.weights)}")
+    return ServingConfig(dict(fusion.weights), dict(fusion.quotas), order, report)
+
+
+def _last_order(model_dir: Path) -> str:
+    version = latest_version(model_dir, SERVING)
+    if version is None:
+        return CANDIDATE_ORDER
+    return ServingConfig.load(model_dir / SERVING / str(version)).ranker
+
+
+def _weights_text(weights: Mapping[str, float]) -> str:
+    return ", ".join(f"{source} {weight:g}" for source, weight in weights.items() if weight) or "none"
+
+
 TRAINERS: dict[str, Trainer] = {
     POPULARITY: Trainer(
-        POPULARITY,
-        lambda snapshot, training: fit_popularity(snapshot, training.sources.popularity_half_life_days),
+        POPULARITY, lambda run: fit_popularity(run.snapshot, run.sources.popularity_half_life_days)
     ),
-    COOCCURRENCE: Trainer(COOCCURRENCE, lambda snapshot, _: fit_cooccurrence(snapshot)),
+    COOCCURRENCE: Trainer(COOCCURRENCE, lambda run: fit_cooccurrence(run.snapshot)),
+    # Closed-form item-item regression (exact up to RECSYS_EASE_MAX_ITEMS items, else over the head).
+    EASE: Trainer(EASE, _fit_ease),
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
-    "candidates": Trainer(CANDIDATE_GAN, _fit_candidate_gan, served=False),
+    "candidates": Trainer(
+        CANDIDATE_GAN, lambda run: _fit_candidate_gan(run.snapshot, run.training), served=False
+    ),
     # The item text encoder behind items.SimilarItems and the item-text candidate source.
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
     "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
-    # Learns from candidate lists made before a time cut: trained after the sources it reorders.
+    # Learns from the validation shoppers' candidate lists: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (ml/ranking/views.py).
     "ranking": Trainer(RANKER, _fit_ranker),
+    # The fusion and the order chosen on validation, with the report behind them: trained last.
+    SERVING: Trainer(SERVING, _serving_config),
 }
 SERVED = [name for name, trainer in TRAINERS.items() if trainer.served]
 
@@ -232,12 +341,14 @@ def with_chosen_half_life(training: TrainingSettings, snapshot: Snapshot) -> Tra
 
 def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) -> dict[str, tuple[int, float]]:
     """Fits each named model; returns name -> (published version, seconds spent)."""
-    training = with_chosen_half_life(training_settings(settings), snapshot)
+    run = TrainingRun(
+        snapshot, with_chosen_half_life(training_settings(settings), snapshot), settings.model_dir
+    )
     published = {}
     for name in names:
         trainer = TRAINERS[name]
         started = time.perf_counter()
-        model = trainer.fit(snapshot, training)
+        model = trainer.fit(run)
         if model is None:
             continue
         version = publish(settings.model_dir, trainer.model, model.save)  # type: ignore[attr-defined]

@@ -10,7 +10,8 @@ ITEM_KNN = "item-knn"
 POPULAR = "popular"
 ITEM_TEXT = "item-text"  # items whose text embedding is close to the shopper's (finds unsold items)
 KNOWLEDGE_GRAPH = "knowledge-graph"  # items sharing a brand, category or attribute with the shopper's
-ALL = (GENERATOR, ITEM_KNN, POPULAR, ITEM_TEXT, KNOWLEDGE_GRAPH)
+EASE = "ease"  # closed-form item-item regression over the shopper's items (ml/ease.py)
+ALL = (GENERATOR, ITEM_KNN, EASE, POPULAR, ITEM_TEXT, KNOWLEDGE_GRAPH)
 
 
 @dataclass(frozen=True)

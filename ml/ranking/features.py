@@ -29,7 +29,12 @@ HISTORY_ANCHORS = 50
 # The sources whose placements the ranker reads; the training lists come from these (see
 # ml/candidates_offline.py). What the item-text and knowledge-graph sources know reaches the
 # ranker through the learned views instead, for every candidate whichever source found it.
-RANK_COLUMN = {sources.GENERATOR: "gan_rank", sources.ITEM_KNN: "knn_rank", sources.POPULAR: "popular_rank"}
+RANK_COLUMN = {
+    sources.GENERATOR: "gan_rank",
+    sources.ITEM_KNN: "knn_rank",
+    sources.EASE: "ease_rank",
+    sources.POPULAR: "popular_rank",
+}
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "retrieval": (
@@ -37,10 +42,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "fusion_score",
         "gan_rank",
         "knn_rank",
+        "ease_rank",
         "popular_rank",
         "source_count",
     ),
-    "collaborative": ("gan_score", "cooccurrence_sum", "cooccurrence_max", "cooccurrence_anchors"),
+    "collaborative": (
+        "gan_score",
+        "ease_score",
+        "cooccurrence_sum",
+        "cooccurrence_max",
+        "cooccurrence_anchors",
+    ),
     "profile": ("category_affinity", "price_vs_usual", "purchases", "history_length", "days_since_active"),
     "item": ("price", "buyers", "recent_popularity", "days_on_sale"),
     "vae": ("vae_score", "vae_score_vs_best"),
@@ -186,6 +198,8 @@ def _placements(candidates: Sequence[RankCandidate], matrix: np.ndarray) -> None
                 matrix[row, COLUMN[column]] = 1.0 / (1.0 + placement.rank)
             if placement.source == sources.GENERATOR:
                 matrix[row, COLUMN["gan_score"]] = placement.score
+            elif placement.source == sources.EASE:
+                matrix[row, COLUMN["ease_score"]] = placement.score
 
 
 def _cooccurrence(

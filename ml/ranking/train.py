@@ -1,11 +1,13 @@
 """Training the ranker on the shop's own history, with candidates produced the way the service makes them.
 
-The purchases are cut in time: the candidate sources are fitted on the earlier
-part (TRAIN_SHARE of the purchases) and asked for every shopper, and the items each
-shopper bought for the first time after the cut are the positives of their list.
-The other candidates are the negatives: exactly the items retrieval would have put
-in front of the ranker. A random share of the lists is kept for early stopping.
-The published model serves with item facts and co-buys recomputed on everything.
+The lists follow the validation carve training uses everywhere (ml/validation.py):
+the candidate sources are fitted on the carve's fitting part and asked for every
+validation shopper, and the items held out for that shopper (bought after the
+time cut, or drawn at random when shoppers do not come back over time) are the
+positives of their list. The other candidates are the negatives: exactly the items
+retrieval would have put in front of the ranker. A random share of the lists is
+kept for early stopping and the publish gate. The published model serves with item
+facts and co-buys recomputed on everything.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ml.candidates_offline import SourcesConfig, fit_sources, histories, merged, source_lists
+from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, merged, source_lists
 from ml.cooccurrence import fit_cooccurrence
 from ml.metrics import ndcg_of_hits, top_k
 from ml.ranking.features import (
@@ -36,8 +38,8 @@ from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerConfig, RankerNet, save_net
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.snapshot import Snapshot
+from ml.validation import Carve, Held, carve
 
-TRAIN_SHARE = 0.8
 VALIDATION_SHARE = 0.15
 CANDIDATES = 200
 CUTOFF_K = 20
@@ -63,42 +65,13 @@ class RankingLists:
         return len(self.relevant)
 
 
-@dataclass(frozen=True)
-class LabelledShopper:
-    shopper: Shopper
-    bought_next: set[str]
-
-
-def split_in_time(
-    snapshot: Snapshot, share: float = TRAIN_SHARE
-) -> tuple[Snapshot, dict[str, LabelledShopper]]:
-    """The events before the cut, and each shopper who bought something new after it."""
-    times = snapshot.interaction_times()
-    if len(times) == 0:
-        return snapshot, {}
-    cutoff = float(np.quantile(times, share))
-    earlier = snapshot.events_where(snapshot.timestamps < cutoff)
-    users, items = earlier.interactions()
-    known = histories(users, items)
-    stamps = earlier.interaction_times()
-    last_active = dict(zip(users.tolist(), stamps.tolist(), strict=True))
-    purchases = dict(zip(*np.unique(users, return_counts=True), strict=True))
-    later = snapshot.events_where(snapshot.timestamps >= cutoff)
-    labelled: dict[str, LabelledShopper] = {}
-    for user, item in zip(*later.interactions(), strict=True):
-        history = known.get(user)
-        if history is None or item in history:
-            continue
-        entry = labelled.get(user) or LabelledShopper(
-            Shopper(history, int(purchases[user]), last_active[user], "home"), set()
-        )
-        entry.bought_next.add(item)
-        labelled[user] = entry
-    return earlier, labelled
+def shopper_of(held: Held) -> Shopper:
+    """What the ranker knows of a validation shopper at the carve."""
+    return Shopper(held.history, held.purchases, held.last_active, "home")
 
 
 def build_lists(
-    table: ItemTable, shoppers: list[LabelledShopper], candidates: list[list[RankCandidate]]
+    table: ItemTable, shoppers: list[Held], candidates: list[list[RankCandidate]]
 ) -> RankingLists:
     count = len(shoppers)
     features = np.zeros((count, CANDIDATES, len(FEATURES)), np.float32)
@@ -107,17 +80,17 @@ def build_lists(
     labels = np.zeros((count, CANDIDATES), np.float32)
     history = np.zeros((count, HISTORY_ANCHORS), np.int64)
     relevant = np.zeros(count, np.float32)
-    for row, (labelled, found) in enumerate(zip(shoppers, candidates, strict=True)):
+    for row, (held, found) in enumerate(zip(shoppers, candidates, strict=True)):
         found = found[:CANDIDATES]
-        computed = candidate_features(table, labelled.shopper, found)
+        computed = candidate_features(table, shopper_of(held), found)
         n = len(found)
         features[row, :n] = computed.matrix
         items[row, :n] = computed.rows + 1
         valid[row, :n] = True
-        labels[row, :n] = [c.item_id in labelled.bought_next for c in found]
-        own = table.positions(labelled.shopper.history[:HISTORY_ANCHORS]) + 1
+        labels[row, :n] = [c.item_id in held.items for c in found]
+        own = table.positions(held.history[:HISTORY_ANCHORS]) + 1
         history[row, : len(own)] = own
-        relevant[row] = len(labelled.bought_next)
+        relevant[row] = len(held.items)
     return RankingLists(features, items, valid, labels, history, relevant)
 
 
@@ -231,18 +204,21 @@ def training_lists(
     retrieval: SourcesConfig,
     fit_generator: Callable[[Snapshot], object] | None,
     views: ViewsConfig | None = None,
+    validation: Carve | None = None,
+    fitted: FittedSources | None = None,
 ) -> tuple[RankingLists, np.ndarray]:
-    """The lists to learn from (candidate sources and learned views fitted before the cut) and the
-    full vocabulary."""
-    earlier, labelled = split_in_time(snapshot)
+    """The lists to learn from and the full vocabulary. The candidate sources (`fitted`, else fitted
+    here) and the learned views are fitted on the fitting part of `validation` (by default the
+    automatic carve of `snapshot`)."""
+    validation = validation or carve(snapshot)
     vocabulary = vocabulary_of(snapshot)
-    fitted = fit_sources(earlier, retrieval, fit_generator)
+    fitted = fitted or fit_sources(validation.fit, retrieval, fit_generator)
     table = dataclasses.replace(
-        item_table(earlier, fitted.knn, retrieval.popularity_half_life_days, vocabulary),
-        views=fit_views(earlier, vocabulary, views or ViewsConfig()),
+        item_table(validation.fit, fitted.knn, retrieval.popularity_half_life_days, vocabulary),
+        views=fit_views(validation.fit, vocabulary, views or ViewsConfig()),
     )
-    users = sorted(labelled)
-    found = source_lists(fitted, {user: labelled[user].shopper.history for user in users}, CANDIDATES)
+    users = sorted(validation.held)
+    found = source_lists(fitted, {user: validation.held[user].history for user in users}, CANDIDATES)
     candidates = [
         [
             RankCandidate(c.item_id, c.fusion_score, c.found_by)
@@ -250,7 +226,7 @@ def training_lists(
         ]
         for user in users
     ]
-    lists = build_lists(table, [labelled[user] for user in users], candidates)
+    lists = build_lists(table, [validation.held[user] for user in users], candidates)
     keep = lists.labels.any(1)  # a list with no bought item teaches nothing
     return lists.take(np.flatnonzero(keep)), vocabulary
 
@@ -286,10 +262,10 @@ def fit_ranker(
     held = round(VALIDATION_SHARE * len(lists))
     if len(lists) - held < gate.min_training_lists or held < gate.min_validation_lists:
         raise RankerRefused(
-            f"{len(lists)} shoppers bought a retrieved item after the time cut: {len(lists) - held} lists "
-            f"to learn from and {held} to validate on, fewer than the {gate.min_training_lists} and "
-            f"{gate.min_validation_lists} needed (RECSYS_RANKER_MIN_TRAINING_LISTS, "
-            "RECSYS_RANKER_MIN_VALIDATION_LISTS)"
+            f"{len(lists)} validation shoppers had a held-out item among their candidates: "
+            f"{len(lists) - held} lists to learn from and {held} to validate on, fewer than the "
+            f"{gate.min_training_lists} and {gate.min_validation_lists} needed "
+            "(RECSYS_RANKER_MIN_TRAINING_LISTS, RECSYS_RANKER_MIN_VALIDATION_LISTS)"
         )
     shuffled = np.random.default_rng(config.seed).permutation(len(lists))
     train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])

@@ -1,4 +1,4 @@
-"""Wires the candidates service: item-kNN model, items client, the GAN through TF Serving, servicer.
+"""Wires the candidates service: item-kNN and EASE, the served fusion, items client, the GAN, servicer.
 
 With RECSYS_CANDIDATES_GAN on, the service reports SERVING only once TF Serving
 (RECSYS_MODELSERVER_ADDR) has the candidate GAN AVAILABLE; afterwards a failing
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, CooccurrenceModel
+from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, SERVING, CooccurrenceModel, ServingConfig
+from ml.ease import EASE, EaseModel
 from recsys.candidates.v1 import candidates_pb2_grpc
-from services.candidates.servicer import CandidatesServicer
+from services.candidates.servicer import CandidatesServicer, FusionChoice, Neighbours
 from services.candidates.settings import read_candidates_settings
 from shared.clients import SuiteClients
 from shared.config import MODEL_SERVER, Settings, load_section
@@ -30,6 +31,8 @@ def build(settings: Settings) -> ServiceApp:
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
+    ease = ModelWatcher(settings.model_dir, EASE, EaseModel.load, settings.model_poll_s)
+    serving = ModelWatcher(settings.model_dir, SERVING, ServingConfig.load, settings.model_poll_s)
     gan, dependencies, closers = None, [], []
     if settings.candidate_gan:
         from services.candidates.gan_source import GanSource  # TensorFlow loads only when needed
@@ -44,8 +47,8 @@ def build(settings: Settings) -> ServiceApp:
     return assemble(
         NAME,
         candidates_pb2_grpc.add_CandidatesServiceServicer_to_server,
-        CandidatesServicer(clients, cooccurrence, own.fusion.weights, own.fusion.quotas, gan),
-        models=[cooccurrence],
+        CandidatesServicer(clients, Neighbours(cooccurrence, ease), FusionChoice(own.fusion, serving), gan),
+        models=[cooccurrence, ease, serving],
         clients=clients,
         dependencies=dependencies,
         closers=closers,

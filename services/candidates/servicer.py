@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, CooccurrenceModel
-from ml.retrieval import Retrieved, item_knn_candidates, merge
+from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, SERVING, CooccurrenceModel, ServingConfig
+from ml.ease import EASE, EaseModel
+from ml.retrieval import Fusion, Retrieved, merge, neighbour_candidates
 from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
@@ -34,6 +34,7 @@ OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
 MERGE_ORDER = (
     sources.GENERATOR,
     sources.ITEM_KNN,
+    sources.EASE,
     sources.POPULAR,
     sources.ITEM_TEXT,
     sources.KNOWLEDGE_GRAPH,
@@ -58,19 +59,53 @@ class RemoteAnswers:
     popular_segment: str = ""  # the segment whose buyers ranked the popular list, "" for everyone
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """The in-process sources: item-kNN's co-buys and EASE's weights, in the same layout."""
+
+    cooccurrence: ModelWatcher[CooccurrenceModel]
+    ease: ModelWatcher[EaseModel]
+
+    def retrieve(self, history: list[str], exclude: set[str], count: int) -> dict[str, list[Retrieved]]:
+        knn = neighbour_candidates(self.cooccurrence.model, history, exclude)
+        ease = neighbour_candidates(self.ease.model, history, exclude, sources.EASE)
+        return {sources.ITEM_KNN: knn[:count], sources.EASE: ease[:count]}
+
+    def versions(self) -> dict[str, int]:
+        """The versions of the models loaded (none yet: not reported)."""
+        loaded = {COOCCURRENCE: self.cooccurrence.version, EASE: self.ease.version}
+        return {name: version for name, version in loaded.items() if version}
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """The fusion served: the operator's (`fixed`), else the one training chose on validation, else
+    the defaults."""
+
+    fixed: Fusion | None
+    serving: ModelWatcher[ServingConfig] | None = None
+
+    def current(self) -> tuple[Fusion, int]:
+        """The fusion and the version of the serving configuration it came from (0: not from one)."""
+        if self.fixed is not None:
+            return self.fixed, 0
+        config = self.serving.model if self.serving is not None else None
+        if config is None:
+            return Fusion(), 0
+        return Fusion(config.weights, config.quotas), self.serving.version  # type: ignore[union-attr]
+
+
 class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
     def __init__(
         self,
         clients: SuiteClients,
-        cooccurrence: ModelWatcher[CooccurrenceModel],
-        weights: Mapping[str, float],
-        quotas: Mapping[str, float],
+        neighbours: Neighbours,
+        fusion: FusionChoice,
         gan: GanSource | None = None,
     ) -> None:
         self.clients = clients
-        self.cooccurrence = cooccurrence
-        self.weights = weights
-        self.quotas = quotas
+        self.neighbours = neighbours
+        self.fusion = fusion
         self.gan = gan
 
     async def _popular(
@@ -170,7 +205,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return remote
 
     async def _available(
-        self, lists: dict[str, list[Retrieved]], count: int
+        self, lists: dict[str, list[Retrieved]], count: int, fusion: Fusion
     ) -> dict[str, list[Retrieved]] | None:
         """The lists cut to the items a fusion of `count` could use, without hidden and out-of-stock
         ones; None when the catalog cannot say.
@@ -180,7 +215,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         not know are kept: the gateway's catalog stage drops them.
         """
         wide = [
-            c.item_id for c in merge(lists, self.weights, self.quotas, round(count * AVAILABILITY_MARGIN))
+            c.item_id for c in merge(lists, fusion.weights, fusion.quotas, round(count * AVAILABILITY_MARGIN))
         ]
         if not wide:
             return lists
@@ -209,19 +244,22 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         count = request.count or DEFAULT_COUNT
         history = list(request.history_item_ids)
         exclude = set(request.exclude_item_ids)
-        answers, knn = await asyncio.gather(
+        answers, neighbours = await asyncio.gather(
             self._remote_sources(history, exclude, count, request.segment),
-            asyncio.to_thread(item_knn_candidates, self.cooccurrence.model, history, exclude),
+            asyncio.to_thread(self.neighbours.retrieve, history, exclude, count),
         )
         remote, versions, degraded = answers.lists, answers.versions, answers.degraded
-        remote[sources.ITEM_KNN] = knn[:count]
-        versions[COOCCURRENCE] = self.cooccurrence.version
+        remote.update(neighbours)
+        versions.update(self.neighbours.versions())
+        fusion, serving_version = self.fusion.current()
+        if serving_version:
+            versions[SERVING] = serving_version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
-        available = await self._available(lists, count)
+        available = await self._available(lists, count, fusion)
         if available is None:
             degraded.append(AVAILABILITY)
             available = lists
-        merged = merge(available, self.weights, self.quotas, count)
+        merged = merge(available, fusion.weights, fusion.quotas, count)
         counts = Counter(candidate.source for candidate in merged)
         span = trace.get_current_span()
         for source, n in counts.items():

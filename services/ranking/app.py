@@ -1,8 +1,8 @@
-"""Wires the ranking service: the learned ranker, the co-occurrence baseline it falls back to."""
+"""Wires the ranking service: the learned ranker, the order training chose, the co-occurrence fallback."""
 
 from __future__ import annotations
 
-from ml.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
+from ml.artifacts import COOCCURRENCE, RANKER, SERVING, CooccurrenceModel, ServingConfig
 from ml.ranking.ranker import RankerModel
 from recsys.ranking.v1 import ranking_pb2_grpc
 from services.ranking.servicer import RankingServicer
@@ -20,13 +20,14 @@ def build(settings: Settings) -> ServiceApp:
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
     models: list[ModelWatcher] = [cooccurrence]
-    ranker = None
+    ranker = serving = None
     if own.ranker == "learned":
         ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
-        models.append(ranker)
+        serving = ModelWatcher(settings.model_dir, SERVING, ServingConfig.load, settings.model_poll_s)
+        models += [ranker, serving]
     return assemble(
         NAME,
         ranking_pb2_grpc.add_RankingServiceServicer_to_server,
-        RankingServicer(ranker, cooccurrence),
+        RankingServicer(ranker, cooccurrence, serving),
         models=models,
     )

@@ -1,4 +1,5 @@
-"""RankingService RPCs: the learned ranker when a version is published, else the co-occurrence baseline."""
+"""RankingService RPCs: what training chose on validation (the learned ranker, or the candidates' own
+fused order), the co-occurrence baseline when nothing was chosen and no ranker is published."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import grpc
 from opentelemetry import trace
 
-from ml.artifacts import COOCCURRENCE, RANKER, CooccurrenceModel
+from ml.artifacts import CANDIDATE_ORDER, COOCCURRENCE, RANKER, SERVING, CooccurrenceModel, ServingConfig
 from ml.ranking.features import RankCandidate, Shopper
 from ml.ranking.ranker import Ranked, RankerModel
 from recsys.common.v1 import common_pb2
@@ -64,16 +65,23 @@ def _candidates(request: ranking_pb2.RankRequest) -> list[RankCandidate]:
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def __init__(
-        self, ranker: ModelWatcher[RankerModel] | None, cooccurrence: ModelWatcher[CooccurrenceModel]
+        self,
+        ranker: ModelWatcher[RankerModel] | None,
+        cooccurrence: ModelWatcher[CooccurrenceModel],
+        serving: ModelWatcher[ServingConfig] | None = None,
     ) -> None:
         """`ranker` None: always the co-occurrence baseline (RECSYS_RANKER=baseline)."""
         self.ranker = ranker
         self.cooccurrence = cooccurrence
+        self.serving = serving
 
     async def Rank(
         self, request: ranking_pb2.RankRequest, context: grpc.aio.ServicerContext
     ) -> ranking_pb2.RankResponse:
         _validate(request)
+        config = self.serving.model if self.serving is not None and self.ranker is not None else None
+        if config is not None and config.ranker == CANDIDATE_ORDER:
+            return self._candidate_order(request)
         model = self.ranker.model if self.ranker is not None else None
         if self.ranker is None or model is None:
             return self._baseline(request)
@@ -82,6 +90,18 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return ranking_pb2.RankResponse(
             items=[_ranked_item(r) for r in ranked],
             model_version=common_pb2.ModelVersion(name=RANKER, version=self.ranker.version),
+        )
+
+    def _candidate_order(self, request: ranking_pb2.RankRequest) -> ranking_pb2.RankResponse:
+        """The candidates as retrieval fused them: training found no ranker that beats that order."""
+        trace.get_current_span().set_attribute("recsys.ranking.ranker", CANDIDATE_ORDER)
+        count = len(request.candidates)
+        return ranking_pb2.RankResponse(
+            items=[
+                ranking_pb2.RankedItem(item_id=c.item_id, score=float(count - position))
+                for position, c in enumerate(request.candidates)
+            ],
+            model_version=common_pb2.ModelVersion(name=SERVING, version=self.serving.version),  # type: ignore[union-attr]
         )
 
     def _baseline(self, request: ranking_pb2.RankRequest) -> ranking_pb2.RankResponse:

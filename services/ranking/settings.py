@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from shared.config import EnvReader
 
-# "learned": the published ranker (co-occurrence until one exists); "baseline": always co-occurrence.
+# "learned": what training chose on validation, the published ranker or the fused candidate order
+# (co-occurrence until training has run); "baseline": always the co-occurrence baseline.
 RANKERS = ("learned", "baseline")
 
 

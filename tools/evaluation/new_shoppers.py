@@ -28,7 +28,7 @@ import numpy as np
 from ml.cooccurrence import fit_cooccurrence
 from ml.metrics import recall_of
 from ml.popularity import fit_popularity
-from ml.retrieval import item_knn_candidates
+from ml.retrieval import neighbour_candidates
 from tools.evaluation.candidates import purchases_snapshot
 from tools.evaluation.protocols import RETAIL_CUTOFF, Interactions
 
@@ -93,7 +93,7 @@ def evaluate_new_shoppers(
         pool = sold[sold != context]
         found[user] = {
             "context: item-kNN of the item they look at": [
-                c.item_id for c in item_knn_candidates(cooccurrence, [context], left_out)[:K]
+                c.item_id for c in neighbour_candidates(cooccurrence, [context], left_out)[:K]
             ],
             "popular in their segment": [item for item, _, _ in in_segment.top(K, left_out)],
             "most popular (baseline)": [item for item, _, _ in popularity.top(K, left_out)],

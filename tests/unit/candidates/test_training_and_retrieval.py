@@ -7,7 +7,7 @@ import pytest
 from ml.artifacts import CooccurrenceModel, PopularityModel
 from ml.cooccurrence import fit_cooccurrence
 from ml.popularity import fit_popularity
-from ml.retrieval import Retrieved, item_knn_candidates, merge
+from ml.retrieval import Retrieved, merge, neighbour_candidates
 from shared import sources
 from tests.support import purchases_snapshot
 
@@ -44,13 +44,13 @@ def test_cooccurrence_is_cosine_over_buyers(tmp_path: Path) -> None:
 
 def test_cooccurrence_retrieval_names_its_anchor_and_skips_excluded() -> None:
     model = fit_cooccurrence(purchases_snapshot(BASKETS), k=5)
-    found = item_knn_candidates(model, ["mug", "beer"], exclude={"tea"})
+    found = neighbour_candidates(model, ["mug", "beer"], exclude={"tea"})
     ids = [c.item_id for c in found]
     assert "tea" not in ids
     assert set(ids) == {"milk", "cake", "crisps"}
     assert {c.item_id: c.anchor_item_id for c in found}["crisps"] == "beer"
     assert all(c.source == sources.ITEM_KNN for c in found)
-    assert item_knn_candidates(None, ["mug"], set()) == []
+    assert neighbour_candidates(None, ["mug"], set()) == []
 
 
 def fused(*names: str, source: str, anchor: str = "") -> list[Retrieved]:

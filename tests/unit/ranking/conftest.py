@@ -7,8 +7,9 @@ import pytest
 from ml.candidates_offline import SourcesConfig
 from ml.ranking.gate import PublishGate
 from ml.ranking.model import RankerConfig
-from ml.ranking.train import LabelledShopper, TrainedRanker, fit_ranker, split_in_time, training_lists
+from ml.ranking.train import TrainedRanker, fit_ranker, training_lists
 from ml.snapshot import Snapshot
+from ml.validation import TIME, Held, carve
 from tests.unit.ranking.simulated_shop import simulated_snapshot
 
 TINY = RankerConfig(dim=8, hidden=(16,), max_epochs=20)
@@ -20,15 +21,16 @@ ANY = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=Fal
 class SimulatedRanker:
     trained: TrainedRanker
     earlier: Snapshot
-    held_out: dict[str, LabelledShopper]
+    held_out: dict[str, Held]
 
 
 @pytest.fixture(scope="session")
 def simulated_ranker() -> SimulatedRanker:
     """Trained on the first 75% of the simulated clicks and purchases; the rest is held out."""
     settings = SourcesConfig()
-    earlier, held_out = split_in_time(simulated_snapshot(500, 150, 60), 0.75)
-    lists, vocabulary = training_lists(earlier, settings, None)
+    carved = carve(simulated_snapshot(500, 150, 60), TIME, share=0.25)
+    earlier, held_out = carved.fit, carved.held
+    lists, vocabulary = training_lists(earlier, settings, None, validation=carve(earlier, TIME))
     return SimulatedRanker(
         fit_ranker(earlier, settings, lists, vocabulary, TINY, gate=ANY), earlier, held_out
     )

@@ -28,9 +28,10 @@ from ml.ranking.train import (
     candidate_order,
     fit_ranker,
     ndcg,
-    split_in_time,
+    shopper_of,
     training_lists,
 )
+from ml.validation import TIME, carve
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from services.ranking.app import build as build_ranking
 from shared import sources
@@ -45,7 +46,7 @@ def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated
     settings = SourcesConfig()
     fitted = fit_sources(simulated_ranker.earlier, settings, None)
     users = sorted(simulated_ranker.held_out)
-    found = source_lists(fitted, {u: simulated_ranker.held_out[u].shopper.history for u in users}, CANDIDATES)
+    found = source_lists(fitted, {u: simulated_ranker.held_out[u].history for u in users}, CANDIDATES)
     candidates = [
         [RankCandidate(c.item_id, c.fusion_score, c.found_by) for c in merged(found[u], settings, CANDIDATES)]
         for u in users
@@ -61,10 +62,10 @@ def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated
 
 def test_serving_orders_by_score_and_names_what_raised_each_item(simulated_ranker) -> None:
     model = RankerModel(ServingRanker(simulated_ranker.trained.net), simulated_ranker.trained.table, {})
-    labelled = next(iter(simulated_ranker.held_out.values()))
+    labelled = shopper_of(next(iter(simulated_ranker.held_out.values())))
     catalog = model.table.item_ids.tolist()
-    candidates = [RankCandidate(item) for item in catalog if item not in set(labelled.shopper.history)][:40]
-    ranked = model.rank(labelled.shopper, candidates)
+    candidates = [RankCandidate(item) for item in catalog if item not in set(labelled.history)][:40]
+    ranked = model.rank(labelled, candidates)
     assert sorted(r.item_id for r in ranked) == sorted(c.item_id for c in candidates)
     scores = [r.score for r in ranked]
     assert scores == sorted(scores, reverse=True)
@@ -75,7 +76,7 @@ def test_serving_orders_by_score_and_names_what_raised_each_item(simulated_ranke
 
 def test_the_same_list_scores_the_same_in_training_and_serving(simulated_ranker) -> None:
     trained = simulated_ranker.trained
-    shopper = next(iter(simulated_ranker.held_out.values())).shopper
+    shopper = shopper_of(next(iter(simulated_ranker.held_out.values())))
     candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:30]]
     served = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
     computed = candidate_features(trained.table, shopper, candidates)
@@ -113,10 +114,10 @@ def test_a_removed_group_cannot_move_the_score(simulated_ranker) -> None:
 
 def test_the_time_cut_labels_only_items_new_to_the_shopper() -> None:
     snapshot = purchases_snapshot({"u1": ["a", "b", "a", "c"], "u2": ["a", "b"]})
-    earlier, labelled = split_in_time(snapshot, 0.5)
-    assert earlier.event_count == 3  # u1: a, b, a (time order)
-    assert set(labelled) == {"u1"} and labelled["u1"].bought_next == {"c"}
-    assert labelled["u1"].shopper.history == ["a", "b"] and labelled["u1"].shopper.purchases == 3
+    carved = carve(snapshot, TIME, share=0.5)
+    assert carved.fit.event_count == 3  # u1: a, b, a (time order)
+    assert set(carved.held) == {"u1"} and carved.held["u1"].items == {"c"}
+    assert carved.held["u1"].history == ["a", "b"] and carved.held["u1"].purchases == 3
 
 
 def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker, tmp_path) -> None:
@@ -126,10 +127,10 @@ def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker
     held_out = list(simulated_ranker.held_out.values())
     gaps = {name: [] for name in ("vae_score", "text_similarity_mean", "graph_similarity_mean")}
     for labelled in held_out:
-        seen = set(labelled.shopper.history)
+        seen = set(labelled.history)
         candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist() if item not in seen]
-        matrix = candidate_features(trained.table, labelled.shopper, candidates).matrix
-        bought = np.array([c.item_id in labelled.bought_next for c in candidates])
+        matrix = candidate_features(trained.table, shopper_of(labelled), candidates).matrix
+        bought = np.array([c.item_id in labelled.items for c in candidates])
         for name, values in gaps.items():
             column = matrix[:, COLUMN[name]]
             assert np.std(column) > 0, name
@@ -137,7 +138,7 @@ def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker
     # each view scores the items the shoppers went on to buy above the others, on average
     for name, values in gaps.items():
         assert np.mean(values) > 0, (name, np.mean(values))
-    shopper = held_out[0].shopper
+    shopper = shopper_of(held_out[0])
     candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:40]]
     in_memory = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
     trained.save(tmp_path)
@@ -153,7 +154,7 @@ def test_the_served_ranker_scores_the_same_whatever_the_time_of_the_request(
     """No feature reads a clock: a night request and a Monday-morning one get the same scores."""
     settings = make_settings(str(tmp_path))
     publish(settings.model_dir, RANKER, simulated_ranker.trained.save)
-    shopper = next(iter(simulated_ranker.held_out.values())).shopper
+    shopper = shopper_of(next(iter(simulated_ranker.held_out.values())))
     catalog = simulated_ranker.trained.table.item_ids.tolist()
     candidates = [ranking_pb2.RankCandidate(item_id=i) for i in catalog if i not in shopper.history][:30]
     server = ServerThread(build_ranking, settings)
@@ -177,8 +178,8 @@ def test_the_served_ranker_scores_the_same_whatever_the_time_of_the_request(
 
 @pytest.fixture(scope="module")
 def simulated_lists():
-    earlier, _ = split_in_time(simulated_snapshot(500, 150, 60), 0.75)
-    lists, vocabulary = training_lists(earlier, SourcesConfig(), None)
+    earlier = carve(simulated_snapshot(500, 150, 60), TIME, share=0.25).fit
+    lists, vocabulary = training_lists(earlier, SourcesConfig(), None, validation=carve(earlier, TIME))
     return earlier, lists, vocabulary
 
 

@@ -78,15 +78,15 @@ def test_a_published_ranker_and_then_a_retrained_one_are_picked_up_live(ranking,
     stub, _, settings = ranking
     trained = simulated_ranker.trained
     labelled = next(iter(simulated_ranker.held_out.values()))
-    item_ids = [i for i in trained.table.item_ids.tolist() if i not in set(labelled.shopper.history)][:500]
+    item_ids = [i for i in trained.table.item_ids.tolist() if i not in set(labelled.history)][:500]
     first = publish(settings.model_dir, RANKER, trained.save)
-    response = _wait_for(stub, labelled.shopper.history, item_ids, RANKER, first)
+    response = _wait_for(stub, labelled.history, item_ids, RANKER, first)
     assert (response.model_version.name, response.model_version.version) == (RANKER, first)
     assert sorted(i.item_id for i in response.items) == sorted(item_ids)
     assert [i.score for i in response.items] == sorted((i.score for i in response.items), reverse=True)
     assert any(i.top_features for i in response.items)
     second = publish(settings.model_dir, RANKER, trained.save)
-    response = _wait_for(stub, labelled.shopper.history, item_ids, RANKER, second)
+    response = _wait_for(stub, labelled.history, item_ids, RANKER, second)
     assert (response.model_version.name, response.model_version.version) == (RANKER, second)
 
 

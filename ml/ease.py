@@ -1,0 +1,132 @@
+"""EASE (Steck 2019): closed-form item-item weights, served as a candidate source and a ranker feature.
+
+EASE solves min ||X - XB||² + λ||B||² with diag(B) = 0 in closed form:
+P = (XᵀX + λI)⁻¹, B_ij = -P_ij / P_jj. It needs the dense item x item Gram matrix
+and its inverse: two float32 matrices of n² entries, so about 8·n² bytes
+(0.8 GB at 10,000 items). Up to `max_items` items it is exact. Above that it
+is **EASE over the head**: the `max_items` most-bought items get the closed
+form among themselves; a tail item, as a history item or as a target, gets no
+weight from this source (item-kNN, which is computed sparse, still covers it).
+
+Serving reads each item's `NEIGHBOURS` largest positive weights, the same
+neighbour layout as item-kNN (ml/artifacts.py): a shopper's score for item j
+is the sum of B[h, j] over their latest history items h.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from ml.artifacts import CooccurrenceModel
+from ml.snapshot import Snapshot
+
+EASE = "ease"
+NEIGHBOURS = 200
+DEFAULT_MAX_ITEMS = 10_000
+DEFAULT_L2 = 200.0
+# The regularization tried on validation (pipelines/selection.py), relative to the mean number of
+# buyers per item: λ = factor x that mean, so the grid follows the data's scale.
+L2_FACTORS = (0.5, 2.0, 8.0)
+BYTES_PER_ENTRY = 8  # the Gram matrix and its inverse, float32 each
+
+
+def memory_bytes(items: int) -> int:
+    """What the closed form holds at its peak for `items` items (the two n x n float32 matrices)."""
+    return BYTES_PER_ENTRY * items * items
+
+
+@dataclass(frozen=True)
+class EaseModel(CooccurrenceModel):
+    """EASE's weights as per-item neighbour lists, with how they were fitted (`info`)."""
+
+    info: dict[str, float | int | str] = field(default_factory=dict, compare=False)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        (folder / "ease.json").write_text(json.dumps(self.info, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path) -> EaseModel:
+        with np.load(folder / "neighbours.npz") as data:
+            neighbours = data["neighbours"]
+            return cls(
+                item_ids=data["item_ids"],
+                neighbours=neighbours,
+                scores=data["scores"],
+                info=json.loads((folder / "ease.json").read_text()),
+            )
+
+
+def binary_matrix(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The item ids and the binary user x item matrix of (user, item) interactions."""
+    item_ids, item_index = np.unique(items, return_inverse=True)
+    _, user_index = np.unique(users, return_inverse=True)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(item_index), np.float32), (user_index, item_index)),
+        shape=(int(user_index.max()) + 1 if len(user_index) else 0, len(item_ids)),
+    )
+    matrix.data[:] = 1.0
+    return item_ids, matrix
+
+
+def l2_grid(matrix: sparse.csr_matrix) -> tuple[float, ...]:
+    """The regularizations worth trying on this data (see L2_FACTORS)."""
+    mean_buyers = float(matrix.sum()) / max(matrix.shape[1], 1)
+    return tuple(round(max(factor * mean_buyers, 1.0), 1) for factor in L2_FACTORS)
+
+
+def ease_weights(matrix: sparse.csr_matrix, l2: float) -> np.ndarray:
+    """The closed-form EASE weight matrix B (items x items, float32) of a binary user x item matrix."""
+    gram = (matrix.T @ matrix).toarray().astype(np.float32)
+    gram[np.diag_indices_from(gram)] += l2
+    inverse = np.linalg.inv(gram)
+    del gram
+    inverse /= -np.diag(inverse)[None, :]
+    np.fill_diagonal(inverse, 0.0)
+    return inverse
+
+
+def fit_ease(
+    snapshot: Snapshot, l2: float | None = None, max_items: int = DEFAULT_MAX_ITEMS, k: int = NEIGHBOURS
+) -> EaseModel:
+    """EASE on the snapshot's interactions; over the `max_items` most-bought items when there are
+    more. `l2` None: DEFAULT_L2."""
+    users, items = snapshot.interactions()
+    item_ids, matrix = binary_matrix(users, items)
+    l2 = DEFAULT_L2 if l2 is None else l2
+    buyers = np.asarray(matrix.sum(axis=0)).ravel()
+    head = np.sort(np.argsort(-buyers, kind="stable")[:max_items]) if len(item_ids) > max_items else None
+    if head is not None:
+        matrix = matrix[:, head].tocsr()
+        item_ids = item_ids[head]
+    n_items = len(item_ids)
+    k = min(k, max(n_items - 1, 0))
+    neighbours = np.full((n_items, k), -1, np.int32)
+    scores = np.zeros((n_items, k), np.float32)
+    if n_items > 1 and k > 0:
+        weights = ease_weights(matrix, l2)
+        top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(weights, top, axis=1)
+        del weights
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        neighbours = np.where(top_scores > 0, top, -1).astype(np.int32)
+        scores = np.where(top_scores > 0, top_scores, 0).astype(np.float32)
+    return EaseModel(
+        item_ids=item_ids,
+        neighbours=neighbours,
+        scores=scores,
+        info={
+            "l2": float(l2),
+            "items": n_items,
+            "variant": "exact" if head is None else f"head of {max_items} most-bought items",
+            "catalog_items_with_buyers": len(buyers),
+            "memory_bytes": memory_bytes(n_items),
+        },
+    )

@@ -1,0 +1,166 @@
+"""The validation stage of training: carve, fit the sources on the rest, score, choose.
+
+Everything chosen or gated on validation in one training run uses this stage's
+carve and its fitted sources: EASE's regularization, the fusion of the sources
+(which ones, their weights), and the ranker's lists and publish gate. Its report
+(table and JSON) is printed and published inside the serving configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
+from ml.ease import EaseModel, binary_matrix, fit_ease, l2_grid
+from ml.popularity import fit_popularity
+from ml.retrieval import DEFAULT_WEIGHTS, Fusion, Retrieved, neighbour_candidates
+from ml.selection import FusionScorer, Scored, search_weights
+from ml.snapshot import Snapshot
+from ml.validation import Carve, carve
+from shared import sources
+
+CANDIDATES = 200
+# The most validation shoppers the configurations are scored on (a seeded sample above it).
+MAX_SCORED_SHOPPERS = 5000
+ALL_TIME_POPULAR = "most popular (all-time, baseline)"
+Lists = dict[str, dict[str, list[Retrieved]]]
+# Sources the stage cannot score offline (they are answered by the items service): they keep their
+# quota, so the ranker still sees what they find, but get no weight in the fused order.
+UNSCORED = (sources.ITEM_TEXT, sources.KNOWLEDGE_GRAPH)
+
+
+class NothingToValidate(ValueError):
+    """No shopper could be held out: nothing to choose on."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The carve, the sources fitted on its fitting part, every validation shopper's source lists,
+    the fusion chosen on them, and the report."""
+
+    carve: Carve
+    fitted: FittedSources
+    lists: Lists
+    sources: SourcesConfig  # the chosen fusion and EASE regularization
+    chosen: Scored
+    rows: list[Scored] = field(default_factory=list)
+    ease_l2: dict[float, float] = field(default_factory=dict)  # λ -> validation NDCG@20 of EASE alone
+
+    def report(self) -> dict[str, object]:
+        return {
+            "protocol": self.carve.protocol,
+            "reason": self.carve.reason,
+            "validation_shoppers": len(self.carve.held),
+            "scored_shoppers": int(self.chosen.per_user.shape[0]),
+            "ease_l2": {f"{l2:g}": round(ndcg, 5) for l2, ndcg in self.ease_l2.items()},
+            "chosen": {"weights": self.chosen.weights, "ndcg_at_20": round(self.chosen.ndcg, 5)},
+            "rows": [
+                {
+                    "name": row.name,
+                    "weights": row.weights,
+                    "ndcg_at_20": round(row.ndcg, 5),
+                    "recall_at_20": round(row.recall, 5),
+                }
+                for row in self.rows
+            ],
+        }
+
+
+def _sampled(held: Mapping[str, object], seed: int) -> list[str]:
+    users = sorted(held)
+    if len(users) <= MAX_SCORED_SHOPPERS:
+        return users
+    return sorted(np.random.default_rng(seed).choice(users, MAX_SCORED_SHOPPERS, replace=False).tolist())
+
+
+def _ease_lists(model: EaseModel, histories: Mapping[str, list[str]]) -> Lists:
+    return {
+        user: {sources.EASE: neighbour_candidates(model, history, set(history), sources.EASE)[:CANDIDATES]}
+        for user, history in histories.items()
+    }
+
+
+def _choose_ease(
+    fit: Snapshot,
+    histories: Mapping[str, list[str]],
+    relevant: dict[str, set[str]],
+    config: SourcesConfig,
+    say: Callable[[str], None],
+) -> tuple[EaseModel, dict[float, float]]:
+    """EASE fitted at each λ of the data's grid (or the configured one), scored alone; the best."""
+    users, items = fit.interactions()
+    grid = (config.ease_l2,) if config.ease_l2 is not None else l2_grid(binary_matrix(users, items)[1])
+    best: EaseModel | None = None
+    found: dict[float, float] = {}
+    for l2 in grid:
+        model = fit_ease(fit, l2, config.ease_max_items)
+        scorer = FusionScorer(_ease_lists(model, histories), relevant, [sources.EASE])
+        found[l2] = scorer.score("EASE", {sources.EASE: 1.0}).ndcg
+        say(f"EASE λ={l2:g} ({model.info['variant']}): validation NDCG@20 {found[l2]:.4f}")
+        if best is None or found[l2] > found[float(best.info["l2"])]:
+            best = model
+    assert best is not None
+    return best, found
+
+
+def validate(
+    snapshot: Snapshot,
+    config: SourcesConfig,
+    mode: str,
+    fusion_fixed: bool,
+    fit_generator: Callable[[Snapshot], object] | None,
+    say: Callable[[str], None],
+    seed: int = 0,
+) -> Validation:
+    """The validation stage (module docstring). `fusion_fixed`: the operator set the fusion; it is
+    scored and reported but not searched."""
+    carved = carve(snapshot, mode, seed=seed)
+    say(f"validation: {carved.protocol} split, {len(carved.held):,} shoppers ({carved.reason})")
+    histories = {user: carved.held[user].history for user in carved.held}
+    scored_users = _sampled(carved.held, seed)
+    if not scored_users:
+        raise NothingToValidate(f"no validation shoppers ({carved.reason})")
+    relevant = {user: carved.held[user].items for user in scored_users}
+    ease, ease_scores = _choose_ease(
+        carved.fit, {user: histories[user] for user in scored_users}, relevant, config, say
+    )
+    fitted = fit_sources(carved.fit, config, fit_generator, ease)
+    lists: Lists = source_lists(fitted, histories, CANDIDATES)
+    everyone = fit_popularity(carved.fit, 0.0)
+    scoring: Lists = {}
+    for user in scored_users:
+        bought = set(histories[user])
+        scoring[user] = {
+            **lists[user],
+            ALL_TIME_POPULAR: [
+                Retrieved(item, ALL_TIME_POPULAR, score)
+                for item, score, _ in everyone.top(CANDIDATES, bought)
+            ],
+        }
+    servable = [s for s in sources.ALL if any(s in lists[u] for u in scored_users)]
+    scorer = FusionScorer(scoring, relevant, [*servable, ALL_TIME_POPULAR])
+    rows = [scorer.score(ALL_TIME_POPULAR, {ALL_TIME_POPULAR: 1.0})]
+    start = {s: w for s, w in config.fusion.weights.items() if s in servable}
+    if fusion_fixed:
+        chosen = scorer.score("configured fusion (RECSYS_CANDIDATES_WEIGHTS)", start)
+        rows.append(chosen)
+    else:
+        chosen, tried = search_weights(scorer, servable, start or {s: DEFAULT_WEIGHTS[s] for s in servable})
+        rows += tried
+        if all(chosen.weights != row.weights for row in tried):
+            rows.append(chosen)
+    weights = dict(config.fusion.weights)
+    if not fusion_fixed:
+        # The generator keeps its configured weight when it was not fitted in this run.
+        weights.update({s: 0.0 for s in UNSCORED})
+        weights.update({s: float(chosen.weights.get(s, 0.0)) for s in servable})
+    chosen_config = dataclasses.replace(
+        config,
+        fusion=Fusion(weights=weights, quotas=config.fusion.quotas),
+        ease_l2=float(ease.info["l2"]),
+    )
+    return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores)

@@ -31,7 +31,7 @@ DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_L2 = 200.0
 # The regularization tried on validation (pipelines/selection.py), relative to the mean number of
 # buyers per item: λ = factor x that mean, so the grid follows the data's scale.
-L2_FACTORS = (0.5, 2.0, 8.0)
+L2_FACTORS = (1.0, 4.0, 16.0)
 BYTES_PER_ENTRY = 8  # the Gram matrix and its inverse, float32 each
 
 

@@ -48,8 +48,15 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
         scores = np.where(exclude, -np.inf, scores)
     k = min(k, scores.shape[1])
     if k < scores.shape[1]:
-        # A partial sort first: rows of many thousand items need only their best k ordered.
-        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # A partial sort first: rows of many thousand items need only their best k ordered. It picks
+        # any of the items tied at the k-th score; rows with such a tie are sorted in full instead.
+        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k].copy()
+        picked = np.take_along_axis(scores, chosen, axis=1)
+        threshold = picked.min(axis=1, keepdims=True)
+        tied = (scores == threshold).sum(axis=1) > (picked == threshold).sum(axis=1)
+        rows = np.flatnonzero(tied)
+        if len(rows):
+            chosen[rows] = np.argsort(-scores[rows], axis=1, kind="stable")[:, :k]
     else:
         chosen = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     values = np.take_along_axis(scores, chosen, axis=1)

@@ -52,7 +52,7 @@ class FusionScorer:
         users = sorted(lists)
         unions = [sorted({c.item_id for found in lists[u].values() for c in found}) for u in users]
         width = max((len(items) for items in unions), default=0)
-        self.ranks = np.zeros((len(users), len(self.sources), max(width, 1)), np.float32)
+        self.ranks = np.zeros((len(users), len(self.sources), max(width, 1)), np.float64)
         self.hits = np.zeros((len(users), max(width, 1)), np.float32)
         self.valid = np.zeros((len(users), max(width, 1)), bool)
         self.relevant = np.array([len(relevant[u]) for u in users], np.float32)
@@ -69,7 +69,7 @@ class FusionScorer:
         return len(self.relevant)
 
     def score(self, name: str, weights: Mapping[str, float]) -> Scored:
-        vector = np.array([weights.get(source, 0.0) for source in self.sources], np.float32)
+        vector = np.array([weights.get(source, 0.0) for source in self.sources], np.float64)
         fused = np.einsum("s,usn->un", vector, self.ranks)
         order = top_k(fused, self.k, exclude=~self.valid | (fused <= 0))
         found = np.take_along_axis(self.hits, order, 1) * np.take_along_axis(fused > 0, order, 1)

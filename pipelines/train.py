@@ -44,6 +44,8 @@ from shared.config import Settings
 from shared.models import latest_version, publish
 
 EXPORT_DEADLINE_S = 1800.0
+# Models that lost on validation are kept here, `<model_dir>/refused/<name>/<version>/`, never served.
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,14 @@ def _fit_ranker(run: TrainingRun) -> object | None:
                 run.snapshot, run.sources, lists, vocabulary, config, on_epoch, gate=settings.ranker_gate
             )
         except RankerRefused as error:
-            console.print(
-                f"[yellow]ranker not published: {error}; the candidates are served in their fused "
-                "order[/yellow]"
-            )
             run.ranker_outcome = {"published": False, "why": str(error)}
+            if error.keep is not None:
+                version = publish(run.model_dir / REFUSED, RANKER, error.keep)
+                run.ranker_outcome["stored"] = str(run.model_dir / REFUSED / RANKER / str(version))
+            console.print(
+                f"[yellow]ranker not published: {error}; serving keeps its order "
+                f"({_last_order(run.model_dir)})[/yellow]"
+            )
             return None
     mean, low, high = trained.gain
     console.print(
@@ -254,14 +259,12 @@ def _fit_ease(run: TrainingRun) -> object:
 
 def _serving_config(run: TrainingRun) -> object | None:
     """What the pipeline serves: the fusion chosen on validation, and the learned ranker when its gate
-    passed in this run (else the fused candidate order; a run without the ranker keeps the last choice)."""
+    passed in this run; else the order served so far (the fused candidate order at first)."""
     validation = run.validation()
     if validation is None:
         return None
-    if run.ranker_outcome is not None:
-        order = LEARNED if run.ranker_outcome["published"] else CANDIDATE_ORDER
-    else:
-        order = _last_order(run.model_dir)
+    published = run.ranker_outcome is not None and run.ranker_outcome["published"]
+    order = LEARNED if published else _last_order(run.model_dir)
     fusion = run.sources.fusion
     report = {**validation.report(), "ranker": run.ranker_outcome or {"trained": False}, "order": order}
     console.print(f"serving: {order} over the fusion {_weights_text(fusion.weights)}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +22,12 @@ class PublishGate:
 
 
 class RankerRefused(ValueError):
-    """The ranker was not trained, or is not fit to publish; the message says why."""
+    """The ranker was not trained, or is not fit to publish; the message says why. `keep(folder)`,
+    when set, writes the refused network and its validation figures (to store, not to serve)."""
+
+    def __init__(self, message: str, keep: Callable[[Path], None] | None = None) -> None:
+        super().__init__(message)
+        self.keep = keep
 
 
 def gain_interval(

@@ -277,10 +277,17 @@ def fit_ranker(
         config.seed,
     )
     if gate.require_gain and gain[1] <= 0:
+        figures = {
+            "epochs": epochs,
+            "validation_ndcg_at_20": quality,
+            "candidate_order_ndcg_at_20": ndcg(candidate_order(validation), validation),
+            "validation_gain": dict(zip(("mean", "low", "high"), gain, strict=True)),
+        }
         raise RankerRefused(
             f"validation NDCG@20 gain over the candidate order {gain[0]:+.4f}, "
             f"{gate.confidence:.0%} interval [{gain[1]:+.4f}, {gain[2]:+.4f}] over {held} lists: "
-            "not surely above zero"
+            "not surely above zero",
+            keep=lambda folder: save_net(net, folder, figures),
         )
     return TrainedRanker(
         net=net,

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from ml.artifacts import COOCCURRENCE, POPULARITY
+from ml.artifacts import CANDIDATE_ORDER, COOCCURRENCE, POPULARITY, SERVING, ServingConfig
 from ml.cooccurrence import fit_cooccurrence
 from ml.popularity import fit_popularity
 from ml.text_encoder import ITEM_EMBEDDINGS
@@ -201,3 +201,36 @@ def test_the_knowledge_graph_source_links_recent_items_through_real_facts(settin
         assert ("category", "Home>Kitchen") in {
             (link.relation, link.value) for link in linked["recipe"].graph_path
         }
+
+
+ONLY_ITEM_KNN = ",".join(f"{source}={int(source == sources.ITEM_KNN)}" for source in sources.ALL)
+
+
+def test_the_fusion_chosen_in_training_orders_the_candidates_unless_the_operator_set_one(settings) -> None:
+    chosen = ServingConfig({sources.POPULAR: 1.0}, {}, CANDIDATE_ORDER)
+    version = publish(settings.model_dir, SERVING, chosen.save)
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    try:
+        candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+        try:
+            served = generate(candidates, history_item_ids=["mug"], exclude_item_ids=["mug"], count=5)
+        finally:
+            candidates.stop()
+        ports = {name: value for name, value in settings.env.items() if "METRICS" not in name}
+        fixed = make_settings(str(settings.home), **{**ports, "RECSYS_CANDIDATES_WEIGHTS": ONLY_ITEM_KNN})
+        operator = ServerThread(build_candidates, fixed)
+        try:
+            overridden = generate(operator, history_item_ids=["mug"], exclude_item_ids=["mug"], count=5)
+        finally:
+            operator.stop()
+        popular = items_pb2_grpc.ItemsServiceStub(grpc.insecure_channel(items.address)).Popular(
+            items_pb2.PopularRequest(count=5, exclude_item_ids=["mug"]), timeout=5
+        )
+    finally:
+        items.stop()
+    assert [c.item_id for c in served.candidates] == [i.item_id for i in popular.items]
+    assert (SERVING, version) in {(v.name, v.version) for v in served.model_versions}
+    assert all(any(p.source == sources.POPULAR for p in c.found_by) for c in served.candidates)
+    knn_first = [c for c in overridden.candidates if c.fusion_score > 0]
+    assert all(any(p.source == sources.ITEM_KNN for p in c.found_by) for c in knn_first)
+    assert SERVING not in {v.name for v in overridden.model_versions}

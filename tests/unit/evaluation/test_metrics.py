@@ -79,3 +79,10 @@ def test_top_k_never_takes_an_excluded_column_and_capped_recall_reaches_one() ->
     assert recall_of_hits(hits, np.array([5]))[0] == pytest.approx(0.4)
     assert recall_of_hits(hits, np.array([5]), capped=True)[0] == pytest.approx(1.0)
     assert recall_of_hits(np.zeros((1, 2)), np.array([0]))[0] == 0.0
+
+
+def test_top_k_keeps_column_order_among_items_tied_at_the_cut() -> None:
+    scores = np.array([[0.5, 0.1, 0.3, 0.3, 0.3, 0.3, 0.9, 0.3]])
+    for k in range(1, 8):
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        assert top_k(scores, k).tolist() == expected.tolist(), k

@@ -6,7 +6,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ml.artifacts import COOCCURRENCE, RANKER
+from ml.artifacts import CANDIDATE_ORDER, COOCCURRENCE, RANKER, SERVING, ServingConfig
 from ml.cooccurrence import fit_cooccurrence
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
@@ -112,3 +112,16 @@ def test_an_unknown_surface_gets_invalid_argument(ranking) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         stub.Rank(ranking_pb2.RankRequest(user_id="u", candidates=candidates("a"), surface="tv"), timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_where_training_chose_the_candidate_order_ranking_keeps_it(ranking) -> None:
+    stub, _, settings = ranking
+    version = publish(
+        settings.model_dir, SERVING, ServingConfig({sources.EASE: 1.0}, {}, CANDIDATE_ORDER).save
+    )
+    order = ["crisps", "cake", "tea", "milk"]
+    response = _wait_for(stub, ["mug"], order, SERVING, version)
+    assert (response.model_version.name, response.model_version.version) == (SERVING, version)
+    assert [i.item_id for i in response.items] == order
+    scores = [i.score for i in response.items]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)

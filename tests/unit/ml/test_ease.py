@@ -1,0 +1,65 @@
+"""EASE as a source: the same weights as the closed form, kept as neighbour lists; over the head of a
+catalog too large for it."""
+
+import numpy as np
+import pytest
+
+from ml.baselines import EASE as DenseEase
+from ml.ease import binary_matrix, fit_ease, l2_grid
+from ml.retrieval import neighbour_candidates
+from shared import sources
+from tests.support import purchases_snapshot
+
+BASKETS = {
+    "u1": ["mug", "tea", "cake"],
+    "u2": ["mug", "tea"],
+    "u3": ["mug", "cake", "milk"],
+    "u4": ["beer", "crisps"],
+    "u5": ["beer", "crisps", "milk"],
+    "u6": ["tea", "cake", "milk"],
+}
+
+
+def test_the_neighbour_lists_score_a_history_as_the_closed_form_does() -> None:
+    snapshot = purchases_snapshot(BASKETS)
+    model = fit_ease(snapshot, l2=0.5)
+    users, items = snapshot.interactions()
+    item_ids, matrix = binary_matrix(users, items)
+    dense = DenseEase(l2=0.5).fit(matrix)
+    history = ["mug", "tea"]
+    row = np.zeros((1, len(item_ids)), np.float32)
+    row[0, [item_ids.tolist().index(i) for i in history]] = 1.0
+    expected = (row @ dense.weights).ravel()
+    found = neighbour_candidates(model, history, set(history), sources.EASE)
+    assert found and all(c.source == sources.EASE for c in found)
+    for candidate in found:
+        exact = expected[item_ids.tolist().index(candidate.item_id)]
+        # only positive weights are kept: the sum over a history can only miss negative parts
+        assert candidate.score >= exact - 1e-4
+    best = max(
+        (i for i in item_ids.tolist() if i not in history), key=lambda i: expected[item_ids.tolist().index(i)]
+    )
+    assert found[0].item_id == best == "cake"
+    assert model.info["variant"] == "exact" and model.info["l2"] == 0.5
+
+
+def test_a_catalog_above_the_bound_is_fitted_over_its_most_bought_items() -> None:
+    model = fit_ease(purchases_snapshot(BASKETS), l2=1.0, max_items=3)
+    # cake, milk, mug and tea tie at 3 buyers: the first three in id order are the head
+    assert sorted(model.item_ids.tolist()) == ["cake", "milk", "mug"]
+    assert model.info["variant"] == "head of 3 most-bought items"
+    assert model.similar("beer") == []  # a tail item gets nothing from this source
+
+
+def test_the_regularization_grid_follows_the_data_scale() -> None:
+    _, small = binary_matrix(*purchases_snapshot(BASKETS).interactions())
+    doubled = {f"{user}-{n}": items for user, items in BASKETS.items() for n in range(2)}
+    _, large = binary_matrix(*purchases_snapshot(doubled).interactions())
+    assert [2 * value for value in l2_grid(small)] == pytest.approx(l2_grid(large), rel=0.02)
+
+
+def test_a_saved_model_loads_with_its_description(tmp_path) -> None:
+    model = fit_ease(purchases_snapshot(BASKETS), l2=2.0)
+    model.save(tmp_path)
+    loaded = type(model).load(tmp_path)
+    assert loaded.similar("mug") == model.similar("mug") and loaded.info == model.info

@@ -1,0 +1,36 @@
+"""A training run chooses on validation and publishes what serving follows; a refused ranker changes
+nothing that is served."""
+
+from ml.artifacts import CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
+from ml.ease import EASE, EaseModel, binary_matrix, l2_grid
+from pipelines.train import fit_and_publish
+from pipelines.validation import ALL_TIME_POPULAR
+from shared import sources
+from shared.models import latest_version, publish
+from tests.support import make_settings
+from tests.unit.ml.test_validation import returning_shop
+
+
+def test_a_run_publishes_the_fusion_it_chose_and_keeps_the_order_when_the_ranker_is_refused(tmp_path) -> None:
+    settings = make_settings(str(tmp_path))
+    snapshot = returning_shop()
+    published = fit_and_publish(snapshot, settings, [EASE, "ranking", SERVING])
+    assert RANKER not in published  # 80 shoppers: too few lists for the gate
+    ease = EaseModel.load(settings.model_dir / EASE / str(published[EASE][0]))
+    carved_grid = l2_grid(binary_matrix(*snapshot.events_where(snapshot.timestamps < 320).interactions())[1])
+    assert ease.info["l2"] in carved_grid  # chosen on the fitting part of the validation carve
+    first = ServingConfig.load(settings.model_dir / SERVING / str(published[SERVING][0]))
+    assert first.ranker == CANDIDATE_ORDER  # nothing served a ranker before
+    report = first.report
+    assert report["protocol"] == "time" and report["ranker"]["published"] is False
+    names = [row["name"] for row in report["rows"]]
+    assert ALL_TIME_POPULAR in names and f"{sources.EASE} alone" in names
+    assert set(first.weights) == set(sources.ALL)
+    assert first.weights[sources.ITEM_TEXT] == first.weights[sources.KNOWLEDGE_GRAPH] == 0.0
+    chosen = report["chosen"]["ndcg_at_20"]
+    assert chosen >= max(row["ndcg_at_20"] for row in report["rows"] if row["name"] != ALL_TIME_POPULAR)
+
+    publish(settings.model_dir, SERVING, ServingConfig(first.weights, first.quotas, LEARNED).save)
+    again = fit_and_publish(snapshot, settings, ["ranking", SERVING])
+    kept = ServingConfig.load(settings.model_dir / SERVING / str(again[SERVING][0]))
+    assert kept.ranker == LEARNED and latest_version(settings.model_dir, RANKER) is None

@@ -9,6 +9,8 @@ Two ways to hold data out, chosen by what the timestamps allow:
   Right when a time cut would find mostly new shoppers after it (timestamps bunched
   into one session per shopper, or none worth the name), where there is no history
   to recommend from.
+- **last** (only when asked for): each shopper's latest new item, for shoppers with
+  MIN_ITEMS distinct items or more: the next-item task, whatever the calendar.
 
 `auto` takes the time cut when at least RETURNING_SHARE of the shoppers who buy
 after it had bought before it, and at least MIN_SHOPPERS of them bought something
@@ -26,8 +28,9 @@ from ml.snapshot import Snapshot
 
 TIME = "time"
 RANDOM = "random"
+LAST = "last"
 AUTO = "auto"
-MODES = (AUTO, TIME, RANDOM)
+MODES = (AUTO, TIME, RANDOM, LAST)
 VALIDATION_SHARE = 0.2
 RETURNING_SHARE = 0.5
 MIN_SHOPPERS = 50
@@ -88,36 +91,43 @@ def _time_carve(snapshot: Snapshot, share: float) -> tuple[Snapshot, dict[str, H
     return earlier, held, returning
 
 
-def _random_carve(snapshot: Snapshot, share: float, seed: int) -> tuple[Snapshot, dict[str, Held]]:
+def _random_pairs(snapshot: Snapshot, share: float, seed: int) -> set[tuple[str, str]]:
+    """A random `share` (at least one) of the distinct items of each shopper with MIN_ITEMS or more."""
     users, items = snapshot.interactions()
     pairs = np.unique(np.stack([users.astype(str), items.astype(str)]), axis=1)
     rng = np.random.default_rng(seed)
-    held_pairs: set[tuple[str, str]] = set()
     by_user: dict[str, list[str]] = {}
     for user, item in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
         by_user.setdefault(user, []).append(item)
+    held: set[tuple[str, str]] = set()
     for user, owned in by_user.items():
-        if len(owned) < MIN_ITEMS:
-            continue
-        count = max(1, round(share * len(owned)))
-        for item in rng.choice(owned, size=count, replace=False).tolist():
-            held_pairs.add((user, item))
-    keep = np.array(
-        [
-            (u, i) not in held_pairs
-            for u, i in zip(snapshot.user_ids.tolist(), snapshot.item_ids.tolist(), strict=True)
-        ],
-        dtype=bool,
-    )
-    fit = snapshot.events_where(keep)
+        if len(owned) >= MIN_ITEMS:
+            count = max(1, round(share * len(owned)))
+            held.update((user, item) for item in rng.choice(owned, size=count, replace=False).tolist())
+    return held
+
+
+def _last_pairs(snapshot: Snapshot) -> set[tuple[str, str]]:
+    """Each shopper's most recently first-bought item, for shoppers with MIN_ITEMS items or more."""
+    users, items = snapshot.interactions()
+    order = np.argsort(snapshot.interaction_times(), kind="stable")
+    first_seen: dict[str, dict[str, None]] = {}
+    for user, item in zip(users[order].tolist(), items[order].tolist(), strict=True):
+        first_seen.setdefault(user, {}).setdefault(item, None)
+    return {(user, list(owned)[-1]) for user, owned in first_seen.items() if len(owned) >= MIN_ITEMS}
+
+
+def _holdout_carve(snapshot: Snapshot, held_pairs: set[tuple[str, str]]) -> tuple[Snapshot, dict[str, Held]]:
+    """The snapshot without any event of the held (user, item) pairs, and the held shoppers."""
+    events = zip(snapshot.user_ids.tolist(), snapshot.item_ids.tolist(), strict=True)
+    fit = snapshot.events_where(np.array([pair not in held_pairs for pair in events], dtype=bool))
     fit_users, fit_items = fit.interactions()
     known = _histories(fit_users, fit_items, fit.interaction_times())
     held: dict[str, Held] = {}
     for user, item in sorted(held_pairs):
         found = known.get(user)
-        if found is None:
-            continue
-        held.setdefault(user, Held(found[0], found[1], found[2], set())).items.add(item)
+        if found is not None:
+            held.setdefault(user, Held(found[0], found[1], found[2], set())).items.add(item)
     return fit, held
 
 
@@ -127,6 +137,11 @@ def carve(snapshot: Snapshot, mode: str = AUTO, share: float = VALIDATION_SHARE,
         raise ValueError(f"validation mode must be one of {', '.join(MODES)}; got {mode!r}")
     if len(snapshot.interaction_times()) == 0:
         return Carve(snapshot, {}, RANDOM, "no interactions to hold out")
+    if mode == LAST:
+        fit, held = _holdout_carve(snapshot, _last_pairs(snapshot))
+        return Carve(
+            fit, held, LAST, "asked for (RECSYS_VALIDATION=last): each shopper's latest new item is held out"
+        )
     if mode in (AUTO, TIME):
         earlier, held, returning = _time_carve(snapshot, share)
         if mode == TIME:
@@ -145,5 +160,5 @@ def carve(snapshot: Snapshot, mode: str = AUTO, share: float = VALIDATION_SHARE,
         )
     else:
         why = "asked for (RECSYS_VALIDATION=random)"
-    fit, held = _random_carve(snapshot, share, seed)
+    fit, held = _holdout_carve(snapshot, _random_pairs(snapshot, share, seed))
     return Carve(fit, held, RANDOM, f"{why}: a random {share:.0%} of each shopper's items is held out")

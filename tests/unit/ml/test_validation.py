@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ml.snapshot import PURCHASE, Snapshot
-from ml.validation import RANDOM, TIME, carve
+from ml.validation import LAST, RANDOM, TIME, carve
 from tests.support import purchases_snapshot
 
 
@@ -58,5 +58,13 @@ def test_shoppers_seen_in_one_session_each_get_a_random_holdout_of_their_own_ite
 def test_the_mode_can_be_forced_and_must_be_known() -> None:
     assert carve(purchases_snapshot({"u1": ["a", "b", "c"], "u2": ["a", "c"]}), TIME).protocol == TIME
     assert carve(returning_shop(), RANDOM).protocol == RANDOM
-    with pytest.raises(ValueError, match="auto, time, random"):
+    with pytest.raises(ValueError, match="auto, time, random, last"):
         carve(returning_shop(), "sometimes")
+
+
+def test_the_last_mode_holds_out_each_shoppers_latest_new_item() -> None:
+    snapshot = purchases_snapshot({"u1": ["a", "b", "a", "c"], "u2": ["b", "b"], "u3": ["c", "a"]})
+    carved = carve(snapshot, LAST)
+    assert carved.protocol == LAST
+    assert {user: held.items for user, held in carved.held.items()} == {"u1": {"c"}, "u3": {"a"}}
+    assert carved.held["u1"].history == ["a", "b"] and carved.fit.event_count == 6

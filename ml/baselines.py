@@ -1,4 +1,5 @@
-"""Reference recommenders for offline evaluation: most popular, item-kNN (cosine) and EASE.
+"""Reference recommenders for offline evaluation: most popular, item-kNN (cosine) and EASE, and
+time-aware forms of them (RecencyWeighted: popular-lately, EASE with recency-weighted rows).
 
 Each is fitted on the binary user x item training matrix and scores every item
 for a batch of users; the evaluation masks the users' own training items.
@@ -89,3 +90,27 @@ class EASE(Recommender):
 
     def scores(self, train: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
         return np.asarray(train[users] @ self.weights)
+
+
+@dataclass
+class RecencyWeighted(Recommender):
+    """`base` fitted on, and scoring from, `weighted`: the training matrix with each entry weighted by
+    how recent the purchase is (same shape and rows as the binary matrix the evaluation passes)."""
+
+    base: Recommender
+    weighted: sparse.csr_matrix
+    half_life_days: float
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        label = (
+            "popular lately" if isinstance(self.base, MostPopular) else f"{self.base.name}, recency-weighted"
+        )
+        return f"{label} (half-life {self.half_life_days:g} d)"
+
+    def fit(self, train: sparse.csr_matrix) -> RecencyWeighted:
+        self.base.fit(self.weighted)
+        return self
+
+    def scores(self, train: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
+        return self.base.scores(self.weighted, users)

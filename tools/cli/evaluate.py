@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -125,7 +127,7 @@ def evaluate(
             ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
         )
     if served:
-        results.append(_evaluate_served(config, split, gan, seeds))
+        results.extend(_evaluate_served(config, split, gan, seeds))
     if cold_start:
         _print_cold_start(
             evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
@@ -147,11 +149,33 @@ def evaluate(
         + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
     )
-    report = Report(protocol, split.stats, results, command)
+    report = Report(protocol, split.stats, results, command, provenance(seeds))
     folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
     paths = report.write(folder)
     console.print(report.markdown())
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def provenance(seeds: int) -> dict[str, str]:
+    """The commit (with "+changes" when the tree differs from it), the seeds and the data's hash."""
+    root = online_retail.DEFAULT_PATH.parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    digest = hashlib.sha256()
+    for path in sorted(online_retail.DEFAULT_PATH.glob("*.csv*")):
+        digest.update(path.read_bytes())
+    return {
+        "commit": commit + ("+changes" if dirty else ""),
+        "seeds": ", ".join(str(seed) for seed in range(seeds)),
+        "data sha256": digest.hexdigest()[:16],
+    }
 
 
 def _print_cold_start(report: ColdStartReport) -> None:
@@ -197,45 +221,64 @@ def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[Model
     return results
 
 
-def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds: int) -> ModelResult:
-    """A fresh suite learns the training part through its APIs and is asked for every test user.
+# The task each protocol judges, told to the served suite as an operator who knows it would
+# (RECSYS_VALIDATION): its models are then chosen and gated on a validation split of the same kind.
+VALIDATION_OF_PROTOCOL = {"retail-temporal": "time", "random-holdout": "random", "leave-last-out": "last"}
+GREEDY = "greedy"
+
+
+def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds: int) -> list[ModelResult]:
+    """A fresh suite learns the training part through its APIs and is asked for every test user,
+    with the greedy policy (the pipeline's own order) and with the default policy (its exploration).
 
     With the GAN, candidates reports SERVING only once the model server has it: the data
     goes in through profile and items first, the GAN is trained and published first,
-    and only then is the whole suite awaited. With several seeds the ranker alone is
-    retrained for each (the other models do not depend on it) and the suite asked again;
-    the result is the mean, with the spread of NDCG@20.
+    and only then is the whole suite awaited. With several seeds the ranker and the
+    serving choice are retrained for each (the other models do not depend on the seed)
+    and the suite asked again; each row is the mean, with the spread of NDCG@20. Every
+    call is a shadow call: the suite learns nothing while it is being measured.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
     removed = training(config).ranker_left_out
     left_out = ", ranker without " + ", ".join(removed) if removed else ""
-    name = f"served pipeline (gRPC, {'with' if gan else 'without'} the candidate GAN{left_out})"
+    base = f"served pipeline (gRPC, {'with' if gan else 'without'} the candidate GAN{left_out})"
+    policies = {GREEDY: f"{base}, greedy", "": f"{base}, default policy"}
     first = ["candidates", *SERVED] if gan else SERVED
-    per_seed = []
-    with fresh_suite(home, {"RECSYS_CANDIDATES_GAN": "1" if gan else "0"}) as (suite, suite_config):
+    per_seed: dict[str, list[ModelResult]] = {name: [] for name in policies.values()}
+    mode = VALIDATION_OF_PROTOCOL.get(split.name, "auto")
+    env = {"RECSYS_CANDIDATES_GAN": "1" if gan else "0", "RECSYS_VALIDATION": mode, "RECSYS_POLICY_SEED": "0"}
+    with fresh_suite(home, env) as (suite, suite_config):
         stored = with_clients(
             lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
         )
-        console.print(f"served suite in {home}: {stored} training purchases loaded through the APIs")
+        console.print(
+            f"served suite in {home}: {stored} training purchases loaded through the APIs; "
+            f"validation split for its choices: {mode}"
+        )
         for seed in range(seeds):
             seeded = suite_config.overriding(RECSYS_RANKER_SEED=str(seed))
-            run_training(seeded, first if seed == 0 else ["ranking"])
+            run_training(seeded, first if seed == 0 else ["ranking", "serving"])
             suite.wait_ready()
-            started = time.perf_counter()
-            rankings, latencies = with_clients(
-                lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS)), suite_config
-            )
-            seconds = time.perf_counter() - started
-            p50 = statistics.median(latencies) if latencies else float("nan")
-            result = score(name, rankings, split, {}, seconds)
-            console.print(
-                f"served (ranker seed {seed}): {len(rankings)} users in {seconds:.1f}s, Recommend p50 "
-                f"{p50:.1f} ms, NDCG@20 {result.at_k[20]['ndcg']:.4f}, R@20 {result.at_k[20]['recall']:.4f}"
-            )
-            failed = len(rankings) - len(latencies)
-            if failed:
-                console.print(
-                    f"[yellow]{failed} Recommend calls failed; those users count as misses[/yellow]"
-                )
-            per_seed.append(result)
-    return mean_of_seeds(per_seed)
+            for policy, name in policies.items():
+                per_seed[name].append(_served_result(name, policy, split, suite_config, seed))
+    return [mean_of_seeds(results) for results in per_seed.values()]
+
+
+def _served_result(
+    name: str, policy: str, split: protocols.Split, suite_config: Settings, seed: int
+) -> ModelResult:
+    started = time.perf_counter()
+    rankings, latencies = with_clients(
+        lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS), policy), suite_config
+    )
+    seconds = time.perf_counter() - started
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    result = score(name, rankings, split, {}, seconds)
+    console.print(
+        f"{name} (seed {seed}): {len(rankings)} users in {seconds:.1f}s, Recommend p50 "
+        f"{p50:.1f} ms, NDCG@20 {result.at_k[20]['ndcg']:.4f}, R@20 {result.at_k[20]['recall']:.4f}"
+    )
+    failed = len(rankings) - len(latencies)
+    if failed:
+        console.print(f"[yellow]{failed} Recommend calls failed; those users count as misses[/yellow]")
+    return result

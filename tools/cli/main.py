@@ -16,15 +16,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, PopularityModel
+from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, SERVING, PopularityModel, ServingConfig
 from pipelines import train as pipeline
 from pipelines.progress import console
+from pipelines.report import print_report
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.db import Store
 from shared.models import latest_version
+from shared.models import versions as model_versions
 from tools.cli import training
 from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
 from tools.cli.common import ask_recommend, print_recommendations, settings, with_clients
@@ -143,6 +145,32 @@ def status() -> None:
     console.print(table)
     if not healthy:
         raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """The published models with their latest versions, those refused on validation, and the serving
+    configuration training chose, with the validation table behind it."""
+    config = settings()
+    table = Table(title=f"models under {config.model_dir}", title_justify="left")
+    for column in ("model", "latest version", "versions", "refused on validation"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    refused_dir = config.model_dir / pipeline.REFUSED
+    names = (
+        sorted(p.name for p in config.model_dir.iterdir() if p.is_dir()) if config.model_dir.is_dir() else []
+    )
+    for name in (n for n in names if n != pipeline.REFUSED):
+        published = model_versions(config.model_dir, name)
+        refused = model_versions(refused_dir, name)
+        table.add_row(name, str(published[-1]) if published else "-", str(len(published)), str(len(refused)))
+    console.print(table)
+    version = latest_version(config.model_dir, SERVING)
+    if version is None:
+        console.print("no serving configuration yet: the defaults are served until `recsys train` has run")
+        return
+    chosen = ServingConfig.load(config.model_dir / SERVING / str(version))
+    console.print(f"serving configuration version {version}:")
+    print_report(chosen.report)
 
 
 def _stores() -> dict[str, type[Store]]:

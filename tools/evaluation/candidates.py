@@ -105,7 +105,7 @@ def source_rankings(
     progress(f"candidate sources fitted in {seconds['fit']:.0f}s, asked in {seconds['answer']:.0f}s")
     positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
     rankings: dict[str, dict[int, list[int]]] = {
-        name: {} for name in (sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, MERGED)
+        name: {} for name in (sources.GENERATOR, sources.ITEM_KNN, sources.EASE, sources.POPULAR, MERGED)
     }
     for user, found in lists.items():
         for name, candidates in found.items():

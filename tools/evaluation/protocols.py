@@ -138,9 +138,24 @@ def leave_last_out(data: Interactions) -> Split:
     return _split("leave-last-out", data.subset(keep), users, items)
 
 
+def time_cut(data: Interactions, share: float = 0.2) -> Split:
+    """The latest `share` of the purchases held out: new items bought after the cut by earlier users
+    (retail-temporal's shape, for any stretch of time)."""
+    cutoff = data.times[min(int(len(data.times) * (1 - share)), len(data.times) - 1)]
+    before = data.times < cutoff
+    return _split("time-cut", data.subset(before), data.users[~before], data.items[~before])
+
+
 def validation(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
-    """A random holdout carved from the training part only, for hyper-parameter tuning."""
-    inner = random_holdout(split.train_interactions, fraction, seed)
+    """A split of the training part only, of the test protocol's own kind (a time cut for
+    retail-temporal, each user's latest new item for leave-last-out, a random holdout otherwise),
+    for hyper-parameter tuning."""
+    if split.name == "retail-temporal":
+        inner = time_cut(split.train_interactions, fraction)
+    elif split.name == "leave-last-out":
+        inner = leave_last_out(split.train_interactions)
+    else:
+        inner = random_holdout(split.train_interactions, fraction, seed)
     return Split(
         f"{split.name}/validation",
         inner.user_ids,
@@ -148,6 +163,26 @@ def validation(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
         inner.train,
         inner.test,
         inner.train_interactions,
+    )
+
+
+def recency_weighted(split: Split, half_life_days: float) -> sparse.csr_matrix:
+    """`split.train` with each (user, item) entry weighted 0.5 ** (days from the pair's latest purchase
+    to the training part's newest, / half-life)."""
+    data = split.train_interactions
+    seconds = data.times.astype("datetime64[s]").astype(np.int64)
+    user_pos = {u: i for i, u in enumerate(split.user_ids.tolist())}
+    item_pos = {t: i for i, t in enumerate(split.item_ids.tolist())}
+    newest = int(seconds.max()) if len(seconds) else 0
+    weights = 0.5 ** ((newest - seconds) / (half_life_days * 86_400.0))
+    latest: dict[tuple[int, int], float] = {}
+    for user, item, weight in zip(data.users.tolist(), data.items.tolist(), weights.tolist(), strict=True):
+        key = (user_pos[user], item_pos[item])
+        latest[key] = max(weight, latest.get(key, 0.0))
+    rows, columns = zip(*latest, strict=True) if latest else ((), ())
+    return sparse.csr_matrix(
+        (np.array(list(latest.values()), np.float32), (np.array(rows), np.array(columns))),
+        shape=split.train.shape,
     )
 
 

@@ -22,12 +22,35 @@ class ModelResult:
     recall_deep: float | None = None
 
 
+BASELINE_MARK = "baseline"
+
+
 @dataclass
 class Report:
     protocol: str
     split: dict[str, int]
     results: list[ModelResult]
     command: str
+    # Where the figures come from: commit, seeds, the data's SHA-256 (results files keep it).
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def best_baseline(self) -> ModelResult | None:
+        """The baseline with the best NDCG@20 in this run."""
+        found = [r for r in self.results if BASELINE_MARK in r.name]
+        return max(found, key=lambda r: r.at_k[20]["ndcg"]) if found else None
+
+    def against_best_baseline(self) -> list[str]:
+        """One line per non-baseline row: its NDCG@20 as a multiple of the best baseline's."""
+        best = self.best_baseline()
+        if best is None or not best.at_k[20]["ndcg"]:
+            return []
+        reference = best.at_k[20]["ndcg"]
+        return [
+            f"- {r.name}: {r.at_k[20]['ndcg'] / reference:.3f} x the best baseline ({best.name}, "
+            f"NDCG@20 {reference:.4f})"
+            for r in self.results
+            if BASELINE_MARK not in r.name
+        ]
 
     def markdown(self) -> str:
         columns = [f"{SHORT[m]}@{k}" for k in TABLE_KS for m in TABLE_METRICS]
@@ -48,7 +71,12 @@ class Report:
                 f"{result.beyond['novelty']:.2f}",
             ]
             lines.append(f"| {_label(result)} | " + " | ".join(cells) + " |")
+        comparisons = self.against_best_baseline()
+        if comparisons:
+            lines += ["", *comparisons]
         lines += ["", f"Reproduce: `{self.command}`"]
+        if self.provenance:
+            lines.append(", ".join(f"{key}: {value}" for key, value in self.provenance.items()))
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> str:
@@ -57,6 +85,7 @@ class Report:
                 "protocol": self.protocol,
                 "split": self.split,
                 "command": self.command,
+                "provenance": self.provenance,
                 "results": [asdict(r) for r in self.results],
             },
             indent=2,

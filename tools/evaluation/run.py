@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ml import metrics
-from ml.baselines import EASE, ItemKNN, MostPopular, Recommender
+from ml.baselines import EASE, ItemKNN, MostPopular, RecencyWeighted, Recommender
 from tools.evaluation.offline import rank
-from tools.evaluation.protocols import Split, validation
-from tools.evaluation.report import ModelResult
+from tools.evaluation.protocols import Split, recency_weighted, validation
+from tools.evaluation.report import BASELINE_MARK, ModelResult
 
 CURVE_KS = (1, 2, 5, 10, 15, 20, 30, 40, 50)
 # The depth of a candidate list: Recall@200 says how much a ranker could still find.
@@ -21,6 +21,8 @@ GRIDS: dict[str, tuple[Callable[[float], Recommender], Sequence[float]]] = {
     "item-kNN": (lambda k: ItemKNN(int(k)), (10, 25, 50, 100, 200)),
     "EASE": (lambda l2: EASE(l2), (25, 50, 100, 200, 400, 800)),
 }
+# Time-aware baselines: a half-life (days) tuned on validation, with the family's own best value.
+HALF_LIVES = (1.0, 3.0, 7.0, 14.0, 30.0, 90.0)
 
 
 def score(
@@ -62,17 +64,39 @@ def tune(family: str, split: Split, progress: Callable[[str], None]) -> tuple[fl
     return max(found, key=found.__getitem__), found
 
 
-def baselines(split: Split, progress: Callable[[str], None] = lambda _: None) -> list[ModelResult]:
-    results = []
+def tune_half_life(
+    make: Callable[[], Recommender], split: Split, label: str, progress: Callable[[str], None]
+) -> float:
+    """The half-life with the best validation NDCG@20 for `make()` fitted on recency-weighted rows."""
+    inner = validation(split)
+    found = {}
+    for half_life in HALF_LIVES:
+        model = RecencyWeighted(make(), recency_weighted(inner, half_life), half_life).fit(inner.train)
+        found[half_life] = metrics.mean_metrics(rank(model, inner, TUNING_K), inner.test, TUNING_K)["ndcg"]
+        progress(f"{label}, half-life {half_life:g} d: validation NDCG@20 {found[half_life]:.4f}")
+    return max(found, key=found.__getitem__)
+
+
+def _timed(model: Recommender, split: Split, params: dict[str, float]) -> ModelResult:
     started = time.perf_counter()
-    popular = MostPopular().fit(split.train)
-    results.append(
-        score(popular.name, rank(popular, split, DEEP_K), split, {}, time.perf_counter() - started)
-    )
+    model.fit(split.train)
+    name = f"{model.name}, {BASELINE_MARK}"
+    return score(name, rank(model, split, DEEP_K), split, params, time.perf_counter() - started)
+
+
+def baselines(split: Split, progress: Callable[[str], None] = lambda _: None) -> list[ModelResult]:
+    """Most popular, item-kNN and EASE tuned on validation, and the time-aware ones: popular lately
+    and EASE with recency-weighted rows (its λ the plain EASE's, its half-life tuned)."""
+    results = [_timed(MostPopular(), split, {})]
+    best = {}
     for family, (make, _) in GRIDS.items():
-        best, _ = tune(family, split, progress)
-        started = time.perf_counter()
-        model = make(best).fit(split.train)
-        rankings = rank(model, split, DEEP_K)
-        results.append(score(model.name, rankings, split, {"value": best}, time.perf_counter() - started))
+        best[family], _ = tune(family, split, progress)
+        results.append(_timed(make(best[family]), split, {"value": best[family]}))
+    for label, make in (
+        ("popular lately", MostPopular),
+        ("EASE, recency-weighted", lambda: EASE(best["EASE"])),
+    ):
+        half_life = tune_half_life(make, split, label, progress)
+        model = RecencyWeighted(make(), recency_weighted(split, half_life), half_life)
+        results.append(_timed(model, split, {"half_life_days": half_life}))
     return results

@@ -44,9 +44,10 @@ async def load_training_part(clients: SuiteClients, split: Split, catalog: Path)
 
 
 async def served_rankings(
-    clients: SuiteClients, key: str, split: Split, count: int
+    clients: SuiteClients, key: str, split: Split, count: int, policy: str = ""
 ) -> tuple[dict[int, list[int]], list[float]]:
-    """Item indices recommended to each test user, and each call's latency in ms."""
+    """Item indices recommended to each test user by `policy` ("": the suite's default), and each
+    call's latency in ms. Every call is a shadow call: nothing is logged or learned from it."""
     item_pos = {item: i for i, item in enumerate(split.item_ids.tolist())}
     limit = asyncio.Semaphore(CONCURRENCY)
     rankings: dict[int, list[int]] = {}
@@ -57,7 +58,9 @@ async def served_rankings(
             started = asyncio.get_running_loop().time()
             try:
                 response = await clients.gateway.Recommend(
-                    gateway_pb2.RecommendRequest(user_id=str(split.user_ids[user]), count=count, shadow=True),
+                    gateway_pb2.RecommendRequest(
+                        user_id=str(split.user_ids[user]), count=count, shadow=True, policy=policy
+                    ),
                     metadata=bearer_metadata(key),
                     timeout=10,
                 )

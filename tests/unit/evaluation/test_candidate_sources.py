@@ -44,7 +44,7 @@ def test_every_source_and_the_merge_rank_only_new_items() -> None:
         SourcesConfig(),
         lambda snapshot: fit_gan(snapshot, GanConfig(max_epochs=2, min_epochs=1, hidden=16)),
     )
-    assert set(found.rankings) == {sources.GENERATOR, sources.ITEM_KNN, sources.POPULAR, MERGED}
+    assert set(found.rankings) == {sources.GENERATOR, sources.ITEM_KNN, sources.EASE, sources.POPULAR, MERGED}
     for name, rankings in found.rankings.items():
         assert set(rankings) == set(split.test), name
         for user, ranked in rankings.items():

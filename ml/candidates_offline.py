@@ -34,6 +34,7 @@ class SourcesConfig:
     popularity_half_life_days: float = 3.0
     ease_l2: float | None = None  # None: ml.ease.DEFAULT_L2 (training chooses it on validation)
     ease_max_items: int = DEFAULT_MAX_ITEMS
+    ease_half_life_days: float = 0.0  # rows' recency weights (0: none); chosen on validation in training
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def fit_sources(
         generator = ServingModule(fitted) if fitted is not None else None  # type: ignore[arg-type]
     return FittedSources(
         knn=fit_cooccurrence(snapshot),
-        ease=ease or fit_ease(snapshot, config.ease_l2, config.ease_max_items),
+        ease=ease or fit_ease(snapshot, config.ease_l2, config.ease_max_items, config.ease_half_life_days),
         popular=fit_popularity(snapshot, config.popularity_half_life_days),
         generator=generator,
     )

@@ -8,6 +8,10 @@ is **EASE over the head**: the `max_items` most-bought items get the closed
 form among themselves; a tail item, as a history item or as a target, gets no
 weight from this source (item-kNN, which is computed sparse, still covers it).
 
+With a half-life, each row of X weighs a shopper's (user, item) entry by how
+recent their latest purchase of it is, 0.5 ** (age / half-life): the weights
+then follow what is bought together lately (chosen on validation, like λ).
+
 Serving reads each item's `NEIGHBOURS` largest positive weights, the same
 neighbour layout as item-kNN (ml/artifacts.py): a shopper's score for item j
 is the sum of B[h, j] over their latest history items h.
@@ -62,15 +66,32 @@ class EaseModel(CooccurrenceModel):
             )
 
 
-def binary_matrix(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The item ids and the binary user x item matrix of (user, item) interactions."""
+DAY_S = 86_400.0
+# Half-lives (days) tried on validation for the rows' recency weights; 0: every entry weighs 1.
+HALF_LIVES = (0.0, 30.0, 90.0, 180.0)
+
+
+def binary_matrix(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None, half_life_days: float = 0.0
+) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The item ids and the user x item matrix of (user, item) interactions: 1 per pair, or with a
+    half-life (and `times`), 0.5 ** (age of the pair's latest interaction / half-life)."""
     item_ids, item_index = np.unique(items, return_inverse=True)
     _, user_index = np.unique(users, return_inverse=True)
-    matrix = sparse.csr_matrix(
-        (np.ones(len(item_index), np.float32), (user_index, item_index)),
-        shape=(int(user_index.max()) + 1 if len(user_index) else 0, len(item_ids)),
-    )
-    matrix.data[:] = 1.0
+    shape = (int(user_index.max()) + 1 if len(user_index) else 0, len(item_ids))
+    if half_life_days <= 0 or times is None or not len(times):
+        matrix = sparse.csr_matrix(
+            (np.ones(len(item_index), np.float32), (user_index, item_index)), shape=shape
+        )
+        matrix.data[:] = 1.0
+        return item_ids, matrix
+    weights = 0.5 ** ((float(times.max()) - times) / (half_life_days * DAY_S))
+    # a pair bought several times keeps its latest (largest) weight, not the sum
+    order = np.lexsort((weights, item_index, user_index))
+    pairs = np.stack([user_index[order], item_index[order]])
+    last = np.append(np.any(pairs[:, 1:] != pairs[:, :-1], axis=0), True)
+    best = weights[order][last]
+    matrix = sparse.csr_matrix((best.astype(np.float32), (pairs[0, last], pairs[1, last])), shape=shape)
     return item_ids, matrix
 
 
@@ -92,14 +113,18 @@ def ease_weights(matrix: sparse.csr_matrix, l2: float) -> np.ndarray:
 
 
 def fit_ease(
-    snapshot: Snapshot, l2: float | None = None, max_items: int = DEFAULT_MAX_ITEMS, k: int = NEIGHBOURS
+    snapshot: Snapshot,
+    l2: float | None = None,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    half_life_days: float = 0.0,
+    k: int = NEIGHBOURS,
 ) -> EaseModel:
-    """EASE on the snapshot's interactions; over the `max_items` most-bought items when there are
-    more. `l2` None: DEFAULT_L2."""
+    """EASE on the snapshot's interactions (rows recency-weighted with a half-life); over the
+    `max_items` most-bought items when there are more. `l2` None: DEFAULT_L2."""
     users, items = snapshot.interactions()
-    item_ids, matrix = binary_matrix(users, items)
+    item_ids, matrix = binary_matrix(users, items, snapshot.interaction_times(), half_life_days)
     l2 = DEFAULT_L2 if l2 is None else l2
-    buyers = np.asarray(matrix.sum(axis=0)).ravel()
+    buyers = np.asarray((matrix > 0).sum(axis=0)).ravel()
     head = np.sort(np.argsort(-buyers, kind="stable")[:max_items]) if len(item_ids) > max_items else None
     if head is not None:
         matrix = matrix[:, head].tocsr()
@@ -124,6 +149,7 @@ def fit_ease(
         scores=scores,
         info={
             "l2": float(l2),
+            "half_life_days": float(half_life_days),
             "items": n_items,
             "variant": "exact" if head is None else f"head of {max_items} most-bought items",
             "catalog_items_with_buyers": len(buyers),

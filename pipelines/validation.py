@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
-from ml.ease import EaseModel, binary_matrix, fit_ease, l2_grid
+from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
 from ml.popularity import fit_popularity
 from ml.retrieval import DEFAULT_WEIGHTS, Fusion, Retrieved, neighbour_candidates
 from ml.selection import FusionScorer, Scored, search_weights
@@ -48,7 +48,7 @@ class Validation:
     sources: SourcesConfig  # the chosen fusion and EASE regularization
     chosen: Scored
     rows: list[Scored] = field(default_factory=list)
-    ease_l2: dict[float, float] = field(default_factory=dict)  # λ -> validation NDCG@20 of EASE alone
+    ease_tried: dict[str, float] = field(default_factory=dict)  # "λ=…, half-life … d" -> EASE alone
 
     def report(self) -> dict[str, object]:
         return {
@@ -56,7 +56,7 @@ class Validation:
             "reason": self.carve.reason,
             "validation_shoppers": len(self.carve.held),
             "scored_shoppers": int(self.chosen.per_user.shape[0]),
-            "ease_l2": {f"{l2:g}": round(ndcg, 5) for l2, ndcg in self.ease_l2.items()},
+            "ease": {setting: round(ndcg, 5) for setting, ndcg in self.ease_tried.items()},
             "chosen": {"weights": self.chosen.weights, "ndcg_at_20": round(self.chosen.ndcg, 5)},
             "rows": [
                 {
@@ -90,21 +90,34 @@ def _choose_ease(
     relevant: dict[str, set[str]],
     config: SourcesConfig,
     say: Callable[[str], None],
-) -> tuple[EaseModel, dict[float, float]]:
-    """EASE fitted at each λ of the data's grid (or the configured one), scored alone; the best."""
+) -> tuple[EaseModel, dict[str, float]]:
+    """EASE fitted at each λ of the data's grid (or the configured one), then at each half-life of
+    the rows' recency weights with the best λ, each scored alone; the best model and every score."""
     users, items = fit.interactions()
     grid = (config.ease_l2,) if config.ease_l2 is not None else l2_grid(binary_matrix(users, items)[1])
-    best: EaseModel | None = None
-    found: dict[float, float] = {}
-    for l2 in grid:
-        model = fit_ease(fit, l2, config.ease_max_items)
+    found: dict[str, float] = {}
+    best: tuple[float, EaseModel] | None = None
+
+    def attempt(l2: float, half_life: float) -> None:
+        nonlocal best
+        model = fit_ease(fit, l2, config.ease_max_items, half_life)
         scorer = FusionScorer(_ease_lists(model, histories), relevant, [sources.EASE])
-        found[l2] = scorer.score("EASE", {sources.EASE: 1.0}).ndcg
-        say(f"EASE λ={l2:g} ({model.info['variant']}): validation NDCG@20 {found[l2]:.4f}")
-        if best is None or found[l2] > found[float(best.info["l2"])]:
-            best = model
+        ndcg = scorer.score("EASE", {sources.EASE: 1.0}).ndcg
+        found[f"λ={l2:g}, half-life {half_life:g} d"] = ndcg
+        say(
+            f"EASE λ={l2:g}, rows' half-life {half_life:g} d ({model.info['variant']}): "
+            f"validation NDCG@20 {ndcg:.4f}"
+        )
+        if best is None or ndcg > best[0]:
+            best = (ndcg, model)
+
+    for l2 in grid:
+        attempt(l2, 0.0)
     assert best is not None
-    return best, found
+    chosen_l2 = float(best[1].info["l2"])
+    for half_life in HALF_LIVES[1:]:
+        attempt(chosen_l2, half_life)
+    return best[1], found
 
 
 def validate(
@@ -162,5 +175,6 @@ def validate(
         config,
         fusion=Fusion(weights=weights, quotas=config.fusion.quotas),
         ease_l2=float(ease.info["l2"]),
+        ease_half_life_days=float(ease.info["half_life_days"]),
     )
     return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores)

@@ -63,3 +63,13 @@ def test_a_saved_model_loads_with_its_description(tmp_path) -> None:
     model.save(tmp_path)
     loaded = type(model).load(tmp_path)
     assert loaded.similar("mug") == model.similar("mug") and loaded.info == model.info
+
+
+def test_recency_weights_keep_each_pairs_latest_purchase() -> None:
+    users = np.array(["u1", "u1", "u1", "u2"])
+    items = np.array(["a", "b", "a", "a"])
+    days = np.array([0.0, 10.0, 20.0, 10.0]) * 86_400
+    item_ids, matrix = binary_matrix(users, items, days, half_life_days=10.0)
+    assert item_ids.tolist() == ["a", "b"]
+    assert matrix.toarray().tolist() == [[1.0, 0.5], [0.5, 0.0]]
+    assert binary_matrix(users, items, days)[1].toarray().tolist() == [[1.0, 1.0], [1.0, 0.0]]

@@ -13,7 +13,15 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from services.policy.context import candidates, considered
 from services.policy.policies import assigned, bucket_of, fusion, named_policies
 from services.policy.settings import PolicySettings
-from services.policy.slates import exact_propensities, sample_slates, served_propensities
+from services.policy.slates import (
+    BANDIT,
+    GREEDY,
+    SlateRule,
+    exact_propensities,
+    sample_slates,
+    served_propensities,
+    within_budget,
+)
 from services.policy.store import Decision, PolicyStore
 from shared.errors import InvalidArgument, NotFound, require
 from shared.limits import MAX_ID_LENGTH
@@ -83,6 +91,19 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
                 self.rng,
             )
             chosen, propensities = slates[0].tolist(), served_propensities(named.rule, slates, scores)
+            if named.rule.kind == BANDIT and self.settings.exploration_budget < 1:
+                greedy_rule = SlateRule(GREEDY, category_cap=named.rule.category_cap)
+                greedy = sample_slates(
+                    greedy_rule,
+                    self.fusion.scores(found, None, 0.0),
+                    found.category_codes(),
+                    request.count,
+                    1,
+                    self.rng,
+                )[0]
+                budgeted = within_budget(slates, greedy, self.settings.exploration_budget, self.rng, len(ids))
+                chosen, propensities = budgeted.slate.tolist(), budgeted.propensities
+                trace.get_current_span().set_attribute("recsys.policy.exploration_share", budgeted.share)
         decision = Decision(
             request_id=request.request_id,
             user_id=request.user_id,

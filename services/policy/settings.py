@@ -41,6 +41,8 @@ class PolicySettings:
     category_cap: int = 0
     consider: int = DEFAULT_CONSIDER
     propensity_samples: int = 300
+    # The most the bandit's exploration may cost against greedy, as a share of DCG (slates.py).
+    exploration_budget: float = 0.05
     seed: int | None = None  # of the slate draws; None: fresh entropy at each start
 
 
@@ -80,5 +82,6 @@ def read_policy_settings(read: EnvReader) -> PolicySettings:
         category_cap=int(read.number("RECSYS_POLICY_CATEGORY_CAP", 0, 0, 1000)),
         consider=read_consider(read),
         propensity_samples=int(read.number("RECSYS_POLICY_PROPENSITY_SAMPLES", 300, 10, 100_000)),
+        exploration_budget=read.number("RECSYS_POLICY_EXPLORATION_BUDGET", 0.05, 0, 1),
         seed=read.seed("RECSYS_POLICY_SEED"),
     )

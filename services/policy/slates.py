@@ -17,6 +17,14 @@ category (0: no cap). Then, position by position:
 - the bandit draws from softmax((s_j - diversity·[j's category already shown]) / temperature),
   a maximal-marginal-relevance term that spreads the slate over categories.
 
+Exploration has a budget: the bandit serves its own draw only on a share of its
+requests, min(1, budget / loss), and its exploiting slate otherwise (greedy on its
+scores without the exploration bonus: the ranker's order until it has learned
+anything), where `loss` is the request's expected relative DCG loss of the draws
+against that slate, taking it as the truth (each of its items as relevant as the
+discount of its position). That proxy is pessimistic (the exploiting order is not
+the truth), so the served loss stays within the budget; see docs/policy.md.
+
 Propensities are marginals: the probability that the policy puts an item at a
 position. For epsilon-greedy without a category cap they are exact,
 (1 - epsilon)·[the greedy slate has it there] + epsilon / n; otherwise they are
@@ -128,3 +136,42 @@ def served_propensities(rule: SlateRule, slates: np.ndarray, scores: np.ndarray)
         uniform = rule.epsilon / len(scores)
         return [float((1 - rule.epsilon) * (j == g) + uniform) for j, g in zip(served, greedy, strict=True)]
     return [float(np.mean(slates[:, k] == served[k])) for k in range(slates.shape[1])]
+
+
+def _discounts(count: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, count + 2))
+
+
+def explored_loss(slates: np.ndarray, greedy: np.ndarray) -> float:
+    """The mean relative DCG loss of `slates` against `greedy`, with the greedy slate as the truth:
+    0 when every draw is the greedy slate, 1 when no draw holds any of its items."""
+    discounts = _discounts(greedy.shape[0])
+    relevance = dict(zip(greedy.tolist(), discounts.tolist(), strict=True))
+    ideal = float(discounts @ discounts)
+    gains = np.array([[relevance.get(j, 0.0) for j in slate] for slate in slates.tolist()])
+    return float(1.0 - (gains @ discounts).mean() / ideal)
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """The slate served within an exploration budget, its propensities, and the share of requests
+    like this one that serve the bandit's draw."""
+
+    slate: np.ndarray
+    propensities: list[float]
+    share: float
+    loss: float
+
+
+def within_budget(
+    slates: np.ndarray, greedy: np.ndarray, budget: float, rng: np.random.Generator, n: int
+) -> Budgeted:
+    """Serves `slates[0]` (a bandit draw) with probability min(1, budget / loss), else `greedy` (the
+    exploiting slate);
+    the propensities are the mixture's marginals at the served positions."""
+    loss = explored_loss(slates, greedy)
+    share = 1.0 if loss <= budget else budget / loss
+    served = slates[0] if rng.random() < share else greedy
+    mixed = share * marginals(slates, n)
+    mixed[np.arange(len(greedy)), greedy] += 1.0 - share
+    return Budgeted(served, [float(mixed[k, j]) for k, j in enumerate(served.tolist())], share, loss)

@@ -241,8 +241,9 @@ def test_reflection_lists_the_gateway_and_health(running: RunningSuite) -> None:
 def test_one_trace_holds_spans_from_all_six_services_and_the_model_server(running: RunningSuite) -> None:
     response = running.recommend(CUSTOMER, 5)
     # 30,000 lines give the ranker about 100 lists, too few to publish it (tests/unit/ranking tests the
-    # gate): ranking serves its co-occurrence baseline beside the GAN.
-    assert {"candidate_gan", "cooccurrence"} <= {v.name for v in response.model_versions}
+    # gate): ranking keeps the fused candidate order training chose (the serving configuration), and
+    # the fusion weighs the GAN beside item-kNN and EASE.
+    assert {"candidate_gan", "cooccurrence", "ease", "serving"} <= {v.name for v in response.model_versions}
     wanted = {f"recsys-{name}" for name in (*SERVICES, MODEL_SERVER)}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

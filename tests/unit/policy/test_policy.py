@@ -203,14 +203,35 @@ def test_the_learned_state_survives_a_restart(tmp_path: Path, database_url: str)
         server.stop()
 
 
-def test_the_bandit_learns_to_serve_what_earns_rewards(policy) -> None:
-    """Only 'e', ranked last (greedy never shows it), earns rewards: the bandit learns to put it first."""
+def _learning_run(tmp_path, database_url: str, budget: str, rounds: int) -> tuple[list[str], int]:
+    """Only 'e', ranked last (greedy never shows it), earns rewards; the first item of each slate,
+    and how many slates showed 'e'."""
+    server = start(tmp_path, database_url, RECSYS_POLICY_EXPLORATION_BUDGET=budget, RECSYS_POLICY_SEED="1")
+    channel = grpc.insecure_channel(server.address)
+    policy = policy_pb2_grpc.PolicyServiceStub(channel)
     items = scored([(f"i{n}", 10.0 - n, "Same") for n in range(9)] + [("e", 0.0, "Same")])
-    firsts = []
-    for n in range(60):
-        slate = select(policy, request_id=f"r{n}", count=3, user=f"u{n % 7}", items=items)
-        firsts.append(slate.items[0].item_id)
-        for k, item in enumerate(slate.items):
-            if item.item_id == "e":
-                reward(policy, item="e", event_id=f"e{n}-{k}", request_id=f"r{n}")
+    firsts, shown = [], 0
+    try:
+        for n in range(rounds):
+            slate = select(policy, request_id=f"r{n}", count=3, user=f"u{n % 7}", items=items)
+            firsts.append(slate.items[0].item_id)
+            for k, item in enumerate(slate.items):
+                if item.item_id == "e":
+                    shown += 1
+                    reward(policy, item="e", event_id=f"e{n}-{k}", request_id=f"r{n}")
+    finally:
+        channel.close()
+        server.stop()
+    return firsts, shown
+
+
+def test_the_bandit_learns_to_serve_what_earns_rewards(tmp_path, database_url) -> None:
+    """With exploration unbounded (budget 1) the bandit finds 'e' and learns to put it first."""
+    firsts, _ = _learning_run(tmp_path, database_url, "1", 60)
     assert firsts[-20:].count("e") >= 15
+
+
+def test_within_the_default_budget_the_bandit_explores_seldom(tmp_path, database_url) -> None:
+    firsts, shown = _learning_run(tmp_path, database_url, "0.05", 200)
+    assert firsts[:50].count("i0") >= 45  # the exploiting slate (the ranker's order) nearly always
+    assert 0 < shown < 0.2 * 200  # it still explores, on a small share of requests

@@ -8,9 +8,11 @@ from services.policy.slates import (
     EPSILON_GREEDY,
     GREEDY,
     SlateRule,
+    explored_loss,
     marginals,
     sample_slates,
     served_propensities,
+    within_budget,
 )
 
 SCORES = np.array([2.0, 1.5, 1.4, 0.3, 0.2, -1.0, -2.0])
@@ -60,3 +62,30 @@ def test_category_caps_hold_in_every_draw() -> None:
     rule = SlateRule(BANDIT, temperature=1.0, category_cap=1)
     slates = sample_slates(rule, SCORES, CATEGORIES, 4, 2000, np.random.default_rng(4))
     assert all(len(set(CATEGORIES[slate])) == 4 for slate in slates)
+
+
+def test_the_explored_loss_runs_from_the_greedy_slate_to_none_of_its_items() -> None:
+    greedy = np.array([0, 1, 2])
+    assert explored_loss(np.array([[0, 1, 2]] * 4), greedy) == pytest.approx(0.0)
+    assert explored_loss(np.array([[3, 4, 5]] * 4), greedy) == pytest.approx(1.0)
+    assert 0 < explored_loss(np.array([[1, 0, 2]]), greedy) < explored_loss(np.array([[2, 1, 0]]), greedy) < 1
+
+
+def test_exploration_within_a_budget_serves_the_bandits_draw_on_budget_over_loss_of_requests() -> None:
+    rule = SlateRule(BANDIT, temperature=2.0)
+    greedy = sample_slates(SlateRule(GREEDY), SCORES, CATEGORIES, 4, 1, np.random.default_rng(0))[0]
+    rng = np.random.default_rng(3)
+    served_greedy, expected_loss, shares = 0, [], []
+    for _ in range(2000):
+        slates = sample_slates(rule, SCORES, CATEGORIES, 4, 300, rng)
+        budgeted = within_budget(slates, greedy, 0.05, rng, len(SCORES))
+        assert budgeted.share == pytest.approx(0.05 / budgeted.loss)
+        served_greedy += bool((budgeted.slate == greedy).all())
+        expected_loss.append(budgeted.share * budgeted.loss)
+        shares.append(budgeted.share)
+        assert all(0 < p <= 1 for p in budgeted.propensities)
+    # the budget bounds the expected loss; the greedy slate is served on (1 - share) of requests or more
+    assert np.mean(expected_loss) == pytest.approx(0.05)
+    assert np.mean(shares) < 0.5 and served_greedy / 2000 >= 1 - np.mean(shares) - 0.02
+    loose = within_budget(slates, greedy, 1.0, rng, len(SCORES))
+    assert loose.share == 1.0 and (loose.slate == slates[0]).all()

@@ -127,7 +127,7 @@ def evaluate(
             ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
         )
     if served:
-        results.extend(_evaluate_served(config, split, gan, seeds))
+        results.extend(_evaluate_served(config, protocol, split, gan, seeds))
     if cold_start:
         _print_cold_start(
             evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
@@ -227,7 +227,9 @@ VALIDATION_OF_PROTOCOL = {"retail-temporal": "time", "random-holdout": "random",
 GREEDY = "greedy"
 
 
-def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds: int) -> list[ModelResult]:
+def _evaluate_served(
+    config: Settings, protocol: str, split: protocols.Split, gan: bool, seeds: int
+) -> list[ModelResult]:
     """A fresh suite learns the training part through its APIs and is asked for every test user,
     with the greedy policy (the pipeline's own order) and with the default policy (its exploration).
 
@@ -245,7 +247,7 @@ def _evaluate_served(config: Settings, split: protocols.Split, gan: bool, seeds:
     policies = {GREEDY: f"{base}, greedy", "": f"{base}, default policy"}
     first = ["candidates", *SERVED] if gan else SERVED
     per_seed: dict[str, list[ModelResult]] = {name: [] for name in policies.values()}
-    mode = VALIDATION_OF_PROTOCOL.get(split.name, "auto")
+    mode = VALIDATION_OF_PROTOCOL[protocol]
     env = {"RECSYS_CANDIDATES_GAN": "1" if gan else "0", "RECSYS_VALIDATION": mode, "RECSYS_POLICY_SEED": "0"}
     with fresh_suite(home, env) as (suite, suite_config):
         stored = with_clients(

@@ -76,10 +76,15 @@ bench-candidates: install
 bench-ranking: install
 	$(BIN)/recsys eval --protocol retail-temporal --no-baselines --ranking
 
-# The whole served pipeline over gRPC on retail-temporal, beside most popular, item-kNN and
-# EASE (a fresh suite trains every model on the training part: about 20 minutes on CPU).
+# The whole served pipeline over gRPC on each protocol, greedy and with the default policy, three
+# seeds, beside every baseline of the same run (a fresh suite per protocol trains every model on the
+# training part, without the GAN: about 30 minutes per protocol on CPU). Writes docs/results/.
 bench-served: install
-	$(BIN)/recsys eval --protocol retail-temporal --served
+	for protocol in retail-temporal random-holdout leave-last-out; do \
+		$(BIN)/recsys eval --protocol $$protocol --served --no-gan --seeds 3 --out var/eval/$$protocol-served || exit 1; \
+		cp var/eval/$$protocol-served/results.md docs/results/$$protocol-served.md; \
+		cp var/eval/$$protocol-served/results.json docs/results/$$protocol-served.json; \
+	done
 
 # Greedy, epsilon-greedy and the bandit on simulated shoppers through the gateway: 20,000
 # sessions x 5 seeds, then an off-policy estimate of the bandit from an epsilon-greedy log

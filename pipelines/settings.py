@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ml.candidates_offline import SourcesConfig
+from ml.ease import DEFAULT_MAX_ITEMS
 from ml.gan import MAX_MEMORY_MB, MAX_MINUTES
 from ml.ranking.features import GROUPS
 from ml.ranking.gate import PublishGate
@@ -55,6 +56,7 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
             popularity_half_life_days=chosen
             if chosen is not None
             else SourcesConfig.popularity_half_life_days,
+            ease_max_items=int(read.number("RECSYS_EASE_MAX_ITEMS", DEFAULT_MAX_ITEMS, 2, 100_000)),
         ),
         popularity_half_life_days=chosen,
         with_gan=read.flag("RECSYS_CANDIDATES_GAN", False),

@@ -20,11 +20,12 @@ def build(settings: Settings) -> ServiceApp:
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
     models: list[ModelWatcher] = [cooccurrence]
-    ranker = serving = None
+    serving = ModelWatcher(settings.model_dir, SERVING, ServingConfig.load, settings.model_poll_s)
+    models.append(serving)
+    ranker = None
     if own.ranker == "learned":
         ranker = ModelWatcher(settings.model_dir, RANKER, RankerModel.load, settings.model_poll_s)
-        serving = ModelWatcher(settings.model_dir, SERVING, ServingConfig.load, settings.model_poll_s)
-        models += [ranker, serving]
+        models.append(ranker)
     return assemble(
         NAME,
         ranking_pb2_grpc.add_RankingServiceServicer_to_server,

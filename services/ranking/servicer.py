@@ -4,6 +4,7 @@ fused order), the co-occurrence baseline when nothing was chosen and no ranker i
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 from opentelemetry import trace
@@ -14,7 +15,7 @@ from ml.ranking.ranker import Ranked, RankerModel
 from recsys.common.v1 import common_pb2
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from services.ranking.scoring import RANKER_NAME, score_candidates
-from shared.errors import require
+from shared.errors import NotFound, require
 from shared.models import ModelWatcher
 from shared.sources import Placement
 from shared.surfaces import SURFACES
@@ -70,7 +71,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         cooccurrence: ModelWatcher[CooccurrenceModel],
         serving: ModelWatcher[ServingConfig] | None = None,
     ) -> None:
-        """`ranker` None: always the co-occurrence baseline (RECSYS_RANKER=baseline)."""
+        """`ranker` None: always the co-occurrence baseline (RECSYS_RANKER=baseline); `serving` is
+        followed for the order only with a ranker, and reported by GetServing either way."""
         self.ranker = ranker
         self.cooccurrence = cooccurrence
         self.serving = serving
@@ -90,6 +92,20 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return ranking_pb2.RankResponse(
             items=[_ranked_item(r) for r in ranked],
             model_version=common_pb2.ModelVersion(name=RANKER, version=self.ranker.version),
+        )
+
+    async def GetServing(
+        self, request: ranking_pb2.GetServingRequest, context: grpc.aio.ServicerContext
+    ) -> ranking_pb2.GetServingResponse:
+        config = self.serving.model if self.serving is not None else None
+        if config is None:
+            raise NotFound("no serving configuration yet: `recsys train` publishes one")
+        return ranking_pb2.GetServingResponse(
+            model_version=common_pb2.ModelVersion(name=SERVING, version=self.serving.version),  # type: ignore[union-attr]
+            order=config.ranker,
+            weights=dict(config.weights),
+            quotas=dict(config.quotas),
+            report_json=json.dumps(config.report),
         )
 
     def _candidate_order(self, request: ranking_pb2.RankRequest) -> ranking_pb2.RankResponse:

@@ -1,5 +1,6 @@
 """Ranking service over real gRPC: the co-occurrence baseline, then the learned ranker once published."""
 
+import json
 import time
 from pathlib import Path
 
@@ -116,12 +117,18 @@ def test_an_unknown_surface_gets_invalid_argument(ranking) -> None:
 
 def test_where_training_chose_the_candidate_order_ranking_keeps_it(ranking) -> None:
     stub, _, settings = ranking
-    version = publish(
-        settings.model_dir, SERVING, ServingConfig({sources.EASE: 1.0}, {}, CANDIDATE_ORDER).save
-    )
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetServing(ranking_pb2.GetServingRequest(), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    chosen = ServingConfig({sources.EASE: 1.0}, {sources.EASE: 0.1}, CANDIDATE_ORDER, {"protocol": "time"})
+    version = publish(settings.model_dir, SERVING, chosen.save)
     order = ["crisps", "cake", "tea", "milk"]
     response = _wait_for(stub, ["mug"], order, SERVING, version)
     assert (response.model_version.name, response.model_version.version) == (SERVING, version)
     assert [i.item_id for i in response.items] == order
     scores = [i.score for i in response.items]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+    served = stub.GetServing(ranking_pb2.GetServingRequest(), timeout=5)
+    assert (served.model_version.version, served.order) == (version, CANDIDATE_ORDER)
+    assert dict(served.weights) == {sources.EASE: 1.0} and dict(served.quotas) == {sources.EASE: 0.1}
+    assert json.loads(served.report_json) == {"protocol": "time"}

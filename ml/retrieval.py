@@ -13,9 +13,8 @@ from shared.sources import Placement
 HISTORY_ANCHORS = 50
 # Rank offset of reciprocal-rank fusion: the usual 60 keeps one list's top item from drowning the rest.
 FUSION_K = 60
-# Weight of each retrieval source in the reciprocal-rank fusion of their lists. These and the
-# popularity half-life were chosen on October 2011, the last month of retail-temporal's
-# training part, with models fitted on the months before (never on the test period).
+# Weight of each retrieval source in the reciprocal-rank fusion of their lists, until training has
+# chosen them on the shop's own validation split (pipelines/validation.py) and the search's start.
 DEFAULT_WEIGHTS: dict[str, float] = {
     sources.GENERATOR: 1.0,
     sources.ITEM_KNN: 0.5,

@@ -32,7 +32,7 @@ class SourcesConfig:
 
     fusion: Fusion = field(default_factory=Fusion)
     popularity_half_life_days: float = 3.0
-    ease_l2: float | None = None  # None: ml.ease.DEFAULT_L2 (training chooses it on validation)
+    ease_l2: float | None = None  # None: from the data's scale (training chooses it on validation)
     ease_max_items: int = DEFAULT_MAX_ITEMS
     ease_half_life_days: float = 0.0  # rows' recency weights (0: none); chosen on validation in training
 

@@ -32,7 +32,6 @@ from ml.snapshot import Snapshot
 EASE = "ease"
 NEIGHBOURS = 200
 DEFAULT_MAX_ITEMS = 10_000
-DEFAULT_L2 = 200.0
 # The regularization tried on validation (pipelines/selection.py), relative to the mean number of
 # buyers per item: λ = factor x that mean, so the grid follows the data's scale.
 L2_FACTORS = (1.0, 4.0, 16.0)
@@ -120,10 +119,10 @@ def fit_ease(
     k: int = NEIGHBOURS,
 ) -> EaseModel:
     """EASE on the snapshot's interactions (rows recency-weighted with a half-life); over the
-    `max_items` most-bought items when there are more. `l2` None: DEFAULT_L2."""
+    `max_items` most-bought items when there are more. `l2` None: the middle of the data's grid."""
     users, items = snapshot.interactions()
     item_ids, matrix = binary_matrix(users, items, snapshot.interaction_times(), half_life_days)
-    l2 = DEFAULT_L2 if l2 is None else l2
+    l2 = l2_grid(matrix)[len(L2_FACTORS) // 2] if l2 is None else l2
     buyers = np.asarray((matrix > 0).sum(axis=0)).ravel()
     head = np.sort(np.argsort(-buyers, kind="stable")[:max_items]) if len(item_ids) > max_items else None
     if head is not None:

@@ -93,7 +93,7 @@ class TrainingRun:
                     seed=training.ranker_seed,
                 )
             except NothingToValidate as error:
-                console.print(f"[yellow]{error}: the defaults are served[/yellow]")
+                console.print(f"[yellow]{error}: nothing is chosen, the defaults are served[/yellow]")
                 return None
             print_report(self._validation.report())
         return self._validation

@@ -20,7 +20,7 @@ from ml.popularity import fit_popularity
 from ml.retrieval import DEFAULT_WEIGHTS, Fusion, Retrieved, neighbour_candidates
 from ml.selection import FusionScorer, Scored, search_weights
 from ml.snapshot import Snapshot
-from ml.validation import Carve, carve
+from ml.validation import MIN_SHOPPERS, Carve, carve
 from shared import sources
 
 CANDIDATES = 200
@@ -34,7 +34,7 @@ UNSCORED = (sources.ITEM_TEXT, sources.KNOWLEDGE_GRAPH)
 
 
 class NothingToValidate(ValueError):
-    """No shopper could be held out: nothing to choose on."""
+    """Too few shoppers could be held out to choose on."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,11 @@ def validate(
     say(f"validation: {carved.protocol} split, {len(carved.held):,} shoppers ({carved.reason})")
     histories = {user: carved.held[user].history for user in carved.held}
     scored_users = _sampled(carved.held, seed)
-    if not scored_users:
-        raise NothingToValidate(f"no validation shoppers ({carved.reason})")
+    if len(scored_users) < MIN_SHOPPERS:
+        raise NothingToValidate(
+            f"{len(scored_users)} validation shoppers, fewer than the {MIN_SHOPPERS} needed to choose on "
+            f"({carved.reason})"
+        )
     relevant = {user: carved.held[user].items for user in scored_users}
     ease, ease_scores = _choose_ease(
         carved.fit, {user: histories[user] for user in scored_users}, relevant, config, say

@@ -296,6 +296,10 @@ class Recommender:
                 response = await self.clients.ranking.Rank(request, timeout=self.deadline_s)
         except grpc.aio.AioRpcError as error:
             progress.degrade("ranking", error)
+            if any(c.fusion_score for c in choices):
+                # the sources' own scores are on different scales: the fused score keeps their order
+                for choice in choices:
+                    choice.score = choice.fusion_score
             return choices
         progress.versions.append(response.model_version)
         progress.ranking_version = response.model_version.version

@@ -23,8 +23,8 @@ def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> 
     assert not set(ids) & set(BASKETS["user1"])
     assert list(response.degraded_stages) == []
     top = response.items[0]
-    # item-kNN found it through the shopper's item1 (the reason says so); popular found it too
-    assert top.source in {"item-knn", "popular"}
+    # item-kNN and EASE found it through the shopper's item1 (the reason says so); popular found it too
+    assert top.source in {"item-knn", "ease", "popular"}
     assert top.item_id in ITEMS[10:20]  # user1 buys in the second group
     assert top.title == f"Title {top.item_id}"
     assert top.reason.startswith("Often bought together with Title item1")
@@ -32,6 +32,7 @@ def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> 
     assert response.policy == "greedy"
     assert {v.name for v in response.model_versions} == {
         "cooccurrence",
+        "ease",
         "popularity",
         "item_embeddings",
         "greedy",
@@ -224,8 +225,8 @@ def test_callers_need_the_api_key_but_probes_do_not(suite) -> None:
     ("dead", "sources", "reason"),
     [
         # the fused candidates, whose top item item-kNN found through the shopper's items
-        (("ranking",), {"item-knn", "popular"}, "Often bought together with"),
-        (("policy",), {"item-knn", "popular"}, "Often bought together with"),
+        (("ranking",), {"item-knn", "ease", "popular"}, "Often bought together with"),
+        (("policy",), {"item-knn", "ease", "popular"}, "Often bought together with"),
         # the gateway's own popular items, ranked (with the ranker's anchor) or not
         (("candidates",), {"popular"}, ""),
         (("candidates", "ranking", "policy"), {"popular"}, "Popular lately: bought by"),

@@ -78,9 +78,11 @@ def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> No
         {"RECSYS_CANDIDATES_WEIGHTS": "popular=0.2", "RECSYS_CANDIDATES_QUOTAS": "candidate-gan=0.5"},
         read_candidates_settings,
     ).fusion
+    assert fusion is not None
     assert fusion.weights == {
         "candidate-gan": 1.0,
         "item-knn": 0.5,
+        "ease": 1.0,
         "popular": 0.2,
         "item-text": 0.25,
         "knowledge-graph": 0.25,
@@ -88,10 +90,15 @@ def test_candidate_weights_and_quotas_keep_defaults_for_sources_left_out() -> No
     assert fusion.quotas == {
         "candidate-gan": 0.5,
         "item-knn": 0.1,
+        "ease": 0.1,
         "popular": 0.1,
         "item-text": 0.05,
         "knowledge-graph": 0.05,
     }
+
+
+def test_without_fusion_variables_the_candidates_follow_what_training_chose() -> None:
+    assert section({}, read_candidates_settings).fusion is None
 
 
 @pytest.mark.parametrize(

@@ -104,11 +104,11 @@ def test_without_fusion_variables_the_candidates_follow_what_training_chose() ->
 @pytest.mark.parametrize(
     ("variable", "value", "problem"),
     [
-        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.4, more than 1"),
+        ("RECSYS_CANDIDATES_QUOTAS", "candidate-gan=0.9,popular=0.3", "sum to 1.5, more than 1"),
         (
             "RECSYS_CANDIDATES_QUOTAS",
             "trending=0.2",
-            "the name one of candidate-gan, item-knn, popular, item-text, knowledge-graph",
+            "the name one of candidate-gan, item-knn, ease, popular, item-text, knowledge-graph",
         ),
         (
             "RECSYS_CANDIDATES_WEIGHTS",

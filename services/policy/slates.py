@@ -21,7 +21,7 @@ Exploration has a budget: the bandit serves its own draw only on a share of its
 requests, min(1, budget / loss), and its exploiting slate otherwise (greedy on its
 scores without the exploration bonus: the ranker's order until it has learned
 anything), where `loss` is the request's expected relative DCG loss of the draws
-against that slate, taking it as the truth (each of its items as relevant as the
+first BUDGET_DEPTH positions against that slate's, taking it as the truth (each of its items as relevant as the
 discount of its position). That proxy is pessimistic (the exploiting order is not
 the truth), so the served loss stays within the budget; see docs/policy.md.
 
@@ -44,6 +44,10 @@ from services.policy.linear import LinearModel
 GREEDY = "greedy"
 EPSILON_GREEDY = "epsilon-greedy"
 BANDIT = "bandit"
+# The exploration budget is measured on the slate's first positions: where shoppers look, and what
+# NDCG@10 and @20 weigh most. Over a long slate the whole-slate DCG barely moves when items only
+# change places, and would let far more exploration through.
+BUDGET_DEPTH = 10
 # Upper bounds closer than this (in reward units) are treated as about equal.
 LEAST_REWARD_SPREAD = 0.05
 

@@ -20,10 +20,9 @@ category (0: no cap). Then, position by position:
 Exploration has a budget: the bandit serves its own draw only on a share of its
 requests, min(1, budget / loss), and its exploiting slate otherwise (greedy on its
 scores without the exploration bonus: the ranker's order until it has learned
-anything), where `loss` is the request's expected relative DCG loss of the draws
-first BUDGET_DEPTH positions against that slate's, taking it as the truth (each of its items as relevant as the
-discount of its position). That proxy is pessimistic (the exploiting order is not
-the truth), so the served loss stays within the budget; see docs/policy.md.
+anything), where `loss` is the request's expected relative DCG loss of the draws'
+first BUDGET_DEPTH positions against that slate's, taking it as the truth (each of
+its items as relevant as the discount of its position); see docs/validation.md.
 
 Propensities are marginals: the probability that the policy puts an item at a
 position. For epsilon-greedy without a category cap they are exact,

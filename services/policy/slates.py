@@ -21,8 +21,9 @@ Exploration has a budget: the bandit serves its own draw only on a share of its
 requests, min(1, budget / loss), and its exploiting slate otherwise (greedy on its
 scores without the exploration bonus: the ranker's order until it has learned
 anything), where `loss` is the request's expected relative DCG loss of the draws'
-first BUDGET_DEPTH positions against that slate's, taking it as the truth (each of
-its items as relevant as the discount of its position); see docs/validation.md.
+first BUDGET_DEPTH positions against that slate's, where a drawn item counts only at
+its exact place in that slate (pessimistic, so the served loss stays within the
+budget); see docs/validation.md.
 
 Propensities are marginals: the probability that the policy puts an item at a
 position. For epsilon-greedy without a category cap they are exact,
@@ -146,13 +147,12 @@ def _discounts(count: int) -> np.ndarray:
 
 
 def explored_loss(slates: np.ndarray, greedy: np.ndarray) -> float:
-    """The mean relative DCG loss of `slates` against `greedy`, with the greedy slate as the truth:
-    0 when every draw is the greedy slate, 1 when no draw holds any of its items."""
+    """The mean share of `greedy`'s DCG that `slates` give up, counting a drawn item only where it
+    sits exactly at its place in `greedy` (pessimistic: a moved item still has some value): 0 when
+    every draw is the greedy slate, 1 when no draw has any item in its greedy place."""
     discounts = _discounts(greedy.shape[0])
-    relevance = dict(zip(greedy.tolist(), discounts.tolist(), strict=True))
-    ideal = float(discounts @ discounts)
-    gains = np.array([[relevance.get(j, 0.0) for j in slate] for slate in slates.tolist()])
-    return float(1.0 - (gains @ discounts).mean() / ideal)
+    kept = (slates == greedy[None, :]).astype(np.float64) @ discounts
+    return float(1.0 - kept.mean() / discounts.sum())
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ def evaluate(
         console.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
         raise typer.Exit(2)
     config = settings()
+    origin = provenance(seeds)  # the code and data as the run starts
     data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
     split = protocols.PROTOCOLS[protocol](data)
     console.print(f"{protocol}: {split.stats}")
@@ -149,7 +150,7 @@ def evaluate(
         + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
     )
-    report = Report(protocol, split.stats, results, command, provenance(seeds))
+    report = Report(protocol, split.stats, results, command, origin)
     folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
     paths = report.write(folder)
     console.print(report.markdown())

@@ -68,7 +68,11 @@ def test_the_explored_loss_runs_from_the_greedy_slate_to_none_of_its_items() -> 
     greedy = np.array([0, 1, 2])
     assert explored_loss(np.array([[0, 1, 2]] * 4), greedy) == pytest.approx(0.0)
     assert explored_loss(np.array([[3, 4, 5]] * 4), greedy) == pytest.approx(1.0)
-    assert 0 < explored_loss(np.array([[1, 0, 2]]), greedy) < explored_loss(np.array([[2, 1, 0]]), greedy) < 1
+    # a draw keeping the first place gives up less than one keeping only a later one
+    assert 0 < explored_loss(np.array([[0, 2, 1]]), greedy) < explored_loss(np.array([[2, 1, 0]]), greedy) < 1
+    assert explored_loss(np.array([[1, 0, 2], [0, 1, 2]]), greedy) == pytest.approx(
+        explored_loss(np.array([[1, 0, 2]]), greedy) / 2
+    )
 
 
 def test_exploration_within_a_budget_serves_the_bandits_draw_on_budget_over_loss_of_requests() -> None:

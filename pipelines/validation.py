@@ -31,6 +31,9 @@ Lists = dict[str, dict[str, list[Retrieved]]]
 # Sources the stage cannot score offline (they are answered by the items service): they keep their
 # quota, so the ranker still sees what they find, but get no weight in the fused order.
 UNSCORED = (sources.ITEM_TEXT, sources.KNOWLEDGE_GRAPH)
+# EASE's λ grid is widened by this factor, at most this many times, while its best λ is at an edge.
+GRID_STEP = 4.0
+MAX_WIDENING = 2
 
 
 class NothingToValidate(ValueError):
@@ -91,8 +94,9 @@ def _choose_ease(
     config: SourcesConfig,
     say: Callable[[str], None],
 ) -> tuple[EaseModel, dict[str, float]]:
-    """EASE fitted at each λ of the data's grid (or the configured one), then at each half-life of
-    the rows' recency weights with the best λ, each scored alone; the best model and every score."""
+    """EASE fitted at each λ of the data's grid (or the configured one; the grid is widened by a
+    step while its best λ sits at an edge), then at each half-life of the rows' recency weights with
+    the best λ, each scored alone; the best model and every score."""
     users, items = fit.interactions()
     grid = (config.ease_l2,) if config.ease_l2 is not None else l2_grid(binary_matrix(users, items)[1])
     found: dict[str, float] = {}
@@ -114,6 +118,17 @@ def _choose_ease(
     for l2 in grid:
         attempt(l2, 0.0)
     assert best is not None
+    tried = list(grid)
+    for _ in range(MAX_WIDENING if config.ease_l2 is None else 0):
+        chosen_l2 = float(best[1].info["l2"])
+        if chosen_l2 == max(tried):
+            step = chosen_l2 * GRID_STEP
+        elif chosen_l2 == min(tried) and chosen_l2 / GRID_STEP >= 1.0:
+            step = chosen_l2 / GRID_STEP
+        else:
+            break
+        tried.append(round(step, 1))
+        attempt(tried[-1], 0.0)
     chosen_l2 = float(best[1].info["l2"])
     for half_life in HALF_LIVES[1:]:
         attempt(chosen_l2, half_life)

@@ -4,7 +4,7 @@ nothing that is served."""
 from ml.artifacts import CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
 from ml.ease import EASE, EaseModel, binary_matrix, l2_grid
 from pipelines.train import fit_and_publish
-from pipelines.validation import ALL_TIME_POPULAR
+from pipelines.validation import ALL_TIME_POPULAR, MAX_WIDENING
 from shared import sources
 from shared.models import latest_version, publish
 from tests.support import make_settings
@@ -18,8 +18,12 @@ def test_a_run_publishes_the_fusion_it_chose_and_keeps_the_order_when_the_ranker
     assert RANKER not in published  # 80 shoppers: too few lists for the gate
     ease = EaseModel.load(settings.model_dir / EASE / str(published[EASE][0]))
     carved_grid = l2_grid(binary_matrix(*snapshot.events_where(snapshot.timestamps < 320).interactions())[1])
-    assert ease.info["l2"] in carved_grid  # chosen on the fitting part of the validation carve
     first = ServingConfig.load(settings.model_dir / SERVING / str(published[SERVING][0]))
+    tried = {float(key.split(",")[0].removeprefix("λ=")) for key in first.report["ease"]}
+    assert set(carved_grid) <= tried  # the data's grid, fitted on the carve's fitting part
+    assert ease.info["l2"] in tried  # chosen among what was tried
+    if ease.info["l2"] == max(tried):
+        assert len(tried) == len(carved_grid) + MAX_WIDENING  # widened while the best sat at the edge
     assert first.ranker == CANDIDATE_ORDER  # nothing served a ranker before
     report = first.report
     assert report["protocol"] == "time" and report["ranker"]["published"] is False

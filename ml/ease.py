@@ -27,12 +27,13 @@ import numpy as np
 from scipy import sparse
 
 from ml.artifacts import CooccurrenceModel
+from ml.popularity import DAY_S
 from ml.snapshot import Snapshot
 
 EASE = "ease"
 NEIGHBOURS = 200
 DEFAULT_MAX_ITEMS = 10_000
-# The regularization tried on validation (pipelines/selection.py), relative to the mean number of
+# The regularization tried on validation (pipelines/validation.py), relative to the mean number of
 # buyers per item: λ = factor x that mean, so the grid follows the data's scale.
 L2_FACTORS = (1.0, 4.0, 16.0)
 BYTES_PER_ENTRY = 8  # the Gram matrix and its inverse, float32 each
@@ -55,17 +56,11 @@ class EaseModel(CooccurrenceModel):
 
     @classmethod
     def load(cls, folder: Path) -> EaseModel:
-        with np.load(folder / "neighbours.npz") as data:
-            neighbours = data["neighbours"]
-            return cls(
-                item_ids=data["item_ids"],
-                neighbours=neighbours,
-                scores=data["scores"],
-                info=json.loads((folder / "ease.json").read_text()),
-            )
+        lists = CooccurrenceModel.load(folder)
+        info = json.loads((folder / "ease.json").read_text())
+        return cls(item_ids=lists.item_ids, neighbours=lists.neighbours, scores=lists.scores, info=info)
 
 
-DAY_S = 86_400.0
 # Half-lives (days) tried on validation for the rows' recency weights; 0: every entry weighs 1.
 HALF_LIVES = (0.0, 30.0, 90.0, 180.0)
 

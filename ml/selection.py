@@ -64,10 +64,6 @@ class FusionScorer:
                 for rank, candidate in enumerate(lists[user].get(source, ())):
                     self.ranks[row, column, position[candidate.item_id]] = 1.0 / (FUSION_K + rank + 1)
 
-    @property
-    def users(self) -> int:
-        return len(self.relevant)
-
     def score(self, name: str, weights: Mapping[str, float]) -> Scored:
         vector = np.array([weights.get(source, 0.0) for source in self.sources], np.float64)
         fused = np.einsum("s,usn->un", vector, self.ranks)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml.candidates_offline import histories
 from ml.snapshot import Snapshot
 
 TIME = "time"
@@ -62,12 +63,11 @@ def _histories(
     users: np.ndarray, items: np.ndarray, times: np.ndarray
 ) -> dict[str, tuple[list[str], int, float]]:
     """Per user: distinct items most recent first, purchase count, last time (inputs in time order)."""
-    found: dict[str, dict[str, None]] = {}
-    for user, item in zip(users[::-1].tolist(), items[::-1].tolist(), strict=True):
-        found.setdefault(user, {}).setdefault(item, None)
     counts = dict(zip(*np.unique(users, return_counts=True), strict=True))
     last = dict(zip(users.tolist(), times.tolist(), strict=True))
-    return {user: (list(seen), int(counts[user]), float(last[user])) for user, seen in found.items()}
+    return {
+        user: (seen, int(counts[user]), float(last[user])) for user, seen in histories(users, items).items()
+    }
 
 
 def _time_carve(snapshot: Snapshot, share: float) -> tuple[Snapshot, dict[str, Held], float]:

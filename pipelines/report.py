@@ -9,8 +9,9 @@ from rich.table import Table
 from pipelines.progress import console
 
 
-def _weights(weights: Mapping[str, float]) -> str:
-    return ", ".join(f"{source} {weight:g}" for source, weight in weights.items() if weight) or "-"
+def weights_text(weights: Mapping[str, float]) -> str:
+    """The non-zero weights as `source weight, ...`."""
+    return ", ".join(f"{source} {weight:g}" for source, weight in weights.items() if weight) or "none"
 
 
 def print_report(report: Mapping[str, object]) -> None:
@@ -27,7 +28,7 @@ def print_report(report: Mapping[str, object]) -> None:
         mark = "served" if row["weights"] == chosen else ""
         table.add_row(
             row["name"],
-            _weights(row["weights"]),
+            weights_text(row["weights"]),
             f"{row['ndcg_at_20']:.4f}",
             f"{row['recall_at_20']:.4f}",
             mark,

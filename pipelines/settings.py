@@ -35,7 +35,7 @@ class TrainingSettings:
     # A ranker is published only with this many lists to learn from and to validate on, and a
     # validation gain over its candidate order whose 95% interval lies above zero.
     ranker_gate: PublishGate = field(default_factory=PublishGate)
-    # How the validation split is carved (ml/validation.py): auto, time or random.
+    # How the validation split is carved (ml/validation.py): auto, time, random or last.
     validation_mode: str = AUTO
     # RECSYS_CANDIDATES_WEIGHTS set: the operator's fusion is scored and served, not searched.
     fusion_fixed: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
 from pipelines.progress import console, progress_bar
-from pipelines.report import print_report
+from pipelines.report import print_report, weights_text
 from pipelines.settings import TrainingSettings, training_settings
 from pipelines.validation import NothingToValidate, Validation, validate
 from recsys.items.v1 import items_pb2
@@ -269,7 +269,7 @@ def _serving_config(run: TrainingRun) -> object | None:
     order = LEARNED if published else _last_order(run.model_dir)
     fusion = run.sources.fusion
     report = {**validation.report(), "ranker": run.ranker_outcome or {"trained": False}, "order": order}
-    console.print(f"serving: {order} over the fusion {_weights_text(fusion.weights)}")
+    console.print(f"serving: {order} over the fusion {weights_text(fusion.weights)}")
     return ServingConfig(dict(fusion.weights), dict(fusion.quotas), order, report)
 
 
@@ -278,10 +278,6 @@ def _last_order(model_dir: Path) -> str:
     if version is None:
         return CANDIDATE_ORDER
     return ServingConfig.load(model_dir / SERVING / str(version)).ranker
-
-
-def _weights_text(weights: Mapping[str, float]) -> str:
-    return ", ".join(f"{source} {weight:g}" for source, weight in weights.items() if weight) or "none"
 
 
 TRAINERS: dict[str, Trainer] = {

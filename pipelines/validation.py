@@ -17,7 +17,7 @@ import numpy as np
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
 from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
 from ml.popularity import fit_popularity
-from ml.retrieval import DEFAULT_WEIGHTS, Fusion, Retrieved, neighbour_candidates
+from ml.retrieval import Fusion, Retrieved, neighbour_candidates
 from ml.selection import FusionScorer, Scored, search_weights
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve, carve
@@ -180,7 +180,7 @@ def validate(
         chosen = scorer.score("configured fusion (RECSYS_CANDIDATES_WEIGHTS)", start)
         rows.append(chosen)
     else:
-        chosen, tried = search_weights(scorer, servable, start or {s: DEFAULT_WEIGHTS[s] for s in servable})
+        chosen, tried = search_weights(scorer, servable, start)
         rows += tried
         if all(chosen.weights != row.weights for row in tried):
             rows.append(chosen)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from ml.ease import binary_matrix
 from tools.importers import online_retail
 
 RETAIL_CUTOFF = "2011-11-01 00:00:00"
@@ -168,22 +169,10 @@ def validation(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
 
 def recency_weighted(split: Split, half_life_days: float) -> sparse.csr_matrix:
     """`split.train` with each (user, item) entry weighted 0.5 ** (days from the pair's latest purchase
-    to the training part's newest, / half-life)."""
+    to the training part's newest, / half-life): the weighting EASE's rows get in training."""
     data = split.train_interactions
-    seconds = data.times.astype("datetime64[s]").astype(np.int64)
-    user_pos = {u: i for i, u in enumerate(split.user_ids.tolist())}
-    item_pos = {t: i for i, t in enumerate(split.item_ids.tolist())}
-    newest = int(seconds.max()) if len(seconds) else 0
-    weights = 0.5 ** ((newest - seconds) / (half_life_days * 86_400.0))
-    latest: dict[tuple[int, int], float] = {}
-    for user, item, weight in zip(data.users.tolist(), data.items.tolist(), weights.tolist(), strict=True):
-        key = (user_pos[user], item_pos[item])
-        latest[key] = max(weight, latest.get(key, 0.0))
-    rows, columns = zip(*latest, strict=True) if latest else ((), ())
-    return sparse.csr_matrix(
-        (np.array(list(latest.values()), np.float32), (np.array(rows), np.array(columns))),
-        shape=split.train.shape,
-    )
+    seconds = data.times.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+    return binary_matrix(data.users, data.items, seconds, half_life_days)[1]
 
 
 PROTOCOLS: dict[str, Callable[[Interactions], Split]] = {

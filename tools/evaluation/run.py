@@ -52,10 +52,9 @@ def score(
     )
 
 
-def tune(family: str, split: Split, progress: Callable[[str], None]) -> tuple[float, dict[float, float]]:
-    """The grid value with the best NDCG@20 on a validation split carved from training only."""
+def tune(family: str, inner: Split, progress: Callable[[str], None]) -> tuple[float, dict[float, float]]:
+    """The grid value with the best NDCG@20 on `inner`, a validation split carved from training only."""
     make, grid = GRIDS[family]
-    inner = validation(split)
     found = {}
     for value in grid:
         model = make(value).fit(inner.train)
@@ -65,10 +64,10 @@ def tune(family: str, split: Split, progress: Callable[[str], None]) -> tuple[fl
 
 
 def tune_half_life(
-    make: Callable[[], Recommender], split: Split, label: str, progress: Callable[[str], None]
+    make: Callable[[], Recommender], inner: Split, label: str, progress: Callable[[str], None]
 ) -> float:
-    """The half-life with the best validation NDCG@20 for `make()` fitted on recency-weighted rows."""
-    inner = validation(split)
+    """The half-life with the best NDCG@20 on the validation split `inner` for `make()` fitted on
+    recency-weighted rows."""
     found = {}
     for half_life in HALF_LIVES:
         model = RecencyWeighted(make(), recency_weighted(inner, half_life), half_life).fit(inner.train)
@@ -88,15 +87,16 @@ def baselines(split: Split, progress: Callable[[str], None] = lambda _: None) ->
     """Most popular, item-kNN and EASE tuned on validation, and the time-aware ones: popular lately
     and EASE with recency-weighted rows (its λ the plain EASE's, its half-life tuned)."""
     results = [_timed(MostPopular(), split, {})]
+    inner = validation(split)
     best = {}
     for family, (make, _) in GRIDS.items():
-        best[family], _ = tune(family, split, progress)
+        best[family], _ = tune(family, inner, progress)
         results.append(_timed(make(best[family]), split, {"value": best[family]}))
     for label, make in (
         ("popular lately", MostPopular),
         ("EASE, recency-weighted", lambda: EASE(best["EASE"])),
     ):
-        half_life = tune_half_life(make, split, label, progress)
+        half_life = tune_half_life(make, inner, label, progress)
         model = RecencyWeighted(make(), recency_weighted(split, half_life), half_life)
         results.append(_timed(model, split, {"half_life_days": half_life}))
     return results

@@ -78,9 +78,11 @@ bench-ranking: install
 
 # The whole served pipeline over gRPC on each protocol, greedy and with the default policy, three
 # seeds, beside every baseline of the same run (a fresh suite per protocol trains every model on the
-# training part, without the GAN: about 30 minutes per protocol on CPU). Writes docs/results/.
+# training part, without the GAN: about 30 minutes per protocol on CPU); SERVED_PROTOCOLS=... for fewer.
+# Writes docs/results/.
+SERVED_PROTOCOLS ?= retail-temporal random-holdout leave-last-out sim-popular sim-taste sim-bunched
 bench-served: install
-	for protocol in retail-temporal random-holdout leave-last-out; do \
+	for protocol in $(SERVED_PROTOCOLS); do \
 		$(BIN)/recsys eval --protocol $$protocol --served --no-gan --seeds 3 --out var/eval/$$protocol-served || exit 1; \
 		cp var/eval/$$protocol-served/results.md docs/results/$$protocol-served.md; \
 		cp var/eval/$$protocol-served/results.json docs/results/$$protocol-served.json; \

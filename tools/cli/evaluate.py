@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import subprocess
 import time
@@ -19,12 +18,13 @@ from shared.config import Settings
 from tools.cli.common import settings, training, with_clients
 from tools.cli.supervisor import fresh_suite
 from tools.cli.training import run_training
-from tools.evaluation import protocols
 from tools.evaluation.candidates import MERGED, source_rankings
 from tools.evaluation.cold_start import ColdStartReport, evaluate_cold_start
 from tools.evaluation.cold_start import K as COLD_K
+from tools.evaluation.datasets import PROTOCOLS, Dataset
 from tools.evaluation.new_shoppers import K as NEW_K
 from tools.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
+from tools.evaluation.protocols import Split
 from tools.evaluation.ranking import ablation, mean_of_seeds
 from tools.evaluation.report import ModelResult, Report
 from tools.evaluation.run import CURVE_KS, score
@@ -34,9 +34,13 @@ from tools.importers import online_retail
 
 
 def evaluate(
-    protocol: Annotated[str, typer.Option(help="retail-temporal, random-holdout or leave-last-out.")] = (
-        "retail-temporal"
-    ),
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="retail-temporal, random-holdout or leave-last-out (Online Retail), or sim-popular, "
+            "sim-taste or sim-bunched (simulated shops of different kinds; see docs/validation.md)."
+        ),
+    ] = "retail-temporal",
     baselines: Annotated[
         bool,
         typer.Option(
@@ -101,8 +105,8 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
 ) -> None:
     """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
-    if protocol not in protocols.PROTOCOLS:
-        console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(protocols.PROTOCOLS)}[/red]")
+    if protocol not in PROTOCOLS:
+        console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}[/red]")
         raise typer.Exit(2)
     if not (baselines or served or candidates or ranking or cold_start):
         console.print(
@@ -114,10 +118,11 @@ def evaluate(
         console.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
         raise typer.Exit(2)
     config = settings()
-    origin = provenance(seeds)  # the code and data as the run starts
-    data = protocols.Interactions.from_online_retail(online_retail.DEFAULT_PATH)
-    split = protocols.PROTOCOLS[protocol](data)
-    console.print(f"{protocol}: {split.stats}")
+    chosen = PROTOCOLS[protocol]
+    dataset = chosen.data()
+    origin = provenance(seeds, dataset)  # the code and data as the run starts
+    split = chosen.split(dataset.interactions)
+    console.print(f"{protocol} ({chosen.description}): {split.stats}")
     results = run_baselines(split, console.print) if baselines else []
     if candidates:
         results.extend(_evaluate_candidates(config, split))
@@ -125,16 +130,23 @@ def evaluate(
         fit = TRAINERS["candidates"].fit
         with_gan = training(config.overriding(RECSYS_CANDIDATES_GAN="1" if gan else "0"))
         results.extend(
-            ablation(split, with_gan, (lambda s: fit(s, with_gan)) if gan else None, console.print, seeds)
+            ablation(
+                split,
+                dataset.items,
+                with_gan,
+                (lambda s: fit(s, with_gan)) if gan else None,
+                console.print,
+                seeds,
+            )
         )
     if served:
-        results.extend(_evaluate_served(config, protocol, split, gan, seeds))
+        results.extend(_evaluate_served(config, split, dataset, gan, seeds))
     if cold_start:
-        _print_cold_start(
-            evaluate_cold_start(data, online_retail.read_items(online_retail.DEFAULT_PATH), say=console.print)
-        )
+        _print_cold_start(evaluate_cold_start(dataset.interactions, dataset.items, say=console.print))
         _print_new_shoppers(
-            evaluate_new_shoppers(data, training(config).sources.popularity_half_life_days, console.print)
+            evaluate_new_shoppers(
+                dataset.interactions, training(config).sources.popularity_half_life_days, console.print
+            )
         )
     if not results:
         console.print("reproduce: recsys eval --protocol retail-temporal --no-baselines --cold-start")
@@ -157,7 +169,7 @@ def evaluate(
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
-def provenance(seeds: int) -> dict[str, str]:
+def provenance(seeds: int, dataset: Dataset) -> dict[str, str]:
     """The commit (with "+changes" when the tree differs from it), the seeds and the data's hash."""
     root = online_retail.DEFAULT_PATH.parents[1]
 
@@ -169,13 +181,11 @@ def provenance(seeds: int) -> dict[str, str]:
 
     commit = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
     dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
-    digest = hashlib.sha256()
-    for path in sorted(online_retail.DEFAULT_PATH.glob("*.csv*")):
-        digest.update(path.read_bytes())
     return {
         "commit": commit + ("+changes" if dirty else ""),
         "seeds": ", ".join(str(seed) for seed in range(seeds)),
-        "data sha256": digest.hexdigest()[:16],
+        "data": dataset.origin,
+        "data sha256": dataset.digest,
     }
 
 
@@ -209,7 +219,7 @@ def _print_new_shoppers(report: NewShopperReport) -> None:
     console.print(table)
 
 
-def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[ModelResult]:
+def _evaluate_candidates(config: Settings, split: Split) -> list[ModelResult]:
     fit = TRAINERS["candidates"].fit
     section = training(config)
     found = source_rankings(split, section.sources, lambda snapshot: fit(snapshot, section), console.print)
@@ -222,14 +232,11 @@ def _evaluate_candidates(config: Settings, split: protocols.Split) -> list[Model
     return results
 
 
-# The task each protocol judges, told to the served suite as an operator who knows it would
-# (RECSYS_VALIDATION): its models are then chosen and gated on a validation split of the same kind.
-VALIDATION_OF_PROTOCOL = {"retail-temporal": "time", "random-holdout": "random", "leave-last-out": "last"}
 GREEDY = "greedy"
 
 
 def _evaluate_served(
-    config: Settings, protocol: str, split: protocols.Split, gan: bool, seeds: int
+    config: Settings, split: Split, dataset: Dataset, gan: bool, seeds: int
 ) -> list[ModelResult]:
     """A fresh suite learns the training part through its APIs and is asked for every test user,
     with the greedy policy (the pipeline's own order) and with the default policy (its exploration).
@@ -239,7 +246,9 @@ def _evaluate_served(
     and only then is the whole suite awaited. With several seeds the ranker and the
     serving choice are retrained for each (the other models do not depend on the seed)
     and the suite asked again; each row is the mean, with the spread of NDCG@20. Every
-    call is a shadow call: the suite learns nothing while it is being measured.
+    call is a shadow call: the suite learns nothing while it is being measured. The suite is told
+    the kind of task it is judged on (RECSYS_VALIDATION), as an operator who knows it would: its
+    models are then chosen and gated on a validation split of the same kind.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
     removed = training(config).ranker_left_out
@@ -248,12 +257,10 @@ def _evaluate_served(
     policies = {GREEDY: f"{base}, greedy", "": f"{base}, default policy"}
     first = ["candidates", *SERVED] if gan else SERVED
     per_seed: dict[str, list[ModelResult]] = {name: [] for name in policies.values()}
-    mode = VALIDATION_OF_PROTOCOL[protocol]
+    mode = split.kind
     env = {"RECSYS_CANDIDATES_GAN": "1" if gan else "0", "RECSYS_VALIDATION": mode, "RECSYS_POLICY_SEED": "0"}
     with fresh_suite(home, env) as (suite, suite_config):
-        stored = with_clients(
-            lambda c: load_training_part(c, split, online_retail.DEFAULT_PATH), suite_config
-        )
+        stored = with_clients(lambda c: load_training_part(c, split, dataset.items), suite_config)
         console.print(
             f"served suite in {home}: {stored} training purchases loaded through the APIs; "
             f"validation split for its choices: {mode}"
@@ -267,9 +274,7 @@ def _evaluate_served(
     return [mean_of_seeds(results) for results in per_seed.values()]
 
 
-def _served_result(
-    name: str, policy: str, split: protocols.Split, suite_config: Settings, seed: int
-) -> ModelResult:
+def _served_result(name: str, policy: str, split: Split, suite_config: Settings, seed: int) -> ModelResult:
     started = time.perf_counter()
     rankings, latencies = with_clients(
         lambda c: served_rankings(c, read_key(suite_config), split, max(CURVE_KS), policy), suite_config

@@ -1,4 +1,5 @@
-"""Train/test splits of purchase data: retail-temporal, random holdout, leave-last-out.
+"""Train/test splits of purchase data (a time cut, a random holdout, each user's last item) and the
+protocols of `recsys eval`: a data set and the split that judges it.
 
 A split holds the binary user x item training matrix (distinct pairs) and, for
 each test user, the set of relevant item indices. Items and users outside the
@@ -8,8 +9,7 @@ relevant (they are excluded from every ranking).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +61,16 @@ class Interactions:
         )
 
 
+TIME, RANDOM, LAST = "time", "random", "last"
+
+
 @dataclass(frozen=True)
 class Split:
+    """`kind` is what is held out: TIME (what users bought after a cut), RANDOM (a random share of the
+    pairs) or LAST (each user's latest new item); the served suite validates on the same kind."""
+
     name: str
+    kind: str
     user_ids: np.ndarray
     item_ids: np.ndarray
     train: sparse.csr_matrix
@@ -92,7 +99,9 @@ def _matrix(train: Interactions) -> tuple[np.ndarray, np.ndarray, sparse.csr_mat
     return user_ids, item_ids, matrix
 
 
-def _split(name: str, train: Interactions, test_users: np.ndarray, test_items: np.ndarray) -> Split:
+def _split(
+    name: str, kind: str, train: Interactions, test_users: np.ndarray, test_items: np.ndarray
+) -> Split:
     user_ids, item_ids, matrix = _matrix(train)
     user_pos = {u: i for i, u in enumerate(user_ids.tolist())}
     item_pos = {t: i for i, t in enumerate(item_ids.tolist())}
@@ -102,14 +111,14 @@ def _split(name: str, train: Interactions, test_users: np.ndarray, test_items: n
         if u is None or i is None or matrix[u, i]:
             continue
         test.setdefault(u, set()).add(i)
-    return Split(name, user_ids, item_ids, matrix, test, train)
+    return Split(name, kind, user_ids, item_ids, matrix, test, train)
 
 
 def retail_temporal(data: Interactions) -> Split:
     """Train before 2011-11-01; test: new items bought after it by train users."""
     before = data.times < RETAIL_CUTOFF
     after = ~before
-    return _split("retail-temporal", data.subset(before), data.users[after], data.items[after])
+    return _split("retail-temporal", TIME, data.subset(before), data.users[after], data.items[after])
 
 
 def random_holdout(data: Interactions, fraction: float = 0.2, seed: int = 0) -> Split:
@@ -118,7 +127,7 @@ def random_holdout(data: Interactions, fraction: float = 0.2, seed: int = 0) -> 
     held = np.random.default_rng(seed).random(pairs.shape[1]) < fraction
     held_keys = set(map(tuple, pairs[:, held].T.tolist()))
     keep = np.array([(u, i) not in held_keys for u, i in zip(data.users, data.items, strict=True)])
-    return _split(f"random-holdout-{fraction:g}", data.subset(keep), pairs[0, held], pairs[1, held])
+    return _split(f"random-holdout-{fraction:g}", RANDOM, data.subset(keep), pairs[0, held], pairs[1, held])
 
 
 def leave_last_out(data: Interactions) -> Split:
@@ -136,7 +145,7 @@ def leave_last_out(data: Interactions) -> Split:
     keep = np.array([(u, i) not in held for u, i in zip(data.users, data.items, strict=True)])
     users = np.array([u for u, _ in held])
     items = np.array([i for _, i in held])
-    return _split("leave-last-out", data.subset(keep), users, items)
+    return _split("leave-last-out", LAST, data.subset(keep), users, items)
 
 
 def time_cut(data: Interactions, share: float = 0.2) -> Split:
@@ -144,27 +153,19 @@ def time_cut(data: Interactions, share: float = 0.2) -> Split:
     (retail-temporal's shape, for any stretch of time)."""
     cutoff = data.times[min(int(len(data.times) * (1 - share)), len(data.times) - 1)]
     before = data.times < cutoff
-    return _split("time-cut", data.subset(before), data.users[~before], data.items[~before])
+    return _split("time-cut", TIME, data.subset(before), data.users[~before], data.items[~before])
 
 
 def validation(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
-    """A split of the training part only, of the test protocol's own kind (a time cut for
-    retail-temporal, each user's latest new item for leave-last-out, a random holdout otherwise),
-    for hyper-parameter tuning."""
-    if split.name == "retail-temporal":
+    """A split of the training part only, of the test's own kind (a time cut, each user's latest new
+    item, or a random holdout), for hyper-parameter tuning."""
+    if split.kind == TIME:
         inner = time_cut(split.train_interactions, fraction)
-    elif split.name == "leave-last-out":
+    elif split.kind == LAST:
         inner = leave_last_out(split.train_interactions)
     else:
         inner = random_holdout(split.train_interactions, fraction, seed)
-    return Split(
-        f"{split.name}/validation",
-        inner.user_ids,
-        inner.item_ids,
-        inner.train,
-        inner.test,
-        inner.train_interactions,
-    )
+    return replace(inner, name=f"{split.name}/validation")
 
 
 def recency_weighted(split: Split, half_life_days: float) -> sparse.csr_matrix:
@@ -173,10 +174,3 @@ def recency_weighted(split: Split, half_life_days: float) -> sparse.csr_matrix:
     data = split.train_interactions
     seconds = data.times.astype("datetime64[s]").astype(np.int64).astype(np.float64)
     return binary_matrix(data.users, data.items, seconds, half_life_days)[1]
-
-
-PROTOCOLS: dict[str, Callable[[Interactions], Split]] = {
-    "retail-temporal": retail_temporal,
-    "random-holdout": random_holdout,
-    "leave-last-out": leave_last_out,
-}

@@ -2,14 +2,14 @@
 
 Everything is fitted on the training part only. The test users' candidate lists
 come from the sources fitted on all of it (what the served suite would retrieve);
-each ranker variant learns from lists made before a time cut inside it (see
-ml/ranking/train.py) and reorders the same test lists through the serving code.
+each ranker variant learns from the lists of a validation split carved inside it (see
+ml/validation.py and ml/ranking/train.py) and reorders the same test lists through the serving code.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,11 +20,11 @@ from ml.ranking.ranker import RankerModel
 from ml.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
 from ml.snapshot import Snapshot
 from pipelines.settings import TrainingSettings
+from recsys.common.v1 import common_pb2
 from tools.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
 from tools.evaluation.protocols import Split
 from tools.evaluation.report import ModelResult
 from tools.evaluation.run import score
-from tools.importers.online_retail import DEFAULT_PATH, read_items
 
 # The ablation measures every variant, whether or not it would be published.
 MEASURE_EVERY_RANKER = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
@@ -76,6 +76,7 @@ def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
 
 def ablation(
     split: Split,
+    catalog: Sequence[common_pb2.Item],
     settings: TrainingSettings,
     fit_generator: Callable[[Snapshot], object] | None,
     progress: Callable[[str], None] = lambda _: None,
@@ -83,7 +84,7 @@ def ablation(
 ) -> list[ModelResult]:
     """Each variant is trained `seeds` times (seeds 0..seeds-1: initialization, batch order and the
     early-stopping share differ) and reported by its mean."""
-    snapshot = training_snapshot(split, read_items(DEFAULT_PATH))
+    snapshot = training_snapshot(split, catalog)
     started = time.perf_counter()
     found, _ = test_candidates(snapshot, split, settings.sources, fit_generator)
     lists = {

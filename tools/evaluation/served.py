@@ -4,8 +4,7 @@ test user is asked for recommendations over gRPC, exactly as a client would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -16,7 +15,7 @@ from shared.auth import bearer_metadata
 from shared.clients import SuiteClients
 from tools.evaluation.protocols import Split
 from tools.importers.loader import load
-from tools.importers.online_retail import purchase_event, read_items
+from tools.importers.online_retail import purchase_event
 
 CONCURRENCY = 4
 
@@ -35,11 +34,9 @@ def _training_events(split: Split) -> Iterator[common_pb2.Event]:
         yield purchase_event(f"eval:{number}", user, item, time, quantity, price, segment)
 
 
-async def load_training_part(clients: SuiteClients, split: Split, catalog: Path) -> int:
+async def load_training_part(clients: SuiteClients, split: Split, catalog: Sequence[common_pb2.Item]) -> int:
     """Sends the catalog and the training purchases only; returns the number of events stored."""
-    summary = await load(
-        clients, read_items(catalog), _training_events(split), len(split.train_interactions.users)
-    )
+    summary = await load(clients, catalog, _training_events(split), len(split.train_interactions.users))
     return summary.events_accepted
 
 

@@ -65,15 +65,23 @@ class SynthEvent:
 
 
 def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: int) -> Iterator[SynthEvent]:
-    """One shopper's sessions in time order."""
+    """One shopper's sessions in time order (a review follows its purchase in the stream, though it
+    is written days later)."""
     rng = np.random.default_rng([seed, 4, person.number])
-    sessions = 1 + rng.poisson(person.activity)
-    starts = sorted(
-        start
-        + rng.integers(days) * DAY
-        + ((person.active_hour + rng.normal(0, 1.5) - person.utc_offset_hours) % 24) * 3600.0
-        for _ in range(sessions)
-    )
+    sessions = 1 + rng.poisson(person.activity * shop.regime.sessions_scale)
+    burst = shop.regime.burst_days
+    if burst is None:
+        starts = sorted(
+            start
+            + rng.integers(days) * DAY
+            + ((person.active_hour + rng.normal(0, 1.5) - person.utc_offset_hours) % 24) * 3600.0
+            for _ in range(sessions)
+        )
+    else:
+        first = (
+            start + rng.integers(days) * DAY + ((person.active_hour - person.utc_offset_hours) % 24) * 3600.0
+        )
+        starts = sorted(first + rng.uniform(0, burst * DAY, size=sessions).tolist())
     counter = 0
     for number, session_start in enumerate(starts):
         session_id = f"{person.user_id}-s{number}"
@@ -104,14 +112,14 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                 satisfaction = affinity(person, shop, np.array([item]))[0] + rng.normal(0, 0.7)
                 rating = int(np.clip(np.round(3 + satisfaction), 1, 5))
                 counter += 1
-                moment += DAY * rng.uniform(2, 10)
+                written = moment + DAY * rng.uniform(2, 10)  # days later; the session goes on now
                 texts = POSITIVE if rating >= 4 else NEGATIVE
                 yield SynthEvent(
                     event_id=f"{person.user_id}-e{counter}",
                     user_id=person.user_id,
                     item_id=str(shop.item_ids[item]),
                     type=REVIEW,
-                    timestamp=moment,
+                    timestamp=written,
                     rating=rating,
                     text=texts[int(rng.integers(len(texts)))],
                     session_id=session_id,

@@ -40,6 +40,29 @@ KINDS = {"product": ("",), "content": ("article", "video"), "promotion": ("coupo
 
 
 @dataclass(frozen=True)
+class Regime:
+    """How the shop's shoppers choose and when they come: the knobs that make simulated data sets
+    differ in kind (the defaults are the simulator's usual shop)."""
+
+    taste_weight: float = 1.0  # how much a shopper's own taste moves what they look at and buy
+    popularity_weight: float = 0.3  # how much an item's popularity does
+    popularity_shape: float = 1.2  # Pareto shape of item popularity: the smaller, the more skewed
+    sessions_scale: float = 1.0  # multiplies each shopper's mean number of sessions
+    burst_days: float | None = None  # all of a shopper's sessions fall within this many days
+
+
+REGIMES = {
+    "default": Regime(),
+    # A bestseller shop: a few items sell to everyone, taste barely matters.
+    "popular": Regime(taste_weight=0.3, popularity_weight=1.0, popularity_shape=0.8, sessions_scale=5.0),
+    # A shop of specialists: each shopper's taste decides, popularity does not.
+    "taste": Regime(taste_weight=2.0, popularity_weight=0.0, sessions_scale=5.0),
+    # Shoppers who come once: every session of a shopper within a couple of hours.
+    "bunched": Regime(sessions_scale=5.0, burst_days=0.1),
+}
+
+
+@dataclass(frozen=True)
 class Shop:
     item_ids: np.ndarray
     titles: list[str]
@@ -50,12 +73,13 @@ class Shop:
     kinds: list[str]
     vectors: np.ndarray
     popularity: np.ndarray
+    regime: Regime = Regime()
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
 
-def make_shop(items: int, seed: int) -> Shop:
+def make_shop(items: int, seed: int, regime: Regime = Regime()) -> Shop:
     rng = np.random.default_rng([seed, 1])
     leaves = [(top, leaf) for top, subs in CATEGORIES.items() for leaf in subs]
     centres = rng.normal(size=(len(leaves), TASTE_DIM))
@@ -84,7 +108,8 @@ def make_shop(items: int, seed: int) -> Shop:
         domains=[DOMAINS[d] for d in domain_of],
         kinds=kinds,
         vectors=vectors,
-        popularity=rng.pareto(1.2, size=items) + 1.0,
+        popularity=rng.pareto(regime.popularity_shape, size=items) + 1.0,
+        regime=regime,
     )
 
 

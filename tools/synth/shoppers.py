@@ -45,10 +45,12 @@ def shopper(seed: int, number: int) -> Shopper:
 
 
 def affinity(person: Shopper, shop: Shop, items: np.ndarray) -> np.ndarray:
-    """How much the shopper likes each item: taste match, minus price pain, plus popularity."""
+    """How much the shopper likes each item: taste match, minus price pain, plus popularity, in the
+    shop regime's proportions."""
     match = shop.vectors[items] @ person.taste / np.sqrt(TASTE_DIM)
     price = person.price_sensitivity * np.log1p(shop.prices[items])
-    return match - price + 0.3 * np.log(shop.popularity[items])
+    regime = shop.regime
+    return regime.taste_weight * match - price + regime.popularity_weight * np.log(shop.popularity[items])
 
 
 def click_probability(person: Shopper, shop: Shop, items: np.ndarray) -> np.ndarray:

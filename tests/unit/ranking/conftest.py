@@ -26,9 +26,11 @@ class SimulatedRanker:
 
 @pytest.fixture(scope="session")
 def simulated_ranker() -> SimulatedRanker:
-    """Trained on the first 75% of the simulated clicks and purchases; the rest is held out."""
+    """Trained on the first 75% of the simulated clicks and purchases; the rest is held out. The shop
+    is one where each shopper's own taste decides (regime "taste"): there the candidate order, led by
+    co-purchases and popularity, leaves to the ranker's features what they can learn."""
     settings = SourcesConfig()
-    carved = carve(simulated_snapshot(500, 150, 60), TIME, share=0.25)
+    carved = carve(simulated_snapshot(500, 150, 60, regime="taste"), TIME, share=0.25)
     earlier, held_out = carved.fit, carved.held
     lists, vocabulary = training_lists(earlier, settings, None, validation=carve(earlier, TIME))
     return SimulatedRanker(

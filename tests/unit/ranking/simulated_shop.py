@@ -5,14 +5,16 @@ import numpy as np
 from ml.snapshot import PURCHASE, Snapshot
 from tools.synth.sessions import CLICK, shopper_events
 from tools.synth.sessions import PURCHASE as SYNTH_PURCHASE
-from tools.synth.shop import make_shop
+from tools.synth.shop import REGIMES, make_shop
 from tools.synth.shoppers import shopper
 from tools.synth.writer import START
 
 
-def simulated_snapshot(shoppers: int, items: int, days: int, seed: int = 5) -> Snapshot:
+def simulated_snapshot(
+    shoppers: int, items: int, days: int, seed: int = 5, regime: str = "default"
+) -> Snapshot:
     """Every click or purchase as an interaction (the simulator buys rarely), in time order."""
-    shop = make_shop(items, seed)
+    shop = make_shop(items, seed, REGIMES[regime])
     rows = [
         (event.user_id, event.item_id, event.timestamp)
         for number in range(shoppers)

@@ -1,0 +1,146 @@
+"""The data sets `recsys eval` judges the pipeline on, and its protocols: a data set with the split
+that holds out its test.
+
+Online Retail is the shipped real data. The simulated shops are regimes of the simulator
+(tools.synth) designed to differ in kind: bestsellers that sell to everyone, specialists whose own
+taste decides, and shoppers who come once with all their sessions bunched together. A pipeline
+whose choices were tuned to one of them would lose on another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from recsys.common.v1 import common_pb2
+from tools.evaluation.protocols import (
+    Interactions,
+    Split,
+    leave_last_out,
+    random_holdout,
+    retail_temporal,
+    time_cut,
+)
+from tools.importers import online_retail
+from tools.synth.sessions import PURCHASE, shopper_events
+from tools.synth.shop import REGIMES, catalog, make_shop
+from tools.synth.shoppers import shopper
+from tools.synth.writer import START
+
+SIMULATED_SHOPPERS = 4_000
+SIMULATED_ITEMS = 3_000
+SIMULATED_DAYS = 180
+SIMULATED_SEED = 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Purchases in time order and the catalog they come from; `digest` identifies the data (a hash
+    of the shipped files, or of the simulated purchases) and `origin` says where it comes from."""
+
+    interactions: Interactions
+    items: list[common_pb2.Item]
+    digest: str
+    origin: str
+
+
+def online_retail_data() -> Dataset:
+    digest = hashlib.sha256()
+    for path in sorted(online_retail.DEFAULT_PATH.glob("*.csv*")):
+        digest.update(path.read_bytes())
+    return Dataset(
+        Interactions.from_online_retail(online_retail.DEFAULT_PATH),
+        online_retail.read_items(online_retail.DEFAULT_PATH),
+        digest.hexdigest()[:16],
+        "UCI Online Retail (data/online-retail)",
+    )
+
+
+def simulated(regime: str, seed: int = SIMULATED_SEED) -> Dataset:
+    """The purchases of SIMULATED_SHOPPERS shoppers over SIMULATED_DAYS days in a shop of
+    SIMULATED_ITEMS items, in the named regime (tools.synth.shop.REGIMES)."""
+    shop = make_shop(SIMULATED_ITEMS, seed, REGIMES[regime])
+    users: list[str] = []
+    items: list[str] = []
+    moments: list[float] = []
+    quantities: list[int] = []
+    prices: list[float] = []
+    for number in range(SIMULATED_SHOPPERS):
+        for event in shopper_events(seed, shopper(seed, number), shop, START, SIMULATED_DAYS):
+            if event.type == PURCHASE:
+                users.append(event.user_id)
+                items.append(event.item_id)
+                moments.append(event.timestamp)
+                quantities.append(event.quantity)
+                prices.append(event.price)
+    order = np.argsort(moments, kind="stable")
+    times = np.array([datetime.fromtimestamp(m, UTC).strftime(online_retail.TIME_FORMAT) for m in moments])
+    data = Interactions(
+        users=np.array(users)[order],
+        items=np.array(items)[order],
+        times=times[order],
+        quantities=np.array(quantities, dtype=np.int32)[order],
+        prices=np.array(prices, dtype=np.float64)[order],
+    )
+    digest = hashlib.sha256()
+    for column in (data.users, data.items, data.times):
+        digest.update("\n".join(column.tolist()).encode())
+    return Dataset(
+        data,
+        catalog(shop),
+        digest.hexdigest()[:16],
+        f"simulated shop, regime {regime!r}, seed {seed}, {SIMULATED_SHOPPERS} shoppers, "
+        f"{SIMULATED_ITEMS} items, {SIMULATED_DAYS} days",
+    )
+
+
+@dataclass(frozen=True)
+class Protocol:
+    description: str
+    data: Callable[[], Dataset]
+    split: Callable[[Interactions], Split]
+
+
+def _simulated(regime: str) -> Callable[[], Dataset]:
+    return lambda: simulated(regime)
+
+
+def _named(name: str, split: Callable[[Interactions], Split]) -> Callable[[Interactions], Split]:
+    def named_split(data: Interactions) -> Split:
+        return replace(split(data), name=name)
+
+    return named_split
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "retail-temporal": Protocol(
+        "Online Retail, trained before 2011-11-01, new items bought after it",
+        online_retail_data,
+        retail_temporal,
+    ),
+    "random-holdout": Protocol(
+        "Online Retail, a random 20% of user-item pairs held out", online_retail_data, random_holdout
+    ),
+    "leave-last-out": Protocol(
+        "Online Retail, each shopper's latest new item held out", online_retail_data, leave_last_out
+    ),
+    "sim-popular": Protocol(
+        "simulated bestseller shop (strong popularity skew), latest 20% of purchases held out",
+        _simulated("popular"),
+        _named("sim-popular", time_cut),
+    ),
+    "sim-taste": Protocol(
+        "simulated shop of strong personal taste, latest 20% of purchases held out",
+        _simulated("taste"),
+        _named("sim-taste", time_cut),
+    ),
+    "sim-bunched": Protocol(
+        "simulated shop whose shoppers come once (sessions within hours), a random 20% of pairs held out",
+        _simulated("bunched"),
+        _named("sim-bunched", random_holdout),
+    ),
+}

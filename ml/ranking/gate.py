@@ -19,6 +19,8 @@ class PublishGate:
     bootstrap_samples: int = 2000
     confidence: float = 0.95
     require_gain: bool = True  # False: judge and report, but never refuse for the gain (evaluation)
+    # Retrain without the feature groups that surely hurt on validation (train.harmful_groups).
+    drop_harmful_groups: bool = True
 
 
 class RankerRefused(ValueError):

@@ -27,7 +27,9 @@ from tools.evaluation.report import ModelResult
 from tools.evaluation.run import score
 
 # The ablation measures every variant, whether or not it would be published.
-MEASURE_EVERY_RANKER = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
+MEASURE_EVERY_RANKER = PublishGate(
+    min_training_lists=1, min_validation_lists=1, require_gain=False, drop_harmful_groups=False
+)
 
 CANDIDATES_ALONE = "candidates alone (fused order)"
 RANKER = "ranker"

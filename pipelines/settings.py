@@ -28,6 +28,8 @@ class TrainingSettings:
     gan_max_memory_mb: int = MAX_MEMORY_MB
     # The GAN's training (validation stage and refit together) stops within about this long.
     gan_max_minutes: float = MAX_MINUTES
+    # Weight of the GAN generator's adversarial term (0: a denoising autoencoder; an ablation).
+    gan_adversarial: float = 1.0
     # Feature groups `recsys train ranking` leaves out (ml/ranking/features.py): a served ablation.
     ranker_left_out: tuple[str, ...] = ()
     # Seed of the ranker's training (initialization, batch order, the early-stopping share).
@@ -63,6 +65,7 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
         gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", MAX_MEMORY_MB, 256, 1_048_576)),
         gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", MAX_MINUTES, 0.1, 10_080),
+        gan_adversarial=read.number("RECSYS_GAN_ADVERSARIAL", 1.0, 0.0, 100.0),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
         validation_mode=read.choice("RECSYS_VALIDATION", AUTO, MODES, str.lower),

@@ -112,6 +112,7 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
         mixed_precision=settings.gan_mixed_precision,
         max_memory_mb=settings.gan_max_memory_mb,
         max_minutes=settings.gan_max_minutes,
+        adversarial=settings.gan_adversarial,
     )
     with progress_bar() as progress:
         tasks = {

@@ -46,6 +46,9 @@ class GanConfig:
     condition_dropout: float = 0.5
     # Weight of the multinomial likelihood of the whole history given the (dropped-out) condition.
     reconstruction: float = 1.0
+    # Weight of the adversarial term (fool the discriminator) in the generator's loss. At 0 the
+    # generator is a denoising autoencoder and the discriminator only judges (the served ablation).
+    adversarial: float = 1.0
     # float16 compute with float32 weights and loss scaling (worth it on GPUs with tensor cores).
     mixed_precision: bool = False
     # Training refuses to start when its estimated peak memory exceeds this (ml/gan/train.py).
@@ -148,7 +151,7 @@ class CFGAN:
                 reconstruction = tf.reduce_sum(tf.square(generated * zero), axis=1)
                 g_loss = (
                     tf.reduce_mean(
-                        -tf.math.log(fake_score[:, 0] + eps)
+                        -self.config.adversarial * tf.math.log(fake_score[:, 0] + eps)
                         + self.config.zero_reconstruction * reconstruction
                         - self.config.reconstruction * likelihood
                     )

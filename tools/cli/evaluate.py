@@ -151,8 +151,14 @@ def evaluate(
     if not results:
         console.print("reproduce: recsys eval --protocol retail-temporal --no-baselines --cold-start")
         return
+    adversarial = training(config).gan_adversarial
     command = (
-        "recsys eval --protocol "
+        (
+            f"RECSYS_GAN_ADVERSARIAL={adversarial:g} "
+            if adversarial != 1.0 and gan and (served or ranking)
+            else ""
+        )
+        + "recsys eval --protocol "
         + protocol
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
@@ -251,9 +257,14 @@ def _evaluate_served(
     models are then chosen and gated on a validation split of the same kind.
     """
     home = config.home / "eval-suite" / time.strftime("%Y%m%dT%H%M%S")
-    removed = training(config).ranker_left_out
+    section = training(config)
+    removed = section.ranker_left_out
     left_out = ", ranker without " + ", ".join(removed) if removed else ""
-    base = f"served pipeline (gRPC, {'with' if gan else 'without'} the candidate GAN{left_out})"
+    generator = "without the candidate GAN"
+    if gan:
+        weight = section.gan_adversarial
+        generator = "with the candidate GAN" + ("" if weight == 1.0 else f" (adversarial weight {weight:g})")
+    base = f"served pipeline (gRPC, {generator}{left_out})"
     policies = {GREEDY: f"{base}, greedy", "": f"{base}, default policy"}
     first = ["candidates", *SERVED] if gan else SERVED
     per_seed: dict[str, list[ModelResult]] = {name: [] for name in policies.values()}

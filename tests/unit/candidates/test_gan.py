@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from ml.gan.export import WARMUP_FILE
-from ml.gan.model import GanConfig
+from ml.gan.model import CFGAN, GanConfig
 from ml.gan.train import FirstInteractions, fit_gan, hold_out_recent
 from ml.metrics import held_out_recall
 from services.modelserver.app import build as build_modelserver
@@ -111,7 +111,7 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
-from ml.gan.model import GanConfig
+from ml.gan.model import CFGAN, GanConfig
 from ml.gan.train import fit_gan
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
 users, items, matrix = simulated(shoppers=120, items=60)
@@ -130,3 +130,23 @@ def test_mirrored_strategy_trains_one_model_on_two_replicas() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     replicas, recall = done.stdout.split()[1], float(done.stdout.split()[3])
     assert replicas == "2" and recall > 0
+
+
+def test_without_its_adversarial_term_the_generator_ignores_the_discriminator() -> None:
+    """At adversarial weight 0 the generator learns the same whatever the discriminator thinks (a
+    denoising autoencoder, the served ablation); at 1 the discriminator moves it."""
+    history = tf.constant((np.random.default_rng(0).random((16, 30)) < 0.2).astype(np.float32))
+
+    def generator_after_a_step(adversarial: float, verdict_bias: float) -> list[np.ndarray]:
+        gan = CFGAN(30, GanConfig(hidden=8, noise=2, adversarial=adversarial, seed=3))
+        real = gan.discriminator.get_layer("real")
+        real.bias.assign(tf.fill(real.bias.shape, verdict_bias))
+        tf.random.set_seed(5)
+        gan.train_step(history)
+        return [w.numpy() for w in gan.generator.trainable_variables]
+
+    def same(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+        return all(np.allclose(a, b) for a, b in zip(first, second, strict=True))
+
+    assert same(generator_after_a_step(0.0, -4.0), generator_after_a_step(0.0, 4.0))
+    assert not same(generator_after_a_step(1.0, -4.0), generator_after_a_step(1.0, 4.0))

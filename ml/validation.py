@@ -20,7 +20,7 @@ new; else the random holdout. Every model that is chosen or gated on validation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,12 +41,14 @@ MIN_ITEMS = 2
 @dataclass(frozen=True)
 class Held:
     """A validation shopper: their history before the hold-out (most recent first), how many
-    purchases it holds, when they were last active, and the new items held out."""
+    purchases it holds, when they were last active, and the new items held out; after a time cut,
+    also when each held item was first bought."""
 
     history: list[str]
     purchases: int
     last_active: float
     items: set[str]
+    first_bought: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,17 @@ def _time_carve(snapshot: Snapshot, share: float) -> tuple[Snapshot, dict[str, H
     known = _histories(users, items, earlier.interaction_times())
     later = snapshot.events_where(snapshot.timestamps >= cutoff)
     later_users, later_items = later.interactions()
+    later_times = later.interaction_times()
     held: dict[str, Held] = {}
-    for user, item in zip(later_users.tolist(), later_items.tolist(), strict=True):
+    for user, item, moment in zip(
+        later_users.tolist(), later_items.tolist(), later_times.tolist(), strict=True
+    ):
         found = known.get(user)
         if found is None or item in found[0]:
             continue
         entry = held.setdefault(user, Held(found[0], found[1], found[2], set()))
         entry.items.add(item)
+        entry.first_bought[item] = min(moment, entry.first_bought.get(item, moment))
     after = set(later_users.tolist())
     returning = len(after & set(known)) / len(after) if after else 0.0
     return earlier, held, returning

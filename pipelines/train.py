@@ -192,7 +192,8 @@ def _fit_ranker(run: TrainingRun) -> object | None:
     console.print(
         f"ranker: {trained.lists} lists, best epoch {trained.epochs}, validation NDCG@20 "
         f"{trained.validation_ndcg:.4f} against {trained.candidate_ndcg:.4f} for the candidate order: "
-        f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists"
+        f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists "
+        f"({trained.validated_on})"
     )
     run.ranker_outcome = {
         "published": True,
@@ -200,6 +201,7 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         "candidate_order_ndcg_at_20": round(trained.candidate_ndcg, 5),
         "gain": [round(mean, 5), round(low, 5), round(high, 5)],
         "validation_lists": trained.validation_lists,
+        "validated_on": trained.validated_on,
         "feature_groups_dropped": list(trained.dropped),
     }
     return trained

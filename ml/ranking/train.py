@@ -42,6 +42,8 @@ from ml.snapshot import Snapshot
 from ml.validation import Carve, Held, carve
 
 VALIDATION_SHARE = 0.15
+# After a time carve the ranker is validated on the lists of the latest 30% of held purchases.
+LATER_SHARE = 0.3
 CANDIDATES = 200
 CUTOFF_K = 20
 
@@ -58,6 +60,9 @@ class RankingLists:
     labels: np.ndarray
     history: np.ndarray
     relevant: np.ndarray
+    # Lists whose positives were bought in the latest part of a time carve's window: the ranker is
+    # validated on them (a later window than it learns from); all False after a random carve.
+    later: np.ndarray
 
     def take(self, rows: np.ndarray) -> RankingLists:
         return RankingLists(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
@@ -92,7 +97,7 @@ def build_lists(
         own = table.positions(held.history[:HISTORY_ANCHORS]) + 1
         history[row, : len(own)] = own
         relevant[row] = len(held.items)
-    return RankingLists(features, items, valid, labels, history, relevant)
+    return RankingLists(features, items, valid, labels, history, relevant, np.zeros(count, bool))
 
 
 def ndcg_per_list(scores: np.ndarray, lists: RankingLists, k: int = CUTOFF_K) -> np.ndarray:
@@ -159,6 +164,8 @@ class TrainedRanker:
     gain: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Feature groups the group gate left out because they surely hurt on validation (harmful_groups).
     dropped: tuple[str, ...] = ()
+    # Which lists judged it: "later purchases" (after a time carve) or "a random share of shoppers".
+    validated_on: str = ""
 
     def save(self, folder: Path) -> None:
         self.table.save(folder)
@@ -253,9 +260,53 @@ def training_lists(
         ]
         for user in users
     ]
-    lists = build_lists(table, [validation.held[user] for user in users], candidates)
+    shoppers = [validation.held[user] for user in users]
+    split = later_split(shoppers)
+    if split is None:
+        lists = build_lists(table, shoppers, candidates)
+    else:
+        earlier_part, later_part = split
+        lists = concatenate(
+            build_lists(table, earlier_part, _without(candidates, later_part)),
+            build_lists(table, later_part, _without(candidates, earlier_part)),
+        )
+        lists.later[len(shoppers) :] = True
     keep = lists.labels.any(1)  # a list with no bought item teaches nothing
     return lists.take(np.flatnonzero(keep)), vocabulary
+
+
+def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held]] | None:
+    """After a time carve: each shopper's held items split at the time that leaves the latest
+    LATER_SHARE of them in the later part, as two shoppers of the same history. None after a
+    random carve, which has no times."""
+    moments = [moment for held in shoppers for moment in held.first_bought.values()]
+    if not moments or any(not held.first_bought for held in shoppers):
+        return None
+    boundary = float(np.quantile(moments, 1 - LATER_SHARE))
+    earlier, later = [], []
+    for held in shoppers:
+        first = {item for item, moment in held.first_bought.items() if moment < boundary}
+        earlier.append(dataclasses.replace(held, items=first))
+        later.append(dataclasses.replace(held, items=held.items - first))
+    return earlier, later
+
+
+def _without(candidates: list[list[RankCandidate]], other: list[Held]) -> list[list[RankCandidate]]:
+    """Each list without the items the shopper bought in the other part of the window: they are
+    neither to find nor to count as misses here."""
+    return [
+        [c for c in found if c.item_id not in held.items]
+        for found, held in zip(candidates, other, strict=True)
+    ]
+
+
+def concatenate(first: RankingLists, second: RankingLists) -> RankingLists:
+    return RankingLists(
+        *(
+            np.concatenate([getattr(first, f.name), getattr(second, f.name)])
+            for f in dataclasses.fields(first)
+        )
+    )
 
 
 def published_table(
@@ -286,16 +337,26 @@ def fit_ranker(
     config = config or RankerConfig()
     gate = gate or PublishGate()
     started = time.perf_counter()
-    held = round(VALIDATION_SHARE * len(lists))
-    if len(lists) - held < gate.min_training_lists or held < gate.min_validation_lists:
+    later = np.flatnonzero(lists.later)
+    if len(later) >= gate.min_validation_lists:
+        validated_on = f"the latest {LATER_SHARE:.0%} of the validation window's purchases"
+        validation_rows = later
+        earlier = np.flatnonzero(~lists.later)
+        train_rows = np.random.default_rng(config.seed).permutation(earlier)
+    else:
+        shuffled = np.random.default_rng(config.seed).permutation(len(lists))
+        validated_on = f"a random {VALIDATION_SHARE:.0%} of the validation shoppers"
+        cut = round(VALIDATION_SHARE * len(lists))
+        validation_rows, train_rows = shuffled[:cut], shuffled[cut:]
+    held = len(validation_rows)
+    if len(train_rows) < gate.min_training_lists or held < gate.min_validation_lists:
         raise RankerRefused(
-            f"{len(lists)} validation shoppers had a held-out item among their candidates: "
-            f"{len(lists) - held} lists to learn from and {held} to validate on, fewer than the "
+            f"{len(lists)} lists had a held-out item among their candidates: "
+            f"{len(train_rows)} to learn from and {held} to validate on, fewer than the "
             f"{gate.min_training_lists} and {gate.min_validation_lists} needed "
             "(RECSYS_RANKER_MIN_TRAINING_LISTS, RECSYS_RANKER_MIN_VALIDATION_LISTS)"
         )
-    shuffled = np.random.default_rng(config.seed).permutation(len(lists))
-    train, validation = lists.take(shuffled[held:]), lists.take(shuffled[:held])
+    train, validation = lists.take(train_rows), lists.take(validation_rows)
     net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
     harmful = harmful_groups(net, validation, gate, config.seed) if gate.drop_harmful_groups else ()
     if harmful:
@@ -335,4 +396,5 @@ def fit_ranker(
         validation_lists=held,
         gain=gain,
         dropped=harmful,
+        validated_on=validated_on,
     )

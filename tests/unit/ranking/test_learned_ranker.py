@@ -24,12 +24,12 @@ from ml.ranking.model import RankerConfig, ServingRanker
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import (
     CANDIDATES,
-    VALIDATION_SHARE,
     _scores,
     build_lists,
     candidate_order,
     fit_ranker,
     harmful_groups,
+    later_split,
     ndcg,
     shopper_of,
     training_lists,
@@ -41,7 +41,7 @@ from shared import sources
 from shared.models import publish
 from shared.sources import Placement
 from tests.support import ServerThread, make_settings, purchases_snapshot
-from tests.unit.ranking.conftest import TINY
+from tests.unit.ranking.conftest import ANY, TINY
 from tests.unit.ranking.simulated_shop import simulated_snapshot
 
 
@@ -189,7 +189,7 @@ def simulated_lists():
 def test_a_ranker_from_too_few_lists_is_refused_with_the_counts(simulated_lists) -> None:
     earlier, lists, vocabulary = simulated_lists
     gate = PublishGate(min_training_lists=len(lists), min_validation_lists=1)
-    with pytest.raises(RankerRefused, match=r"lists to learn from and \d+ to validate on, fewer than"):
+    with pytest.raises(RankerRefused, match=r"\d+ to learn from and \d+ to validate on, fewer than"):
         fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=gate)
 
 
@@ -208,11 +208,9 @@ def test_a_feature_group_that_misleads_on_validation_is_left_out(simulated_lists
     ranker is retrained without it, and the figures say so."""
     earlier, shared_lists, vocabulary = simulated_lists
     lists = shared_lists.take(np.arange(len(shared_lists)))  # a copy: the fixture is shared
-    held = round(VALIDATION_SHARE * len(lists))
-    validation_rows = np.random.default_rng(TINY.seed).permutation(len(lists))[:held]
-    in_validation = np.zeros(len(lists), bool)
-    in_validation[validation_rows] = True
-    signal = np.where(in_validation[:, None], 1.0 - lists.labels, lists.labels) * lists.valid
+    validation_rows = np.flatnonzero(lists.later)  # after a time carve: the later purchases
+    assert len(validation_rows) > 0
+    signal = np.where(lists.later[:, None], 1.0 - lists.labels, lists.labels) * lists.valid
     lists.features[..., COLUMN["price"]] = 100.0 * signal
     gate = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
     # Fast enough to learn the false signal within its first epoch, before early stopping holds it back.
@@ -223,6 +221,25 @@ def test_a_feature_group_that_misleads_on_validation_is_left_out(simulated_lists
     gated = fit_ranker(earlier, SourcesConfig(), lists, vocabulary, trusting, gate=gate)
     assert "item" in gated.dropped and "item" in gated.net.config.removed
     assert gated.validation_ndcg > misled.validation_ndcg
+
+
+def test_after_a_time_carve_the_ranker_is_validated_on_later_purchases(simulated_lists) -> None:
+    """Each shopper's held items split in time: the later lists hold only the latest purchases and
+    never the earlier ones, as candidates or as positives; the ranker is judged on them."""
+    earlier, lists, vocabulary = simulated_lists
+    carved = carve(earlier, TIME)
+    split = later_split(list(carved.held.values()))
+    assert split is not None
+    first, last = split
+    boundary = min(t for held in last for item, t in held.first_bought.items() if item in held.items)
+    for before, after in zip(first, last, strict=True):
+        assert before.items.isdisjoint(after.items)
+        assert before.items | after.items == after.first_bought.keys()
+        assert all(after.first_bought[item] < boundary for item in before.items)
+    assert 0 < lists.later.sum() < len(lists)
+    trained = fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=ANY)
+    assert trained.validation_lists == lists.later.sum()
+    assert later_split([dataclasses.replace(h, first_bought={}) for h in carved.held.values()]) is None
 
 
 def test_the_gain_interval_is_paired_and_tightens_with_more_lists() -> None:

@@ -186,8 +186,8 @@ def _fit_ranker(run: TrainingRun) -> object | None:
     mean, low, high = trained.gain
     if trained.dropped:
         console.print(
-            f"ranker: left out the feature groups {', '.join(trained.dropped)}: held at their mean they "
-            "surely raised validation NDCG@20, and the ranker retrained without them did better"
+            f"ranker: left out the feature groups {', '.join(trained.dropped)}: taken out of the trained "
+            "ranker they surely raised validation NDCG@20, and the ranker retrained without them did no worse"
         )
     console.print(
         f"ranker: {trained.lists} lists, best epoch {trained.epochs}, validation NDCG@20 "

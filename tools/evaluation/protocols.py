@@ -1,5 +1,6 @@
-"""Train/test splits of purchase data (a time cut, a random holdout, each user's last item) and the
-protocols of `recsys eval`: a data set and the split that judges it.
+"""Train/test splits of purchase data: a time cut (retail-temporal's, or at any share), a random
+holdout, each user's last item. The protocols of `recsys eval` pair them with data sets
+(tools/evaluation/datasets.py).
 
 A split holds the binary user x item training matrix (distinct pairs) and, for
 each test user, the set of relevant item indices. Items and users outside the
@@ -16,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from ml.ease import binary_matrix
+from ml.validation import LAST, RANDOM, TIME
 from tools.importers import online_retail
 
 RETAIL_CUTOFF = "2011-11-01 00:00:00"
@@ -61,13 +63,11 @@ class Interactions:
         )
 
 
-TIME, RANDOM, LAST = "time", "random", "last"
-
-
 @dataclass(frozen=True)
 class Split:
-    """`kind` is what is held out: TIME (what users bought after a cut), RANDOM (a random share of the
-    pairs) or LAST (each user's latest new item); the served suite validates on the same kind."""
+    """`kind` is what is held out, named as the validation carve names it (ml.validation): TIME (what
+    users bought after a cut), RANDOM (a random share of the pairs) or LAST (each user's latest new
+    item); the served suite validates on the same kind."""
 
     name: str
     kind: str

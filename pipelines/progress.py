@@ -14,6 +14,8 @@ from rich.progress import (
 
 # Tables wider than a pipe's default 80 columns keep titles and reasons readable in logs.
 console = Console(width=None if Console().is_terminal else 140)
+# What went wrong goes to stderr, so that a command's output stays clean when piped.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar() -> Progress:

@@ -33,7 +33,7 @@ from ml.popularity import choose_half_life, fit_popularity
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
 from pipelines.settings import TrainingSettings, training_settings
 from pipelines.validation import NothingToValidate, Validation, validate
@@ -131,7 +131,7 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
         try:
             trained = fit_gan(snapshot, config, on_epoch=on_epoch)
         except GanMemoryError as error:
-            console.print(f"[red]candidate GAN not trained: {error}[/red]")
+            errors.print(f"[red]candidate GAN not trained: {error}[/red]")
             return None
     console.print(
         f"candidate GAN: best epoch {trained.epochs}, validation recall@20 {trained.validation_recall:.4f}, "
@@ -361,6 +361,11 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
         model = trainer.fit(run)
         if model is None:
             continue
-        version = publish(settings.model_dir, trainer.model, model.save)  # type: ignore[attr-defined]
+        version = publish(
+            settings.model_dir,
+            trainer.model,
+            model.save,  # type: ignore[attr-defined]
+            keep=settings.model_versions_kept,
+        )
         published[trainer.model] = (version, time.perf_counter() - started)
     return published

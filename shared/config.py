@@ -64,6 +64,11 @@ class Settings:
     # Whether the suite serves the candidate GAN through the model server: which processes run
     # (the supervisor), which sources candidates asks, what training fits.
     candidate_gan: bool = False
+    # Whether a service brings its own tables to the newest schema at start (the local suite), or
+    # waits, not ready, until a migration Job has (Kubernetes: pods never migrate, docs/deploy.md).
+    migrate_on_start: bool = True
+    # Versions of each model that publishing keeps (the newest first); older ones are deleted.
+    model_versions_kept: int = 5
     # The variables these settings were read from; each service reads its own section from them.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -198,11 +203,20 @@ def load_section(settings: Settings, read: Callable[[EnvReader], Section]) -> Se
     return section
 
 
+def default_home() -> Path:
+    """Where state lives when RECSYS_HOME is unset: the checkout's var/ when running from a source
+    checkout (`make run`), else the user's data directory; the same from any working directory."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and os.access(checkout, os.W_OK):
+        return checkout / "var"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "recsys"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Reads the settings; raises ConfigError listing every bad variable."""
     env = os.environ if env is None else env
     read = EnvReader(env)
-    home = Path(read.text("RECSYS_HOME", "var")).absolute()
+    home = Path(read.text("RECSYS_HOME", str(default_home()))).expanduser().absolute()
     processes = (*SERVICES, MODEL_SERVER)
     ports = {name: read.port(f"RECSYS_{name.upper()}_PORT", DEFAULT_PORTS[name]) for name in processes}
     everywhere = read.number("RECSYS_METRICS_PORT", -1, 0, 65535)  # unset: one port per service
@@ -250,6 +264,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_poll_s=read.number("RECSYS_MODEL_POLL_S", 2.0, 0.1, 3600),
         otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
+        migrate_on_start=read.flag("RECSYS_MIGRATE_ON_START", True),
+        model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", 5, 1, 1000)),
         env=dict(env),
     )
     if read.problems:

@@ -7,6 +7,7 @@ while each still owns only its own tables (all prefixed with the service name).
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event, select
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from shared.clock import Clock, system_clock
@@ -50,14 +53,46 @@ def version_table(service: str) -> str:
     return f"alembic_version_{service}"
 
 
-def migrate(engine: Engine, service: str, migrations_dir: Path) -> None:
-    """Brings the service's tables to the newest migration."""
+def _lock_key(service: str) -> int:
+    """A stable signed 64-bit key per service for PostgreSQL's advisory locks."""
+    return int.from_bytes(
+        hashlib.sha256(f"recsys-migrate:{service}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+def _alembic_config(migrations_dir: Path) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
+    return config
+
+
+def migrate(engine: Engine, service: str, migrations_dir: Path) -> None:
+    """Brings the service's tables to the newest migration.
+
+    On PostgreSQL the upgrade holds a transaction-level advisory lock per service, so that
+    replicas or Jobs migrating at once run one after another (the later ones find the schema
+    current); the upgrade's DDL commits or rolls back with the lock's transaction.
+    """
+    config = _alembic_config(migrations_dir)
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(service)})
         config.attributes["connection"] = connection
         config.attributes["version_table"] = version_table(service)
         command.upgrade(config, "head")
+
+
+def schema_behind(engine: Engine, service: str, migrations_dir: Path) -> str | None:
+    """None when the database holds the newest revision of the service's migrations; otherwise
+    what is there and what is needed, for a service that waits for the migration Job."""
+    head = ScriptDirectory.from_config(_alembic_config(migrations_dir)).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(
+            connection, opts={"version_table": version_table(service)}
+        ).get_current_revision()
+    if current == head:
+        return None
+    return f"{service}'s tables are at revision {current or 'none'}, this release needs {head}"
 
 
 def run_migrations_env(target_metadata: MetaData) -> None:
@@ -119,6 +154,9 @@ class Store:
 
     def migrate(self) -> None:
         migrate(self.engine, self.service, self.migrations)
+
+    def schema_behind(self) -> str | None:
+        return schema_behind(self.engine, self.service, self.migrations)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,8 @@ from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
+# Versions kept per model: the newest serves; older ones are there to roll back to by hand.
+DEFAULT_KEPT = 5
 
 
 def versions(model_dir: Path, name: str) -> list[int]:
@@ -32,8 +34,9 @@ def latest_version(model_dir: Path, name: str) -> int | None:
     return published[-1] if published else None
 
 
-def publish(model_dir: Path, name: str, write: Callable[[Path], None]) -> int:
-    """Writes a new version with `write(folder)` and makes it visible atomically."""
+def publish(model_dir: Path, name: str, write: Callable[[Path], None], keep: int = DEFAULT_KEPT) -> int:
+    """Writes a new version with `write(folder)`, makes it visible atomically, and deletes all but
+    the newest `keep` versions (the volume would otherwise grow with every retraining)."""
     latest = latest_version(model_dir, name) or 0
     version = max(int(time.time()), latest + 1)
     staging = model_dir / name / f".staging-{version}"
@@ -41,6 +44,8 @@ def publish(model_dir: Path, name: str, write: Callable[[Path], None]) -> int:
     staging.mkdir(parents=True)
     write(staging)
     staging.rename(model_dir / name / str(version))
+    for old in versions(model_dir, name)[:-keep]:
+        shutil.rmtree(model_dir / name / str(old), ignore_errors=True)
     return version
 
 

@@ -58,6 +58,10 @@ class ServiceApp:
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
 
 
+class NotReadyYet(Exception):
+    """Start-up waits for something another process provides (a schema, a model): logged in one line."""
+
+
 class RunningServer:
     """A started server with its health servicer; `stop()` performs the graceful shutdown."""
 
@@ -114,10 +118,13 @@ class RunningServer:
         while self.app.startup is not None:
             try:
                 await self.app.startup()
-                break
+            except NotReadyYet as waiting:
+                log.info("%s not ready: %s; checking again in %ss", self.app.name, waiting, STARTUP_RETRY_S)
             except Exception:
                 log.exception("%s start-up failed; retrying in %ss", self.app.name, STARTUP_RETRY_S)
-                await asyncio.sleep(STARTUP_RETRY_S)
+            else:
+                break
+            await asyncio.sleep(STARTUP_RETRY_S)
         self._tasks.extend(asyncio.create_task(task()) for task in self.app.background)
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
@@ -177,19 +184,23 @@ def assemble(
     servicer: object,
     *,
     store: Store | None = None,
+    migrate_on_start: bool = True,
     models: Sequence[ModelWatcher[Any]] = (),
     clients: SuiteClients | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     dependencies: Sequence[Callable[[], Awaitable[object]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> ServiceApp:
-    """The usual ServiceApp: start-up migrates the store, loads the models and waits for the
+    """The usual ServiceApp: start-up migrates the store (or, without `migrate_on_start`, waits
+    until a migration Job has brought it to this release's schema), loads the models and waits for the
     `dependencies` (each raises until what it waits for is there); the models are watched
     for new versions; shutdown closes clients, `closers` and the engine."""
 
     async def startup() -> None:
-        if store is not None:
+        if store is not None and migrate_on_start:
             await asyncio.to_thread(store.migrate)
+        elif store is not None and (behind := await asyncio.to_thread(store.schema_behind)):
+            raise NotReadyYet(f"{behind}; run `recsys migrate` (the migration Job)")
         for model in models:
             await model.refresh()
         for dependency in dependencies:

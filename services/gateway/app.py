@@ -35,6 +35,7 @@ def build(settings: Settings) -> ServiceApp:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
         servicer,
         store=store,
+        migrate_on_start=settings.migrate_on_start,
         clients=clients,
         interceptors=[ApiKeyInterceptor(server_keys(settings))],
     )

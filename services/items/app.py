@@ -39,6 +39,7 @@ def build(settings: Settings) -> ServiceApp:
         items_pb2_grpc.add_ItemsServiceServicer_to_server,
         ItemsServicer(store, popularity, similar, graph),
         store=store,
+        migrate_on_start=settings.migrate_on_start,
         models=[popularity, similar],
         dependencies=[load_graph],
     )

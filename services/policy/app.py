@@ -19,4 +19,5 @@ def build(settings: Settings) -> ServiceApp:
         policy_pb2_grpc.add_PolicyServiceServicer_to_server,
         PolicyServicer(store, load_section(settings, read_policy_settings)),
         store=store,
+        migrate_on_start=settings.migrate_on_start,
     )

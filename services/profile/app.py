@@ -26,6 +26,7 @@ def build(settings: Settings) -> ServiceApp:
         profile_pb2_grpc.add_ProfileServiceServicer_to_server,
         ProfileServicer(store, CatalogCheck(clients), vae),
         store=store,
+        migrate_on_start=settings.migrate_on_start,
         clients=clients,
         models=[vae],
     )

@@ -100,6 +100,21 @@ def _workload_violations(obj: Manifest, spec: Manifest) -> Iterator[str]:
                     yield f"{here}: {probe} missing"
 
 
+def _image_tag(image: str) -> str:
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _release_violations(obj: Manifest, spec: Manifest) -> Iterator[str]:
+    """A migration Job is one per release: named after its image's version, so that applying a
+    new release creates a new Job rather than re-applying a finished one."""
+    for container in _containers(spec):
+        if obj["kind"] == "Job" and "migrate" in container.get("args", []):
+            expected = "migrate-" + _image_tag(container["image"]).replace(".", "-").lower()
+            if obj["metadata"]["name"] != expected:
+                yield f"{name(obj)}: a migration Job of image {container['image']!r} must be named {expected}"
+
+
 def _selects(policy: Manifest, labels: dict[str, str]) -> bool:
     """True when the policy's pod selector is specific (not the deny-all) and matches `labels`."""
     selector = policy["spec"].get("podSelector", {})
@@ -109,12 +124,13 @@ def _selects(policy: Manifest, labels: dict[str, str]) -> bool:
 
 def policy_violations(objects: list[Manifest]) -> list[str]:
     """The house rules: probes, resources, security context, own ServiceAccount, pinned images,
-    and a NetworkPolicy of its own for every Service."""
+    a migration Job per release, and a NetworkPolicy of its own for every Service."""
     violations: list[str] = []
     for obj in objects:
         spec = pod_spec(obj)
         if spec is not None:
             violations.extend(_workload_violations(obj, spec))
+            violations.extend(_release_violations(obj, spec))
     policies = [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
     for service in (obj for obj in objects if obj["kind"] == "Service"):
         selector = service["spec"].get("selector", {})

@@ -43,18 +43,45 @@ def test_overlay_has_every_service_with_probes_and_its_network_policy(rendered) 
             f"HorizontalPodAutoscaler/{service}",
             f"PodDisruptionBudget/{service}",
         } <= names
-    assert {"Job/migrate", "CronJob/retrain", "NetworkPolicy/default-deny-all"} <= names
+    assert {"Job/migrate-0-1-0", "CronJob/retrain", "NetworkPolicy/default-deny-all"} <= names
 
 
 def test_prod_runs_tf_serving_on_a_gpu_and_local_has_none() -> None:
     prod = {name(obj): obj for obj in render(K8S_DIR / "overlays" / "prod")}
-    container = pod_spec(prod["Deployment/tf-serving"])["containers"][0]
+    deployment = prod["Deployment/tf-serving"]
+    container = pod_spec(deployment)["containers"][0]
     assert container["image"].startswith("tensorflow/serving:") and container["image"].endswith("-gpu")
+    # The server runs the TensorFlow release that exported the models (and whose API stubs we pin).
+    version = container["image"].split(":", 1)[1].removesuffix("-gpu")
+    assert {
+        package: version for package in ("tensorflow", "tensorflow-serving-api")
+    }.items() <= _ml_pins().items()
+    # One GPU per replica: a rolling update must not start a second pod first.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    # A fresh cluster has no model yet: starting must not wait for one (it would restart forever).
+    assert "tcpSocket" in container["startupProbe"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     local = {name(obj) for obj in render(K8S_DIR / "overlays" / "local")}
     assert "Deployment/tf-serving" not in local
     assert "StatefulSet/postgres" in local
+
+
+def test_every_service_that_loads_models_mounts_the_model_volume(rendered) -> None:
+    """Derived from the code: a service whose app watches model versions needs the volume."""
+    services = K8S_DIR.parent / "services"
+    loading = {app.parent.name for app in services.glob("*/app.py") if "ModelWatcher(" in app.read_text()}
+    assert loading, "no service watches models: the check would prove nothing"
+    for service in loading:
+        deployment = next((o for o in rendered if name(o) == f"Deployment/{service}"), None)
+        assert deployment is not None, service
+        mounts = {m["mountPath"] for m in pod_spec(deployment)["containers"][0].get("volumeMounts", [])}
+        assert "/var/lib/recsys/models" in mounts, f"{service} loads models but has no model volume"
+
+
+def _ml_pins() -> dict[str, str]:
+    lines = (K8S_DIR.parent / "requirements-ml.txt").read_text().splitlines()
+    return dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
 
 
 def _find(objects: list[Manifest], wanted: str) -> Manifest:
@@ -83,8 +110,12 @@ BREAKAGES = {
         "CronJob/retrain: pod securityContext.runAsNonRoot must be true",
     ),
     "writable root filesystem": (
-        lambda o: _container(o, "Job/migrate")["securityContext"].update(readOnlyRootFilesystem=False),
-        "Job/migrate container migrate: securityContext.readOnlyRootFilesystem must be true",
+        lambda o: _container(o, "Job/migrate-0-1-0")["securityContext"].update(readOnlyRootFilesystem=False),
+        "Job/migrate-0-1-0 container migrate: securityContext.readOnlyRootFilesystem must be true",
+    ),
+    "new release, same migration Job": (
+        lambda o: _container(o, "Job/migrate-0-1-0").update(image="recsys:0.2.0"),
+        "Job/migrate-0-1-0: a migration Job of image 'recsys:0.2.0' must be named migrate-0-2-0",
     ),
     "capabilities kept": (
         lambda o: _container(o, "Deployment/items")["securityContext"].pop("capabilities"),

@@ -1,3 +1,3 @@
-from tools.cli.main import app
+from tools.cli.main import run
 
-app(prog_name="recsys")
+run()

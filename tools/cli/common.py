@@ -10,7 +10,7 @@ import grpc
 import typer
 from rich.table import Table
 
-from pipelines.progress import console
+from pipelines.progress import console, errors
 from pipelines.settings import TrainingSettings, read_training_settings
 from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata
@@ -26,7 +26,7 @@ def settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
 
 
@@ -35,7 +35,7 @@ def section(config: Settings, read: Callable[[EnvReader], S]) -> S:
     try:
         return load_section(config, read)
     except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
 
 
@@ -56,9 +56,9 @@ def with_clients(work: Callable[[SuiteClients], Awaitable[T]], config: Settings)
     try:
         return asyncio.run(run())
     except grpc.aio.AioRpcError as error:
-        console.print(f"[red]{error.code().name}[/red]: {error.details()}")
+        errors.print(f"[red]{error.code().name}[/red]: {error.details()}")
         if error.code() == grpc.StatusCode.UNAVAILABLE:
-            console.print("Is the suite running? Start it with `recsys up` and check `recsys status`.")
+            errors.print("Is the suite running? Start it with `recsys up` and check `recsys status`.")
         raise typer.Exit(1) from error
 
 

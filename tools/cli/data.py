@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console, errors, progress_bar
 from shared.config import Settings
 from tools.cli.common import settings, with_clients
 from tools.importers import generic_csv, movielens, online_retail, retailrocket
@@ -91,7 +91,7 @@ def import_movielens(
         events = movielens.read_events(path)
         first = next(events, None)
     except movielens.FormatError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
     stream = itertools.chain([first] if first else [], events)
     _run_import(config, items, stream, None, _checkpoint(config, "movielens", path, restart))
@@ -107,7 +107,7 @@ def import_retailrocket(
     """Load RetailRocket items (category path, availability) and view / cart / transaction events."""
     config = settings()
     if not (path / "events.csv").exists():
-        console.print(f"[red]{path}/events.csv not found[/red]")
+        errors.print(f"[red]{path}/events.csv not found[/red]")
         raise typer.Exit(2)
     _run_import(
         config,
@@ -150,7 +150,7 @@ def import_csv(
         events_path = next((p for p in (path / "events.csv", path / "events.csv.gz") if p.exists()), path)
         items = items or (path / "items.csv" if (path / "items.csv").exists() else None)
     if not events_path.is_file():
-        console.print(f"[red]no events file at {events_path}[/red]")
+        errors.print(f"[red]no events file at {events_path}[/red]")
         raise typer.Exit(2)
     columns = _mapping(mapping, events_path)
     problems: Counter[str] = Counter()
@@ -163,7 +163,7 @@ def import_csv(
         events = generic_csv.read_events(events_path, columns, default_type, problems)
         first = next(events, None)
     except generic_csv.MappingError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
     stream = itertools.chain([first] if first else [], events)
     _run_import(
@@ -188,7 +188,7 @@ def _mapping(option: str, events_path: Path) -> dict[str, str]:
         try:
             return dict(json.loads(text))
         except (json.JSONDecodeError, TypeError, ValueError) as error:
-            console.print(f"[red]--mapping is not a JSON object of field -> column: {error}[/red]")
+            errors.print(f"[red]--mapping is not a JSON object of field -> column: {error}[/red]")
             raise typer.Exit(2) from error
     header = _header(events_path)
     return {name: name for name in generic_csv.EVENT_FIELDS if name in header}

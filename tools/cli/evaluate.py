@@ -6,12 +6,12 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from pipelines.progress import console
+from pipelines.progress import console, errors
 from pipelines.train import SERVED, TRAINERS
 from shared.auth import read_key
 from shared.config import Settings
@@ -19,18 +19,18 @@ from tools.cli.common import settings, training, with_clients
 from tools.cli.supervisor import fresh_suite
 from tools.cli.training import run_training
 from tools.evaluation.candidates import MERGED, source_rankings
-from tools.evaluation.cold_start import ColdStartReport, evaluate_cold_start
-from tools.evaluation.cold_start import K as COLD_K
 from tools.evaluation.datasets import PROTOCOLS, Dataset
 from tools.evaluation.new_shoppers import K as NEW_K
 from tools.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
 from tools.evaluation.protocols import Split
-from tools.evaluation.ranking import ablation, mean_of_seeds
-from tools.evaluation.report import ModelResult, Report
+from tools.evaluation.report import ModelResult, Report, mean_of_seeds
 from tools.evaluation.run import CURVE_KS, score
 from tools.evaluation.run import baselines as run_baselines
 from tools.evaluation.served import load_training_part, served_rankings
 from tools.importers import online_retail
+
+if TYPE_CHECKING:
+    from tools.evaluation.cold_start import ColdStartReport
 
 
 def evaluate(
@@ -106,16 +106,16 @@ def evaluate(
 ) -> None:
     """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
     if protocol not in PROTOCOLS:
-        console.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}[/red]")
+        errors.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}[/red]")
         raise typer.Exit(2)
     if not (baselines or served or candidates or ranking or cold_start):
-        console.print(
+        errors.print(
             "[red]nothing to evaluate: pass --baselines, --candidates, --ranking, --served "
             "and/or --cold-start[/red]"
         )
         raise typer.Exit(2)
     if cold_start and protocol != "retail-temporal":
-        console.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
+        errors.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
         raise typer.Exit(2)
     config = settings()
     chosen = PROTOCOLS[protocol]
@@ -127,6 +127,8 @@ def evaluate(
     if candidates:
         results.extend(_evaluate_candidates(config, split))
     if ranking:
+        from tools.evaluation.ranking import ablation  # TensorFlow: loaded only by the runs that train
+
         fit = TRAINERS["candidates"].fit
         with_gan = training(config.overriding(RECSYS_CANDIDATES_GAN="1" if gan else "0"))
         results.extend(
@@ -142,6 +144,8 @@ def evaluate(
     if served:
         results.extend(_evaluate_served(config, split, dataset, gan, seeds))
     if cold_start:
+        from tools.evaluation.cold_start import evaluate_cold_start  # TensorFlow, as above
+
         _print_cold_start(evaluate_cold_start(dataset.interactions, dataset.items, say=console.print))
         _print_new_shoppers(
             evaluate_new_shoppers(
@@ -196,6 +200,8 @@ def provenance(seeds: int, dataset: Dataset) -> dict[str, str]:
 
 
 def _print_cold_start(report: ColdStartReport) -> None:
+    from tools.evaluation.cold_start import K as COLD_K
+
     table = Table(
         title=f"cold start: Recall@{COLD_K} of the {report.cold_items} items first sold after the cutoff, "
         f"{report.shoppers} shoppers ({report.pairs} purchases), whole catalog of {report.catalog_items}"

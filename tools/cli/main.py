@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import statistics
@@ -13,15 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import grpc
+import sqlalchemy.exc
 import typer
 from rich.table import Table
 
 from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, SERVING, PopularityModel, ServingConfig
 from pipelines import train as pipeline
-from pipelines.progress import console
+from pipelines.progress import console, errors
 from pipelines.report import print_report
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
+from services.candidates.tfserving import ModelServerClient
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.db import Store
@@ -29,7 +33,7 @@ from shared.models import latest_version
 from shared.models import versions as model_versions
 from tools.cli import training
 from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
-from tools.cli.common import ask_recommend, print_recommendations, settings, with_clients
+from tools.cli.common import CLI_DEADLINE_S, ask_recommend, print_recommendations, settings, with_clients
 from tools.cli.data import data_app, import_demo
 from tools.cli.evaluate import evaluate
 from tools.cli.policy import policy_app
@@ -39,7 +43,8 @@ from tools.importers import online_retail
 
 app = typer.Typer(
     help="Personalized recommendations as gRPC microservices. "
-    "Configuration comes from RECSYS_* environment variables (state under RECSYS_HOME, default ./var).",
+    "Configuration comes from RECSYS_* environment variables (state under RECSYS_HOME: by default "
+    "the checkout's var/, else ~/.local/share/recsys).",
     no_args_is_help=True,
     add_completion=False,
     # Tracebacks never print local variables: they may hold API keys or database URLs.
@@ -94,7 +99,7 @@ def feedback(
 ) -> None:
     """Send one shopper event through the gateway (stored durably, rewarded to the policy)."""
     if event_type not in EVENT_TYPES:
-        console.print(f"[red]--type must be one of {', '.join(EVENT_TYPES)}[/red]")
+        errors.print(f"[red]--type must be one of {', '.join(EVENT_TYPES)}[/red]")
         raise typer.Exit(2)
     config = settings()
     key = read_key(config)
@@ -121,7 +126,7 @@ def feedback(
         f"rejected {len(summary.rejected)}, rewards forwarded {response.rewards_forwarded}"
     )
     for rejection in summary.rejected:
-        console.print(f"[red]rejected[/red]: {rejection.reason}")
+        errors.print(f"[red]rejected[/red]: {rejection.reason}")
     if summary.rejected:
         raise typer.Exit(1)
 
@@ -141,10 +146,30 @@ def status() -> None:
             continue
         healthy &= state == "SERVING"
         colour = "green" if state == "SERVING" else "red"
-        table.add_row(name, config.addresses[name], f"[{colour}]{state}[/{colour}]")
+        shown = f"[{colour}]{state}[/{colour}]"
+        if name == MODEL_SERVER and state == "SERVING":
+            shown += f", {CANDIDATE_GAN} {_served_gan_version(config)}"
+        table.add_row(name, config.addresses[name], shown)
     console.print(table)
     if not healthy:
         raise typer.Exit(1)
+
+
+def _served_gan_version(config: Settings) -> str:
+    """The candidate GAN version the model server (or TF Serving) has AVAILABLE, as text."""
+
+    async def ask() -> int | None:
+        client = ModelServerClient(config.addresses[MODEL_SERVER], CANDIDATE_GAN, CLI_DEADLINE_S)
+        try:
+            return await client.available_version()
+        finally:
+            await client.close()
+
+    try:
+        version = asyncio.run(ask())
+    except grpc.aio.AioRpcError as error:
+        return f"unknown ({error.code().name})"
+    return "not loaded yet" if version is None else f"version {version}"
 
 
 @app.command()
@@ -186,11 +211,12 @@ def _stores() -> dict[str, type[Store]]:
 def migrate(
     service: Annotated[str, typer.Argument(help="all, or one of: gateway, profile, items, policy.")] = "all",
 ) -> None:
-    """Bring each service's tables to the newest schema (services also do this when they start)."""
+    """Bring each service's tables to the newest schema (services also do this when they start,
+    unless RECSYS_MIGRATE_ON_START=0); concurrent runs on PostgreSQL wait for each other."""
     config = settings()
     stores = _stores()
     if service != "all" and service not in stores:
-        console.print(f"[red]{service!r} has no tables; choose all or {', '.join(stores)}[/red]")
+        errors.print(f"[red]{service!r} has no tables; choose all or {', '.join(stores)}[/red]")
         raise typer.Exit(2)
     for name, store_class in stores.items():
         if service in ("all", name):
@@ -216,7 +242,7 @@ def train(
     wanted = models or ["all"]
     unknown = [m for m in wanted if m not in ("all", "served", *pipeline.TRAINERS)]
     if unknown:
-        console.print(
+        errors.print(
             f"[red]unknown model(s) {', '.join(unknown)}; choose all, served or "
             f"{', '.join(pipeline.TRAINERS)}[/red]"
         )
@@ -287,7 +313,7 @@ def up(
         console.print("serving; press Ctrl-C to stop")
         failed = _watch(suite)
     except SuiteError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         failed = True
     except KeyboardInterrupt:
         console.print("stopping")
@@ -314,7 +340,7 @@ def _watch(suite: Suite) -> bool:
     while True:
         exited = [name for name, process in suite.processes.items() if process.poll() is not None]
         if exited:
-            console.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
+            errors.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
             return True
         time.sleep(0.5)
 
@@ -352,7 +378,7 @@ def _service_on_free_port(config: Settings, service: str, env: dict[str, str]) -
             deadline = time.monotonic() + 120
             while check_health(address) != "SERVING":
                 if server.poll() is not None or time.monotonic() > deadline:
-                    console.print(f"[red]{service} did not come up; see {log.name}[/red]")
+                    errors.print(f"[red]{service} did not come up; see {log.name}[/red]")
                     raise typer.Exit(1)
                 time.sleep(0.5)
             yield address
@@ -429,7 +455,7 @@ def bench(
         answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
         uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)
     except SuiteError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     finally:
         if suite is not None:
@@ -454,3 +480,15 @@ app.add_typer(data_app, name="data")
 app.add_typer(policy_app, name="policy")
 app.add_typer(push_app, name="push")
 app.command("eval")(evaluate)
+
+
+def run() -> None:
+    """The `recsys` command. Failures of the environment (a missing or unreadable file, a database
+    that does not answer) are one line on stderr and exit code 1; anything else is a bug and keeps
+    its traceback."""
+    try:
+        app(prog_name="recsys")
+    except (OSError, sqlalchemy.exc.OperationalError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        errors.print(f"recsys: {first_line}", style="red", markup=False, highlight=False)
+        raise SystemExit(1) from None

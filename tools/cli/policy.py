@@ -14,7 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console, errors, progress_bar
 from pipelines.train import SERVED
 from services.policy.offpolicy import Evaluation, evaluate
 from services.policy.policies import fusion, named_policies
@@ -113,13 +113,13 @@ def evaluate_command(
     config = settings()
     for name in (policy, logged_by):
         if name not in POLICY_KINDS:
-            console.print(f"[red]unknown policy {name!r}: one of {', '.join(POLICY_KINDS)}[/red]")
+            errors.print(f"[red]unknown policy {name!r}: one of {', '.join(POLICY_KINDS)}[/red]")
             raise typer.Exit(2)
     start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
     try:
         evaluation = _run_evaluation(config, policy, logged_by, samples, start)
     except ValueError as error:
-        console.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     print_evaluation(evaluation)
     console.print(
@@ -296,7 +296,7 @@ def simulate_command(
         or min(sessions, seeds, shoppers, items, slate) < 1
         or not 0 <= epsilon <= 1
     ):
-        console.print(
+        errors.print(
             f"[red]policies must be some of {', '.join(POLICY_KINDS)}; ranker one of {', '.join(RANKERS)}; "
             "sessions, seeds, shoppers, items and slate at least 1; epsilon in [0, 1][/red]"
         )

@@ -17,7 +17,7 @@ import typer
 from google.protobuf import json_format
 from rich.table import Table
 
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console, errors, progress_bar
 from pipelines.train import SERVED
 from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.templates import LANGUAGES
@@ -102,7 +102,7 @@ def store_settings(
 ) -> None:
     """Store shoppers' push settings (each replaces that shopper's earlier ones)."""
     if bool(user_id) == bool(file):
-        console.print("[red]give either a user id or --file[/red]")
+        errors.print("[red]give either a user id or --file[/red]")
         raise typer.Exit(2)
     entries = (
         list(_settings_from_file(file))
@@ -294,7 +294,7 @@ def simulate(
     language, and reruns the campaign id to show that nothing is planned twice.
     """
     if min(shoppers, trained_on, items, days) < 1 or trained_on > shoppers:
-        console.print(
+        errors.print(
             "[red]shoppers, items and days must be at least 1, and --trained-on at most --shoppers[/red]"
         )
         raise typer.Exit(2)
@@ -330,7 +330,7 @@ def simulate(
             f"language, length limits, empty slots and facts: {len(problems)} problem(s)"
         )
         for problem in problems[:20]:
-            console.print(f"[red]{problem}[/red]")
+            errors.print(f"[red]{problem}[/red]")
         _print_samples(out)
         rerun = out.with_suffix(".rerun.jsonl")
         again = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", rerun), suite_config)

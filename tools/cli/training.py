@@ -55,6 +55,10 @@ def run_training(config: Settings, names: list[str]) -> None:
             f"snapshot {snapshot.folder}: {snapshot.event_count} events, "
             f"{len(snapshot.catalog_item_ids)} items"
         )
+        if len(snapshot.interactions()[0]) == 0:
+            # A fresh shop (or the nightly job on a fresh cluster): not an error, nothing to learn.
+            console.print("no purchases yet: nothing to train; the models in place keep serving")
+            return
         published = await asyncio.to_thread(fit_and_publish, snapshot, config, names)
         for name, (version, seconds) in published.items():
             console.print(f"published {name} version {version} ({seconds:.1f}s)")
@@ -63,8 +67,6 @@ def run_training(config: Settings, names: list[str]) -> None:
                 "a running model server switches to the new GAN version by itself; "
                 "`recsys up` starts the suite with the GAN whenever a version exists"
             )
-        if snapshot.event_count == 0:
-            return
         served = {TRAINERS[name].model for name in SERVED if TRAINERS[name].in_recommend}
         wanted = {name: version for name, (version, _) in published.items() if name in served}
         if not wanted:

@@ -23,7 +23,7 @@ from pipelines.settings import TrainingSettings
 from recsys.common.v1 import common_pb2
 from tools.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
 from tools.evaluation.protocols import Split
-from tools.evaluation.report import ModelResult
+from tools.evaluation.report import ModelResult, mean_of_seeds
 from tools.evaluation.run import score
 
 # The ablation measures every variant, whether or not it would be published.
@@ -54,26 +54,6 @@ def _reordered(
         user: [positions[r.item_id] for r in model.rank(shoppers[user], found) if r.item_id in positions]
         for user, found in lists.items()
     }
-
-
-def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
-    """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
-    kept in its params. A single result is returned as it is."""
-    first = results[0]
-    if len(results) == 1:
-        return first
-    ndcg = [r.at_k[20]["ndcg"] for r in results]
-    return ModelResult(
-        name=first.name,
-        params={"seeds": len(results), "ndcg@20 min": min(ndcg), "ndcg@20 max": max(ndcg)},
-        at_k={
-            k: {metric: float(np.mean([r.at_k[k][metric] for r in results])) for metric in first.at_k[k]}
-            for k in first.at_k
-        },
-        beyond={name: float(np.mean([r.beyond[name] for r in results])) for name in first.beyond},
-        seconds=float(np.sum([r.seconds for r in results])),
-        recall_deep=first.recall_deep,
-    )
 
 
 def ablation(

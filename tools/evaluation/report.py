@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 TABLE_KS = (10, 20)
 TABLE_METRICS = ("precision", "recall", "ndcg", "mrr", "hitrate")
 SHORT = {"precision": "P", "recall": "R", "ndcg": "NDCG", "mrr": "MRR", "hitrate": "HR"}
@@ -122,6 +124,26 @@ class Report:
         paths["json"].write_text(self.to_json())
         self.plot(paths["plot"])
         return paths
+
+
+def mean_of_seeds(results: list[ModelResult]) -> ModelResult:
+    """One result whose metrics are the means over `results` (one per seed); the spread of NDCG@20 is
+    kept in its params. A single result is returned as it is."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    ndcg = [r.at_k[20]["ndcg"] for r in results]
+    return ModelResult(
+        name=first.name,
+        params={"seeds": len(results), "ndcg@20 min": min(ndcg), "ndcg@20 max": max(ndcg)},
+        at_k={
+            k: {metric: float(np.mean([r.at_k[k][metric] for r in results])) for metric in first.at_k[k]}
+            for k in first.at_k
+        },
+        beyond={name: float(np.mean([r.beyond[name] for r in results])) for name in first.beyond},
+        seconds=float(np.sum([r.seconds for r in results])),
+        recall_deep=first.recall_deep,
+    )
 
 
 def _label(result: ModelResult) -> str:

@@ -5,8 +5,7 @@ import json
 
 from tests.unit.evaluation.test_protocols_and_baselines import interactions
 from tools.evaluation.protocols import retail_temporal
-from tools.evaluation.ranking import mean_of_seeds
-from tools.evaluation.report import Report
+from tools.evaluation.report import Report, mean_of_seeds
 from tools.evaluation.run import CURVE_KS, baselines
 
 

@@ -35,3 +35,9 @@ def test_watcher_switches_to_a_newer_version_and_survives_a_broken_one(tmp_path:
     publish(tmp_path, "demo", _write("three"))
     assert asyncio.run(watcher.refresh()) is True
     assert watcher.model == "three"
+
+
+def test_publishing_keeps_only_the_newest_versions(tmp_path: Path) -> None:
+    published = [publish(tmp_path, "demo", _write(str(n)), keep=3) for n in range(5)]
+    assert versions(tmp_path, "demo") == published[-3:]
+    assert (tmp_path / "demo" / str(published[-1]) / "model.txt").read_text() == "4"

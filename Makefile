@@ -33,9 +33,10 @@ proto: $(GENERATED)
 run: install
 	$(BIN)/recsys up
 
-test: install
+test: install $(BUF)
 	$(BIN)/pytest -q
 
+# The buf CLI and the Node client example's gRPC packages.
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from shared.clock import Clock, system_clock
+from shared.db_telemetry import instrument
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -38,15 +39,18 @@ def as_utc(value: datetime) -> datetime:
 
 
 def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and durable settings."""
+    """An engine for `url`, traced and measured; SQLite files get their folder created and durable
+    settings."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    instrument(engine)
+    return engine
 
 
 def version_table(service: str) -> str:

@@ -6,14 +6,36 @@ RECSYS_<SERVICE>_METRICS_PORT; 0 turns the endpoint off).
 
 from __future__ import annotations
 
+import asyncio
+import platform
+import time
 from collections.abc import Callable
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 
 from shared.interceptors import TimedCall, wrap_handler
+from shared.version import VERSION
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Up to 5 s for unary calls; the long tail to 30 minutes for streams (exports, campaigns).
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 120.0, 600.0, 1800.0,
+)  # fmt: skip
+# The Recommend stages the gateway waits on (and may degrade); their series exist from the start.
+STAGES = ("profile", "items", "candidates", "ranking", "policy")
+# How often the event loop's lag is sampled.
+LOOP_LAG_PERIOD_S = 1.0
+
+BUILD = Info("recsys_build", "The running build: package version and Python.")
+IN_FLIGHT = Gauge("recsys_grpc_server_in_flight", "RPCs being handled now.", ["service"])
+LOOP_LAG = Gauge(
+    "recsys_event_loop_lag_seconds", "How late the event loop ran a timer, at the last sample.", ["service"]
+)
+# Per process (the scrape's pod labels say which service); a version is its publish time in seconds.
+MODEL_VERSION = Gauge("recsys_model_version", "The version of each model this process serves.", ["model"])
+MODEL_LOADED = Gauge(
+    "recsys_model_loaded_timestamp_seconds", "When this process last switched to a new version.", ["model"]
+)
 
 RPC_HANDLED = Counter(
     "recsys_grpc_server_handled_total", "RPCs completed, by status code.", ["service", "method", "code"]
@@ -40,13 +62,27 @@ RECOMMENDED_ITEMS = Counter(
 )
 REWARDS = Counter(
     "recsys_feedback_rewards_total",
-    "Feedback events credited to a served slate, by policy.",
-    ["policy", "event_type"],
+    "Feedback events credited to a served slate, by policy and the ranking model version behind it.",
+    ["policy", "ranking_version", "event_type"],
 )
 FEEDBACK_EVENTS = Counter(
     "recsys_feedback_events_total",
     "Feedback events by outcome (accepted, duplicate, rejected).",
     ["outcome"],
+)
+CANDIDATE_SOURCE_ITEMS = Counter(
+    "recsys_candidates_source_items_total",
+    "Candidates served, by the source that found them.",
+    ["source"],
+)
+CANDIDATE_SOURCE_DEGRADED = Counter(
+    "recsys_candidates_source_degraded_total",
+    "Generate calls answered without a source (failed, late, or its model missing).",
+    ["source"],
+)
+COLD_STARTS = Counter(
+    "recsys_gateway_cold_start_total",
+    "Recommend answers for shoppers without purchases (popular, segment and context items).",
 )
 PUSHES = Counter(
     "recsys_pushes_total",
@@ -60,7 +96,12 @@ class _Measured(TimedCall):
         super().__init__(method, context)
         self.service = service
 
+    async def __aenter__(self) -> None:
+        IN_FLIGHT.labels(self.service).inc()
+        await super().__aenter__()
+
     def finish(self, status: str, seconds: float) -> None:
+        IN_FLIGHT.labels(self.service).dec()
         RPC_HANDLED.labels(self.service, self.method, status).inc()
         RPC_SECONDS.labels(self.service, self.method).observe(seconds)
 
@@ -86,3 +127,29 @@ def serve_metrics(port: int, host: str) -> None:
     """Starts the /metrics HTTP endpoint in a background thread (no-op for port 0)."""
     if port:
         start_http_server(port, addr=host)
+
+
+def announce(service: str) -> None:
+    """Series that must exist before anything happens: the build, in-flight at 0, and for the gateway
+    each stage's degradations and each feedback outcome at 0 (a rate needs a first sample)."""
+    BUILD.info({"version": VERSION, "python": platform.python_version()})
+    IN_FLIGHT.labels(service)
+    if service == "gateway":
+        for stage in STAGES:
+            STAGE_DEGRADED.labels(stage)
+        for outcome in ("accepted", "duplicate", "rejected"):
+            FEEDBACK_EVENTS.labels(outcome)
+
+
+def model_loaded(model: str, version: int) -> None:
+    MODEL_VERSION.labels(model).set(version)
+    MODEL_LOADED.labels(model).set(time.time())
+
+
+async def watch_loop_lag(service: str, period_s: float = LOOP_LAG_PERIOD_S) -> None:
+    """Samples how late a timer fires: a saturated event loop shows here before latency does."""
+    gauge = LOOP_LAG.labels(service)
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(period_s)
+        gauge.set(max(0.0, time.perf_counter() - started - period_s))

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from shared.metrics import model_loaded
+
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
 # Versions kept per model: the newest serves; older ones are there to roll back to by hand.
@@ -73,6 +75,7 @@ class ModelWatcher(Generic[Model]):
             self.version = latest
             return False
         self.model, self.version = model, latest
+        model_loaded(self.name, latest)
         log.info("loaded model %s version %s", self.name, latest)
         return True
 

@@ -21,15 +21,15 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from shared import telemetry
 from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import Store
 from shared.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
-from shared.metrics import MetricsInterceptor, serve_metrics
+from shared.metrics import MetricsInterceptor, announce, serve_metrics, watch_loop_lag
 from shared.models import ModelWatcher
+from shared.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,8 @@ class RunningServer:
         for _, add in self.app.servicers:
             add(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [
-                *self.service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
+        enable_reflection(
+            self.server, [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         )
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.settings.bind_host}:{self.port}"
@@ -110,7 +105,9 @@ class RunningServer:
         except RuntimeError as error:
             raise SystemExit(f"{self.app.name}: cannot listen on {address}: {error}") from error
         await self.server.start()
+        announce(self.app.name)
         serve_metrics(self.settings.metrics_ports[self.app.name], self.settings.bind_host)
+        self._tasks.append(asyncio.create_task(watch_loop_lag(self.app.name)))
         log.info("%s listening on %s", self.app.name, address)
         self._tasks.append(asyncio.create_task(self._become_ready()))
 

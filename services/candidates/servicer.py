@@ -18,7 +18,7 @@ from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from services.candidates.gan_source import GanSource
-from shared import sources
+from shared import metrics, sources
 from shared.clients import SuiteClients
 from shared.errors import require
 from shared.limits import MAX_SEGMENT_LENGTH
@@ -264,6 +264,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         span = trace.get_current_span()
         for source, n in counts.items():
             span.set_attribute(f"recsys.candidates.source.{source}", n)
+            metrics.CANDIDATE_SOURCE_ITEMS.labels(source).inc(n)
+        for source in degraded:
+            metrics.CANDIDATE_SOURCE_DEGRADED.labels(source).inc()
         if degraded:
             span.set_attribute("recsys.candidates.degraded_sources", degraded)
         return candidates_pb2.GenerateResponse(

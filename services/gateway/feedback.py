@@ -51,6 +51,7 @@ class FeedbackRecorder:
         return response.summary
 
     async def _reward(self, event: common_pb2.Event, limit: asyncio.Semaphore) -> bool:
+        """True when the policy recorded a new reward (not a resent event's)."""
         async with limit:
             try:
                 response = await self.clients.policy.Reward(
@@ -70,9 +71,10 @@ class FeedbackRecorder:
                     error.details(),
                 )
                 return False
-            if not response.duplicate:
-                event_type = common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
-                metrics.REWARDS.labels(response.policy, event_type).inc()
+            if response.duplicate:
+                return False
+            event_type = common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
+            metrics.REWARDS.labels(response.policy, str(response.ranking_version), event_type).inc()
             return True
 
     async def record(self, request: gateway_pb2.RecordFeedbackRequest) -> gateway_pb2.RecordFeedbackResponse:

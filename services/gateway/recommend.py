@@ -213,6 +213,7 @@ class Recommender:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 progress.cold_start = True
+                metrics.COLD_STARTS.inc()
             else:
                 progress.degrade("profile", error)
             return
@@ -336,6 +337,7 @@ class Recommender:
                         purchase_count=progress.purchase_count,
                         items=[_scored(c, catalog.get(c.item_id)) for c in ranked],
                         shadow=request.shadow,
+                        ranking_version=progress.ranking_version,
                     ),
                     timeout=self.deadline_s,
                 )

@@ -115,6 +115,7 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
             candidate_ids=ids,
             categories=found.categories,
             features=found.features.astype(np.float32).astype(np.float64),
+            ranking_version=request.ranking_version,
         )
         if request.shadow:
             return decision
@@ -167,4 +168,9 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
             value,
             self.policies[decision.policy].learns,
         )
-        return policy_pb2.RewardResponse(value=value, duplicate=not stored, policy=decision.policy)
+        return policy_pb2.RewardResponse(
+            value=value,
+            duplicate=not stored,
+            policy=decision.policy,
+            ranking_version=decision.ranking_version,
+        )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -57,6 +58,7 @@ decisions = Table(
     Column("candidate_ids", Text, nullable=False, server_default="[]"),
     Column("categories", Text, nullable=False, server_default="[]"),
     Column("features", LargeBinary, nullable=True),
+    Column("ranking_version", BigInteger, nullable=True),
     Index("ix_policy_decisions_policy", "policy", "created_at"),
 )
 rewards = Table(
@@ -113,6 +115,7 @@ class Decision:
     candidate_ids: list[str]
     categories: list[str]
     features: np.ndarray  # candidates by FEATURES at the top position, float32 precision
+    ranking_version: int = 0  # the ranking model that ordered the candidates (0: none)
 
     def shown_contexts(self) -> np.ndarray:
         """The context of each shown item at the position it was shown."""
@@ -145,6 +148,7 @@ def _decision(row: Any) -> Decision:
         candidate_ids=candidate_ids,
         categories=json.loads(row.categories),
         features=features,
+        ranking_version=row.ranking_version or 0,
     )
 
 
@@ -294,6 +298,7 @@ class PolicyStore(Store):
                     candidate_ids=json.dumps(decision.candidate_ids),
                     categories=json.dumps(decision.categories),
                     features=decision.features.astype(np.float32).tobytes(),
+                    ranking_version=decision.ranking_version,
                     created_at=self.clock(),
                 )
             )

@@ -137,7 +137,7 @@ def test_a_purchase_sent_as_feedback_is_excluded_next_time(gateway) -> None:
     again = stub.RecordFeedback(
         gateway_pb2.RecordFeedbackRequest(events=[event]), metadata=metadata, timeout=10
     )
-    assert (again.summary.accepted, again.summary.duplicates) == (0, 1)
+    assert (again.summary.accepted, again.summary.duplicates, again.rewards_forwarded) == (0, 1, 0)
     assert bought not in [i.item_id for i in recommend(gateway, "user7", 10).items]
 
 

@@ -135,6 +135,23 @@ def test_rewards_count_once_and_need_a_logged_decision(policy) -> None:
         assert raised.value.code() == code
 
 
+def test_a_reward_names_the_ranking_version_behind_its_decision(policy) -> None:
+    policy.Select(
+        policy_pb2.SelectRequest(
+            request_id="ranked",
+            user_id="u1",
+            items=scored(),
+            count=2,
+            surface="home",
+            ranking_version=1764000000,
+        ),
+        timeout=5,
+    )
+    select(policy, request_id="unranked")
+    assert reward(policy, event_id="e1", request_id="ranked").ranking_version == 1764000000
+    assert reward(policy, event_id="e2", request_id="unranked").ranking_version == 0
+
+
 def test_unknown_policy_names_get_not_found(policy) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         select(policy, policy="thompson")

@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.clients import STUB_DESCRIPTORS
@@ -120,15 +120,24 @@ def test_shutdown_turns_watch_not_serving_before_the_server_stops(tmp_path: Path
     assert watch.finish()[:2] == [SERVING, NOT_SERVING]
 
 
-def test_reflection_lists_the_service_and_health(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_lists_the_service_and_health(tmp_path: Path, version: str) -> None:
+    """Under both names of the reflection service (current tools ask v1 first)."""
     server = ServerThread(lambda s: _app(Failing()), make_settings(str(tmp_path)))
     try:
         with grpc.insecure_channel(server.address) as channel:
-            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-            responses = stub.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            info = channel.stream_stream(
+                f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
             )
-            names = {s.name for r in responses for s in r.list_services_response.service}
-        assert {PROFILE, "grpc.health.v1.Health"} <= names
+            ask = [
+                reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(file_containing_symbol=PROFILE),
+            ]
+            answers = list(info(iter(ask), timeout=5))
+        names = {s.name for s in answers[0].list_services_response.service}
+        assert {PROFILE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} <= names
+        assert answers[1].file_descriptor_response.file_descriptor_proto
     finally:
         server.stop()

@@ -98,6 +98,10 @@ class _AccessLog(TimedCall):
         log.info("%s %s", self.method, status, extra={"fields": fields})
 
 
+# The trailer that carries a google.rpc.Status with the error's details (gRPC's rich error model).
+STATUS_DETAILS = "grpc-status-details-bin"
+
+
 class _ErrorMapping:
     """Turns ServiceError into its status and any other exception into INTERNAL."""
 
@@ -112,7 +116,8 @@ class _ErrorMapping:
         if exc is None or isinstance(exc, grpc.aio.AbortError) or not isinstance(exc, Exception):
             return False
         if isinstance(exc, ServiceError):
-            await self.context.abort(exc.code, exc.message)
+            details = ((STATUS_DETAILS, exc.status().SerializeToString()),)
+            await self.context.abort(exc.code, exc.message, trailing_metadata=details)
         log.exception("unexpected error in %s", self.method, exc_info=exc)
         await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         return False

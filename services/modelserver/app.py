@@ -18,7 +18,7 @@ from services.modelserver.registry import ModelRegistry
 from services.modelserver.servicer import ModelServicer, PredictionServicer
 from services.modelserver.settings import read_model_server_settings
 from shared.config import MODEL_SERVER, Settings, load_section
-from shared.server import ServiceApp
+from shared.server import NotReadyYet, ServiceApp
 
 NAME = MODEL_SERVER
 
@@ -34,7 +34,7 @@ def build(settings: Settings) -> ServiceApp:
         await registry.refresh()
         missing = registry.unavailable()
         if missing:
-            raise RuntimeError(f"no loadable version yet for: {', '.join(missing)}")
+            raise NotReadyYet(f"no loadable version yet for: {', '.join(missing)}")
 
     return ServiceApp(
         name=NAME,

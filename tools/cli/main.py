@@ -144,6 +144,13 @@ def status() -> None:
         if name == MODEL_SERVER and state == "UNREACHABLE" and not config.candidate_gan:
             table.add_row(name, config.addresses[name], "not running (optional: serves the candidate GAN)")
             continue
+        if name == MODEL_SERVER and state == "NOT_SERVING":
+            table.add_row(
+                name,
+                config.addresses[name],
+                f"waiting for a first {CANDIDATE_GAN} version (candidates serve without it)",
+            )
+            continue
         healthy &= state == "SERVING"
         colour = "green" if state == "SERVING" else "red"
         shown = f"[{colour}]{state}[/{colour}]"
@@ -285,22 +292,27 @@ def up(
         bool | None,
         typer.Option(
             "--gan/--no-gan",
-            help="Serve the candidate GAN through the local model server (default: on when "
+            help="Serve the candidate GAN through the local model server (default: on with the demo "
+            "data, which trains it in the background on first start; otherwise on when "
             "RECSYS_CANDIDATES_GAN is set or `recsys train candidates` has published a version).",
         ),
     ] = None,
 ) -> None:
     """Start every service as a local process, wait until all are healthy, serve until Ctrl-C."""
-    config = _with_gan(settings(), gan)
+    base = settings()
+    with_demo = base.demo if demo is None else demo
+    config = _with_gan(base, gan if gan is not None else (True if with_demo else None))
     ensure_key_file(config.api_key_file)
     suite = Suite(config)
     for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT may be ignored when started in the background
         signal.signal(signum, _interrupt)
     started = time.perf_counter()
     failed = False
+    trainer: subprocess.Popen[bytes] | None = None
     try:
         suite.start()
-        suite.wait_ready()
+        # The model server becomes ready with its first GAN version; the suite serves without it.
+        suite.wait_ready(only=SERVICES)
         table = Table(title=f"recsys is up ({time.perf_counter() - started:.1f}s)", title_justify="left")
         table.add_column("service")
         table.add_column("address")
@@ -308,20 +320,44 @@ def up(
             table.add_row(name, config.addresses[name])
         console.print(table)
         console.print(f"state in {config.home} · logs in {config.log_dir} · API key in {config.api_key_file}")
-        if config.demo if demo is None else demo:
+        if with_demo:
             _serve_demo(config)
+        if config.candidate_gan and latest_version(config.model_dir, CANDIDATE_GAN) is None:
+            trainer = _train_gan_in_background(config)
         console.print("serving; press Ctrl-C to stop")
-        failed = _watch(suite)
+        failed = _watch(suite, trainer)
     except SuiteError as error:
         errors.print(f"[red]{error}[/red]")
         failed = True
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
+        if trainer is not None and trainer.poll() is None:
+            trainer.terminate()
+            trainer.wait(timeout=30)
         codes = suite.stop()
         console.print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()))
     if failed:
         raise typer.Exit(1)
+
+
+def _train_gan_in_background(config: Settings) -> subprocess.Popen[bytes]:
+    """`recsys train candidates` as a child process: the model server serves the GAN once it is
+    published, and candidates starts asking it, without a restart."""
+    log = config.log_dir / "train-candidates.log"
+    console.print(
+        f"training the candidate GAN in the background (minutes on CPU; {log}); it is served as soon "
+        "as it is published, and `recsys status` shows its version"
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "train", "candidates"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "RECSYS_HOME": str(config.home), "RECSYS_CANDIDATES_GAN": "1"},
+            start_new_session=True,
+        )
 
 
 def _with_gan(config: Settings, wanted: bool | None) -> Settings:
@@ -335,13 +371,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _watch(suite: Suite) -> bool:
-    """Waits until Ctrl-C (returns False) or until a service exits on its own (returns True)."""
+def _watch(suite: Suite, trainer: subprocess.Popen[bytes] | None) -> bool:
+    """Waits until Ctrl-C (returns False) or until a service exits on its own (returns True); says
+    once how the background training ended."""
     while True:
         exited = [name for name, process in suite.processes.items() if process.poll() is not None]
         if exited:
             errors.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
             return True
+        if trainer is not None and trainer.poll() is not None:
+            if trainer.returncode == 0:
+                console.print("candidate GAN published: the model server serves it now")
+            else:
+                errors.print(
+                    f"[red]candidate GAN training failed (exit code {trainer.returncode}); see "
+                    f"{suite.settings.log_dir / 'train-candidates.log'}; the suite serves without it[/red]"
+                )
+            trainer = None
         time.sleep(0.5)
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.clients import STUB_DESCRIPTORS
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable, require
 from shared.server import ServiceApp
 from tests.support import HealthWatch, ServerThread, make_settings
 
@@ -24,6 +25,10 @@ class Failing(profile_pb2_grpc.ProfileServiceServicer):
     async def GetProfile(self, request, context):  # type: ignore[no-untyped-def]
         if request.user_id == "missing":
             raise NotFound("no such user")
+        if request.user_id == "":
+            require(False, "user_id must not be empty")
+        if request.user_id == "busy":
+            raise Unavailable("try again")
         raise ZeroDivisionError("boom")
 
     async def ExportEvents(self, request, context):  # type: ignore[no-untyped-def]
@@ -50,6 +55,29 @@ def _status(address: str, service: str = "") -> int:
         return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
 
 
+def _details(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The google.rpc.Status details of a failed call, as (kind, summary); its code and message
+    agree with the call's."""
+    trailer = dict(error.trailing_metadata())["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(trailer)
+    assert (status.code, status.message) == (error.code().value[0], error.details())
+    found = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            found.append(("ErrorInfo", f"{info.reason} {info.domain}"))
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found += [("BadRequest", f"{v.field}: {v.description}") for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            found.append(("RetryInfo", f"{retry.retry_delay.ToTimedelta().total_seconds()}s"))
+    return found
+
+
 def test_errors_become_clear_statuses(tmp_path: Path) -> None:
     server = ServerThread(lambda s: _app(Failing()), make_settings(str(tmp_path)))
     try:
@@ -59,6 +87,17 @@ def test_errors_become_clear_statuses(tmp_path: Path) -> None:
                 stub.GetProfile(profile_pb2.GetProfileRequest(user_id="missing"), timeout=5)
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
             assert missing.value.details() == "no such user"
+            assert _details(missing.value) == [("ErrorInfo", "NOT_FOUND recsys")]
+            with pytest.raises(grpc.RpcError) as invalid:
+                stub.GetProfile(profile_pb2.GetProfileRequest(user_id=""), timeout=5)
+            assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert _details(invalid.value) == [
+                ("ErrorInfo", "INVALID_ARGUMENT recsys"),
+                ("BadRequest", "user_id: user_id must not be empty"),
+            ]
+            with pytest.raises(grpc.RpcError) as busy:
+                stub.GetProfile(profile_pb2.GetProfileRequest(user_id="busy"), timeout=5)
+            assert _details(busy.value) == [("ErrorInfo", "UNAVAILABLE recsys"), ("RetryInfo", "1.0s")]
             with pytest.raises(grpc.RpcError) as crashed:
                 stub.GetProfile(profile_pb2.GetProfileRequest(user_id="x"), timeout=5)
             assert crashed.value.code() == grpc.StatusCode.INTERNAL

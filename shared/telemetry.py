@@ -55,13 +55,20 @@ def setup_logging(service: str, level: str) -> None:
     root.setLevel(level)
 
 
-def setup_tracing(service: str, otlp_endpoint: str) -> TracerProvider:
-    """Installs the global TracerProvider; exports over OTLP when an endpoint is given."""
+def tracer_provider(service: str, otlp_endpoint: str) -> TracerProvider:
+    """The service's TracerProvider: exports over OTLP when an endpoint is given; samples as
+    OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say (every trace when unset)."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"recsys-{service}"}))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    return provider
+
+
+def setup_tracing(service: str, otlp_endpoint: str) -> TracerProvider:
+    """Installs the service's TracerProvider as the global one."""
+    provider = tracer_provider(service, otlp_endpoint)
     trace.set_tracer_provider(provider)
     return provider
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from shared.models import DEFAULT_KEPT
+
 SERVICES: tuple[str, ...] = ("gateway", "profile", "items", "candidates", "ranking", "policy")
 # The local stand-in for TF Serving; in Kubernetes the real one answers at the same address.
 MODEL_SERVER = "modelserver"
@@ -68,7 +70,7 @@ class Settings:
     # waits, not ready, until a migration Job has (Kubernetes: pods never migrate, docs/deploy.md).
     migrate_on_start: bool = True
     # Versions of each model that publishing keeps (the newest first); older ones are deleted.
-    model_versions_kept: int = 5
+    model_versions_kept: int = DEFAULT_KEPT
     # The variables these settings were read from; each service reads its own section from them.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -265,7 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otlp_endpoint=read.text("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         migrate_on_start=read.flag("RECSYS_MIGRATE_ON_START", True),
-        model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", 5, 1, 1000)),
+        model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", DEFAULT_KEPT, 1, 1000)),
         env=dict(env),
     )
     if read.problems:

@@ -36,7 +36,7 @@ def _operation(statement: str) -> str:
 
 
 def instrument(engine: Engine) -> None:
-    system = "postgresql" if engine.dialect.name == "postgresql" else engine.dialect.name
+    system = engine.dialect.name
     in_use = CONNECTIONS_IN_USE.labels(system)
 
     @event.listens_for(engine, "before_cursor_execute")

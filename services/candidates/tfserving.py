@@ -40,6 +40,14 @@ class Prediction:
     version: int
 
 
+@dataclass(frozen=True)
+class _Calls:
+    """TF Serving's two methods on one channel."""
+
+    predict: grpc.aio.UnaryUnaryMultiCallable
+    get_model_status: grpc.aio.UnaryUnaryMultiCallable
+
+
 class ModelServerClient:
     """Predict and model status of one named model on a TF Serving endpoint."""
 
@@ -51,12 +59,26 @@ class ModelServerClient:
         self.signature = signature
         self.deadline_s = deadline_s
         self._channel: grpc.aio.Channel | None = None
+        self._calls: _Calls | None = None
 
-    def _open(self) -> grpc.aio.Channel:
-        """The channel, opened on first use: inside the event loop that will use it."""
-        if self._channel is None:
+    def _open(self) -> _Calls:
+        """The channel and its two methods, made once on first use: inside the event loop that will
+        use them."""
+        if self._calls is None:
             self._channel = open_channel(self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS)
-        return self._channel
+            self._calls = _Calls(
+                predict=self._channel.unary_unary(
+                    PREDICT,
+                    request_serializer=tfserving_pb2.PredictRequest.SerializeToString,
+                    response_deserializer=tfserving_pb2.PredictResponse.FromString,
+                ),
+                get_model_status=self._channel.unary_unary(
+                    GET_MODEL_STATUS,
+                    request_serializer=tfserving_pb2.GetModelStatusRequest.SerializeToString,
+                    response_deserializer=tfserving_pb2.GetModelStatusResponse.FromString,
+                ),
+            )
+        return self._calls
 
     async def predict(self, inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> Prediction:
         """Raises grpc.aio.AioRpcError as TF Serving answers (NOT_FOUND, INVALID_ARGUMENT...)."""
@@ -64,12 +86,7 @@ class ModelServerClient:
             model_spec=tfserving_pb2.ModelSpec(name=self.model, signature_name=self.signature),
             inputs={name: to_tensor(value) for name, value in inputs.items()},
         )
-        call = self._open().unary_unary(
-            PREDICT,
-            request_serializer=tfserving_pb2.PredictRequest.SerializeToString,
-            response_deserializer=tfserving_pb2.PredictResponse.FromString,
-        )
-        response = await call(request, timeout=timeout)
+        response = await self._open().predict(request, timeout=timeout)
         return Prediction(
             {name: to_array(tensor) for name, tensor in response.outputs.items()},
             response.model_spec.version.value,
@@ -79,11 +96,7 @@ class ModelServerClient:
         """The newest AVAILABLE version, or None while there is none (unknown model, still loading)."""
         request = tfserving_pb2.GetModelStatusRequest(model_spec=tfserving_pb2.ModelSpec(name=self.model))
         try:
-            response = await self._open().unary_unary(
-                GET_MODEL_STATUS,
-                request_serializer=tfserving_pb2.GetModelStatusRequest.SerializeToString,
-                response_deserializer=tfserving_pb2.GetModelStatusResponse.FromString,
-            )(request)
+            response = await self._open().get_model_status(request)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
@@ -94,4 +107,4 @@ class ModelServerClient:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
-            self._channel = None
+            self._channel, self._calls = None, None

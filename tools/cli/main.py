@@ -54,6 +54,8 @@ app = typer.Typer(
 DEMO_CUSTOMERS = ("17850", "13047", "12583")
 DEMO_MARKER = "demo-online-retail.imported"
 RANK_CANDIDATES = 500
+# Where `recsys up` logs the candidate GAN's first training, under the log folder.
+GAN_TRAINING_LOG = "train-candidates.log"
 
 
 @app.command()
@@ -344,7 +346,7 @@ def up(
 def _train_gan_in_background(config: Settings) -> subprocess.Popen[bytes]:
     """`recsys train candidates` as a child process: the model server serves the GAN once it is
     published, and candidates starts asking it, without a restart."""
-    log = config.log_dir / "train-candidates.log"
+    log = config.log_dir / GAN_TRAINING_LOG
     console.print(
         f"training the candidate GAN in the background (minutes on CPU; {log}); it is served as soon "
         "as it is published, and `recsys status` shows its version"
@@ -385,7 +387,7 @@ def _watch(suite: Suite, trainer: subprocess.Popen[bytes] | None) -> bool:
             else:
                 errors.print(
                     f"[red]candidate GAN training failed (exit code {trainer.returncode}); see "
-                    f"{suite.settings.log_dir / 'train-candidates.log'}; the suite serves without it[/red]"
+                    f"{suite.settings.log_dir / GAN_TRAINING_LOG}; the suite serves without it[/red]"
                 )
             trainer = None
         time.sleep(0.5)

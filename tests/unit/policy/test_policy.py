@@ -143,11 +143,12 @@ def test_a_reward_names_the_ranking_version_behind_its_decision(policy) -> None:
             items=scored(),
             count=2,
             surface="home",
+            policy="greedy",
             ranking_version=1764000000,
         ),
         timeout=5,
     )
-    select(policy, request_id="unranked")
+    select(policy, request_id="unranked", policy="greedy")
     assert reward(policy, event_id="e1", request_id="ranked").ranking_version == 1764000000
     assert reward(policy, event_id="e2", request_id="unranked").ranking_version == 0
 

@@ -109,8 +109,8 @@ def source_lists(
         found = {}
         if key in generated:
             found[sources.GENERATOR] = [c for c in generated[key] if c.item_id not in bought][:count]
-        found[sources.ITEM_KNN] = neighbour_candidates(fitted.knn, history, bought)[:count]
-        found[sources.EASE] = neighbour_candidates(fitted.ease, history, bought, sources.EASE)[:count]
+        found[sources.ITEM_KNN] = neighbour_candidates(fitted.knn, history, bought, count=count)
+        found[sources.EASE] = neighbour_candidates(fitted.ease, history, bought, sources.EASE, count)
         found[sources.POPULAR] = [
             Retrieved(item, sources.POPULAR, score) for item, score, _ in fitted.popular.top(count, bought)
         ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from ml.artifacts import CooccurrenceModel
 from shared import sources
 from shared.config import EnvReader
@@ -70,26 +72,47 @@ def neighbour_candidates(
     history: Sequence[str],
     exclude: set[str],
     source: str = sources.ITEM_KNN,
+    count: int | None = None,
 ) -> list[Retrieved]:
-    """Items among the neighbours of the shopper's recent items, scored by summed weight: co-bought
-    items for item-kNN (cosine), EASE's weights for the EASE source (same layout).
+    """The `count` (default: all) best items among the neighbours of the shopper's recent items,
+    scored by summed weight (co-buy cosines for item-kNN, EASE's signed weights for the EASE
+    source: same layout); items whose sum is not positive are left out. Ties go by item id.
 
     The anchor is the history item that contributed the most, so the gateway
     can say "often bought with <anchor>".
     """
     if model is None:
         return []
-    totals: dict[str, float] = {}
-    best: dict[str, tuple[float, str]] = {}
-    for anchor in history[:HISTORY_ANCHORS]:
-        for item_id, similarity in model.similar(anchor):
-            if item_id in exclude:
-                continue
-            totals[item_id] = totals.get(item_id, 0.0) + similarity
-            if similarity > best.get(item_id, (0.0, ""))[0]:
-                best[item_id] = (similarity, anchor)
-    ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [Retrieved(item_id, source, score, best[item_id][1]) for item_id, score in ranked]
+    known = (model.index.get(item) for item in history[:HISTORY_ANCHORS])
+    anchors = [row for row in known if row is not None]
+    if not anchors:
+        return []
+    neighbours = model.neighbours[anchors]
+    present = neighbours >= 0
+    targets = neighbours[present]
+    weights = model.scores[anchors][present].astype(np.float64)
+    anchor_of = np.broadcast_to(np.arange(len(anchors))[:, None], neighbours.shape)[present]
+    totals = np.bincount(targets, weights=weights, minlength=len(model.item_ids))
+    for item in exclude:
+        row = model.index.get(item)
+        if row is not None:
+            totals[row] = 0.0
+    found = np.flatnonzero(totals > 0)
+    if not len(found):
+        return []
+    # each item's strongest single contribution names its anchor (the last of its group by weight)
+    order = np.lexsort((weights, targets))
+    last = np.append(targets[order][1:] != targets[order][:-1], True)
+    strongest = np.full(len(model.item_ids), -1, np.int64)
+    strongest[targets[order][last]] = anchor_of[order][last]
+    ids = model.item_ids[found]
+    ranked = found[np.lexsort((ids, -totals[found]))][:count]
+    return [
+        Retrieved(
+            str(model.item_ids[row]), source, float(totals[row]), str(model.item_ids[anchors[strongest[row]]])
+        )
+        for row in ranked.tolist()
+    ]
 
 
 def merge(

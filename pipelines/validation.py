@@ -82,7 +82,7 @@ def _sampled(held: Mapping[str, object], seed: int) -> list[str]:
 
 def _ease_lists(model: EaseModel, histories: Mapping[str, list[str]]) -> Lists:
     return {
-        user: {sources.EASE: neighbour_candidates(model, history, set(history), sources.EASE)[:CANDIDATES]}
+        user: {sources.EASE: neighbour_candidates(model, history, set(history), sources.EASE, CANDIDATES)}
         for user, history in histories.items()
     }
 

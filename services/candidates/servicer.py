@@ -67,9 +67,9 @@ class Neighbours:
     ease: ModelWatcher[EaseModel]
 
     def retrieve(self, history: list[str], exclude: set[str], count: int) -> dict[str, list[Retrieved]]:
-        knn = neighbour_candidates(self.cooccurrence.model, history, exclude)
-        ease = neighbour_candidates(self.ease.model, history, exclude, sources.EASE)
-        return {sources.ITEM_KNN: knn[:count], sources.EASE: ease[:count]}
+        knn = neighbour_candidates(self.cooccurrence.model, history, exclude, count=count)
+        ease = neighbour_candidates(self.ease.model, history, exclude, sources.EASE, count)
+        return {sources.ITEM_KNN: knn, sources.EASE: ease}
 
     def versions(self) -> dict[str, int]:
         """The versions of the models loaded (none yet: not reported)."""

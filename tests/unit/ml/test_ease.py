@@ -32,10 +32,13 @@ def test_the_neighbour_lists_score_a_history_as_the_closed_form_does() -> None:
     expected = (row @ dense.weights).ravel()
     found = neighbour_candidates(model, history, set(history), sources.EASE)
     assert found and all(c.source == sources.EASE for c in found)
+    # every weight fits in the lists here, negative ones included: the sums are the closed form's
     for candidate in found:
-        exact = expected[item_ids.tolist().index(candidate.item_id)]
-        # only positive weights are kept: the sum over a history can only miss negative parts
-        assert candidate.score >= exact - 1e-4
+        assert candidate.score == pytest.approx(
+            expected[item_ids.tolist().index(candidate.item_id)], abs=1e-4
+        )
+    positive = {i for i in item_ids.tolist() if i not in history and expected[item_ids.tolist().index(i)] > 0}
+    assert {c.item_id for c in found} == positive and len(positive) < len(item_ids) - len(history)
     best = max(
         (i for i in item_ids.tolist() if i not in history), key=lambda i: expected[item_ids.tolist().index(i)]
     )
@@ -49,6 +52,21 @@ def test_a_catalog_above_the_bound_is_fitted_over_its_most_bought_items() -> Non
     assert sorted(model.item_ids.tolist()) == ["cake", "milk", "mug"]
     assert model.info["variant"] == "head of 3 most-bought items"
     assert model.similar("beer") == []  # a tail item gets nothing from this source
+
+
+def test_the_lists_keep_the_weights_of_largest_magnitude_with_their_sign() -> None:
+    snapshot = purchases_snapshot(BASKETS)
+    users, items = snapshot.interactions()
+    item_ids, matrix = binary_matrix(users, items)
+    dense = DenseEase(l2=0.5).fit(matrix).weights
+    model = fit_ease(snapshot, l2=0.5, k=4)
+    for row, item in enumerate(item_ids.tolist()):
+        strongest = sorted(np.abs(dense[row]), reverse=True)[:4]
+        kept = dict(model.similar(item))
+        assert sorted(np.abs(list(kept.values())), reverse=True) == pytest.approx(strongest, abs=1e-4)
+        for other, weight in kept.items():
+            assert weight == pytest.approx(dense[row, item_ids.tolist().index(other)], abs=1e-4)
+    assert any(weight < 0 for item in item_ids.tolist() for _, weight in model.similar(item))
 
 
 def test_the_regularization_grid_follows_the_data_scale() -> None:

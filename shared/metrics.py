@@ -65,6 +65,10 @@ REWARDS = Counter(
     "Feedback events credited to a served slate, by policy and the ranking model version behind it.",
     ["policy", "ranking_version", "event_type"],
 )
+REWARDS_PENDING = Gauge(
+    "recsys_rewards_pending",
+    "Rewards stored with their events but not yet delivered to the policy, at the relay's last look.",
+)
 FEEDBACK_EVENTS = Counter(
     "recsys_feedback_events_total",
     "Feedback events by outcome (accepted, duplicate, rejected).",

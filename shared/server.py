@@ -187,11 +187,13 @@ def assemble(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     dependencies: Sequence[Callable[[], Awaitable[object]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
+    background: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> ServiceApp:
     """The usual ServiceApp: start-up migrates the store (or, without `migrate_on_start`, waits
     until a migration Job has brought it to this release's schema), loads the models and waits for the
     `dependencies` (each raises until what it waits for is there); the models are watched
-    for new versions; shutdown closes clients, `closers` and the engine."""
+    for new versions and the `background` loops run once it is ready; shutdown closes clients,
+    `closers` and the engine."""
 
     async def startup() -> None:
         if store is not None and migrate_on_start:
@@ -215,7 +217,7 @@ def assemble(
         name=name,
         servicers=[(STUB_DESCRIPTORS[name], lambda server: add_servicer(servicer, server))],
         startup=startup,
-        background=[model.watch for model in models],
+        background=[*(model.watch for model in models), *background],
         shutdown=shutdown,
         interceptors=list(interceptors),
     )

@@ -24,9 +24,10 @@ def build(settings: Settings) -> ServiceApp:
     clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
     recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider)
     push_log = PushLog(store, own.push)
+    feedback = FeedbackRecorder(clients, settings.stage_deadline_s, push_log, own.reward_relay_s)
     servicer = GatewayServicer(
         recommender,
-        FeedbackRecorder(clients, settings.stage_deadline_s, push_log),
+        feedback,
         PushPlanner(recommender, push_log, clients, own.push),
         push_log,
     )
@@ -38,4 +39,5 @@ def build(settings: Settings) -> ServiceApp:
         migrate_on_start=settings.migrate_on_start,
         clients=clients,
         interceptors=[ApiKeyInterceptor(server_keys(settings))],
+        background=[feedback.relay],
     )

@@ -2,10 +2,17 @@
 
 Events are acknowledged only after the profile service has committed them; if
 it cannot, the caller gets UNAVAILABLE and may resend the same batch (events
-are idempotent by event_id). Every stored or duplicate event that answers a
-recommendation is forwarded as a reward; rewards are idempotent by event_id,
-so forwarding duplicates again heals a forward that failed earlier. Events that
-answer a push (its request_id) also mark it opened or converted in the push log.
+are idempotent by event_id). Events that answer a push (its request_id) also
+mark it opened or converted in the push log.
+
+Rewards are delivered exactly once. The profile service keeps a pending reward
+for every stored event that answers a recommendation, in the event's own
+transaction. The gateway forwards them at once and acknowledges each one the
+policy has recorded (or refused for good: no such decision); what it could not
+deliver (the policy down, the gateway killed) stays pending, and every gateway
+replica's relay loop resends pending rewards older than a few seconds until they
+are acknowledged. The policy records a reward once per event_id, so a reward
+sent twice counts once.
 """
 
 from __future__ import annotations
@@ -28,13 +35,24 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 10_000
 STORE_DEADLINE_S = 30.0
 REWARD_CONCURRENCY = 16
+# The policy's answers that end a reward's delivery although nothing was recorded: the decision it
+# answers is unknown, or the event cannot be a reward. Anything else is retried by the relay.
+FINAL_REFUSALS = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+RELAY_BATCH = 500
 
 
 class FeedbackRecorder:
-    def __init__(self, clients: SuiteClients, deadline_s: float, push_log: PushLog) -> None:
+    def __init__(
+        self,
+        clients: SuiteClients,
+        deadline_s: float,
+        push_log: PushLog,
+        relay_interval_s: float = 5.0,
+    ) -> None:
         self.clients = clients
         self.deadline_s = deadline_s
         self.push_log = push_log
+        self.relay_interval_s = relay_interval_s
 
     async def _store(self, events: list[common_pb2.Event]) -> common_pb2.IngestSummary:
         try:
@@ -50,8 +68,9 @@ class FeedbackRecorder:
             ) from error
         return response.summary
 
-    async def _reward(self, event: common_pb2.Event, limit: asyncio.Semaphore) -> bool:
-        """True when the policy recorded a new reward (not a resent event's)."""
+    async def _reward(self, event: common_pb2.Event, limit: asyncio.Semaphore) -> tuple[bool, bool]:
+        """(delivered: the policy recorded it now or before, or refused it for good; new: it was
+        recorded now, not for a resent event)."""
         async with limit:
             try:
                 response = await self.clients.policy.Reward(
@@ -64,18 +83,65 @@ class FeedbackRecorder:
                     timeout=self.deadline_s,
                 )
             except grpc.aio.AioRpcError as error:
+                final = error.code() in FINAL_REFUSALS
                 log.info(
-                    "reward for event %s not recorded: %s %s",
+                    "reward for event %s not recorded (%s): %s %s",
                     event.event_id,
+                    "dropped" if final else "kept pending",
                     error.code().name,
                     error.details(),
                 )
-                return False
+                return final, False
             if response.duplicate:
-                return False
+                return True, False
             event_type = common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
             metrics.REWARDS.labels(response.policy, str(response.ranking_version), event_type).inc()
-            return True
+            return True, True
+
+    async def _deliver(self, events: list[common_pb2.Event]) -> tuple[int, int]:
+        """Forwards the events' rewards and acknowledges the delivered ones to the profile service;
+        returns (delivered, new to the policy)."""
+        limit = asyncio.Semaphore(REWARD_CONCURRENCY)
+        outcomes = await asyncio.gather(*(self._reward(event, limit) for event in events))
+        delivered = [event.event_id for event, (done, _) in zip(events, outcomes, strict=True) if done]
+        if delivered:
+            try:
+                await self.clients.profile.AckRewards(
+                    profile_pb2.AckRewardsRequest(event_ids=delivered), timeout=self.deadline_s
+                )
+            except grpc.aio.AioRpcError as error:  # they stay pending: the policy counts them once
+                log.info("delivered rewards not acknowledged: %s %s", error.code().name, error.details())
+        return len(delivered), sum(new for _, new in outcomes)
+
+    async def relay_pending(self, min_age_s: float) -> int:
+        """Delivers the rewards pending for at least `min_age_s`, a batch at a time, until none is
+        left or a batch delivers nothing (the policy is away); returns how many were delivered."""
+        total = 0
+        while True:
+            found = await self.clients.profile.ListPendingRewards(
+                profile_pb2.ListPendingRewardsRequest(limit=RELAY_BATCH, min_age_seconds=min_age_s),
+                timeout=self.deadline_s,
+            )
+            metrics.REWARDS_PENDING.set(found.pending)
+            if not found.events:
+                return total
+            delivered, _ = await self._deliver(list(found.events))
+            total += delivered
+            if not delivered or len(found.events) < RELAY_BATCH:
+                return total
+
+    async def relay(self) -> None:
+        """The relay loop: pending rewards older than two intervals (the request path delivers
+        the fresh ones) are resent every interval."""
+        while True:
+            await asyncio.sleep(self.relay_interval_s)
+            try:
+                sent = await self.relay_pending(2 * self.relay_interval_s)
+            except grpc.aio.AioRpcError as error:
+                log.info("pending rewards not relayed: profile service %s", error.code().name)
+                continue
+            if sent:
+                log.info("relayed %d pending rewards to the policy", sent)
 
     async def record(self, request: gateway_pb2.RecordFeedbackRequest) -> gateway_pb2.RecordFeedbackResponse:
         events = list(request.events)
@@ -91,6 +157,5 @@ class FeedbackRecorder:
                 await asyncio.to_thread(self.push_log.mark_feedback, answering)
             except Exception:
                 log.exception("could not mark push feedback (the events are stored)")
-        limit = asyncio.Semaphore(REWARD_CONCURRENCY)
-        forwarded = await asyncio.gather(*(self._reward(event, limit) for event in answering))
-        return gateway_pb2.RecordFeedbackResponse(summary=summary, rewards_forwarded=sum(forwarded))
+        _, new = await self._deliver(answering) if answering else (0, 0)
+        return gateway_pb2.RecordFeedbackResponse(summary=summary, rewards_forwarded=new)

@@ -35,11 +35,15 @@ class GatewaySettings:
     # Ranked items sent to the policy, which chooses the slate among them; the policy service
     # reads the same variable.
     consider: int = 50
+    # Seconds between the relay's looks for rewards still pending delivery to the policy.
+    reward_relay_s: float = 5.0
 
 
 def read_gateway_settings(read: EnvReader) -> GatewaySettings:
     return GatewaySettings(
-        push=_push_config(read), consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000))
+        push=_push_config(read),
+        consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
+        reward_relay_s=read.number("RECSYS_REWARD_RELAY_S", 5, 0.1, 3600),
     )
 
 

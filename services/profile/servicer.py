@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 
@@ -28,6 +29,9 @@ MAX_EXPORT_BATCH = 50_000
 DEFAULT_LIST_BATCH = 1000
 MAX_LIST_BATCH = 10_000
 TOP_AFFINITIES = 20
+DEFAULT_PENDING = 500
+MAX_PENDING = 5000
+MAX_ACKS = 10_000
 
 
 def merge_fixes(total: common_pb2.IngestSummary, fixes: Iterable[common_pb2.Fix]) -> None:
@@ -188,3 +192,23 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             if batch is None:
                 return
             yield profile_pb2.ExportEventsResponse(events=[to_proto(record) for record in batch])
+
+    async def ListPendingRewards(
+        self, request: profile_pb2.ListPendingRewardsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.ListPendingRewardsResponse:
+        limit = _bounded(request.limit, DEFAULT_PENDING, MAX_PENDING, "limit")
+        require(
+            math.isfinite(request.min_age_seconds) and request.min_age_seconds >= 0,
+            "min_age_seconds must be a finite number, not negative",
+        )
+        records, pending = await asyncio.to_thread(self.store.pending_rewards, limit, request.min_age_seconds)
+        return profile_pb2.ListPendingRewardsResponse(
+            events=[to_proto(record) for record in records], pending=pending
+        )
+
+    async def AckRewards(
+        self, request: profile_pb2.AckRewardsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.AckRewardsResponse:
+        require(len(request.event_ids) <= MAX_ACKS, f"event_ids must hold at most {MAX_ACKS} ids")
+        done = await asyncio.to_thread(self.store.ack_rewards, list(request.event_ids))
+        return profile_pb2.AckRewardsResponse(acknowledged=done)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
@@ -65,6 +65,15 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+# Rewards not yet delivered to the policy: one row per stored event that answers a recommendation,
+# written in the event's transaction and deleted once delivered (AckRewards).
+pending_rewards = Table(
+    "profile_pending_rewards",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, unique=True),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
 )
 portraits = Table(
     "profile_portraits",
@@ -258,10 +267,39 @@ class ProfileStore(Store):
                     for r in fresh
                 ],
             )
+            answering = [{"event_id": r.event_id, "enqueued_at": self.clock()} for r in fresh if r.request_id]
+            if answering:
+                connection.execute(pending_rewards.insert(), answering)
             self._update_users(connection, fresh)
             self._update_portraits(connection, fresh, facts)
             result.accepted = len(fresh)
         return result
+
+    def pending_rewards(self, limit: int, min_age_s: float = 0.0) -> tuple[list[EventRecord], int]:
+        """The oldest `limit` events whose reward is not yet delivered (enqueued at least
+        `min_age_s` ago), and how many are pending in all."""
+        query = (
+            select(events)
+            .join(pending_rewards, pending_rewards.c.event_id == events.c.event_id)
+            .where(pending_rewards.c.enqueued_at <= self.clock() - timedelta(seconds=min_age_s))
+            .order_by(pending_rewards.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            found = [_record(row) for row in connection.execute(query)]
+            total = connection.execute(select(func.count()).select_from(pending_rewards)).scalar_one()
+        return found, int(total)
+
+    def ack_rewards(self, event_ids: Sequence[str]) -> int:
+        """Forgets the pending rewards of these events (delivered); returns how many were pending."""
+        done = 0
+        with self.engine.begin() as connection:
+            for start in range(0, len(event_ids), LOOKUP_CHUNK):
+                chunk = list(event_ids[start : start + LOOKUP_CHUNK])
+                done += connection.execute(
+                    pending_rewards.delete().where(pending_rewards.c.event_id.in_(chunk))
+                ).rowcount
+        return done
 
     def _update_users(self, connection: object, fresh: Sequence[EventRecord]) -> None:
         per_user: dict[str, dict[str, object]] = {}

@@ -1,6 +1,7 @@
 """The gateway with the five other services in-process, over real gRPC and SQLite."""
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -10,7 +11,8 @@ from ml.text_encoder import Fact, facts_of
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
-from recsys.profile.v1 import profile_pb2
+from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
+from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
 from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
@@ -392,3 +394,54 @@ def test_graph_and_text_reasons_name_facts_the_catalog_and_history_hold(suite, g
         item for item in response.items if {f.kind for f in item.reason_facts} & {"brand", "category"}
     ]
     assert graph_reasons, [item.reason for item in response.items]
+
+
+def _pending_rewards(settings) -> list[str]:
+    with grpc.insecure_channel(settings.addresses["profile"]) as channel:
+        found = profile_pb2_grpc.ProfileServiceStub(channel).ListPendingRewards(
+            profile_pb2.ListPendingRewardsRequest(limit=5000), timeout=10
+        )
+    return [event.event_id for event in found.events]
+
+
+def test_a_reward_acknowledged_while_the_policy_is_down_is_delivered_once_it_is_back(suite, gateway) -> None:
+    settings, _ = suite
+    shown = recommend(gateway, "user3", 3, policy="greedy")
+    event = common_pb2.Event(
+        event_id="during-outage",
+        user_id="user3",
+        item_id=shown.items[0].item_id,
+        type=common_pb2.EVENT_TYPE_CLICK,
+        request_id=shown.request_id,
+    )
+    without_policy = gateway_with_dead(suite, "policy")
+    try:
+        with grpc.insecure_channel(without_policy.address) as channel:
+            answer = gateway_pb2_grpc.GatewayServiceStub(channel).RecordFeedback(
+                gateway_pb2.RecordFeedbackRequest(events=[event]),
+                metadata=bearer_metadata(read_key(settings)),
+                timeout=10,
+            )
+    finally:
+        without_policy.stop()
+    assert (answer.summary.accepted, answer.rewards_forwarded) == (1, 0)
+    assert "during-outage" in _pending_rewards(settings)
+    relaying = gateway_with_dead(suite, RECSYS_REWARD_RELAY_S="0.2")
+    try:
+        deadline = time.monotonic() + 20
+        while "during-outage" in _pending_rewards(settings) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        relaying.stop()
+    assert "during-outage" not in _pending_rewards(settings)
+    with grpc.insecure_channel(settings.addresses["policy"]) as channel:
+        again = policy_pb2_grpc.PolicyServiceStub(channel).Reward(
+            policy_pb2.RewardRequest(
+                request_id=shown.request_id,
+                item_id=event.item_id,
+                event_type=event.type,
+                event_id=event.event_id,
+            ),
+            timeout=10,
+        )
+    assert again.duplicate  # the relay delivered it, and it counts once

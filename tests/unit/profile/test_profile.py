@@ -201,3 +201,27 @@ def test_malformed_stream_messages_get_invalid_argument(server) -> None:
             raw(iter([b"\xff\xff\xff garbage"]), timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid protobuf message" in raised.value.details()
+
+
+def test_events_answering_a_recommendation_keep_a_pending_reward_until_acknowledged(profile) -> None:
+    answering = [event(f"r{n}", item=f"i{n}", minutes=n) for n in range(3)]
+    for message in answering:
+        message.request_id = "req-1"
+    record(profile, [*answering, event("plain", item="x", minutes=9)])
+    record(profile, [answering[0]])  # a resent event adds no second pending reward
+
+    def pending(**kwargs) -> profile_pb2.ListPendingRewardsResponse:
+        return profile.ListPendingRewards(profile_pb2.ListPendingRewardsRequest(**kwargs), timeout=5)
+
+    listed = pending()
+    assert [e.event_id for e in listed.events] == ["r0", "r1", "r2"] and listed.pending == 3
+    assert {(e.request_id, e.user_id) for e in listed.events} == {("req-1", "u1")}
+    assert [e.event_id for e in pending(limit=1).events] == ["r0"]
+    assert pending(min_age_seconds=3600).events == []
+    done = profile.AckRewards(profile_pb2.AckRewardsRequest(event_ids=["r0", "r2", "unknown"]), timeout=5)
+    assert done.acknowledged == 2
+    assert [e.event_id for e in pending().events] == ["r1"]
+    for bad in [{"limit": -1}, {"limit": 5001}, {"min_age_seconds": -1.0}, {"min_age_seconds": float("nan")}]:
+        with pytest.raises(grpc.RpcError) as raised:
+            pending(**bad)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from recsys.common.v1 import common_pb2
 from shared.limits import MAX_ID_LENGTH
+from shared.timestamps import OUT_OF_RANGE, in_range
 
 MAX_TITLE_LENGTH = 1000
 TITLE_FIXED = "title whitespace or control characters normalized"
@@ -43,6 +44,8 @@ def _problem(item: common_pb2.Item) -> str | None:
         return f"title is longer than {MAX_TITLE_LENGTH} characters"
     if not item.price >= 0 or item.price == float("inf"):
         return "price must be a finite number >= 0"
+    if item.HasField("listed_time") and not in_range(item.listed_time):
+        return f"listed_time: {OUT_OF_RANGE}"
     return None
 
 

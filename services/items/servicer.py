@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 
 from ml.artifacts import POPULARITY, PopularityModel
 from ml.similar import ItemIndex
@@ -21,6 +20,7 @@ from services.items.store import ItemsStore
 from shared.errors import FailedPrecondition, NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
+from shared.payloads import payload
 
 MAX_BATCH = 10_000
 MAX_GET = 1000
@@ -59,9 +59,7 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             cleaned = clean_items(batch.items)
             for index, item, reason in cleaned.dropped:
                 response.rejected.add(event_id=item.item_id[:128], index=offset + index, reason=reason)
-            dropped = [
-                (item.item_id, reason, json_format.MessageToJson(item)) for _, item, reason in cleaned.dropped
-            ]
+            dropped = [(item.item_id, reason, payload(item)) for _, item, reason in cleaned.dropped]
             result = await asyncio.to_thread(self.store.upsert, cleaned.accepted, dropped)
             if cleaned.accepted:
                 await asyncio.to_thread(self.graph.upsert, cleaned.accepted)

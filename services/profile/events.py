@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from recsys.common.v1 import common_pb2
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
+from shared.timestamps import OUT_OF_RANGE, to_datetime
 
 MAX_TEXT_LENGTH = 4000
 MAX_SURFACE_LENGTH = 32
@@ -57,8 +58,12 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         return f"surface is longer than {MAX_SURFACE_LENGTH} characters"
     if len(event.segment) > MAX_SEGMENT_LENGTH:
         return f"segment is longer than {MAX_SEGMENT_LENGTH} characters"
-    if event.HasField("timestamp") and event.timestamp.ToDatetime(UTC) > now + FUTURE_TOLERANCE:
-        return "timestamp is more than a day in the future"
+    if event.HasField("timestamp"):
+        moment = to_datetime(event.timestamp)
+        if moment is None:
+            return OUT_OF_RANGE
+        if moment > now + FUTURE_TOLERANCE:
+            return "timestamp is more than a day in the future"
     return None
 
 
@@ -72,7 +77,7 @@ def validate(event: common_pb2.Event, now: datetime) -> EventRecord | str:
         user_id=event.user_id,
         item_id=event.item_id,
         type=event.type,
-        timestamp=event.timestamp.ToDatetime(UTC) if event.HasField("timestamp") else now,
+        timestamp=to_datetime(event.timestamp) or now if event.HasField("timestamp") else now,
         request_id=event.request_id,
         quantity=event.quantity or 1,
         price=event.price,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
-from google.protobuf import json_format
 
 from ml.vae import USER_VAE, UserEncoder
 from recsys.common.v1 import common_pb2
@@ -20,6 +19,8 @@ from services.profile.store import ProfileStore, Quarantined
 from shared.errors import NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
+from shared.payloads import payload
+from shared.timestamps import to_datetime
 
 MAX_BATCH = 10_000
 DEFAULT_HISTORY = 100
@@ -50,7 +51,9 @@ def _bounded(value: int, default: int, maximum: int, name: str) -> int:
 
 
 def _event_time(event: common_pb2.Event, now: datetime) -> datetime:
-    return event.timestamp.ToDatetime(UTC) if event.HasField("timestamp") else now
+    """When the event happened; `now` when it does not say (or says something out of range: the
+    cleaning stage rejects it)."""
+    return (to_datetime(event.timestamp) if event.HasField("timestamp") else None) or now
 
 
 async def ingest(
@@ -70,7 +73,7 @@ async def ingest(
     known = await catalog.known_among(event.item_id for event in events) if catalog else None
     cleaned = clean(events, now, stored, known)
     quarantined = [
-        Quarantined(event.event_id, event.user_id, reason, json_format.MessageToJson(event))
+        Quarantined(event.event_id, event.user_id, reason, payload(event))
         for _, event, reason in cleaned.dropped
     ]
     facts = catalog.facts(record.item_id for _, record in cleaned.accepted) if catalog else {}

@@ -19,6 +19,7 @@ from shared.errors import NotFound, require
 from shared.models import ModelWatcher
 from shared.sources import Placement
 from shared.surfaces import SURFACES
+from shared.timestamps import OUT_OF_RANGE, in_range
 
 MAX_CANDIDATES = 1000
 MAX_HISTORY = 10_000
@@ -37,6 +38,11 @@ def _validate(request: ranking_pb2.RankRequest) -> None:
     require(
         len(request.history_item_ids) <= MAX_HISTORY,
         f"history_item_ids holds at most {MAX_HISTORY} ids",
+    )
+    require(request.purchase_count >= 0, f"purchase_count must not be negative, got {request.purchase_count}")
+    require(
+        not request.HasField("last_event_time") or in_range(request.last_event_time),
+        f"last_event_time: {OUT_OF_RANGE}",
     )
     require(
         not request.surface or request.surface in SURFACES,

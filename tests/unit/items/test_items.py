@@ -158,14 +158,17 @@ def test_cleaning_normalizes_titles_keeps_every_field_and_quarantines_bad_items(
         domain=common_pb2.DOMAIN_CONTENT,
         stock_status=common_pb2.STOCK_STATUS_OUT_OF_STOCK,
     )
-    answer = upsert(stub, [video, mug("m1"), common_pb2.Item(item_id="bad", price=-1)])
+    timeless = common_pb2.Item(item_id="timeless")
+    timeless.listed_time.seconds = -(10**15)
+    answer = upsert(stub, [video, mug("m1"), common_pb2.Item(item_id="bad", price=-1), timeless])
     assert answer.inserted == 2
     # The defaulted domain of the mugs is not a repair; the video's title is.
     assert {(f.reason, f.count) for f in answer.fixed} == {
         ("title whitespace or control characters normalized", 1),
     }
     assert [(r.event_id, r.reason) for r in answer.rejected] == [
-        ("bad", "price must be a finite number >= 0")
+        ("bad", "price must be a finite number >= 0"),
+        ("timeless", "listed_time: timestamp is out of range (years 1 to 9999, nanos 0 to 999,999,999)"),
     ]
     stored = stub.GetItems(items_pb2.GetItemsRequest(item_ids=["v1", "m1"]), timeout=5).items
     assert stored[0].title == "Tea time video"
@@ -182,4 +185,7 @@ def test_cleaning_normalizes_titles_keeps_every_field_and_quarantines_bad_items(
             rows = list(connection.execute(select(quarantine.c.item_id, quarantine.c.reason)))
     finally:
         store.close()
-    assert rows == [("bad", "price must be a finite number >= 0")]
+    assert rows == [
+        ("bad", "price must be a finite number >= 0"),
+        ("timeless", "listed_time: timestamp is out of range (years 1 to 9999, nanos 0 to 999,999,999)"),
+    ]

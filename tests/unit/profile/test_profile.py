@@ -74,7 +74,9 @@ def test_invalid_events_are_rejected_with_reasons_and_the_rest_kept(profile) -> 
     ]
     future = common_pb2.Event(event_id="x8", user_id="u", item_id="i", type=PURCHASE)
     future.timestamp.FromDatetime(datetime.now(UTC) + timedelta(days=30))
-    summary = record(profile, [*bad, future, event("ok", user="u")])
+    beyond = common_pb2.Event(event_id="x9", user_id="u", item_id="i", type=PURCHASE)
+    beyond.timestamp.seconds = 10**15  # past year 9999: no datetime can hold it
+    summary = record(profile, [*bad, future, beyond, event("ok", user="u")])
     assert summary.accepted == 1
     reasons = {r.index: r.reason for r in summary.rejected}
     assert reasons == {
@@ -87,6 +89,7 @@ def test_invalid_events_are_rejected_with_reasons_and_the_rest_kept(profile) -> 
         6: "rating must be between 0 and 5",
         7: "price must be a finite number >= 0",
         8: "timestamp is more than a day in the future",
+        9: "timestamp is out of range (years 1 to 9999, nanos 0 to 999,999,999)",
     }
 
 

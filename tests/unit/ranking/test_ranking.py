@@ -115,6 +115,21 @@ def test_an_unknown_surface_gets_invalid_argument(ranking) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_impossible_shopper_facts_get_invalid_argument(ranking) -> None:
+    stub, _, _ = ranking
+    negative = ranking_pb2.RankRequest(user_id="u", candidates=candidates("a"), purchase_count=-1)
+    beyond = ranking_pb2.RankRequest(user_id="u", candidates=candidates("a"))
+    beyond.last_event_time.nanos = -5
+    for request, message in [
+        (negative, "purchase_count must not be negative, got -1"),
+        (beyond, "last_event_time: timestamp is out of range"),
+    ]:
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Rank(request, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.details().startswith(message)
+
+
 def test_where_training_chose_the_candidate_order_ranking_keeps_it(ranking) -> None:
     stub, _, settings = ranking
     with pytest.raises(grpc.RpcError) as raised:

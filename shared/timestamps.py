@@ -1,0 +1,22 @@
+"""protobuf Timestamps from callers, read without trusting them: one out of range is a reason to
+reject its record, never an exception in the middle of a batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+# What a Timestamp may hold (google/protobuf/timestamp.proto): 0001-01-01 to 9999-12-31, UTC.
+MIN_SECONDS = -62_135_596_800
+MAX_SECONDS = 253_402_300_799
+OUT_OF_RANGE = "timestamp is out of range (years 1 to 9999, nanos 0 to 999,999,999)"
+
+
+def in_range(stamp: Timestamp) -> bool:
+    return MIN_SECONDS <= stamp.seconds <= MAX_SECONDS and 0 <= stamp.nanos <= 999_999_999
+
+
+def to_datetime(stamp: Timestamp) -> datetime | None:
+    """The moment as an aware UTC datetime; None when it is out of a Timestamp's range."""
+    return stamp.ToDatetime(UTC) if in_range(stamp) else None

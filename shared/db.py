@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from shared.clock import Clock, system_clock
 from shared.db_telemetry import instrument
@@ -109,6 +110,15 @@ def run_migrations_env(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+# PostgreSQL's SQLSTATEs for a transaction that lost a race and may simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """True for a deadlock or serialization failure: the transaction can run again as it was."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def upsert(engine: Engine, table: Any) -> Any:

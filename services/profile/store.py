@@ -24,17 +24,18 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
 from shared.clock import Clock, system_clock
-from shared.db import Store, as_utc, not_yet_stored, upsert
+from shared.db import Store, as_utc, lost_a_race, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
 PURCHASED_ITEMS_LIMIT = 5000
 LOOKUP_CHUNK = 500
+WRITE_ATTEMPTS = 5
 
 metadata = MetaData()
 events = Table(
@@ -204,13 +205,15 @@ class ProfileStore(Store):
         `records` pairs each event with its index in the caller's batch; events
         whose id is already stored (or repeated in the batch) are reported as
         duplicates. A concurrent writer of the same ids makes the transaction
-        retry, so every id is stored exactly once.
+        retry, so every id is stored exactly once; so does a deadlock or serialization failure
+        (rare: shoppers' rows are written in id order).
         """
-        for _attempt in range(3):
+        for _attempt in range(WRITE_ATTEMPTS - 1):
             try:
                 return self._add_events_once(records, dropped, facts or {})
-            except IntegrityError:
-                continue
+            except DBAPIError as error:
+                if not (isinstance(error, IntegrityError) or lost_a_race(error)):
+                    raise
         return self._add_events_once(records, dropped, facts or {})
 
     def _add_events_once(
@@ -345,7 +348,8 @@ class ProfileStore(Store):
                 ),
             },
         )
-        rows = [{k: v for k, v in row.items() if k != "segment_at"} for row in per_user.values()]
+        # in id order: two batches of the same shoppers lock their rows in the same order
+        rows = [{k: v for k, v in per_user[user].items() if k != "segment_at"} for user in sorted(per_user)]
         connection.execute(statement, rows)  # type: ignore[attr-defined]
 
     def _update_portraits(

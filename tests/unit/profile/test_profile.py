@@ -169,6 +169,19 @@ def test_a_shoppers_segment_follows_their_latest_event_and_lists_them(profile) -
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_concurrent_batches_whose_shoppers_interleave_are_all_stored(profile) -> None:
+    """Each batch names the same shoppers in its own order: the writers must not deadlock."""
+    batches = []
+    for n in range(24):
+        users = [f"s{(n * 5 + k * (1 + n % 3)) % 12}" for k in range(12)]
+        batches.append(
+            [event(f"b{n}-{k}", user=user, item=f"i{k}", minutes=n) for k, user in enumerate(users)]
+        )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        summaries = list(pool.map(lambda batch: record(profile, batch), batches))
+    assert sum(s.accepted for s in summaries) == 24 * 12 and not any(s.rejected for s in summaries)
+
+
 def test_concurrent_writers_of_the_same_events_store_each_once(profile) -> None:
     batch = [event(f"c{i}", user=f"u{i % 7}", item=f"i{i}") for i in range(200)]
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -35,6 +35,7 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     MODEL_SERVER: 9457,
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_MAX_IN_FLIGHT = 256
 
 
 class ConfigError(Exception):
@@ -71,6 +72,9 @@ class Settings:
     migrate_on_start: bool = True
     # Versions of each model that publishing keeps (the newest first); older ones are deleted.
     model_versions_kept: int = DEFAULT_KEPT
+    # RPCs one process handles at once; beyond it a call is refused at once with RESOURCE_EXHAUSTED
+    # (admission control: an overloaded stage sheds load instead of queueing past every deadline).
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     # The variables these settings were read from; each service reads its own section from them.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -268,6 +272,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         candidate_gan=read.flag("RECSYS_CANDIDATES_GAN", False),
         migrate_on_start=read.flag("RECSYS_MIGRATE_ON_START", True),
         model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", DEFAULT_KEPT, 1, 1000)),
+        max_in_flight=int(read.number("RECSYS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1, 100_000)),
         env=dict(env),
     )
     if read.problems:

@@ -79,6 +79,7 @@ class RunningServer:
                 ErrorMappingInterceptor(),
             ],
             options=SERVER_OPTIONS,
+            maximum_concurrent_rpcs=settings.max_in_flight,
         )
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

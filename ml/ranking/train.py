@@ -265,20 +265,28 @@ def training_lists(
     if split is None:
         lists = build_lists(table, shoppers, candidates)
     else:
-        earlier_part, later_part = split
+        earlier_part, later_part, boundary = split
+        # The later lists are judged as serving would score them: with item facts and co-buys
+        # refitted on every event before them (the published ranker's table is refitted on
+        # everything), so that a feature that drifts when refitted shows its cost here.
+        before = snapshot.events_where(snapshot.timestamps < boundary)
+        refitted = dataclasses.replace(
+            item_table(before, fit_cooccurrence(before), retrieval.popularity_half_life_days, vocabulary),
+            views=table.views,
+        )
         lists = concatenate(
             build_lists(table, earlier_part, _without(candidates, later_part)),
-            build_lists(table, later_part, _without(candidates, earlier_part)),
+            build_lists(refitted, later_part, _without(candidates, earlier_part)),
         )
         lists.later[len(shoppers) :] = True
     keep = lists.labels.any(1)  # a list with no bought item teaches nothing
     return lists.take(np.flatnonzero(keep)), vocabulary
 
 
-def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held]] | None:
-    """After a time carve: each shopper's held items split at the time that leaves the latest
-    LATER_SHARE of them in the later part, as two shoppers of the same history. None after a
-    random carve, which has no times."""
+def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held], float] | None:
+    """After a time carve: each shopper's held items split at the time (returned third) that leaves
+    the latest LATER_SHARE of them in the later part, as two shoppers of the same history. None
+    after a random carve, which has no times."""
     moments = [moment for held in shoppers for moment in held.first_bought.values()]
     if not moments or any(not held.first_bought for held in shoppers):
         return None
@@ -288,7 +296,7 @@ def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held]] | None:
         first = {item for item, moment in held.first_bought.items() if moment < boundary}
         earlier.append(dataclasses.replace(held, items=first))
         later.append(dataclasses.replace(held, items=held.items - first))
-    return earlier, later
+    return earlier, later, boundary
 
 
 def _without(candidates: list[list[RankCandidate]], other: list[Held]) -> list[list[RankCandidate]]:

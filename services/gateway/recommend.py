@@ -25,6 +25,7 @@ from recsys.items.v1 import items_pb2
 from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
 from recsys.ranking.v1 import ranking_pb2
+from services.gateway.budget import Budget
 from services.gateway.reasons import Evidence, explain
 from services.gateway.store import GatewayStore, LoggedRequest
 from shared import metrics, sources
@@ -42,6 +43,8 @@ MAX_EXCLUDE = 1000
 MAX_CONTEXT = 50
 MAX_POLICY_LENGTH = 64
 FALLBACK_POLICY = "fallback-greedy"
+# The stages one Recommend runs, in order; each call's timeout is its share of the budget left.
+STAGES = ("profile", "candidates", "ranking", "catalog", "policy")
 # Sources whose anchor is a recent item the candidate was found from, not one it is co-bought with.
 RELATED_SOURCES = (sources.ITEM_TEXT, sources.KNOWLEDGE_GRAPH)
 
@@ -70,6 +73,7 @@ class Progress:
     """What the stages have produced so far for one request."""
 
     request_id: str
+    budget: Budget
     degraded: list[str] = field(default_factory=list)
     versions: list[common_pb2.ModelVersion] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
@@ -83,6 +87,10 @@ class Progress:
     cold_start: bool = False
     policy: str = FALLBACK_POLICY
     ranking_version: int = 0
+
+    def timeout(self, stage: str) -> float:
+        """The next call's timeout: its share of the request's budget (services/gateway/budget.py)."""
+        return self.budget.stage(len(STAGES) - STAGES.index(stage))
 
     def degrade(self, stage: str, error: grpc.aio.AioRpcError) -> None:
         log.warning("stage %s degraded: %s %s", stage, error.code().name, error.details())
@@ -208,7 +216,7 @@ class Recommender:
         try:
             with metrics.STAGE_SECONDS.labels("profile").time():
                 response = await self.clients.profile.GetProfile(
-                    profile_pb2.GetProfileRequest(user_id=user_id), timeout=self.deadline_s
+                    profile_pb2.GetProfileRequest(user_id=user_id), timeout=progress.timeout("profile")
                 )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -230,7 +238,8 @@ class Recommender:
         try:
             with metrics.STAGE_SECONDS.labels("items").time():
                 response = await self.clients.items.Popular(
-                    items_pb2.PopularRequest(count=CANDIDATE_COUNT, segment=segment), timeout=self.deadline_s
+                    items_pb2.PopularRequest(count=CANDIDATE_COUNT, segment=segment),
+                    timeout=progress.timeout("candidates"),
                 )
             self._last_popular = [
                 Choice(i.item_id, sources.POPULAR, i.score, buyers=i.buyers) for i in response.items
@@ -252,7 +261,7 @@ class Recommender:
                         count=CANDIDATE_COUNT,
                         segment=segment,
                     ),
-                    timeout=self.deadline_s,
+                    timeout=progress.timeout("candidates"),
                 )
         except grpc.aio.AioRpcError as error:
             progress.degrade("candidates", error)
@@ -294,7 +303,7 @@ class Recommender:
         request.request_time.GetCurrentTime()
         try:
             with metrics.STAGE_SECONDS.labels("ranking").time():
-                response = await self.clients.ranking.Rank(request, timeout=self.deadline_s)
+                response = await self.clients.ranking.Rank(request, timeout=progress.timeout("ranking"))
         except grpc.aio.AioRpcError as error:
             progress.degrade("ranking", error)
             if any(c.fusion_score for c in choices):
@@ -339,7 +348,7 @@ class Recommender:
                         shadow=request.shadow,
                         ranking_version=progress.ranking_version,
                     ),
-                    timeout=self.deadline_s,
+                    timeout=progress.timeout("policy"),
                 )
         except grpc.aio.AioRpcError as error:
             if request.policy and error.code() == grpc.StatusCode.NOT_FOUND:
@@ -366,19 +375,24 @@ class Recommender:
         try:
             with metrics.STAGE_SECONDS.labels("items").time():
                 response = await self.clients.items.GetItems(
-                    items_pb2.GetItemsRequest(item_ids=ids), timeout=self.deadline_s
+                    items_pb2.GetItemsRequest(item_ids=ids), timeout=progress.timeout("catalog")
                 )
         except grpc.aio.AioRpcError as error:
             progress.degrade("items", error)
             return {}
         return {item.item_id: item for item in response.items}
 
-    async def decide(self, request: gateway_pb2.RecommendRequest) -> Decision:
-        """Runs the stages for a request (validated here) up to the policy's slate."""
+    async def decide(
+        self, request: gateway_pb2.RecommendRequest, time_remaining: float | None = None
+    ) -> Decision:
+        """Runs the stages for a request (validated here) up to the policy's slate, within the
+        `time_remaining` seconds the caller left (None: no deadline, each stage its ceiling)."""
         count, surface = validate(request)
         user_id = request.user_id
         progress = Progress(
-            request_id=request.request_id or uuid.uuid4().hex, exclude=set(request.exclude_item_ids)
+            request_id=request.request_id or uuid.uuid4().hex,
+            exclude=set(request.exclude_item_ids),
+            budget=Budget.of(time_remaining, self.deadline_s),
         )
         await self._profile(user_id, progress)
         if not progress.history and request.context_item_ids:
@@ -399,8 +413,10 @@ class Recommender:
         slate = await self._select(request, surface, count, ranked, catalog, progress) if ranked else []
         return Decision(user_id, progress, slate, catalog, scores, len(choices), count, surface)
 
-    async def recommend(self, request: gateway_pb2.RecommendRequest) -> gateway_pb2.RecommendResponse:
-        decision = await self.decide(request)
+    async def recommend(
+        self, request: gateway_pb2.RecommendRequest, time_remaining: float | None = None
+    ) -> gateway_pb2.RecommendResponse:
+        decision = await self.decide(request, time_remaining)
         progress = decision.progress
         response = gateway_pb2.RecommendResponse(
             request_id=progress.request_id,

@@ -27,7 +27,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Recommend(
         self, request: gateway_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RecommendResponse:
-        return await self.recommender.recommend(request)
+        return await self.recommender.recommend(request, context.time_remaining())
 
     async def RecordFeedback(
         self, request: gateway_pb2.RecordFeedbackRequest, context: grpc.aio.ServicerContext

@@ -1,6 +1,10 @@
 """The simulated suite the gateway tests share: six services in-process over real gRPC and SQLite,
 with thirty items bought in three groups by thirty shoppers from two segments."""
 
+import contextlib
+import socket
+from collections.abc import Iterator
+
 from pipelines import train as training
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
@@ -73,8 +77,23 @@ def recommend(gateway, user_id="user1", count=5, **kwargs):
 
 def gateway_with_dead(suite, *dead: str, **settings_env: str) -> ServerThread:
     """A second gateway on the same home whose `dead` stages point at closed ports, with more settings."""
+    return gateway_with(suite, {name: f"127.0.0.1:{free_port()}" for name in dead}, **settings_env)
+
+
+def gateway_with(suite, addresses: dict[str, str], **settings_env: str) -> ServerThread:
+    """A second gateway on the same home, its stages at `addresses` where given, with more settings."""
     settings, _ = suite
-    env = {f"RECSYS_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in dead}
-    env.update({f"RECSYS_{n.upper()}_ADDR": a for n, a in settings.addresses.items() if n not in dead})
+    env = {f"RECSYS_{n.upper()}_ADDR": addresses.get(n, a) for n, a in settings.addresses.items()}
     env["RECSYS_STAGE_DEADLINE_MS"] = "500"
     return ServerThread(build_gateway, make_settings(str(settings.home), **{**env, **settings_env}))
+
+
+@contextlib.contextmanager
+def hung_addresses(count: int) -> Iterator[list[str]]:
+    """Addresses that accept connections and never answer: a stage that hangs (stopped, overloaded)."""
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        yield [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for hung in sockets:
+            hung.close()

@@ -15,7 +15,15 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
-from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
+from tests.unit.gateway.suite import (
+    BASKETS,
+    ITEMS,
+    SEGMENTS,
+    gateway_with,
+    gateway_with_dead,
+    hung_addresses,
+    recommend,
+)
 
 
 def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
@@ -445,3 +453,51 @@ def test_a_reward_acknowledged_while_the_policy_is_down_is_delivered_once_it_is_
             timeout=10,
         )
     assert again.duplicate  # the relay delivered it, and it counts once
+
+
+def test_hung_stages_cost_their_share_of_the_callers_deadline_and_the_answer_comes_in_time(suite) -> None:
+    """Three hung stages at an 800 ms ceiling each would take 2.4 s; the caller gives 1.5 s."""
+    settings, _ = suite
+    with hung_addresses(3) as (candidates, ranking, policy):
+        hung = gateway_with(
+            suite,
+            {"candidates": candidates, "ranking": ranking, "policy": policy},
+            RECSYS_STAGE_DEADLINE_MS="800",
+        )
+        try:
+            with grpc.insecure_channel(hung.address) as channel:
+                stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                started = time.monotonic()
+                response = stub.Recommend(
+                    gateway_pb2.RecommendRequest(user_id="user1", count=5),
+                    metadata=bearer_metadata(read_key(settings)),
+                    timeout=1.5,
+                )
+                elapsed = time.monotonic() - started
+        finally:
+            hung.stop()
+    assert elapsed < 1.5
+    assert {"candidates", "ranking", "policy"} <= set(response.degraded_stages)
+    assert len(response.items) == 5 and all(item.source == "popular" for item in response.items)
+
+
+def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite) -> None:
+    settings, _ = suite
+    with hung_addresses(1) as (profile,):
+        bounded = gateway_with(suite, {"profile": profile}, RECSYS_MAX_IN_FLIGHT="1")
+        try:
+            with grpc.insecure_channel(bounded.address) as channel:
+                stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                metadata = bearer_metadata(read_key(settings))
+                request = gateway_pb2.RecommendRequest(user_id="user1", count=5)
+                busy = stub.Recommend.future(request, metadata=metadata, timeout=3)
+                time.sleep(0.2)  # the first call now waits on the hung profile stage
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Recommend(request, metadata=metadata, timeout=3)
+                refused_in = time.monotonic() - started
+                assert busy.result().items  # the admitted call is answered, degraded
+        finally:
+            bounded.stop()
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert refused_in < 0.25

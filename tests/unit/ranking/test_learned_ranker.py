@@ -230,8 +230,8 @@ def test_after_a_time_carve_the_ranker_is_validated_on_later_purchases(simulated
     carved = carve(earlier, TIME)
     split = later_split(list(carved.held.values()))
     assert split is not None
-    first, last = split
-    boundary = min(t for held in last for item, t in held.first_bought.items() if item in held.items)
+    first, last, boundary = split
+    assert boundary <= min(t for held in last for item, t in held.first_bought.items() if item in held.items)
     for before, after in zip(first, last, strict=True):
         assert before.items.isdisjoint(after.items)
         assert before.items | after.items == after.first_bought.keys()

@@ -46,6 +46,13 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+# A stage that comes back is used again within about a second: gRPC's default backoff grows to two
+# minutes, so after a long outage the gateway kept degrading for most of a minute.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 def retryable_methods(service: ServiceDescriptor) -> list[str]:
@@ -121,6 +128,7 @@ def open_channel(
         ("grpc.service_config", service_config(services, also_retry)),
         ("grpc.enable_retries", 1),
         *KEEPALIVE_OPTIONS,
+        *RECONNECT_OPTIONS,
     ]
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 

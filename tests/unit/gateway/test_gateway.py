@@ -1,6 +1,7 @@
 """The gateway with the five other services in-process, over real gRPC and SQLite."""
 
 import asyncio
+import dataclasses
 import time
 
 import grpc
@@ -13,8 +14,10 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
+from services.policy.app import build as build_policy
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
+from tests.support import ServerThread
 from tests.unit.gateway.suite import (
     BASKETS,
     ITEMS,
@@ -24,6 +27,7 @@ from tests.unit.gateway.suite import (
     hung_addresses,
     recommend,
 )
+from tools.cli.supervisor import free_port
 
 
 def test_recommends_distinct_unbought_items_from_the_shoppers_group(gateway) -> None:
@@ -501,3 +505,40 @@ def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite) -> None:
             bounded.stop()
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert refused_in < 0.25
+
+
+def test_a_stage_that_comes_back_after_an_outage_is_used_again_within_seconds(suite) -> None:
+    """gRPC's default reconnect backoff grows towards two minutes: after ten seconds away a stage
+    could wait several more before it is tried again."""
+    settings, _ = suite
+    port = free_port()
+    gateway = gateway_with(suite, {"policy": f"127.0.0.1:{port}"})
+    try:
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+            def degraded() -> list[str]:
+                return list(
+                    stub.Recommend(
+                        gateway_pb2.RecommendRequest(user_id="user1", count=3),
+                        metadata=bearer_metadata(read_key(settings)),
+                        timeout=5,
+                    ).degraded_stages
+                )
+
+            away_until = time.monotonic() + 10
+            while time.monotonic() < away_until:
+                assert "policy" in degraded()
+                time.sleep(0.5)
+            # a second policy process on the suite's database, without a metrics endpoint of its own
+            alone = dataclasses.replace(settings, metrics_ports={**settings.metrics_ports, "policy": 0})
+            policy = ServerThread(build_policy, alone, port)
+            try:
+                back = time.monotonic()
+                while "policy" in degraded():
+                    assert time.monotonic() - back < 2.5, "the gateway has not tried the policy again"
+                    time.sleep(0.1)
+            finally:
+                policy.stop()
+    finally:
+        gateway.stop()

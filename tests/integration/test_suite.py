@@ -37,7 +37,7 @@ from shared.auth import bearer_metadata, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
-from tools.cli.supervisor import Suite, free_port
+from tools.cli.supervisor import Suite, check_health, free_port
 
 pytestmark = pytest.mark.integration
 IMPORT_LINES = "30000"
@@ -277,6 +277,20 @@ def test_every_service_exposes_prometheus_metrics(running: RunningSuite) -> None
     assert 'method="/recsys.ranking.v1.RankingService/Rank",service="ranking"' in scraped["ranking"]
     for name in SERVICES:
         assert f'service="{name}"' in scraped[name]
+
+
+def test_a_killed_service_is_restarted_and_serves_again(running: RunningSuite) -> None:
+    suite = running.suite
+    suite.processes["policy"].kill()
+    said: list[str] = []
+    deadline = time.monotonic() + 60
+    while check_health(running.settings.addresses["policy"], 1.0) != "SERVING":
+        assert time.monotonic() < deadline, said
+        suite.supervise(said.append)
+        time.sleep(0.2)
+    assert suite.restarts["policy"] == 1
+    assert said[0].startswith("policy exited with code -9; restarting it in 1s")
+    assert said[1] == "policy restarted (restart 1)"
 
 
 def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated
 import grpc
 import sqlalchemy.exc
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, SERVING, PopularityModel, ServingConfig
@@ -327,7 +328,7 @@ def up(
         if config.candidate_gan and latest_version(config.model_dir, CANDIDATE_GAN) is None:
             trainer = _train_gan_in_background(config)
         console.print("serving; press Ctrl-C to stop")
-        failed = _watch(suite, trainer)
+        _watch(suite, trainer)
     except SuiteError as error:
         errors.print(f"[red]{error}[/red]")
         failed = True
@@ -373,14 +374,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _watch(suite: Suite, trainer: subprocess.Popen[bytes] | None) -> bool:
-    """Waits until Ctrl-C (returns False) or until a service exits on its own (returns True); says
-    once how the background training ended."""
+def _watch(suite: Suite, trainer: subprocess.Popen[bytes] | None) -> None:
+    """Serves until Ctrl-C: a service that exits is restarted with backoff (said, with the end of
+    its log); says once how the background training ended."""
     while True:
-        exited = [name for name, process in suite.processes.items() if process.poll() is not None]
-        if exited:
-            errors.print(f"[red]{', '.join(exited)} exited; see {suite.settings.log_dir}[/red]")
-            return True
+        suite.supervise(lambda message: errors.print(f"[yellow]{escape(message)}[/yellow]"))
         if trainer is not None and trainer.poll() is not None:
             if trainer.returncode == 0:
                 console.print("candidate GAN published: the model server serves it now")

@@ -1,4 +1,4 @@
-"""Starts every service as its own local process and stops them all cleanly."""
+"""Starts every service as its own local process, restarts one that exits, and stops them all cleanly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,11 @@ from shared.auth import ensure_key_file
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 
 READY_TIMEOUT_S = 90.0
+# A service that exits is started again after a wait that doubles from the first to the most; a
+# service that has stayed up STABLE_S starts again from the first wait.
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 30.0
+STABLE_S = 60.0
 
 
 class SuiteError(RuntimeError):
@@ -62,6 +67,11 @@ class Suite:
 
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # how often each service was restarted
+    _env: dict[str, str] = field(default_factory=dict, repr=False)
+    _started: dict[str, float] = field(default_factory=dict, repr=False)
+    _next_wait: dict[str, float] = field(default_factory=dict, repr=False)
+    _due: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -72,19 +82,47 @@ class Suite:
 
     def start(self, env: Mapping[str, str] | None = None) -> None:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        child_env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
+        self._env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
         if self.settings.candidate_gan:
-            child_env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
+            self._env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
         for name in self.names:
-            with self.log_file(name).open("ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=child_env,
-                    start_new_session=True,
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        with self.log_file(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                start_new_session=True,
+            )
+        self._started[name] = time.monotonic()
+
+    def supervise(self, say: Callable[[str], None]) -> None:
+        """One look at every process: one that exited is started again once its wait is over (the
+        wait doubles from RESTART_FIRST_S to RESTART_MAX_S while it keeps exiting). A restarted
+        service reports SERVING only once it has loaded its models, as at the first start."""
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                if now - self._started[name] >= STABLE_S:
+                    self._next_wait.pop(name, None)
+                continue
+            if name not in self._due:
+                wait = self._next_wait.get(name, RESTART_FIRST_S)
+                self._next_wait[name] = min(2 * wait, RESTART_MAX_S)
+                self._due[name] = now + wait
+                say(
+                    f"{name} exited with code {process.returncode}; restarting it in {wait:g}s "
+                    f"(end of {self.log_file(name)}):\n{self._tail(name, 5)}"
                 )
+            elif now >= self._due[name]:
+                del self._due[name]
+                self._spawn(name)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                say(f"{name} restarted (restart {self.restarts[name]})")
 
     def _tail(self, name: str, lines: int = 15) -> str:
         try:

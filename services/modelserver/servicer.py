@@ -25,6 +25,9 @@ from services.modelserver.registry import ModelRegistry, ServedModel
 from shared.errors import InvalidArgument, Unimplemented, require
 
 DEFAULT_SIGNATURE = "serving_default"
+# The largest input tensor a request may ask for (elements), checked before it is built: a request of
+# a few bytes can otherwise name a shape of gigabytes that a single repeated value fills.
+MAX_INPUT_ELEMENTS = 1 << 22
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 END = get_model_status_pb2.ModelVersionStatus.END
 
@@ -51,11 +54,31 @@ def _inputs(model: ServedModel, signature: str, request: predict_pb2.PredictRequ
                 f"input {name!r} expects {types_pb2.DataType.Name(wanted)} "
                 f"but {types_pb2.DataType.Name(proto.dtype)} was provided"
             )
+        _check_shape(name, [d.size for d in proto.tensor_shape.dim], definition.inputs[name].tensor_shape)
         try:
             tensors[name] = tf.make_ndarray(proto)
         except (ValueError, TypeError) as error:
             raise InvalidArgument(f"input {name!r} is not a valid tensor: {error}") from error
     return tensors
+
+
+def _check_shape(name: str, dims: list[int], expected: Any) -> None:
+    """INVALID_ARGUMENT unless the shape fits the signature (rank and fixed sizes, where it says)
+    and holds at most MAX_INPUT_ELEMENTS elements."""
+    if any(size < 0 for size in dims):
+        raise InvalidArgument(f"input {name!r} has a negative dimension: {dims}")
+    if not expected.unknown_rank:
+        fixed = [d.size for d in expected.dim]
+        if len(fixed) != len(dims) or any(f >= 0 and f != d for f, d in zip(fixed, dims, strict=False)):
+            raise InvalidArgument(f"input {name!r} has shape {dims}; the signature expects {fixed} (-1: any)")
+    elements = 1
+    for size in dims:
+        elements *= size
+    if elements > MAX_INPUT_ELEMENTS:
+        raise InvalidArgument(
+            f"input {name!r} has shape {dims}: {elements:,} elements, "
+            f"more than the {MAX_INPUT_ELEMENTS:,} allowed"
+        )
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):

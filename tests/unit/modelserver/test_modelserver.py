@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
 
 from services.modelserver.app import build
 from services.modelserver.batching import Batcher
+from services.modelserver.servicer import MAX_INPUT_ELEMENTS
 from tests.support import ServerThread, make_settings
 
 ITEMS = 6
@@ -109,6 +110,21 @@ def test_bad_requests_get_tf_serving_status_codes(served) -> None:
         (predict_request(history, dtype=np.int32), grpc.StatusCode.INVALID_ARGUMENT),
         (predict_request(np.ones((1, ITEMS + 2))), grpc.StatusCode.INVALID_ARGUMENT),
     ]
+    # a few bytes naming more rows than the bound, filled by one value: refused before it is built
+    huge = predict_request(history)
+    huge.inputs["history"].ClearField("tensor_content")
+    huge.inputs["history"].float_val.append(1.0)
+    huge.inputs["history"].tensor_shape.dim[0].size = MAX_INPUT_ELEMENTS // ITEMS + 1
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Predict(huge, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"more than the {MAX_INPUT_ELEMENTS:,} allowed" in raised.value.details()
+    wide = predict_request(history)
+    wide.inputs["history"].tensor_shape.dim[1].size = ITEMS + 1
+    cases.append((wide, grpc.StatusCode.INVALID_ARGUMENT))
+    negative = predict_request(history)
+    negative.inputs["history"].tensor_shape.dim[0].size = -3
+    cases.append((negative, grpc.StatusCode.INVALID_ARGUMENT))
     wrong_input = predict_pb2.PredictRequest()
     wrong_input.model_spec.name = "toy"
     wrong_input.inputs["story"].CopyFrom(tf.make_tensor_proto(history.astype(np.float32)))

@@ -69,7 +69,13 @@ def _deny(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMethod
         yield  # streaming responses need an async generator (the tracing interceptor iterates it)
 
     streaming = handler.unary_stream or handler.stream_stream
-    return rebuild_handler(handler, abort_stream if streaming else abort)
+    # The body of a call refused for its credentials is never parsed: parsing megabytes for a caller
+    # without a key would let anyone spend the gateway's memory.
+    return rebuild_handler(handler, abort_stream if streaming else abort, request_deserializer=_unread)
+
+
+def _unread(data: bytes) -> None:
+    return None
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):

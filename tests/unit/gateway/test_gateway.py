@@ -460,13 +460,13 @@ def test_a_reward_acknowledged_while_the_policy_is_down_is_delivered_once_it_is_
 
 
 def test_hung_stages_cost_their_share_of_the_callers_deadline_and_the_answer_comes_in_time(suite) -> None:
-    """Three hung stages at an 800 ms ceiling each would take 2.4 s; the caller gives 1.5 s."""
+    """Three hung stages at a 2 s ceiling each would take 6 s; the caller gives 3 s."""
     settings, _ = suite
     with hung_addresses(3) as (candidates, ranking, policy):
         hung = gateway_with(
             suite,
             {"candidates": candidates, "ranking": ranking, "policy": policy},
-            RECSYS_STAGE_DEADLINE_MS="800",
+            RECSYS_STAGE_DEADLINE_MS="2000",
         )
         try:
             with grpc.insecure_channel(hung.address) as channel:
@@ -475,27 +475,32 @@ def test_hung_stages_cost_their_share_of_the_callers_deadline_and_the_answer_com
                 response = stub.Recommend(
                     gateway_pb2.RecommendRequest(user_id="user1", count=5),
                     metadata=bearer_metadata(read_key(settings)),
-                    timeout=1.5,
+                    timeout=3,
                 )
                 elapsed = time.monotonic() - started
         finally:
             hung.stop()
-    assert elapsed < 1.5
+    assert elapsed < 3
     assert {"candidates", "ranking", "policy"} <= set(response.degraded_stages)
     assert len(response.items) == 5 and all(item.source == "popular" for item in response.items)
 
 
 def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite) -> None:
     settings, _ = suite
-    with hung_addresses(1) as (profile,):
-        bounded = gateway_with(suite, {"profile": profile}, RECSYS_MAX_IN_FLIGHT="1")
+    with hung_addresses(3) as (profile, candidates, ranking):
+        bounded = gateway_with(
+            suite,
+            {"profile": profile, "candidates": candidates, "ranking": ranking},
+            RECSYS_MAX_IN_FLIGHT="1",
+            RECSYS_STAGE_DEADLINE_MS="5000",
+        )
         try:
             with grpc.insecure_channel(bounded.address) as channel:
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
                 metadata = bearer_metadata(read_key(settings))
                 request = gateway_pb2.RecommendRequest(user_id="user1", count=5)
-                busy = stub.Recommend.future(request, metadata=metadata, timeout=3)
-                time.sleep(0.2)  # the first call now waits on the hung profile stage
+                busy = stub.Recommend.future(request, metadata=metadata, timeout=5)
+                time.sleep(0.5)  # the first call now waits on the hung stages, for most of its 5 s
                 started = time.monotonic()
                 with pytest.raises(grpc.RpcError) as raised:
                     stub.Recommend(request, metadata=metadata, timeout=3)
@@ -504,12 +509,12 @@ def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite) -> None:
         finally:
             bounded.stop()
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert refused_in < 0.25
+    assert refused_in < 1.0
 
 
 def test_a_stage_that_comes_back_after_an_outage_is_used_again_within_seconds(suite) -> None:
     """gRPC's default reconnect backoff grows towards two minutes: after ten seconds away a stage
-    could wait several more before it is tried again."""
+    mostly waits several more seconds before it is tried again (the backoff is jittered)."""
     settings, _ = suite
     port = free_port()
     gateway = gateway_with(suite, {"policy": f"127.0.0.1:{port}"})
@@ -536,7 +541,7 @@ def test_a_stage_that_comes_back_after_an_outage_is_used_again_within_seconds(su
             try:
                 back = time.monotonic()
                 while "policy" in degraded():
-                    assert time.monotonic() - back < 2.5, "the gateway has not tried the policy again"
+                    assert time.monotonic() - back < 3, "the gateway has not tried the policy again"
                     time.sleep(0.1)
             finally:
                 policy.stop()

@@ -26,7 +26,7 @@ from shared import telemetry
 from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import Store
-from shared.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
+from shared.interceptors import AccessLogInterceptor, DrainInterceptor, ErrorMappingInterceptor
 from shared.metrics import MetricsInterceptor, announce, serve_metrics, watch_loop_lag
 from shared.models import ModelWatcher
 from shared.reflection import enable_reflection
@@ -70,12 +70,14 @@ class RunningServer:
         self.settings = settings
         self.port = port
         self.health = health.aio.HealthServicer()
+        self.draining = asyncio.Event()
         self.server = grpc.aio.server(
             interceptors=[
                 telemetry.server_interceptor(),
                 AccessLogInterceptor(),
                 MetricsInterceptor(app.name),
                 *app.interceptors,
+                DrainInterceptor(self.draining),
                 ErrorMappingInterceptor(),
             ],
             options=SERVER_OPTIONS,
@@ -132,6 +134,7 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         log.info("%s draining", self.app.name)
         await asyncio.sleep(self.settings.shutdown_delay_s)
+        self.draining.set()
         await self.server.stop(self.settings.shutdown_grace_s)
         for task in self._tasks:
             task.cancel()

@@ -36,6 +36,15 @@ class Failing(profile_pb2_grpc.ProfileServiceServicer):
         raise NotFound("gone midway")
 
 
+class Endless(profile_pb2_grpc.ProfileServiceServicer):
+    """A stream longer than any drain window: one batch every 50 ms, forever."""
+
+    async def ExportEvents(self, request, context):  # type: ignore[no-untyped-def]
+        while True:
+            yield profile_pb2.ExportEventsResponse()
+            await asyncio.sleep(0.05)
+
+
 def _app(servicer: profile_pb2_grpc.ProfileServiceServicer, startup=None) -> ServiceApp:
     return ServiceApp(
         name="profile",
@@ -180,3 +189,33 @@ def test_reflection_lists_the_service_and_health(tmp_path: Path, version: str) -
         assert answers[1].file_descriptor_response.file_descriptor_proto
     finally:
         server.stop()
+
+
+def test_a_stream_still_running_at_shutdown_ends_cleanly_with_how_to_resume(tmp_path: Path, caplog) -> None:
+    settings = make_settings(str(tmp_path), RECSYS_SHUTDOWN_DELAY_S="0.2", RECSYS_SHUTDOWN_GRACE_S="5")
+    server = ServerThread(lambda s: _app(Endless()), settings)
+    received: list[object] = []
+    ended: list[grpc.RpcError] = []
+
+    def read() -> None:
+        with grpc.insecure_channel(server.address) as channel:
+            stream = profile_pb2_grpc.ProfileServiceStub(channel).ExportEvents(
+                profile_pb2.ExportEventsRequest(), timeout=30
+            )
+            try:
+                for batch in stream:
+                    received.append(batch)
+            except grpc.RpcError as error:
+                ended.append(error)
+
+    reader = threading.Thread(target=read)
+    with caplog.at_level("INFO"):
+        reader.start()
+        while len(received) < 3:
+            threading.Event().wait(0.05)
+        server.stop()
+        reader.join(timeout=10)
+    assert ended and ended[0].code() == grpc.StatusCode.UNAVAILABLE
+    assert f"the stream ended after {len(received)} messages: call again to resume" in ended[0].details()
+    assert "stream ended by shutdown" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -1,21 +1,23 @@
-"""API keys: `authorization: Bearer <key>` metadata checked on the public entry.
+"""API keys: `authorization: Bearer <key>` metadata checked on the public entry, with the key's
+scopes and rate (shared/keys.py).
 
-Keys come from RECSYS_API_KEYS (a Kubernetes Secret) or, in the local default,
+Keys come from RECSYS_API_KEYS (a Kubernetes Secret), a keys file, or, in the local default,
 from `<home>/api-key`, generated with mode 0600 on first start.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 
-from shared.config import Settings
-from shared.interceptors import rebuild_handler
+from shared.config import ConfigError, Settings
+from shared.errors import PermissionDenied, ResourceExhausted, ServiceError, Unauthenticated
+from shared.interceptors import STATUS_DETAILS, rebuild_handler
+from shared.keys import METHOD_SCOPES, KeyFileError, KeyTable
 
 # Services every caller may use without a key: probes and grpcurl discovery.
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -48,29 +50,38 @@ def read_key(settings: Settings) -> str:
     return settings.api_key_file.read_text().strip()
 
 
-def server_keys(settings: Settings) -> tuple[str, ...]:
-    """The keys the gateway accepts."""
-    return settings.api_keys or (ensure_key_file(settings.api_key_file),)
+def key_table(settings: Settings) -> KeyTable:
+    """The keys the gateway accepts: RECSYS_API_KEYS, and the keys file (RECSYS_API_KEYS_FILE, or
+    the generated local key file when neither is set). ConfigError when the file cannot be read."""
+    file = settings.api_keys_file
+    if file is None and not settings.api_keys:
+        ensure_key_file(settings.api_key_file)
+        file = settings.api_key_file
+    try:
+        return KeyTable.of(settings.api_keys, file, settings.api_key_rate)
+    except (KeyFileError, OSError) as error:
+        raise ConfigError([f"API keys file {file}: {error}"]) from error
 
 
 def bearer_metadata(key: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {key}"),)
 
 
-def _deny(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMethodHandler | None:
+def _deny(handler: grpc.RpcMethodHandler | None, error: ServiceError) -> grpc.RpcMethodHandler | None:
     if handler is None:
         return None
+    trailer = ((STATUS_DETAILS, error.status().SerializeToString()),)
 
     async def abort(request: object, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(error.code, error.message, trailing_metadata=trailer)
 
     async def abort_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(error.code, error.message, trailing_metadata=trailer)
         yield  # streaming responses need an async generator (the tracing interceptor iterates it)
 
     streaming = handler.unary_stream or handler.stream_stream
-    # The body of a call refused for its credentials is never parsed: parsing megabytes for a caller
-    # without a key would let anyone spend the gateway's memory.
+    # The body of a refused call is never parsed: parsing megabytes for a caller without a key
+    # would let anyone spend the gateway's memory.
     return rebuild_handler(handler, abort_stream if streaming else abort, request_deserializer=_unread)
 
 
@@ -79,26 +90,33 @@ def _unread(data: bytes) -> None:
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls without a valid bearer key with UNAUTHENTICATED."""
+    """Checks every call's key before its body is read: UNAUTHENTICATED without a valid key,
+    PERMISSION_DENIED when the key lacks the method's scope, RESOURCE_EXHAUSTED (with the seconds
+    to wait) over the key's rate."""
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = [key.encode() for key in keys]
-
-    def _valid(self, presented: str) -> bool:
-        candidate = presented.encode()
-        return any(hmac.compare_digest(candidate, key) for key in self._keys)
+    def __init__(self, keys: KeyTable) -> None:
+        self.keys = keys
 
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler_call_details.method.startswith(OPEN_SERVICES):
+        method = handler_call_details.method
+        if method.startswith(OPEN_SERVICES):
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
         header = metadata.get("authorization", "")
         if not header:
-            return _deny(handler, "missing `authorization: Bearer <api key>` metadata")
+            return _deny(handler, Unauthenticated("missing `authorization: Bearer <api key>` metadata"))
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not self._valid(presented.strip()):
-            return _deny(handler, "invalid API key")
+        key = self.keys.find(presented.strip()) if scheme.lower() == "bearer" else None
+        if key is None:
+            return _deny(handler, Unauthenticated("invalid API key"))
+        scope = METHOD_SCOPES.get(method.rsplit("/", 1)[-1], "admin")
+        if not key.allows(scope):
+            return _deny(handler, PermissionDenied(f"this API key lacks the {scope!r} scope {method} needs"))
+        wait = self.keys.take(key)
+        if wait > 0:
+            over = ResourceExhausted(f"this API key is over its rate of {key.rate:g} calls/s", wait)
+            return _deny(handler, over)
         return handler

@@ -36,6 +36,7 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_MAX_IN_FLIGHT = 256
+DEFAULT_API_KEY_RATE = 1000.0
 
 
 class ConfigError(Exception):
@@ -75,6 +76,11 @@ class Settings:
     # RPCs one process handles at once; beyond it a call is refused at once with RESOURCE_EXHAUSTED
     # (admission control: an overloaded stage sheds load instead of queueing past every deadline).
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    # A keys file with scopes and rates (shared/keys.py), read again when it changes; None: none
+    # besides RECSYS_API_KEYS, or the generated local key file when that is not set either.
+    api_keys_file: Path | None = None
+    # Calls per second of a key whose line names no rate (every RECSYS_API_KEYS key); 0: no limit.
+    api_key_rate: float = DEFAULT_API_KEY_RATE
     # The variables these settings were read from; each service reads its own section from them.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -273,6 +279,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         migrate_on_start=read.flag("RECSYS_MIGRATE_ON_START", True),
         model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", DEFAULT_KEPT, 1, 1000)),
         max_in_flight=int(read.number("RECSYS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1, 100_000)),
+        api_keys_file=Path(env["RECSYS_API_KEYS_FILE"]) if env.get("RECSYS_API_KEYS_FILE") else None,
+        api_key_rate=read.number("RECSYS_API_KEY_RATE", DEFAULT_API_KEY_RATE, 0, 1_000_000),
         env=dict(env),
     )
     if read.problems:

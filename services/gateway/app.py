@@ -10,7 +10,7 @@ from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import read_gateway_settings
 from services.gateway.store import GatewayStore
-from shared.auth import ApiKeyInterceptor, server_keys
+from shared.auth import ApiKeyInterceptor, key_table
 from shared.clients import SuiteClients
 from shared.config import Settings, load_section
 from shared.server import ServiceApp, assemble
@@ -38,6 +38,6 @@ def build(settings: Settings) -> ServiceApp:
         store=store,
         migrate_on_start=settings.migrate_on_start,
         clients=clients,
-        interceptors=[ApiKeyInterceptor(server_keys(settings))],
+        interceptors=[ApiKeyInterceptor(key_table(settings))],
         background=[feedback.relay],
     )

@@ -6,6 +6,7 @@ import time
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ml.text_encoder import Fact, facts_of
@@ -545,5 +546,37 @@ def test_a_stage_that_comes_back_after_an_outage_is_used_again_within_seconds(su
                     time.sleep(0.1)
             finally:
                 policy.stop()
+    finally:
+        gateway.stop()
+
+
+def test_keys_carry_scopes_and_rates(suite, tmp_path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("push-only-key-0123456789 scopes=push\none-a-second-0123456789 scopes=recommend rate=1\n")
+    gateway = gateway_with(suite, {}, RECSYS_API_KEYS_FILE=str(keys))
+    try:
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            request = gateway_pb2.RecommendRequest(user_id="user1", count=3)
+
+            def refused(key: str) -> grpc.RpcError:
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Recommend(request, metadata=bearer_metadata(key), timeout=5)
+                return raised.value
+
+            wrong_scope = refused("push-only-key-0123456789")
+            assert wrong_scope.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "lacks the 'recommend' scope" in wrong_scope.details()
+            assert stub.Recommend(
+                request, metadata=bearer_metadata("one-a-second-0123456789"), timeout=5
+            ).items
+            over = refused("one-a-second-0123456789")
+            assert over.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            trailer = dict(over.trailing_metadata())["grpc-status-details-bin"]
+            status = status_pb2.Status.FromString(trailer)
+            retry = error_details_pb2.RetryInfo()
+            assert any(detail.Unpack(retry) for detail in status.details)
+            assert 0 < retry.retry_delay.ToNanoseconds() <= 1e9
+            assert refused("not-a-key-at-all-0123456789").code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         gateway.stop()

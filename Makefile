@@ -54,6 +54,7 @@ format: install
 # Render every overlay, validate it against the Kubernetes schemas and the house rules
 # (also part of `make test`); `make k8s` writes the rendered overlays to var/k8s/.
 k8s-validate: install
+	k8s/overlays/local/secrets.sh
 	$(BIN)/pytest -q tests/k8s
 
 k8s: k8s-validate

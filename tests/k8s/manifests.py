@@ -22,7 +22,10 @@ Manifest = dict[str, Any]
 
 
 def render(path: Path) -> list[Manifest]:
-    """The objects `kubectl kustomize path` renders."""
+    """The objects `kubectl kustomize path` renders (an overlay's generated secrets written first)."""
+    secrets = path / "secrets.sh"
+    if secrets.exists():
+        subprocess.run([str(secrets)], check=True)
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise RuntimeError("kubectl not found: install Debian's kubernetes-client package")

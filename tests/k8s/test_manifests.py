@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from tests.k8s.manifests import (
     K8S_DIR,
@@ -156,3 +157,10 @@ def test_schema_check_rejects_unknown_fields_and_wrong_types() -> None:
     errors = schema_errors(objects)
     assert len(errors) == 2
     assert errors[0].startswith("Deployment/") and errors[1].startswith("Deployment/")
+
+
+def test_no_overlay_ships_a_secret_value() -> None:
+    """Keys and passwords are generated where the suite runs (secrets.sh), never committed."""
+    for kustomization in K8S_DIR.rglob("kustomization.yaml"):
+        for generator in yaml.safe_load(kustomization.read_text()).get("secretGenerator", []):
+            assert "literals" not in generator, f"{kustomization}: secret {generator['name']} has literals"

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Writes this overlay's secrets once, at random: the API key the gateway accepts and Grafana's
+# admin password. Nothing of the kind is shipped; the files are git-ignored and kept on rerun.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+random() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+if [ ! -s "$here/api-keys.env" ]; then
+  (umask 077 && printf 'keys=%s\n' "$(random)" > "$here/api-keys.env")
+fi
+if [ ! -s "$here/grafana-admin.env" ]; then
+  (umask 077 && printf 'user=admin\npassword=%s\n' "$(random)" > "$here/grafana-admin.env")
+fi

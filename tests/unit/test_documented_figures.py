@@ -20,6 +20,7 @@ def _figures(results: dict) -> dict[str, str]:
         "best": f"{baselines[best]:.4f}",
         "ratio": f"{greedy / baselines[best]:.2f}x",
         "default ratio": f"{default / greedy:.2f}x",
+        "commit": results["provenance"]["commit"][:7],
     }
 
 
@@ -31,7 +32,8 @@ def test_the_readme_quality_table_matches_the_result_files() -> None:
         cells = [cell.strip() for cell in row["cells"].split("|")]
         path = ROOT / "docs" / "results" / f"{row['protocol']}-served.json"
         figures = _figures(json.loads(path.read_text()))
-        greedy, ratio, default, default_ratio, best = cells[:5]
+        greedy, ratio, default, default_ratio, best, commit = cells[:6]
         assert greedy == figures["greedy"] and ratio == figures["ratio"], row["protocol"]
         assert default == figures["default"] and default_ratio == figures["default ratio"], row["protocol"]
         assert best.endswith(figures["best"]), row["protocol"]
+        assert commit == figures["commit"], row["protocol"]

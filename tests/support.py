@@ -46,7 +46,10 @@ class ServerThread:
         self, build: Callable[[Settings], ServiceApp], port: int, wait_ready: bool
     ) -> RunningServer:
         running = RunningServer(build(self.settings), self.settings, port)
-        await running.start()
+        try:
+            await running.start()
+        except SystemExit as refused:  # would end the loop's thread and leave the caller waiting
+            raise RuntimeError(str(refused)) from refused
         if wait_ready:
             await asyncio.wait_for(running.ready.wait(), 30)
         return running

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,11 +33,37 @@ class SuiteError(RuntimeError):
     """A service did not come up; the message carries the end of its log."""
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_FREE_PORT = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The first port the kernel hands to outgoing connections (32768 where it cannot be read)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    """A TCP port that was free a moment ago on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port free a moment ago on the loopback interface, below the kernel's ephemeral range
+    and not handed out before by this process: a port the kernel picks itself can be taken, before
+    the server binds it, by any outgoing connection's source port."""
+    candidates = range(LOWEST_FREE_PORT, _ephemeral_floor())
+    for _ in range(200):
+        port = random.choice(candidates) if len(candidates) > 100 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = probe.getsockname()[1]
+        _handed_out.add(port)
+        return port
+    raise SuiteError("no free TCP port found on 127.0.0.1")
 
 
 def free_ports_env() -> dict[str, str]:

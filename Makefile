@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -67,6 +67,12 @@ k8s: k8s-validate
 bench: install
 	$(BIN)/recsys bench
 	$(BIN)/recsys eval --protocol retail-temporal --no-baselines --cold-start
+
+# The suite (demo data, GAN, learned ranker, bandit) beside a null pipeline of the same shape under
+# one open-loop generator: rps, p50/p99/p99.9, errors, degraded share, CPU ms per Recommend of each
+# service, time per stage (needs the models `make run` trains; about 3 minutes). Writes docs/results/.
+bench-load: install
+	$(BIN)/recsys bench-load --out docs/results
 
 # Recall@20, NDCG@20 and Recall@200 of each candidate source and of their merge on
 # retail-temporal, beside most popular, item-kNN and EASE (trains the GAN: minutes on CPU).

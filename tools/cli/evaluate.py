@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -27,7 +26,7 @@ from tools.evaluation.report import ModelResult, Report, mean_of_seeds
 from tools.evaluation.run import CURVE_KS, score
 from tools.evaluation.run import baselines as run_baselines
 from tools.evaluation.served import load_training_part, served_rankings
-from tools.importers import online_retail
+from tools.provenance import commit
 
 if TYPE_CHECKING:
     from tools.evaluation.cold_start import ColdStartReport
@@ -181,18 +180,8 @@ def evaluate(
 
 def provenance(seeds: int, dataset: Dataset) -> dict[str, str]:
     """The commit (with "+changes" when the tree differs from it), the seeds and the data's hash."""
-    root = online_retail.DEFAULT_PATH.parents[1]
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    commit = git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
     return {
-        "commit": commit + ("+changes" if dirty else ""),
+        "commit": commit(),
         "seeds": ", ".join(str(seed) for seed in range(seeds)),
         "data": dataset.origin,
         "data sha256": dataset.digest,

@@ -34,6 +34,7 @@ from shared.models import latest_version
 from shared.models import versions as model_versions
 from tools.cli import training
 from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
+from tools.cli.bench_load import bench_load
 from tools.cli.common import CLI_DEADLINE_S, ask_recommend, print_recommendations, settings, with_clients
 from tools.cli.data import data_app, import_demo
 from tools.cli.evaluate import evaluate
@@ -526,6 +527,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(policy_app, name="policy")
 app.add_typer(push_app, name="push")
 app.command("eval")(evaluate)
+app.command("bench-load")(bench_load)
 
 
 def run() -> None:

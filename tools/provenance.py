@@ -1,0 +1,22 @@
+"""Which code produced a result: the commit, marked when the working tree differs from it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def commit() -> str:
+    """The short commit, with "+changes" when tracked files differ from it; "unknown" outside git."""
+    head = _git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no").strip())
+    return head + ("+changes" if dirty else "")

@@ -143,7 +143,7 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
 
 
 def _fit_ranker(run: TrainingRun) -> object | None:
-    from ml.ranking.model import RankerConfig  # TensorFlow loads only when needed
+    from ml.ranking.config import RankerConfig
     from ml.ranking.train import RankerRefused, fit_ranker, training_lists
 
     settings = run.training

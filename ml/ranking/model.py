@@ -13,44 +13,13 @@ factors or the item bias.
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ml.ranking.features import FEATURES, GROUPS
-
-LATENT = "latent_factors"
-ITEM_BIAS = "item_bias"
-
-
-@dataclass(frozen=True)
-class RankerConfig:
-    dim: int = 32
-    hidden: tuple[int, ...] = (64, 32)
-    learning_rate: float = 2e-3
-    batch_lists: int = 32
-    max_epochs: int = 40
-    min_epochs: int = 3
-    patience: int = 5
-    l2: float = 1e-5
-    # Feature groups left out (an ablation); see features.GROUPS.
-    removed: tuple[str, ...] = ()
-    seed: int = 0
-
-    @property
-    def latent(self) -> bool:
-        return "collaborative" not in self.removed
-
-    @property
-    def item_bias(self) -> bool:
-        return "item" not in self.removed
-
-    def feature_mask(self) -> np.ndarray:
-        gone = {name for group in self.removed for name in GROUPS[group]}
-        return np.array([0.0 if name in gone else 1.0 for name in FEATURES], dtype=np.float32)
+from ml.ranking.config import ITEM_BIAS, LATENT, MLP, RankerConfig
+from ml.ranking.features import FEATURES
+from ml.ranking.serving import ServingRanker
 
 
 class RankerNet(tf.Module):
@@ -88,7 +57,7 @@ class RankerNet(tf.Module):
             if i < len(self.layers) - 1:
                 hidden = tf.nn.relu(hidden)
         known = tf.cast(items > 0, tf.float32)
-        parts = {"mlp": hidden[..., 0]}
+        parts = {MLP: hidden[..., 0]}
         if self.config.latent:
             present = tf.cast(history > 0, tf.float32)[..., None]
             user = tf.reduce_sum(tf.gather(self.vectors, history) * present, -2) / tf.maximum(
@@ -103,91 +72,14 @@ class RankerNet(tf.Module):
         return tf.add_n(list(self.parts(self.standardize(features), items, history).values()))
 
     def weights(self) -> dict[str, np.ndarray]:
+        """What the ranking service loads (ml/ranking/serving.py): every variable, mean and std."""
         found = {v.name.split(":")[0]: v.numpy() for v in self.trainable_variables}
         return {**found, "mean": self.mean.numpy(), "std": self.std.numpy()}
+
+    def serving(self) -> ServingRanker:
+        """The network as the ranking service runs it, from its current weights."""
+        return ServingRanker(self.config, self.weights())
 
     def assign(self, weights: dict[str, np.ndarray]) -> None:
         for variable in self.trainable_variables:
             variable.assign(weights[variable.name.split(":")[0]])
-
-
-@dataclass
-class Explained:
-    """Scores of one list and, for the explained candidates (by row), (feature, contribution)
-    largest first."""
-
-    scores: np.ndarray
-    contributions: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
-
-
-class ServingRanker:
-    """One loaded ranker, scoring one shopper's list per call (a compiled graph, any list length)."""
-
-    def __init__(self, net: RankerNet) -> None:
-        self.net = net
-        self._explain = tf.function(
-            self._gradients,
-            input_signature=[
-                tf.TensorSpec([None, len(FEATURES)], tf.float32),
-                tf.TensorSpec([None], tf.int64),
-                tf.TensorSpec([None], tf.int64),
-            ],
-        )
-
-    def _gradients(self, features: tf.Tensor, items: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
-        z = self.net.standardize(features)
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            parts = self.net.parts(z, items, history)
-            total = tf.add_n(list(parts.values()))
-        # Each score depends only on its own row, so the gradient of the sum is every row's gradient.
-        return {**parts, "total": total, "z": z, "gradient": tape.gradient(total, z)}
-
-    def explain(
-        self, features: np.ndarray, items: np.ndarray, history: np.ndarray, top: int, best: int
-    ) -> Explained:
-        """Scores, and the `top` contributions of each of the `best` highest-scored candidates:
-        gradient x (feature - list mean) for the MLP's inputs (a first-order attribution), and
-        the latent and bias parts minus their list means."""
-        out = {k: v.numpy() for k, v in self._explain(features, items, history).items()}
-        scores = out["total"]
-        rows = np.argsort(-scores, kind="stable")[:best]
-        z = out["z"]
-        attributions = out["gradient"][rows] * (z[rows] - z.mean(0, keepdims=True))
-        names = list(FEATURES)
-        for part in (LATENT, ITEM_BIAS):
-            if part in out:
-                names.append(part)
-                centred = out[part][rows] - out[part].mean()
-                attributions = np.concatenate([attributions, centred[:, None]], 1)
-        order = np.argsort(-attributions, axis=1)[:, :top]
-        chosen = np.take_along_axis(attributions, order, 1)
-        contributions = {
-            row: [(names[j], value) for j, value in zip(js, values, strict=True) if value > 0]
-            for row, js, values in zip(rows.tolist(), order.tolist(), chosen.tolist(), strict=True)
-        }
-        return Explained(scores, contributions)
-
-
-def save_net(net: RankerNet, folder: Path, extra: dict) -> None:
-    np.savez(folder / "weights.npz", **net.weights())
-    meta = {"config": asdict(net.config), "features": list(FEATURES), "items": int(net.bias.shape[0]) - 1}
-    (folder / "ranker.json").write_text(json.dumps({**meta, **extra}, indent=2))
-
-
-def load_net(folder: Path) -> tuple[RankerNet, dict]:
-    meta = json.loads((folder / "ranker.json").read_text())
-    if meta["features"] != list(FEATURES):
-        raise ValueError(f"{folder} was trained on other features; retrain it (recsys train ranking)")
-    config = RankerConfig(
-        **{
-            **meta["config"],
-            "hidden": tuple(meta["config"]["hidden"]),
-            "removed": tuple(meta["config"]["removed"]),
-        }
-    )
-    with np.load(folder / "weights.npz") as data:
-        weights = {name: data[name] for name in data.files}
-    net = RankerNet(meta["items"], config, weights["mean"], weights["std"])
-    net.assign(weights)
-    return net, meta

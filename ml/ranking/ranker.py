@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.ranking.features import HISTORY_ANCHORS, ItemTable, RankCandidate, Shopper, candidate_features
-from ml.ranking.model import ServingRanker, load_net
+from ml.ranking.serving import ServingRanker, load_serving
 
 TOP_FEATURES = 3
 # Only the best items are explained: no slate is longer (the gateway's largest count).
@@ -32,11 +32,8 @@ class RankerModel:
 
     @classmethod
     def load(cls, folder: Path) -> RankerModel:
-        net, meta = load_net(folder)
-        model = cls(ServingRanker(net), ItemTable.load(folder), meta)
-        # Trace the graph now: the first real request would otherwise miss its deadline.
-        model.rank(Shopper(model.table.item_ids[:1].tolist()), [RankCandidate(model.table.item_ids[-1])])
-        return model
+        serving, meta = load_serving(folder)
+        return cls(serving, ItemTable.load(folder), meta)
 
     def rank(self, shopper: Shopper, candidates: Sequence[RankCandidate]) -> list[Ranked]:
         """Every candidate scored, best first (ties keep retrieval's order); the EXPLAINED best

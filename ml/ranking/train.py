@@ -24,6 +24,7 @@ import tensorflow as tf
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, merged, source_lists
 from ml.cooccurrence import fit_cooccurrence
 from ml.metrics import ndcg_of_hits, top_k
+from ml.ranking.config import RankerConfig
 from ml.ranking.features import (
     FEATURES,
     GROUPS,
@@ -36,7 +37,8 @@ from ml.ranking.features import (
     vocabulary_of,
 )
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
-from ml.ranking.model import RankerConfig, RankerNet, save_net
+from ml.ranking.model import RankerNet
+from ml.ranking.serving import save_weights
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.snapshot import Snapshot
 from ml.validation import Carve, Held, carve
@@ -169,8 +171,9 @@ class TrainedRanker:
 
     def save(self, folder: Path) -> None:
         self.table.save(folder)
-        save_net(
-            self.net,
+        save_weights(
+            self.net.weights(),
+            self.net.config,
             folder,
             {
                 "epochs": self.epochs,
@@ -391,7 +394,7 @@ def fit_ranker(
             f"validation NDCG@20 gain over the candidate order {gain[0]:+.4f}, "
             f"{gate.confidence:.0%} interval [{gain[1]:+.4f}, {gain[2]:+.4f}] over {held} lists: "
             "not surely above zero",
-            keep=lambda folder: save_net(net, folder, figures),
+            keep=lambda folder: save_weights(net.weights(), net.config, folder, figures),
         )
     return TrainedRanker(
         net=net,

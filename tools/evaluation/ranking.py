@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ml.ranking.config import RankerConfig
 from ml.ranking.features import GROUPS, RankCandidate, Shopper
 from ml.ranking.gate import PublishGate
-from ml.ranking.model import RankerConfig, ServingRanker
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
 from ml.snapshot import Snapshot
@@ -48,7 +48,7 @@ def _shoppers(split: Split, snapshot: Snapshot) -> dict[int, Shopper]:
 def _reordered(
     trained: TrainedRanker, lists: dict[int, list[RankCandidate]], shoppers: dict[int, Shopper], split: Split
 ) -> dict[int, list[int]]:
-    model = RankerModel(ServingRanker(trained.net), trained.table, {})
+    model = RankerModel(trained.net.serving(), trained.table, {})
     positions = {item: index for index, item in enumerate(split.item_ids.tolist())}
     return {
         user: [positions[r.item_id] for r in model.rank(shoppers[user], found) if r.item_id in positions]

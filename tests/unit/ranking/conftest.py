@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pytest
 
 from ml.candidates_offline import SourcesConfig
+from ml.ranking.config import RankerConfig
 from ml.ranking.gate import PublishGate
-from ml.ranking.model import RankerConfig
 from ml.ranking.train import TrainedRanker, fit_ranker, training_lists
 from ml.snapshot import Snapshot
 from ml.validation import TIME, Held, carve

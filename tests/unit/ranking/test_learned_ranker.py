@@ -10,6 +10,7 @@ import pytest
 from ml.artifacts import RANKER
 from ml.candidates_offline import SourcesConfig, fit_sources, merged, source_lists
 from ml.cooccurrence import fit_cooccurrence
+from ml.ranking.config import RankerConfig
 from ml.ranking.features import (
     COLUMN,
     FEATURES,
@@ -20,7 +21,6 @@ from ml.ranking.features import (
     item_table,
 )
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
-from ml.ranking.model import RankerConfig, ServingRanker
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import (
     CANDIDATES,
@@ -64,7 +64,11 @@ def test_the_ranker_puts_held_out_purchases_above_the_other_candidates(simulated
 
 
 def test_serving_orders_by_score_and_names_what_raised_each_item(simulated_ranker) -> None:
-    model = RankerModel(ServingRanker(simulated_ranker.trained.net), simulated_ranker.trained.table, {})
+    model = RankerModel(
+        simulated_ranker.trained.net.serving(),
+        simulated_ranker.trained.table,
+        {},
+    )
     labelled = shopper_of(next(iter(simulated_ranker.held_out.values())))
     catalog = model.table.item_ids.tolist()
     candidates = [RankCandidate(item) for item in catalog if item not in set(labelled.history)][:40]
@@ -81,7 +85,7 @@ def test_the_same_list_scores_the_same_in_training_and_serving(simulated_ranker)
     trained = simulated_ranker.trained
     shopper = shopper_of(next(iter(simulated_ranker.held_out.values())))
     candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:30]]
-    served = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
+    served = RankerModel(trained.net.serving(), trained.table, {}).rank(shopper, candidates)
     computed = candidate_features(trained.table, shopper, candidates)
     history = trained.table.positions(list(shopper.history)[:50]) + 1
     direct = trained.net.scores(computed.matrix[None], computed.rows[None] + 1, history[None]).numpy()[0]
@@ -143,7 +147,7 @@ def test_the_learned_views_feed_their_groups_and_survive_a_save(simulated_ranker
         assert np.mean(values) > 0, (name, np.mean(values))
     shopper = shopper_of(held_out[0])
     candidates = [RankCandidate(item) for item in trained.table.item_ids.tolist()[:40]]
-    in_memory = RankerModel(ServingRanker(trained.net), trained.table, {}).rank(shopper, candidates)
+    in_memory = RankerModel(trained.net.serving(), trained.table, {}).rank(shopper, candidates)
     trained.save(tmp_path)
     loaded = RankerModel.load(tmp_path).rank(shopper, candidates)
     assert [(r.item_id, round(r.score, 4)) for r in loaded] == [

@@ -1,0 +1,114 @@
+"""The published ranker's network as the ranking service runs it: NumPy over the exported weights.
+
+One shopper's list is a few hundred rows through a small MLP; in NumPy that is a fraction of a
+millisecond, where a TensorFlow call costs several in dispatch alone, and the service needs no
+TensorFlow at all. The scores and gradients equal the training network's (RankerNet), which a test
+checks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.ranking.config import ITEM_BIAS, LATENT, MLP, RankerConfig
+from ml.ranking.features import FEATURES
+
+WEIGHTS = "weights.npz"
+META = "ranker.json"
+
+
+@dataclass
+class Explained:
+    """Scores of one list and, for the explained candidates (by row), (feature, contribution)
+    largest first."""
+
+    scores: np.ndarray
+    contributions: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+class ServingRanker:
+    """One loaded ranker, scoring one shopper's list per call."""
+
+    def __init__(self, config: RankerConfig, weights: dict[str, np.ndarray]) -> None:
+        self.config = config
+        self.mean = weights["mean"].astype(np.float32)
+        self.std = weights["std"].astype(np.float32)
+        self.mask = config.feature_mask()
+        self.layers = [
+            (weights[f"w{i}"].astype(np.float32), weights[f"b{i}"].astype(np.float32))
+            for i in range(len(config.hidden) + 1)
+        ]
+        self.vectors = weights["vec"].astype(np.float32)
+        self.bias = weights["bias"].astype(np.float32)
+
+    def standardize(self, features: np.ndarray) -> np.ndarray:
+        return (features.astype(np.float32) - self.mean) / self.std * self.mask
+
+    def outputs(self, features: np.ndarray, items: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
+        """The score's parts, their total, the standardized features z and d(total)/dz, for one list:
+        features [N, F], items [N] and history [L] (0: unknown item)."""
+        z = self.standardize(features)
+        hidden, active = z, []
+        for weight, bias in self.layers[:-1]:
+            before = hidden @ weight + bias
+            active.append(before > 0)
+            hidden = np.maximum(before, 0)
+        last_weight, last_bias = self.layers[-1]
+        known = (items > 0).astype(np.float32)
+        parts = {MLP: (hidden @ last_weight + last_bias)[:, 0]}
+        if self.config.latent:
+            present = history[history > 0]
+            user = self.vectors[present].mean(0) if present.size else np.zeros(self.config.dim, np.float32)
+            parts[LATENT] = (self.vectors[items] @ user) * known
+        if self.config.item_bias:
+            parts[ITEM_BIAS] = self.bias[items] * known
+        gradient = np.broadcast_to(last_weight[:, 0], (len(z), last_weight.shape[0]))
+        for (weight, _), on in zip(reversed(self.layers[:-1]), reversed(active), strict=True):
+            gradient = (gradient * on) @ weight.T
+        total = np.sum(list(parts.values()), axis=0, dtype=np.float32)
+        return {**parts, "total": total, "z": z, "gradient": gradient}
+
+    def explain(
+        self, features: np.ndarray, items: np.ndarray, history: np.ndarray, top: int, best: int
+    ) -> Explained:
+        """Scores, and the `top` contributions of each of the `best` highest-scored candidates:
+        gradient x (feature - list mean) for the MLP's inputs (a first-order attribution), and
+        the latent and bias parts minus their list means."""
+        out = self.outputs(features, items, history)
+        scores = out["total"]
+        rows = np.argsort(-scores, kind="stable")[:best]
+        z = out["z"]
+        attributions = out["gradient"][rows] * (z[rows] - z.mean(0, keepdims=True))
+        names = list(FEATURES)
+        for part in (LATENT, ITEM_BIAS):
+            if part in out:
+                names.append(part)
+                centred = out[part][rows] - out[part].mean()
+                attributions = np.concatenate([attributions, centred[:, None]], 1)
+        order = np.argsort(-attributions, axis=1)[:, :top]
+        chosen = np.take_along_axis(attributions, order, 1)
+        contributions = {
+            row: [(names[j], value) for j, value in zip(js, values, strict=True) if value > 0]
+            for row, js, values in zip(rows.tolist(), order.tolist(), chosen.tolist(), strict=True)
+        }
+        return Explained(scores, contributions)
+
+
+def save_weights(weights: dict[str, np.ndarray], config: RankerConfig, folder: Path, extra: dict) -> None:
+    np.savez(folder / WEIGHTS, **weights)
+    meta = {"config": asdict(config), "features": list(FEATURES), "items": int(weights["bias"].shape[0]) - 1}
+    (folder / META).write_text(json.dumps({**meta, **extra}, indent=2))
+
+
+def load_serving(folder: Path) -> tuple[ServingRanker, dict]:
+    """The ranker published in `folder` and its metadata."""
+    meta = json.loads((folder / META).read_text())
+    if meta["features"] != list(FEATURES):
+        raise ValueError(f"{folder} was trained on other features; retrain it (recsys train ranking)")
+    with np.load(folder / WEIGHTS) as data:
+        weights = {name: data[name] for name in data.files}
+    return ServingRanker(RankerConfig.from_json(meta["config"]), weights), meta

@@ -1,0 +1,60 @@
+"""The ranking service's NumPy network scores and explains as the TensorFlow network it was trained as."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ml.ranking.config import RankerConfig
+from ml.ranking.features import FEATURES
+from ml.ranking.model import RankerNet
+from ml.ranking.serving import load_serving, save_weights
+
+
+def _net(config: RankerConfig, items: int = 30) -> RankerNet:
+    rng = np.random.default_rng(3)
+    features = len(FEATURES)
+    net = RankerNet(items, config, rng.normal(size=features), rng.uniform(0.5, 2.0, size=features))
+    weights = net.weights()
+    # trained-looking weights: vectors and biases far from their zero start
+    net.assign(
+        {**weights, "vec": rng.normal(0, 0.5, weights["vec"].shape), "bias": rng.normal(size=items + 1)}
+    )
+    return net
+
+
+@pytest.mark.parametrize(
+    "config",
+    [RankerConfig(dim=8, hidden=(16, 8)), RankerConfig(dim=4, hidden=(12,), removed=("item", "profile"))],
+)
+def test_numpy_scores_and_gradients_equal_the_tensorflow_network(config: RankerConfig, tmp_path) -> None:
+    net = _net(config)
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(40, len(FEATURES))).astype(np.float32)
+    items = rng.integers(0, 31, size=40)
+    history = np.array([0, 3, 7, 7, 12])
+    z = net.standardize(tf.constant(features))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        parts = net.parts(z, tf.constant(items), tf.constant(history))
+        total = tf.add_n(list(parts.values()))
+    expected_gradient = tape.gradient(total, z).numpy()
+
+    save_weights(net.weights(), config, tmp_path, {})
+    served, meta = load_serving(tmp_path)
+    out = served.outputs(features, items, history)
+    np.testing.assert_allclose(out["total"], total.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["gradient"], expected_gradient, rtol=1e-5, atol=1e-5)
+    for name, part in parts.items():
+        np.testing.assert_allclose(out[name], part.numpy(), rtol=1e-5, atol=1e-5)
+    assert meta["items"] == 30
+    assert sorted(out) == sorted([*parts, "total", "z", "gradient"])
+
+
+def test_a_list_without_known_history_scores_without_the_latent_part() -> None:
+    served = _net(RankerConfig(dim=8, hidden=(16,))).serving()
+    features = np.zeros((3, len(FEATURES)), np.float32)
+    out = served.outputs(features, np.array([1, 2, 0]), np.array([0, 0]))
+    assert not out["latent_factors"].any()
+    assert out["item_bias"][2] == 0.0  # the unknown item has no bias

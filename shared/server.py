@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from threadpoolctl import threadpool_limits
 
 from shared import telemetry
 from shared.clients import STUB_DESCRIPTORS, SuiteClients
@@ -156,6 +158,15 @@ async def serve(app: ServiceApp, settings: Settings) -> None:
     await running.stop()
 
 
+def one_blas_thread() -> None:
+    """One BLAS thread per service process. Requests multiply small matrices, and after each one
+    OpenBLAS's worker threads spin for a while: measured on 2 cores, 40 times the CPU of the work
+    itself. A service scales with replicas and the event loop's worker threads, not BLAS threads.
+    The limit applies to the BLAS libraries loaded so far; the variable, to any loaded later."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
     """Process entry of a service: settings, logging, tracing, serve."""
     try:
@@ -169,6 +180,7 @@ def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
             app = build(settings)  # reads and checks the service's own settings section
         except ConfigError as error:
             _exit_on(name, error)
+        one_blas_thread()
         asyncio.run(serve(app, settings))
     finally:
         provider.shutdown()

@@ -143,35 +143,33 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
     async def _graph_neighbours(
         self, history: list[str], excluded: list[str], count: int
     ) -> tuple[list[Retrieved], int]:
-        """Items linked in the catalog graph to the shopper's latest items; each keeps the strongest
-        link (score times GRAPH_RECENCY per step back) with its seed and path."""
-        seeds = history[:GRAPH_SEEDS]
-        left_out = excluded + seeds
-        answers = await asyncio.gather(
-            *(
-                self.clients.items.Related(
-                    items_pb2.RelatedRequest(
-                        item_id=seed,
-                        count=min(count, MAX_SIMILAR),
-                        exclude_item_ids=left_out,
-                    )
+        """Items linked in the catalog graph to the shopper's latest items, in one call; each keeps
+        its strongest link (score times GRAPH_RECENCY per step back) with its seed and path."""
+        seeds = list(dict.fromkeys(history[:GRAPH_SEEDS]))
+        try:
+            response = await self.clients.items.RelatedToItems(
+                items_pb2.RelatedToItemsRequest(
+                    item_ids=seeds,
+                    weights=[GRAPH_RECENCY**step for step in range(len(seeds))],
+                    count=min(count, MAX_SIMILAR),
+                    exclude_item_ids=excluded,
                 )
-                for seed in seeds
-            ),
-            return_exceptions=True,
-        )
-        best: dict[str, Retrieved] = {}
-        for step, (seed, answer) in enumerate(zip(seeds, answers, strict=True)):
-            if isinstance(answer, grpc.aio.AioRpcError) and answer.code() == grpc.StatusCode.NOT_FOUND:
-                continue  # a seed the catalog does not hold (or hides) links nowhere
-            if isinstance(answer, BaseException):
-                raise answer
-            for item in answer.items:
-                score = item.score * GRAPH_RECENCY**step
-                if item.item_id not in best or score > best[item.item_id].score:
-                    path = tuple((link.relation, link.value) for link in item.path)
-                    best[item.item_id] = Retrieved(item.item_id, sources.KNOWLEDGE_GRAPH, score, seed, path)
-        return sorted(best.values(), key=lambda found: (-found.score, found.item_id))[:count], 0
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return [], 0  # none of the seeds is in the catalog (or shown): they link nowhere
+            raise
+        found = [
+            Retrieved(
+                item.item_id,
+                sources.KNOWLEDGE_GRAPH,
+                item.score,
+                item.anchor_item_id,
+                tuple((link.relation, link.value) for link in item.path),
+            )
+            for item in response.items
+        ]
+        return found, 0
 
     async def _remote_sources(
         self, history: list[str], exclude: set[str], count: int, segment: str

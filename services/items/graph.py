@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ml.text_encoder import Fact, facts_of
 from recsys.common.v1 import common_pb2
@@ -86,3 +86,22 @@ class ItemGraph:
                     shared.setdefault(other, []).append(fact)
             ranked = sorted(scores, key=lambda other: (-scores[other], other))[:count]
             return [Neighbour(o, scores[o], tuple(shared[o]), self._domains[o]) for o in ranked]
+
+    def related_to_items(
+        self,
+        seeds: Sequence[tuple[str, float]],
+        count: int,
+        domain: int = 0,
+        exclude: frozenset[str] = frozenset(),
+    ) -> list[tuple[Neighbour, str]]:
+        """Up to `count` items linked to any of the (seed, weight) pairs, each once with its
+        strongest link (score times the seed's weight; the earlier seed on a tie) and that seed;
+        strongest first, ties by id. Seeds are left out; seeds the graph lacks link nowhere."""
+        left_out = exclude | {seed for seed, _ in seeds}
+        best: dict[str, tuple[Neighbour, str]] = {}
+        for seed, weight in seeds:
+            for found in self.related(seed, count, domain, left_out):
+                weighted = replace(found, score=found.score * weight)
+                if found.item_id not in best or weighted.score > best[found.item_id][0].score:
+                    best[found.item_id] = (weighted, seed)
+        return sorted(best.values(), key=lambda pair: (-pair[0].score, pair[0].item_id))[:count]

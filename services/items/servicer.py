@@ -15,7 +15,7 @@ from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.items.cleaning import clean_items
-from services.items.graph import ItemGraph
+from services.items.graph import ItemGraph, Neighbour
 from services.items.store import ItemsStore
 from shared.errors import FailedPrecondition, NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
@@ -149,17 +149,31 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             request.domain,
             frozenset(request.exclude_item_ids),
         )
-        return items_pb2.RelatedResponse(
-            items=[
-                items_pb2.RelatedItem(
-                    item_id=n.item_id,
-                    score=n.score,
-                    path=[common_pb2.GraphLink(relation=f.relation, value=f.value) for f in n.shared],
-                    domain=n.domain,
-                )
-                for n in found
-            ]
+        return items_pb2.RelatedResponse(items=[_related_item(n) for n in found])
+
+    async def RelatedToItems(
+        self, request: items_pb2.RelatedToItemsRequest, context: grpc.aio.ServicerContext
+    ) -> items_pb2.RelatedToItemsResponse:
+        require(
+            1 <= len(request.item_ids) <= MAX_SEEDS, f"item_ids must hold between 1 and {MAX_SEEDS} items"
         )
+        require(len(set(request.item_ids)) == len(request.item_ids), "item_ids must be distinct")
+        require(
+            not request.weights or len(request.weights) == len(request.item_ids),
+            "weights must be empty or one per item_id",
+        )
+        require(0 <= request.count <= MAX_SIMILAR, f"count must be between 0 and {MAX_SIMILAR}")
+        if not any(seed in self.graph for seed in request.item_ids):
+            raise NotFound("none of the seed items is in the catalog (or all are hidden)")
+        weights = request.weights or [1.0] * len(request.item_ids)
+        found = await asyncio.to_thread(
+            self.graph.related_to_items,
+            list(zip(request.item_ids, weights, strict=True)),
+            request.count or DEFAULT_SIMILAR,
+            request.domain,
+            frozenset(request.exclude_item_ids),
+        )
+        return items_pb2.RelatedToItemsResponse(items=[_related_item(n, seed) for n, seed in found])
 
     async def ExportItems(
         self, request: items_pb2.ExportItemsRequest, context: grpc.aio.ServicerContext
@@ -174,3 +188,13 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             if batch is None:
                 return
             yield items_pb2.ExportItemsResponse(items=batch)
+
+
+def _related_item(found: Neighbour, seed: str = "") -> items_pb2.RelatedItem:
+    return items_pb2.RelatedItem(
+        item_id=found.item_id,
+        score=found.score,
+        path=[common_pb2.GraphLink(relation=f.relation, value=f.value) for f in found.shared],
+        domain=found.domain,
+        anchor_item_id=seed,
+    )

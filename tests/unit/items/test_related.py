@@ -111,3 +111,41 @@ def test_facts_shared_by_too_many_items_are_not_walked(monkeypatch: pytest.Monke
     assert len(graph.related("i0", 10)) == 10
     monkeypatch.setattr("services.items.graph.MAX_WALKED_DEGREE", 20)
     assert graph.related("i0", 10) == []
+
+
+def test_related_to_items_is_each_seeds_walk_merged_in_one_call(items) -> None:
+    products = [item.item_id for item in CATALOG if item.domain == common_pb2.DOMAIN_PRODUCT]
+    seeds, weights, unknown = products[:4], [1.0, 0.8, 0.64, 0.512], "not-in-the-catalog"
+    answer = items.RelatedToItems(
+        items_pb2.RelatedToItemsRequest(
+            item_ids=[*seeds, unknown], weights=[*weights, 1.0], count=15, exclude_item_ids=products[10:12]
+        ),
+        timeout=10,
+    )
+    expected: dict[str, tuple[float, str]] = {}
+    for seed, weight in zip(seeds, weights, strict=True):
+        left_out = [*seeds, unknown, *products[10:12]]
+        for n in related(items, seed, count=15, exclude_item_ids=left_out).items:
+            if n.item_id not in expected or n.score * weight > expected[n.item_id][0]:
+                expected[n.item_id] = (n.score * weight, seed)
+    best = sorted(expected.items(), key=lambda pair: (-pair[1][0], pair[0]))[:15]
+    assert [n.item_id for n in answer.items] == [item_id for item_id, _ in best]
+    assert [n.anchor_item_id for n in answer.items] == [seed for _, (_, seed) in best]
+    assert [n.score for n in answer.items] == pytest.approx([score for _, (score, _) in best])
+    assert not {n.item_id for n in answer.items} & {*seeds, *products[10:12]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"item_ids": ["nowhere", "nothing"]}, grpc.StatusCode.NOT_FOUND),
+        ({"item_ids": []}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"item_ids": ["a", "a"]}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"item_ids": ["a", "b"], "weights": [1.0]}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"item_ids": ["a"], "count": 501}, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_related_to_items_refuses_what_it_cannot_answer(items, fields, code) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        items.RelatedToItems(items_pb2.RelatedToItemsRequest(**fields), timeout=10)
+    assert refused.value.code() == code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recsys.gateway.v1 import gateway_pb2_grpc
+from services.gateway.admission import Admission
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.push.log import PushLog
 from services.gateway.push.planner import PushPlanner
@@ -30,6 +31,7 @@ def build(settings: Settings) -> ServiceApp:
         feedback,
         PushPlanner(recommender, push_log, clients, own.push),
         push_log,
+        Admission(own.recommend_concurrency),
     )
     return assemble(
         NAME,

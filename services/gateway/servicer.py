@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from services.gateway.admission import Admission
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.push.log import PushLog
 from services.gateway.push.planner import PushPlanner
@@ -17,9 +18,15 @@ from services.gateway.recommend import Recommender
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(
-        self, recommender: Recommender, feedback: FeedbackRecorder, pushes: PushPlanner, push_log: PushLog
+        self,
+        recommender: Recommender,
+        feedback: FeedbackRecorder,
+        pushes: PushPlanner,
+        push_log: PushLog,
+        admission: Admission,
     ) -> None:
         self.recommender = recommender
+        self.admission = admission
         self.feedback = feedback
         self.pushes = pushes
         self.push_log = push_log
@@ -27,7 +34,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Recommend(
         self, request: gateway_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RecommendResponse:
-        return await self.recommender.recommend(request, context.time_remaining())
+        with self.admission.admit():
+            return await self.recommender.recommend(request, context.time_remaining())
 
     async def RecordFeedback(
         self, request: gateway_pb2.RecordFeedbackRequest, context: grpc.aio.ServicerContext

@@ -37,6 +37,8 @@ class GatewaySettings:
     consider: int = 50
     # Seconds between the relay's looks for rewards still pending delivery to the policy.
     reward_relay_s: float = 5.0
+    # Recommend calls one gateway answers at a time; more are refused at once (admission.py).
+    recommend_concurrency: int = 8
 
 
 def read_gateway_settings(read: EnvReader) -> GatewaySettings:
@@ -44,6 +46,7 @@ def read_gateway_settings(read: EnvReader) -> GatewaySettings:
         push=_push_config(read),
         consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
         reward_relay_s=read.number("RECSYS_REWARD_RELAY_S", 5, 0.1, 3600),
+        recommend_concurrency=int(read.number("RECSYS_RECOMMEND_CONCURRENCY", 8, 1, 10_000)),
     )
 
 

@@ -486,14 +486,21 @@ def test_hung_stages_cost_their_share_of_the_callers_deadline_and_the_answer_com
     assert len(response.items) == 5 and all(item.source == "popular" for item in response.items)
 
 
-def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite) -> None:
+@pytest.mark.parametrize(
+    "bound",
+    [
+        {"RECSYS_MAX_IN_FLIGHT": "1"},  # every RPC of the process
+        {"RECSYS_RECOMMEND_CONCURRENCY": "1"},  # Recommend's admission
+    ],
+)
+def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite, bound: dict[str, str]) -> None:
     settings, _ = suite
     with hung_addresses(3) as (profile, candidates, ranking):
         bounded = gateway_with(
             suite,
             {"profile": profile, "candidates": candidates, "ranking": ranking},
-            RECSYS_MAX_IN_FLIGHT="1",
             RECSYS_STAGE_DEADLINE_MS="5000",
+            **bound,
         )
         try:
             with grpc.insecure_channel(bounded.address) as channel:

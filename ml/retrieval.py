@@ -100,19 +100,33 @@ def neighbour_candidates(
     found = np.flatnonzero(totals > 0)
     if not len(found):
         return []
-    # each item's strongest single contribution names its anchor (the last of its group by weight)
+    ranked = _best(found, totals, model.item_ids, count)
+    # each ranked item's strongest single contribution names its anchor (the last of its group by
+    # weight); only the ranked items' contributions are sorted
+    wanted = np.zeros(len(model.item_ids), bool)
+    wanted[ranked] = True
+    mine = wanted[targets]
+    targets, weights, anchor_of = targets[mine], weights[mine], anchor_of[mine]
     order = np.lexsort((weights, targets))
     last = np.append(targets[order][1:] != targets[order][:-1], True)
     strongest = np.full(len(model.item_ids), -1, np.int64)
     strongest[targets[order][last]] = anchor_of[order][last]
-    ids = model.item_ids[found]
-    ranked = found[np.lexsort((ids, -totals[found]))][:count]
     return [
         Retrieved(
             str(model.item_ids[row]), source, float(totals[row]), str(model.item_ids[anchors[strongest[row]]])
         )
         for row in ranked.tolist()
     ]
+
+
+def _best(rows: np.ndarray, totals: np.ndarray, ids: np.ndarray, count: int | None) -> np.ndarray:
+    """`rows` by total, highest first, ties by item id, cut to `count`. Only the rows at or above
+    the count-th highest total are sorted (sorting by id strings is the slow part)."""
+    if count is not None and len(rows) > count:
+        values = totals[rows]
+        threshold = np.partition(values, len(values) - count)[len(values) - count]
+        rows = rows[values >= threshold]
+    return rows[np.lexsort((ids[rows], -totals[rows]))][:count]
 
 
 def merge(

@@ -121,3 +121,19 @@ def test_an_anchor_always_belongs_to_the_source_that_is_named() -> None:
     # the generator leads "pot": the text source's anchor would be a claim the generator never made
     assert (merged["pot"].source, merged["pot"].anchor_item_id) == (sources.GENERATOR, "")
     assert (merged["cup"].source, merged["cup"].anchor_item_id) == (sources.ITEM_KNN, "mug")
+
+
+def test_a_cut_list_is_the_head_of_the_whole_list_ties_by_item_id() -> None:
+    """The cut keeps every item tied with the last one kept until the ids decide."""
+    rng = np.random.default_rng(4)
+    items = np.array([f"i{n:03d}" for n in range(120)])
+    neighbours = np.array([rng.permutation(120)[:40] for _ in range(120)])
+    scores = rng.choice([0.25, 0.5, 1.0], size=(120, 40))  # few distinct values: many ties
+    model = CooccurrenceModel(item_ids=items, neighbours=neighbours, scores=scores)
+    history = [f"i{n:03d}" for n in rng.permutation(120)[:8]]
+    whole = neighbour_candidates(model, history, set(history[:2]))
+    assert len(whole) > 30
+    keys = [(-c.score, c.item_id) for c in whole]
+    assert keys == sorted(keys)
+    for count in (1, 7, 30):
+        assert neighbour_candidates(model, history, set(history[:2]), count=count) == whole[:count]

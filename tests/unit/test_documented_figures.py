@@ -1,6 +1,7 @@
 """The quality figures in the README are the ones in the committed result files."""
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -37,3 +38,28 @@ def test_the_readme_quality_table_matches_the_result_files() -> None:
         assert default == figures["default"] and default_ratio == figures["default ratio"], row["protocol"]
         assert best.endswith(figures["best"]), row["protocol"]
         assert commit == figures["commit"], row["protocol"]
+
+
+CPU_ROW = re.compile(r"^\| \**(?P<name>[a-z ]+?)\** \| \**(?P<ms>[\d.]+)\** \| *\**(?P<replicas>\d*)\** *\|$")
+
+
+def test_the_capacity_figures_match_the_load_result_file() -> None:
+    """docs/capacity.md's CPU table and best-throughput ratio are those of docs/results/load.json."""
+    text = (ROOT / "docs" / "capacity.md").read_text()
+    load = json.loads((ROOT / "docs" / "results" / "load.json").read_text())
+    assert load["commit"].removesuffix("+changes") in text
+    suite = load["cpu_ms_per_call_at_concurrency_1"]["suite"]
+    expected = {name.replace("modelserver", "model server"): ms for name, ms in suite.items()}
+    expected["suite"] = sum(suite.values())
+    expected["null pipeline"] = sum(load["cpu_ms_per_call_at_concurrency_1"]["null pipeline"].values())
+    rows = {m["name"]: m for line in text.splitlines() if (m := CPU_ROW.match(line))}
+    assert set(rows) == set(expected)
+    for name, ms in expected.items():
+        assert rows[name]["ms"] == f"{ms:.1f}", name
+        if name not in ("suite", "null pipeline"):
+            assert rows[name]["replicas"] == str(math.ceil(ms / 0.7)), name
+    assert f"**{load['best_ratio']:.3f}**" in text
+    readme = (ROOT / "README.md").read_text()
+    for figure in (expected["suite"], expected["null pipeline"]):
+        assert f"**{figure:.1f} ms**" in readme
+    assert f"**{load['best_ratio']:.3f}**" in readme

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import field_mask_pb2
 from opentelemetry import trace
 
 from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, SERVING, CooccurrenceModel, ServingConfig
@@ -45,6 +46,8 @@ GRAPH_RECENCY = 0.8
 # The item-text query: the shopper's latest items, each one step back weighing this much less.
 TEXT_SEEDS = 50
 TEXT_RECENCY = 0.9
+# What the availability check reads of each item.
+AVAILABILITY_FIELDS = field_mask_pb2.FieldMask(paths=["hidden", "stock_status"])
 # How many fused candidates, per candidate asked for, the availability check looks at.
 AVAILABILITY_MARGIN = 1.5
 
@@ -218,7 +221,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         if not wide:
             return lists
         try:
-            response = await self.clients.items.GetItems(items_pb2.GetItemsRequest(item_ids=wide))
+            response = await self.clients.items.GetItems(
+                items_pb2.GetItemsRequest(item_ids=wide, read_mask=AVAILABILITY_FIELDS)
+            )
         except grpc.aio.AioRpcError as error:
             log.warning("availability check failed: %s %s", error.code().name, error.details())
             return None

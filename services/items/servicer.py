@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
+from google.protobuf import field_mask_pb2
 
 from ml.artifacts import POPULARITY, PopularityModel
 from ml.similar import ItemIndex
@@ -79,10 +80,17 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
         self, request: items_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
     ) -> items_pb2.GetItemsResponse:
         require(len(request.item_ids) <= MAX_GET, f"at most {MAX_GET} item_ids per call")
+        mask = request.read_mask if request.read_mask.paths else None
+        require(
+            mask is None or mask.IsValidForDescriptor(common_pb2.Item.DESCRIPTOR),
+            "read_mask names a field recsys.common.v1.Item does not have: "
+            + ", ".join(request.read_mask.paths),
+        )
         ids = list(dict.fromkeys(request.item_ids))
         found = await asyncio.to_thread(self.store.get, ids)
+        items = [found[i] for i in ids if i in found]
         return items_pb2.GetItemsResponse(
-            items=[found[i] for i in ids if i in found],
+            items=items if mask is None else [_masked(item, mask) for item in items],
             missing_item_ids=[i for i in ids if i not in found],
         )
 
@@ -188,6 +196,13 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             if batch is None:
                 return
             yield items_pb2.ExportItemsResponse(items=batch)
+
+
+def _masked(item: common_pb2.Item, mask: field_mask_pb2.FieldMask) -> common_pb2.Item:
+    """The item's id and the fields `mask` names."""
+    masked = common_pb2.Item(item_id=item.item_id)
+    mask.MergeMessage(item, masked)
+    return masked
 
 
 def _related_item(found: Neighbour, seed: str = "") -> items_pb2.RelatedItem:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from services.policy.context import FEATURES, Exposure, at_position
 from services.policy.linear import LinearModel
 from shared.clock import Clock, system_clock
 from shared.db import Store, upsert
+from shared.group_commit import GroupCommit
 
 metadata = MetaData()
 decisions = Table(
@@ -168,6 +171,7 @@ class PolicyStore(Store):
         super().__init__(url, clock)
         self._write = threading.Lock()
         self._models: dict[str, LinearModel] = {}
+        self._decisions: GroupCommit[tuple[Decision, bool], Decision] = GroupCommit(self._log_decisions)
         self._increments = {table.name: self._increment(table) for table in (item_exposure, shopper_exposure)}
 
     def _increment(self, table: Table) -> Any:
@@ -264,16 +268,15 @@ class PolicyStore(Store):
             ]
             connection.execute(self._increments[table.name], rows)
 
-    def _transaction(self, policy: str, work: Callable[[Any], LinearModel | None]) -> None:
+    def _transaction(self, work: Callable[[Any], dict[str, LinearModel]]) -> None:
         """Runs `work` in one transaction, again from the start when a state was stale; the
-        state it returns becomes the policy's current one once committed."""
+        states it returns (by policy) become the current ones once committed."""
         with self._write:
             for attempt in range(WRITE_ATTEMPTS):
                 try:
                     with self.engine.begin() as connection:
-                        model = work(connection)
-                    if model is not None:
-                        self._models[policy] = model
+                        models = work(connection)
+                    self._models.update(models)
                     return
                 except StaleState:
                     if attempt == WRITE_ATTEMPTS - 1:
@@ -283,49 +286,79 @@ class PolicyStore(Store):
                         raise
 
     def log_decision(self, decision: Decision, learns: bool) -> Decision:
-        """Stores the decision; a request_id logged before keeps its first decision."""
+        """Stores the decision, once committed; a request_id logged before keeps its first
+        decision. Decisions logged at the same time by several threads commit together."""
+        return self._decisions.submit((decision, learns))
 
-        def work(connection: Any) -> LinearModel | None:
-            connection.execute(
-                decisions.insert().values(
-                    request_id=decision.request_id,
-                    user_id=decision.user_id,
-                    policy=decision.policy,
-                    bucket=decision.bucket,
-                    surface=decision.surface,
-                    item_ids=json.dumps(decision.item_ids),
-                    propensities=json.dumps(decision.propensities),
-                    candidate_ids=json.dumps(decision.candidate_ids),
-                    categories=json.dumps(decision.categories),
-                    features=decision.features.astype(np.float32).tobytes(),
-                    ranking_version=decision.ranking_version,
-                    created_at=self.clock(),
-                )
-            )
-            self._bump(connection, item_exposure, {}, decision.item_ids, shown=1.0)
-            self._bump(
-                connection, shopper_exposure, {"user_id": decision.user_id}, decision.item_ids, shown=1.0
-            )
-            if not learns:
-                return None
-            contexts = decision.shown_contexts()
-            return self._change_state(connection, decision.policy, lambda m: m.add_impressions(contexts))
-
+    def _log_decisions(self, batch: list[tuple[Decision, bool]]) -> list[Decision]:
+        """One transaction for the batch: its decisions, their exposure counts and, per learning
+        policy, one state update with every shown context. When a request_id was logged before,
+        the batch is written again one decision at a time, and that one keeps its first decision."""
         try:
-            self._transaction(decision.policy, work)
+            self._transaction(lambda connection: self._write_decisions(connection, batch))
         except IntegrityError:
-            stored = self.decision(decision.request_id)
+            if len(batch) > 1:
+                return [self._log_decisions([one])[0] for one in batch]
+            stored = self.decision(batch[0][0].request_id)
             if stored is None:
                 raise
-            return stored
-        return decision
+            return [stored]
+        return [decision for decision, _ in batch]
+
+    def _write_decisions(self, connection: Any, batch: list[tuple[Decision, bool]]) -> dict[str, LinearModel]:
+        connection.execute(
+            decisions.insert(),
+            [
+                {
+                    "request_id": decision.request_id,
+                    "user_id": decision.user_id,
+                    "policy": decision.policy,
+                    "bucket": decision.bucket,
+                    "surface": decision.surface,
+                    "item_ids": json.dumps(decision.item_ids),
+                    "propensities": json.dumps(decision.propensities),
+                    "candidate_ids": json.dumps(decision.candidate_ids),
+                    "categories": json.dumps(decision.categories),
+                    "features": decision.features.astype(np.float32).tobytes(),
+                    "ranking_version": decision.ranking_version,
+                    "created_at": self.clock(),
+                }
+                for decision, _ in batch
+            ],
+        )
+        # one row per key: PostgreSQL refuses an upsert that changes a row twice
+        items = Counter(item for decision, _ in batch for item in decision.item_ids)
+        pairs = Counter((decision.user_id, item) for decision, _ in batch for item in decision.item_ids)
+        if items:
+            connection.execute(
+                self._increments[item_exposure.name],
+                [{"item_id": item, "shown": float(n), "reward": 0.0} for item, n in items.items()],
+            )
+            connection.execute(
+                self._increments[shopper_exposure.name],
+                [
+                    {"user_id": u, "item_id": i, "shown": float(n), "reward": 0.0}
+                    for (u, i), n in pairs.items()
+                ],
+            )
+        learned: dict[str, list[np.ndarray]] = {}
+        for decision, learns in batch:
+            if learns and decision.item_ids:
+                learned.setdefault(decision.policy, []).append(decision.shown_contexts())
+        states = {}
+        for policy, found in learned.items():
+            contexts = np.concatenate(found)
+            states[policy] = self._change_state(
+                connection, policy, partial(LinearModel.add_impressions, contexts=contexts)
+            )
+        return states
 
     def add_reward(
         self, event_id: str, decision: Decision, item_id: str, event_type: int, value: float, learns: bool
     ) -> bool:
         """Stores a reward and learns from it; False when this event_id was rewarded before."""
 
-        def work(connection: Any) -> LinearModel | None:
+        def work(connection: Any) -> dict[str, LinearModel]:
             connection.execute(
                 rewards.insert().values(
                     event_id=event_id,
@@ -339,12 +372,16 @@ class PolicyStore(Store):
             self._bump(connection, item_exposure, {}, [item_id], reward=value)
             self._bump(connection, shopper_exposure, {"user_id": decision.user_id}, [item_id], reward=value)
             if not learns:
-                return None
+                return {}
             context = decision.shown_contexts()[decision.item_ids.index(item_id)]
-            return self._change_state(connection, decision.policy, lambda m: m.add_reward(context, value))
+            return {
+                decision.policy: self._change_state(
+                    connection, decision.policy, lambda m: m.add_reward(context, value)
+                )
+            }
 
         try:
-            self._transaction(decision.policy, work)
+            self._transaction(work)
         except IntegrityError:
             return False
         return True

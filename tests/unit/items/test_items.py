@@ -5,6 +5,7 @@ import time
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import field_mask_pb2
 from sqlalchemy import select
 
 from ml.artifacts import POPULARITY, PopularityModel
@@ -44,6 +45,29 @@ def test_upsert_counts_new_changed_and_unchanged_items(items) -> None:
     assert list(found.items[0].category_path) == ["Home", "Kitchen"]
     assert dict(found.items[0].attributes) == {"color": "red"}
     assert list(found.missing_item_ids) == ["zz"]
+
+
+def test_a_read_mask_returns_only_the_fields_it_names(items) -> None:
+    stub, _ = items
+    gone = mug("gone")
+    gone.stock_status = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    upsert(stub, [mug("a"), gone])
+    mask = field_mask_pb2.FieldMask(paths=["hidden", "stock_status"])
+    found = stub.GetItems(items_pb2.GetItemsRequest(item_ids=["gone", "a", "zz"], read_mask=mask), timeout=5)
+    assert list(found.items) == [
+        common_pb2.Item(item_id="gone", stock_status=common_pb2.STOCK_STATUS_OUT_OF_STOCK),
+        common_pb2.Item(item_id="a"),  # upserted with no stock status: nothing else to copy
+    ]
+    assert list(found.missing_item_ids) == ["zz"]
+    whole = stub.GetItems(items_pb2.GetItemsRequest(item_ids=["a"]), timeout=5).items[0]
+    assert (whole.title, whole.brand) == ("Mug", "Acme")  # without a mask, every field
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GetItems(
+            items_pb2.GetItemsRequest(item_ids=["a"], read_mask=field_mask_pb2.FieldMask(paths=["colour"])),
+            timeout=5,
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "colour" in refused.value.details()
 
 
 def test_the_catalog_remembers_listing_price_drops_and_restocks(items) -> None:

@@ -199,6 +199,42 @@ def test_concurrent_rewards_lose_no_update(tmp_path: Path, database_url: str, po
         store.close()
 
 
+def test_concurrent_decisions_commit_together_and_count_as_one_by_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Selects at the same time share transactions; the counts and the bandit's state come out as
+    if each had been written alone."""
+    server = start(tmp_path, database_url)
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = policy_pb2_grpc.PolicyServiceStub(channel)
+            requests = [(f"r{n}", f"u{n % 5}") for n in range(60)]
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                answers = list(pool.map(lambda r: select(stub, r[0], count=3, user=r[1]), requests))
+            again = select(stub, "r7", count=3, user="u2")  # a request_id logged before keeps its slate
+    finally:
+        server.stop()
+    assert [i.item_id for i in again.items] == [i.item_id for i in answers[7].items]
+    store = PolicyStore(database_url)
+    try:
+        logged = [store.decision(request_id) for request_id, _ in requests]
+        assert all(d is not None for d in logged)
+        for decision, answer in zip(logged, answers, strict=True):
+            assert decision.item_ids == [i.item_id for i in answer.items]
+        shown = Counter(item for d in logged for item in d.item_ids)
+        exposure = store.item_exposure([i for i, *_ in ITEMS])
+        assert {item: e.shown for item, e in exposure.items()} == {i: float(n) for i, n in shown.items()}
+        assert store.shopper_exposure("u0", [i for i, *_ in ITEMS])["a"].shown == sum(
+            "a" in d.item_ids for d in logged if d.user_id == "u0"
+        )
+        model = store.model("bandit")
+        contexts = np.concatenate([d.shown_contexts() for d in logged])
+        assert model.updates == len(contexts)
+        np.testing.assert_allclose(model.a, np.eye(len(model.b)) + contexts.T @ contexts)
+    finally:
+        store.close()
+
+
 def test_the_learned_state_survives_a_restart(tmp_path: Path, database_url: str) -> None:
     server = start(tmp_path, database_url)
     with grpc.insecure_channel(server.address) as channel:

@@ -46,6 +46,11 @@ class PhaseResult:
     def achieved_rps(self) -> float:
         return self.answered / self.elapsed_s if self.elapsed_s else 0.0
 
+    @property
+    def goodput_rps(self) -> float:
+        """Answers per second that no stage degraded."""
+        return (self.answered - self.degraded) / self.elapsed_s if self.elapsed_s else 0.0
+
     def quantile(self, q: float) -> float:
         if not self.latencies_ms:
             return float("nan")
@@ -70,6 +75,7 @@ class PhaseResult:
             "phase": self.phase,
             "offered_rps": self.offered_rps,
             "achieved_rps": round(self.achieved_rps, 1),
+            "goodput_rps": round(self.goodput_rps, 1),
             "answered": self.answered,
             "p50_ms": round(self.p50, 2),
             "p99_ms": round(self.quantile(0.99), 2),

@@ -63,3 +63,6 @@ def test_the_capacity_figures_match_the_load_result_file() -> None:
     for figure in (expected["suite"], expected["null pipeline"]):
         assert f"**{figure:.1f} ms**" in readme
     assert f"**{load['best_ratio']:.3f}**" in readme
+    before = json.loads((ROOT / "docs" / "results" / "load-before-8daa776.json").read_text())
+    before_total = sum(before["cpu_ms_per_call_at_concurrency_1"]["suite"].values())
+    assert f"{before_total:.1f} ms" in readme and f"{before_total:.1f} ms" in text

@@ -68,6 +68,19 @@ def test_prod_runs_tf_serving_on_a_gpu_and_local_has_none() -> None:
     assert "StatefulSet/postgres" in local
 
 
+def test_prod_services_request_the_core_their_autoscaler_counts_on() -> None:
+    """A Python service uses at most one core; with one CPU requested, the HPA's 70% is 0.7 of it
+    (docs/capacity.md), never above the limit."""
+    prod = {name(obj): obj for obj in render(K8S_DIR / "overlays" / "prod")}
+    for service in ("gateway", "profile", "items", "candidates", "ranking", "policy"):
+        container = _container(list(prod.values()), f"Deployment/{service}")
+        assert container["name"] == service
+        assert container["resources"]["requests"]["cpu"] == "1"
+        assert float(container["resources"]["limits"]["cpu"]) >= 1
+        target = prod[f"HorizontalPodAutoscaler/{service}"]["spec"]["metrics"][0]["resource"]["target"]
+        assert target == {"type": "Utilization", "averageUtilization": 70}
+
+
 def test_every_service_that_loads_models_mounts_the_model_volume(rendered) -> None:
     """Derived from the code: a service whose app watches model versions needs the volume."""
     services = K8S_DIR.parent / "services"

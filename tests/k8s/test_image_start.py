@@ -118,6 +118,7 @@ IMAGE_PACKAGES = {
         "services.items",
         "services.policy",
         "services.candidates",
+        "services.ranking",
         "tools.cli",
         "tools.importers",
         "tools.synth",

@@ -13,13 +13,14 @@ factors or the item bias.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from ml.ranking.config import ITEM_BIAS, LATENT, MLP, RankerConfig
 from ml.ranking.features import FEATURES
-from ml.ranking.serving import ServingRanker
+from ml.ranking.serving import ServingRanker, save_weights
 
 
 class RankerNet(tf.Module):
@@ -75,6 +76,10 @@ class RankerNet(tf.Module):
         """What the ranking service loads (ml/ranking/serving.py): every variable, mean and std."""
         found = {v.name.split(":")[0]: v.numpy() for v in self.trainable_variables}
         return {**found, "mean": self.mean.numpy(), "std": self.std.numpy()}
+
+    def save(self, folder: Path, extra: dict) -> None:
+        """Its weights and metadata (with `extra`), as the ranking service loads them."""
+        save_weights(self.weights(), self.config, folder, extra)
 
     def serving(self) -> ServingRanker:
         """The network as the ranking service runs it, from its current weights."""

@@ -38,7 +38,6 @@ from ml.ranking.features import (
 )
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerNet
-from ml.ranking.serving import save_weights
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.snapshot import Snapshot
 from ml.validation import Carve, Held, carve
@@ -171,9 +170,7 @@ class TrainedRanker:
 
     def save(self, folder: Path) -> None:
         self.table.save(folder)
-        save_weights(
-            self.net.weights(),
-            self.net.config,
+        self.net.save(
             folder,
             {
                 "epochs": self.epochs,
@@ -394,7 +391,7 @@ def fit_ranker(
             f"validation NDCG@20 gain over the candidate order {gain[0]:+.4f}, "
             f"{gate.confidence:.0%} interval [{gain[1]:+.4f}, {gain[2]:+.4f}] over {held} lists: "
             "not surely above zero",
-            keep=lambda folder: save_weights(net.weights(), net.config, folder, figures),
+            keep=lambda folder: net.save(folder, figures),
         )
     return TrainedRanker(
         net=net,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -258,13 +258,16 @@ class PolicyStore(Store):
         return model
 
     def _bump(
-        self, connection: Any, table: Table, key: dict[str, str], item_ids: Sequence[str], **add: float
+        self, connection: Any, table: Table, column: str, added: Mapping[tuple[str, ...], float]
     ) -> None:
-        """Adds `shown` and `reward` to each item's counts (one prepared statement, many rows)."""
-        if item_ids:
+        """Adds each amount to `column` ("shown" or "reward") of the row its key names (the table's
+        primary key values, in order): one prepared statement, one row per key, since PostgreSQL
+        refuses an upsert that changes a row twice."""
+        if added:
+            names = [key.name for key in table.primary_key]
             rows = [
-                {**key, "item_id": item, "shown": add.get("shown", 0.0), "reward": add.get("reward", 0.0)}
-                for item in item_ids
+                {**dict(zip(names, key, strict=True)), "shown": 0.0, "reward": 0.0, column: float(amount)}
+                for key, amount in added.items()
             ]
             connection.execute(self._increments[table.name], rows)
 
@@ -326,21 +329,9 @@ class PolicyStore(Store):
                 for decision, _ in batch
             ],
         )
-        # one row per key: PostgreSQL refuses an upsert that changes a row twice
-        items = Counter(item for decision, _ in batch for item in decision.item_ids)
-        pairs = Counter((decision.user_id, item) for decision, _ in batch for item in decision.item_ids)
-        if items:
-            connection.execute(
-                self._increments[item_exposure.name],
-                [{"item_id": item, "shown": float(n), "reward": 0.0} for item, n in items.items()],
-            )
-            connection.execute(
-                self._increments[shopper_exposure.name],
-                [
-                    {"user_id": u, "item_id": i, "shown": float(n), "reward": 0.0}
-                    for (u, i), n in pairs.items()
-                ],
-            )
+        shown = [(decision.user_id, item) for decision, _ in batch for item in decision.item_ids]
+        self._bump(connection, item_exposure, "shown", Counter((item,) for _, item in shown))
+        self._bump(connection, shopper_exposure, "shown", Counter(shown))
         learned: dict[str, list[np.ndarray]] = {}
         for decision, learns in batch:
             if learns and decision.item_ids:
@@ -369,8 +360,8 @@ class PolicyStore(Store):
                     created_at=self.clock(),
                 )
             )
-            self._bump(connection, item_exposure, {}, [item_id], reward=value)
-            self._bump(connection, shopper_exposure, {"user_id": decision.user_id}, [item_id], reward=value)
+            self._bump(connection, item_exposure, "reward", {(item_id,): value})
+            self._bump(connection, shopper_exposure, "reward", {(decision.user_id, item_id): value})
             if not learns:
                 return {}
             context = decision.shown_contexts()[decision.item_ids.index(item_id)]

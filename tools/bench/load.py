@@ -65,6 +65,11 @@ class PhaseResult:
     def degraded_share(self) -> float:
         return self.degraded / self.answered if self.answered else 0.0
 
+    @property
+    def errors_text(self) -> str:
+        """Errors by code, e.g. "DEADLINE_EXCEEDED 3, RESOURCE_EXHAUSTED 40"; "0" for none."""
+        return ", ".join(f"{code} {n}" for code, n in sorted(self.errors.items())) or "0"
+
     def cpu_ms_per_call(self) -> dict[str, float]:
         calls = max(self.answered, 1)
         return {name: 1000 * seconds / calls for name, seconds in self.cpu_s.items()}

@@ -139,11 +139,10 @@ def _markdown(report: dict[str, object], results: list[PhaseResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        errors_text = ", ".join(f"{code} {n}" for code, n in sorted(r.errors.items())) or "0"
         lines.append(
             f"| {r.target} | {r.phase} | {r.achieved_rps:.1f} | {r.goodput_rps:.1f} | {r.p50:.1f} | "
             f"{r.quantile(0.99):.1f} | "
-            f"{r.quantile(0.999):.1f} | {errors_text} | {r.degraded_share:.1%} |"
+            f"{r.quantile(0.999):.1f} | {r.errors_text} | {r.degraded_share:.1%} |"
         )
     lines += [
         "",
@@ -195,7 +194,7 @@ def _print(results: list[PhaseResult]) -> None:
             f"{r.p50:.1f}",
             f"{r.quantile(0.99):.1f}",
             f"{r.quantile(0.999):.1f}",
-            ", ".join(f"{code} {n}" for code, n in sorted(r.errors.items())) or "0",
+            r.errors_text,
             f"{r.degraded_share:.1%}",
         )
     console.print(table)

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import grpc
 
+from shared.authz import OPEN_SERVICES
 from shared.config import ConfigError, Settings
 from shared.errors import PermissionDenied, ResourceExhausted, ServiceError, Unauthenticated
 from shared.interceptors import STATUS_DETAILS, rebuild_handler
-from shared.keys import METHOD_SCOPES, KeyFileError, KeyTable
-
-# Services every caller may use without a key: probes and grpcurl discovery.
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+from shared.keys import METHOD_SCOPES, FailedAttempts, KeyFileError, KeyTable
 
 
 def ensure_key_file(path: Path) -> str:
@@ -67,16 +65,23 @@ def bearer_metadata(key: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {key}"),)
 
 
-def _deny(handler: grpc.RpcMethodHandler | None, error: ServiceError) -> grpc.RpcMethodHandler | None:
+def _deny(
+    handler: grpc.RpcMethodHandler | None,
+    error: ServiceError,
+    instead: Callable[[grpc.aio.ServicerContext], ServiceError | None] = lambda context: None,
+) -> grpc.RpcMethodHandler | None:
+    """A handler that refuses the call with `error`, or with what `instead` says once it sees the
+    call's context (its peer)."""
     if handler is None:
         return None
-    trailer = ((STATUS_DETAILS, error.status().SerializeToString()),)
 
     async def abort(request: object, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(error.code, error.message, trailing_metadata=trailer)
+        refusal = instead(context) or error
+        trailer = ((STATUS_DETAILS, refusal.status().SerializeToString()),)
+        await context.abort(refusal.code, refusal.message, trailing_metadata=trailer)
 
     async def abort_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        await context.abort(error.code, error.message, trailing_metadata=trailer)
+        await abort(request, context)
         yield  # streaming responses need an async generator (the tracing interceptor iterates it)
 
     streaming = handler.unary_stream or handler.stream_stream
@@ -89,13 +94,26 @@ def _unread(data: bytes) -> None:
     return None
 
 
+def peer_address(peer: str) -> str:
+    """`ipv4:10.0.0.7:53211` -> `ipv4:10.0.0.7`; `ipv6:[::1]:53211` -> `ipv6:[::1]`."""
+    return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
+
+
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
     """Checks every call's key before its body is read: UNAUTHENTICATED without a valid key,
     PERMISSION_DENIED when the key lacks the method's scope, RESOURCE_EXHAUSTED (with the seconds
     to wait) over the key's rate."""
 
-    def __init__(self, keys: KeyTable) -> None:
+    def __init__(self, keys: KeyTable, failed: FailedAttempts | None = None) -> None:
         self.keys = keys
+        self.failed = failed or FailedAttempts()
+
+    def _throttle(self, context: grpc.aio.ServicerContext) -> ServiceError | None:
+        """Counts a keyless call from its caller's address; too many of them: wait."""
+        wait = self.failed.record(peer_address(context.peer()))
+        if wait <= 0:
+            return None
+        return ResourceExhausted("too many calls without a valid API key from this address", wait)
 
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
@@ -107,11 +125,12 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         header = metadata.get("authorization", "")
         if not header:
-            return _deny(handler, Unauthenticated("missing `authorization: Bearer <api key>` metadata"))
+            missing = Unauthenticated("missing `authorization: Bearer <api key>` metadata")
+            return _deny(handler, missing, self._throttle)
         scheme, _, presented = header.partition(" ")
         key = self.keys.find(presented.strip()) if scheme.lower() == "bearer" else None
         if key is None:
-            return _deny(handler, Unauthenticated("invalid API key"))
+            return _deny(handler, Unauthenticated("invalid API key"), self._throttle)
         scope = METHOD_SCOPES.get(method.rsplit("/", 1)[-1], "admin")
         if not key.allows(scope):
             return _deny(handler, PermissionDenied(f"this API key lacks the {scope!r} scope {method} needs"))

@@ -22,6 +22,8 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from shared import telemetry
+from shared.config import Settings
+from shared.tls import channel_credentials
 
 STUB_DESCRIPTORS: dict[str, ServiceDescriptor] = {
     "gateway": gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
@@ -116,8 +118,10 @@ def open_channel(
     services: Iterable[ServiceDescriptor],
     default_deadline_s: float,
     also_retry: Iterable[tuple[str, str]] = (),
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
-    """An insecure channel (in-cluster traffic) with retries, keepalive, deadline and tracing."""
+    """A channel with retries, keepalive, deadline and tracing: mutual TLS with `credentials`
+    (shared/tls.py), else plaintext."""
     interceptors: list[grpc.aio.ClientInterceptor] = [
         *telemetry.client_interceptors(),
         _UnaryUnaryDeadline(default_deadline_s),
@@ -130,21 +134,39 @@ def open_channel(
         *KEEPALIVE_OPTIONS,
         *RECONNECT_OPTIONS,
     ]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
 
 
 class SuiteClients:
-    """Lazily opened stubs for the suite's services, one channel per service."""
+    """Lazily opened stubs for the suite's services, one channel per service; with `credentials`,
+    every channel is mutual TLS as the identity they name."""
 
-    def __init__(self, addresses: Mapping[str, str], default_deadline_s: float) -> None:
+    def __init__(
+        self,
+        addresses: Mapping[str, str],
+        default_deadline_s: float,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.addresses = addresses
         self.default_deadline_s = default_deadline_s
+        self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
+
+    @classmethod
+    def of(cls, settings: Settings, identity: str, default_deadline_s: float) -> SuiteClients:
+        """Clients of the suite `settings` describe, calling as `identity` when mTLS is on."""
+        return cls(settings.addresses, default_deadline_s, channel_credentials(settings, identity))
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self._channels:
-            descriptors = [STUB_DESCRIPTORS[name]]
-            self._channels[name] = open_channel(self.addresses[name], descriptors, self.default_deadline_s)
+            self._channels[name] = open_channel(
+                self.addresses[name],
+                [STUB_DESCRIPTORS[name]],
+                self.default_deadline_s,
+                credentials=self.credentials,
+            )
         return self._channels[name]
 
     @property

@@ -81,6 +81,10 @@ class Settings:
     api_keys_file: Path | None = None
     # Calls per second of a key whose line names no rate (every RECSYS_API_KEYS key); 0: no limit.
     api_key_rate: float = DEFAULT_API_KEY_RATE
+    # Mutual TLS between processes (shared/tls.py), on unless RECSYS_TLS=off; each identity's
+    # certificate, key and CA under `<tls_dir>/<identity>/`.
+    tls: bool = True
+    tls_dir: Path = Path("tls")
     # The variables these settings were read from; each service reads its own section from them.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -281,6 +285,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_in_flight=int(read.number("RECSYS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1, 100_000)),
         api_keys_file=Path(env["RECSYS_API_KEYS_FILE"]) if env.get("RECSYS_API_KEYS_FILE") else None,
         api_key_rate=read.number("RECSYS_API_KEY_RATE", DEFAULT_API_KEY_RATE, 0, 1_000_000),
+        tls=read.flag("RECSYS_TLS", True),
+        tls_dir=Path(read.text("RECSYS_TLS_DIR", str(home / "tls"))).expanduser().absolute(),
         env=dict(env),
     )
     if read.problems:

@@ -112,5 +112,16 @@ class ResourceExhausted(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class MessageTooLarge(ServiceError):
+    """A request message over its method's size limit (shared/limits.py): RESOURCE_EXHAUSTED, as
+    gRPC answers a message over the channel's limit; retrying the same message cannot help."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    @property
+    def reason(self) -> str:
+        return "MESSAGE_TOO_LARGE"
+
+
 class Unimplemented(ServiceError):
     code = grpc.StatusCode.UNIMPLEMENTED

@@ -17,7 +17,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from shared.errors import InvalidArgument, ServiceError
+from shared.errors import InvalidArgument, MessageTooLarge, ServiceError
+from shared.limits import request_bytes
 
 log = logging.getLogger("recsys.access")
 
@@ -132,29 +133,33 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, handler_call_details.method, _AccessLog)
 
 
-class _Malformed:
-    """Stands for a request message whose bytes did not parse."""
+class _Refused:
+    """Stands for request bytes that are not parsed: over the method's size limit, or malformed."""
 
-    def __init__(self, error: DecodeError) -> None:
+    def __init__(self, error: ServiceError) -> None:
         self.error = error
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def _tolerant(deserializer: Callable[[bytes], Any] | None, limit: int) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
     def deserialize(data: bytes) -> Any:
+        if len(data) > limit:
+            return _Refused(
+                MessageTooLarge(f"the request has {len(data):,} bytes; this method takes {limit:,}")
+            )
         try:
             return deserializer(data)
         except DecodeError as error:
-            return _Malformed(error)
+            return _Refused(InvalidArgument(f"the request is not a valid protobuf message: {error}"))
 
     return deserialize
 
 
 def _checked(request: Any) -> Any:
-    if isinstance(request, _Malformed):
-        raise InvalidArgument(f"the request is not a valid protobuf message: {request.error}")
+    if isinstance(request, _Refused):
+        raise request.error
     return request
 
 
@@ -163,12 +168,14 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield _checked(request)
 
 
-def _reject_malformed(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-    """Malformed request bytes become INVALID_ARGUMENT instead of the framework's UNKNOWN."""
+def _screen_requests(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+    """Malformed request bytes become INVALID_ARGUMENT instead of the framework's UNKNOWN; a request
+    over the method's size limit, RESOURCE_EXHAUSTED, unparsed."""
     if handler is None or handler.request_deserializer is None:
         return handler
     inner = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     streaming_requests = bool(handler.stream_unary or handler.stream_stream)
+    limit = request_bytes(method)
 
     def request_of(request: Any) -> Any:
         return _checked_stream(request) if streaming_requests else _checked(request)
@@ -179,19 +186,19 @@ def _reject_malformed(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
             async for response in inner(request_of(request), context):
                 yield response
 
-        return rebuild_handler(handler, streaming, _tolerant(handler.request_deserializer))
+        return rebuild_handler(handler, streaming, _tolerant(handler.request_deserializer, limit))
 
     async def awaited(request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await inner(request_of(request), context)
 
-    return rebuild_handler(handler, awaited, _tolerant(handler.request_deserializer))
+    return rebuild_handler(handler, awaited, _tolerant(handler.request_deserializer, limit))
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        handler = _reject_malformed(await continuation(handler_call_details))
+        handler = _screen_requests(await continuation(handler_call_details), handler_call_details.method)
         return wrap_handler(handler, handler_call_details.method, _ErrorMapping)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,11 @@ METHOD_SCOPES = {
 }
 MIN_KEY_LENGTH = 16
 RELOAD_EVERY_S = 1.0
+# Missing or wrong keys one caller address may present in FAILED_WINDOW_S before its keyless calls
+# are refused outright; addresses tracked at most (the oldest forgotten first).
+FAILED_LIMIT = 20
+FAILED_WINDOW_S = 10.0
+FAILED_TRACKED = 10_000
 
 
 class KeyFileError(ValueError):
@@ -158,3 +164,32 @@ class KeyTable:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / key.rate
+
+
+@dataclass
+class FailedAttempts:
+    """Calls with a missing or wrong key, per caller address, over a sliding window. Past `limit`,
+    the address's further keyless calls wait out the window (RESOURCE_EXHAUSTED with the seconds
+    left) instead of learning whether a guess was right. Calls with a valid key are never held back:
+    behind a load balancer every caller may share one address."""
+
+    limit: int = FAILED_LIMIT
+    window_s: float = FAILED_WINDOW_S
+    tracked: int = FAILED_TRACKED
+    clock: Callable[[], float] = time.monotonic
+    _seen: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
+
+    def record(self, address: str) -> float:
+        """Counts one failed call from `address`: 0 while under the limit, else the seconds until
+        the window lets the address try again."""
+        now = self.clock()
+        times = self._seen.pop(address, None) or deque()
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+        times.append(now)
+        self._seen[address] = times
+        while len(self._seen) > self.tracked:
+            self._seen.popitem(last=False)
+        if len(times) <= self.limit:
+            return 0.0
+        return self.window_s - (now - times[-self.limit - 1])

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import threading
 import time
 from collections.abc import Callable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import grpc
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from shared.interceptors import TimedCall, wrap_handler
 from shared.version import VERSION
@@ -127,10 +130,36 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def serve_metrics(port: int, host: str) -> None:
-    """Starts the /metrics HTTP endpoint in a background thread (no-op for port 0)."""
-    if port:
-        start_http_server(port, addr=host)
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # probes every few seconds
+        return None
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def http_app(serving: Callable[[], bool]) -> Callable:
+    """/metrics for Prometheus; /healthz for Kubernetes probes: 200 while the gRPC health status is
+    SERVING, else 503. Kubernetes' own gRPC probes cannot speak TLS, so with mTLS on they come here."""
+    metrics_app = make_wsgi_app()
+
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            up = serving()
+            start_response("200 OK" if up else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"SERVING\n" if up else b"NOT_SERVING\n"]
+        return metrics_app(environ, start_response)
+
+    return app
+
+
+def serve_metrics(port: int, host: str, serving: Callable[[], bool]) -> None:
+    """Starts the HTTP endpoint (/metrics, /healthz) in a background thread (no-op for port 0)."""
+    if not port:
+        return
+    server = make_server(host, port, http_app(serving), _ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
 
 
 def announce(service: str) -> None:

@@ -25,13 +25,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from threadpoolctl import threadpool_limits
 
 from shared import telemetry
+from shared.authz import IdentityInterceptor
 from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import Store
 from shared.interceptors import AccessLogInterceptor, DrainInterceptor, ErrorMappingInterceptor
+from shared.limits import MAX_MESSAGE_BYTES
 from shared.metrics import MetricsInterceptor, announce, serve_metrics, watch_loop_lag
 from shared.models import ModelWatcher
 from shared.reflection import enable_reflection
+from shared.tls import identity_files, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ SERVER_OPTIONS = [
     # Close connections after a while so that Kubernetes spreads long-lived HTTP/2 clients.
     ("grpc.max_connection_age_ms", 300_000),
     ("grpc.max_connection_age_grace_ms", 30_000),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 ]
 STARTUP_RETRY_S = 3.0
 
@@ -58,6 +61,9 @@ class ServiceApp:
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     shutdown: Callable[[], Awaitable[None]] | None = None
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+    # The public entry (the gateway): callers present API keys, so a client certificate is asked for
+    # but not required, and methods are not authorized by certificate identity.
+    public: bool = False
 
 
 class NotReadyYet(Exception):
@@ -73,11 +79,14 @@ class RunningServer:
         self.port = port
         self.health = health.aio.HealthServicer()
         self.draining = asyncio.Event()
+        # With mTLS every internal method is authorized by the caller's certificate identity.
+        authorization = [IdentityInterceptor()] if settings.tls and not app.public else []
         self.server = grpc.aio.server(
             interceptors=[
                 telemetry.server_interceptor(),
                 AccessLogInterceptor(),
                 MetricsInterceptor(app.name),
+                *authorization,
                 *app.interceptors,
                 DrainInterceptor(self.draining),
                 ErrorMappingInterceptor(),
@@ -86,6 +95,7 @@ class RunningServer:
             maximum_concurrent_rpcs=settings.max_in_flight,
         )
         self.ready = asyncio.Event()
+        self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -106,14 +116,20 @@ class RunningServer:
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.settings.bind_host}:{self.port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.settings.tls:
+                credentials = server_credentials(self.settings, self.app.name, not self.app.public)
+                self.port = self.server.add_secure_port(address, credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError as error:
             raise SystemExit(f"{self.app.name}: cannot listen on {address}: {error}") from error
         await self.server.start()
         announce(self.app.name)
-        serve_metrics(self.settings.metrics_ports[self.app.name], self.settings.bind_host)
+        serve_metrics(self.settings.metrics_ports[self.app.name], self.settings.bind_host, self.serving)
         self._tasks.append(asyncio.create_task(watch_loop_lag(self.app.name)))
-        log.info("%s listening on %s", self.app.name, address)
+        log.info(
+            "%s listening on %s (%s)", self.app.name, address, "mTLS" if self.settings.tls else "plaintext"
+        )
         self._tasks.append(asyncio.create_task(self._become_ready()))
 
     async def _become_ready(self) -> None:
@@ -132,7 +148,12 @@ class RunningServer:
         self.ready.set()
         log.info("%s ready", self.app.name)
 
+    def serving(self) -> bool:
+        """What the health service says of the whole process: ready, and not shutting down."""
+        return self.ready.is_set() and not self.stopping
+
     async def stop(self) -> None:
+        self.stopping = True
         await self.health.enter_graceful_shutdown()
         log.info("%s draining", self.app.name)
         await asyncio.sleep(self.settings.shutdown_delay_s)
@@ -178,6 +199,8 @@ def main(name: str, build: Callable[[Settings], ServiceApp]) -> None:
     try:
         try:
             app = build(settings)  # reads and checks the service's own settings section
+            if settings.tls:
+                identity_files(settings, name).read()  # the certificate this process serves with
         except ConfigError as error:
             _exit_on(name, error)
         one_blas_thread()
@@ -204,6 +227,7 @@ def assemble(
     dependencies: Sequence[Callable[[], Awaitable[object]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    public: bool = False,
 ) -> ServiceApp:
     """The usual ServiceApp: start-up migrates the store (or, without `migrate_on_start`, waits
     until a migration Job has brought it to this release's schema), loads the models and waits for the
@@ -236,4 +260,5 @@ def assemble(
         background=[*(model.watch for model in models), *background],
         shutdown=shutdown,
         interceptors=list(interceptors),
+        public=public,
     )

@@ -20,9 +20,17 @@ def suite_env(**overrides: str) -> dict[str, str]:
 
 
 def make_settings(home: str, **env: str) -> Settings:
-    """Settings for in-process servers: no shutdown delay, no metrics endpoint (one registry per process)."""
+    """Settings for in-process servers: no shutdown delay, no metrics endpoint (one registry per
+    process), plaintext unless RECSYS_TLS is given (tests/unit/shared/test_mtls.py covers mTLS; the
+    integration suite runs with it, as `recsys up` does)."""
     return load_settings(
-        {"RECSYS_HOME": home, "RECSYS_SHUTDOWN_DELAY_S": "0", "RECSYS_METRICS_PORT": "0", **env}
+        {
+            "RECSYS_HOME": home,
+            "RECSYS_SHUTDOWN_DELAY_S": "0",
+            "RECSYS_METRICS_PORT": "0",
+            "RECSYS_TLS": "off",
+            **env,
+        }
     )
 
 
@@ -95,12 +103,14 @@ def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any
 class HealthWatch:
     """Reads a health Watch stream in a background thread, keeping every status it sees."""
 
-    def __init__(self, address: str, service: str = "") -> None:
+    def __init__(self, address: str, service: str = "", credentials: Any = None) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+        from shared.tls import open_sync_channel
+
         self.seen: list[int] = []
-        self.channel = grpc.insecure_channel(address)
+        self.channel = open_sync_channel(address, credentials)
         stream = health_pb2_grpc.HealthStub(self.channel).Watch(
             health_pb2.HealthCheckRequest(service=service)
         )

@@ -1,9 +1,14 @@
 // A Node client of the recsys gateway, built at run time from protos/ alone (no generated
 // Python, no project code): asks Recommend and prints one JSON line per item.
 //
-//   RECSYS_API_KEY=... node examples/node/recommend.mjs 127.0.0.1:50051 17850 [count] [policy]
+//   RECSYS_API_KEY=... RECSYS_CA_FILE=var/tls/ca/ca.crt \
+//     node examples/node/recommend.mjs localhost:50051 17850 [count] [policy]
 //
+// The gateway speaks TLS (RECSYS_CA_FILE: the CA that signed its certificate; `recsys up` makes
+// one under RECSYS_HOME/tls/ca/); without RECSYS_CA_FILE the channel is plaintext, for a suite
+// run with RECSYS_TLS=off.
 // Exit code 0 on success; on a gRPC error, the status name and details on stderr, exit code 1.
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -22,7 +27,9 @@ function gatewayClient(address) {
     defaults: true,
   });
   const { GatewayService } = grpc.loadPackageDefinition(definition).recsys.gateway.v1;
-  return new GatewayService(address, grpc.credentials.createInsecure());
+  const ca = process.env.RECSYS_CA_FILE;
+  const credentials = ca ? grpc.credentials.createSsl(readFileSync(ca)) : grpc.credentials.createInsecure();
+  return new GatewayService(address, credentials);
 }
 
 function recommend(client, key, request) {

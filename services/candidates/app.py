@@ -18,13 +18,14 @@ from shared.clients import SuiteClients
 from shared.config import MODEL_SERVER, Settings, load_section
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
+from shared.tls import channel_credentials
 
 NAME = "candidates"
 
 
 def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_candidates_settings)
-    clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
+    clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
     cooccurrence = ModelWatcher(
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
@@ -33,7 +34,10 @@ def build(settings: Settings) -> ServiceApp:
     gan, closers = None, []
     if settings.candidate_gan:
         client = ModelServerClient(
-            settings.addresses[MODEL_SERVER], CANDIDATE_GAN, own.model_server_deadline_s
+            settings.addresses[MODEL_SERVER],
+            CANDIDATE_GAN,
+            own.model_server_deadline_s,
+            credentials=channel_credentials(settings, NAME),
         )
         # Not a start-up dependency: while TF Serving is down or has no model yet, candidates
         # serves its other sources and flags the generator as degraded per request.

@@ -52,9 +52,15 @@ class ModelServerClient:
     """Predict and model status of one named model on a TF Serving endpoint."""
 
     def __init__(
-        self, address: str, model: str, deadline_s: float, signature: str = "serving_default"
+        self,
+        address: str,
+        model: str,
+        deadline_s: float,
+        signature: str = "serving_default",
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.address = address
+        self.credentials = credentials
         self.model = model
         self.signature = signature
         self.deadline_s = deadline_s
@@ -65,7 +71,9 @@ class ModelServerClient:
         """The channel and its two methods, made once on first use: inside the event loop that will
         use them."""
         if self._calls is None:
-            self._channel = open_channel(self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS)
+            self._channel = open_channel(
+                self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS, credentials=self.credentials
+            )
             self._calls = _Calls(
                 predict=self._channel.unary_unary(
                     PREDICT,

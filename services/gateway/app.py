@@ -22,7 +22,7 @@ NAME = "gateway"
 def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_gateway_settings)
     store = GatewayStore(settings.database_url(NAME))
-    clients = SuiteClients(settings.addresses, settings.stage_deadline_s)
+    clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
     recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider)
     push_log = PushLog(store, own.push)
     feedback = FeedbackRecorder(clients, settings.stage_deadline_s, push_log, own.reward_relay_s)
@@ -42,4 +42,5 @@ def build(settings: Settings) -> ServiceApp:
         clients=clients,
         interceptors=[ApiKeyInterceptor(key_table(settings))],
         background=[feedback.relay],
+        public=True,
     )

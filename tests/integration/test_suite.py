@@ -32,9 +32,11 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2, items_pb2_grpc
+from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
+from shared.tls import open_sync_channel
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
 from tools.cli.supervisor import Suite, check_health, free_port
@@ -75,7 +77,8 @@ class RunningSuite:
     env: dict[str, str]
 
     def channel(self, name: str) -> grpc.Channel:
-        return grpc.insecure_channel(self.settings.addresses[name])
+        """A channel as the suite's own tools open one: mTLS with the trainer identity."""
+        return open_sync_channel(self.settings.addresses[name], self.suite.credentials)
 
     @property
     def metadata(self):  # type: ignore[no-untyped-def]
@@ -168,6 +171,21 @@ def test_recommend_returns_distinct_real_items_the_customer_has_not_bought(runni
     assert profile.purchase_count > 0
     assert not set(ids) & set(profile.purchased_item_ids)
     assert all(item.title and item.reason for item in response.items)
+
+
+def test_internal_ports_refuse_callers_without_a_certificate_of_the_suite(running: RunningSuite) -> None:
+    assert running.settings.tls
+    with (
+        grpc.insecure_channel(running.settings.addresses["profile"]) as plaintext,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        profile_pb2_grpc.ProfileServiceStub(plaintext).GetProfile(
+            profile_pb2.GetProfileRequest(user_id=CUSTOMER), timeout=5
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    with running.channel("policy") as channel, pytest.raises(grpc.RpcError) as denied:
+        policy_pb2_grpc.PolicyServiceStub(channel).Reward(policy_pb2.RewardRequest(), timeout=5)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED  # only the gateway rewards
 
 
 def test_a_purchase_sent_through_feedback_is_excluded_next_time(running: RunningSuite) -> None:
@@ -279,12 +297,20 @@ def test_every_service_exposes_prometheus_metrics(running: RunningSuite) -> None
         assert f'service="{name}"' in scraped[name]
 
 
+def test_kubernetes_probes_read_health_over_plain_http(running: RunningSuite) -> None:
+    """Kubelet's gRPC probes cannot speak TLS: /healthz on the metrics port says what Health says."""
+    for name in SERVICES:
+        port = running.settings.metrics_ports[name]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert (answer.status, answer.read()) == (200, b"SERVING\n"), name
+
+
 def test_a_killed_service_is_restarted_and_serves_again(running: RunningSuite) -> None:
     suite = running.suite
     suite.processes["policy"].kill()
     said: list[str] = []
     deadline = time.monotonic() + 60
-    while check_health(running.settings.addresses["policy"], 1.0) != "SERVING":
+    while check_health(running.settings.addresses["policy"], 1.0, credentials=suite.credentials) != "SERVING":
         assert time.monotonic() < deadline, said
         suite.supervise(said.append)
         time.sleep(0.2)
@@ -296,7 +322,7 @@ def test_a_killed_service_is_restarted_and_serves_again(running: RunningSuite) -
 def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:
     """Runs last in the module: it stops the ranking service."""
     process = running.suite.processes["ranking"]
-    watch = HealthWatch(running.settings.addresses["ranking"])
+    watch = HealthWatch(running.settings.addresses["ranking"], credentials=running.suite.credentials)
     watch.wait_first()
     process.send_signal(signal.SIGTERM)
     seen = watch.finish()

@@ -17,6 +17,10 @@ OVERLAYS = ("local", "prod")
 KUBERNETES_VERSION = "1.32.0"
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 SERVING_WORKLOADS = ("Deployment", "StatefulSet")
+CERT_MANAGER = "cert-manager.io/"
+TLS_DIR = "/var/run/recsys/tls"
+# The certificate identity (shared/authz.py) each workload runs as, where it differs from its name.
+WORKLOAD_IDENTITY = {"CronJob/retrain": "trainer", "Deployment/tf-serving": "modelserver"}
 
 Manifest = dict[str, Any]
 
@@ -48,6 +52,9 @@ def schema_errors(objects: list[Manifest], version: str = KUBERNETES_VERSION) ->
         except kubernetes_validate.ValidationError as error:
             errors.append(f"{name(obj)}: {error.message}")
         except kubernetes_validate.SchemaNotFoundError as error:
+            if obj["apiVersion"].startswith(CERT_MANAGER):
+                continue  # no schema ships with Kubernetes: tls_violations checks these
+
             errors.append(f"{name(obj)}: no schema ({error})")
     return errors
 
@@ -97,7 +104,7 @@ def _workload_violations(obj: Manifest, spec: Manifest) -> Iterator[str]:
             yield f"{here}: securityContext.readOnlyRootFilesystem must be true"
         if "ALL" not in context.get("capabilities", {}).get("drop", []):
             yield f"{here}: securityContext.capabilities.drop must contain ALL"
-        if obj["kind"] in SERVING_WORKLOADS:
+        if obj["kind"] in SERVING_WORKLOADS and container in spec.get("containers", []):
             for probe in ("readinessProbe", "livenessProbe"):
                 if probe not in container:
                     yield f"{here}: {probe} missing"
@@ -134,9 +141,79 @@ def policy_violations(objects: list[Manifest]) -> list[str]:
         if spec is not None:
             violations.extend(_workload_violations(obj, spec))
             violations.extend(_release_violations(obj, spec))
+    violations.extend(tls_violations(objects))
     policies = [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
     for service in (obj for obj in objects if obj["kind"] == "Service"):
         selector = service["spec"].get("selector", {})
         if not any(_selects(policy, selector) for policy in policies):
             violations.append(f"{name(service)}: no NetworkPolicy selects its pods")
+    return violations
+
+
+def _config(objects: list[Manifest]) -> dict[str, str]:
+    """The suite's settings (the generated ConfigMap's name carries a hash)."""
+    found = next((o for o in objects if name(o).startswith("ConfigMap/recsys-config")), None)
+    return found.get("data", {}) if found else {}
+
+
+def _identity_of(obj: Manifest) -> str | None:
+    """The identity a workload calls or serves as under mTLS (None: it speaks no gRPC)."""
+    where = name(obj)
+    if where in WORKLOAD_IDENTITY:
+        return WORKLOAD_IDENTITY[where]
+    labels = obj["metadata"].get("labels", {})
+    if obj["kind"] == "Deployment" and labels.get("app.kubernetes.io/component") == "service":
+        return obj["metadata"]["name"]
+    return None
+
+
+def tls_violations(objects: list[Manifest]) -> list[str]:
+    """With RECSYS_TLS on: every gRPC workload mounts its own identity's Secret at
+    TLS_DIR/<identity>, issued by a Certificate of that common name, for client and server use,
+    from an Issuer of the same manifests; servers' certificates name their Service."""
+    if _config(objects).get("RECSYS_TLS") != "on":
+        return []
+    violations = []
+    certificates = {
+        o["spec"]["secretName"]: o
+        for o in objects
+        if o["kind"] == "Certificate" and not o["spec"].get("isCA")
+    }
+    issuers = {o["metadata"]["name"] for o in objects if o["kind"] in ("Issuer", "ClusterIssuer")}
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    for obj in objects:
+        spec, identity = pod_spec(obj), _identity_of(obj)
+        if spec is None or identity is None:
+            continue
+        volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in spec.get("volumes", [])}
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0].get("volumeMounts", [])}
+        wanted = f"{TLS_DIR}/{identity}"
+        secret = volumes.get(mounts.get(wanted, ""))
+        if obj["metadata"]["name"] == "tf-serving":
+            init = {
+                m["mountPath"]: m["name"] for c in spec.get("initContainers", []) for m in c["volumeMounts"]
+            }
+            secret = volumes.get(init.get("/tls", ""))
+            if not any("--ssl_config_file" in arg for arg in spec["containers"][0].get("args", [])):
+                violations.append(f"{name(obj)}: TF Serving without --ssl_config_file under mTLS")
+            wanted = "/tls (its init container)"
+        if secret is None:
+            violations.append(f"{name(obj)}: no certificate Secret mounted at {wanted}")
+            continue
+        certificate = certificates.get(secret)
+        if certificate is None:
+            violations.append(f"{name(obj)}: Secret {secret} is issued by no Certificate")
+            continue
+        cert = certificate["spec"]
+        if cert.get("commonName") != identity:
+            violations.append(
+                f"{name(certificate)}: commonName must be {identity!r}, the identity of {name(obj)}"
+            )
+        if not {"server auth", "client auth"} <= set(cert.get("usages", [])):
+            violations.append(f"{name(certificate)}: usages must include server auth and client auth")
+        if cert.get("issuerRef", {}).get("name") not in issuers:
+            violations.append(f"{name(certificate)}: its issuer is not in the manifests")
+        service = obj["metadata"]["name"]
+        if service in services and service not in cert.get("dnsNames", []):
+            violations.append(f"{name(certificate)}: dnsNames must include the Service name {service!r}")
     return violations

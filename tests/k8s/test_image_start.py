@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import SERVICES
+from shared.authz import TRAINER
+from shared.config import SERVICES, load_settings
+from shared.tls import channel_credentials
 from tests.k8s.images import ROOT, Workload, image_python, local_env, project_workloads
 from tests.k8s.manifests import K8S_DIR, render
+from tools.certs import ensure_certificates
 from tools.cli.supervisor import check_health, free_ports_env
 
 READY_TIMEOUT_S = 180
@@ -37,6 +40,8 @@ def workloads() -> list[Workload]:
 
 def _overrides(home: Path, database_url: str) -> dict[str, str]:
     ports = free_ports_env()
+    # What cert-manager writes into each pod's Secret volume (k8s/components/mtls).
+    ensure_certificates(home / "tls")
     return {
         **ports,
         **{f"RECSYS_{s.upper()}_ADDR": f"127.0.0.1:{ports[f'RECSYS_{s.upper()}_PORT']}" for s in SERVICES},
@@ -48,6 +53,7 @@ def _overrides(home: Path, database_url: str) -> dict[str, str]:
         # From the recsys-database and recsys-api-keys Secrets in the cluster.
         "RECSYS_DATABASE_URL": database_url,
         "RECSYS_API_KEYS": secrets.token_urlsafe(24),
+        "RECSYS_TLS_DIR": str(home / "tls"),
     }
 
 
@@ -70,11 +76,13 @@ def test_every_workload_starts_from_its_image_requirements(
     workloads: list[Workload], tmp_path: Path, postgres_url: str
 ) -> None:
     overrides = _overrides(tmp_path / "home", postgres_url)
+    credentials = channel_credentials(load_settings(overrides), TRAINER)
     logs = tmp_path / "logs"
     logs.mkdir()
     for job in (w for w in workloads if w.kind == "Job"):
         _run_job(job, overrides, logs)
     deployments = [w for w in workloads if w.kind == "Deployment"]
+    assert all(w.env.get("RECSYS_TLS") == "on" for w in deployments), "the prod overlay runs mutual TLS"
     assert {w.name.split("/", 1)[1] for w in deployments} == set(SERVICES)
     processes = {}
     try:
@@ -96,7 +104,8 @@ def test_every_workload_starts_from_its_image_requirements(
             for service, deployment in list(waiting.items()):
                 process, log = processes[deployment.name]
                 assert process.poll() is None, f"{deployment.name} ({deployment.image}) exited:\n{_tail(log)}"
-                if check_health(overrides[f"RECSYS_{service.upper()}_ADDR"]) == "SERVING":
+                address = overrides[f"RECSYS_{service.upper()}_ADDR"]
+                if check_health(address, credentials=credentials) == "SERVING":
                     del waiting[service]
             assert time.monotonic() < deadline, f"not SERVING after {READY_TIMEOUT_S}s: {sorted(waiting)}"
             time.sleep(0.5)

@@ -11,6 +11,7 @@ import yaml
 from tests.k8s.manifests import (
     K8S_DIR,
     OVERLAYS,
+    TLS_DIR,
     Manifest,
     name,
     pod_spec,
@@ -147,6 +148,18 @@ BREAKAGES = {
         lambda o: _container(o, "Deployment/jaeger").update(image="jaegertracing/all-in-one"),
         "Deployment/jaeger container jaeger: image 'jaegertracing/all-in-one' is not pinned to a version or digest",
     ),
+    "certificate Secret not mounted": (
+        lambda o: pod_spec(_find(o, "Deployment/policy"))["containers"][0]["volumeMounts"].pop(),
+        "Deployment/policy: no certificate Secret mounted at /var/run/recsys/tls/policy",
+    ),
+    "certificate of another identity": (
+        lambda o: _find(o, "Certificate/recsys-ranking")["spec"].update(commonName="gateway"),
+        "Certificate/recsys-ranking: commonName must be 'ranking', the identity of Deployment/ranking",
+    ),
+    "certificate only for servers": (
+        lambda o: _find(o, "Certificate/recsys-items")["spec"].update(usages=["server auth"]),
+        "Certificate/recsys-items: usages must include server auth and client auth",
+    ),
     "service without network policy": (
         lambda o: o.remove(_find(o, "NetworkPolicy/profile")),
         "Service/profile: no NetworkPolicy selects its pods",
@@ -177,3 +190,49 @@ def test_no_overlay_ships_a_secret_value() -> None:
     for kustomization in K8S_DIR.rglob("kustomization.yaml"):
         for generator in yaml.safe_load(kustomization.read_text()).get("secretGenerator", []):
             assert "literals" not in generator, f"{kustomization}: secret {generator['name']} has literals"
+
+
+def test_both_overlays_run_mutual_tls_with_a_certificate_for_every_identity(rendered) -> None:
+    from shared.authz import IDENTITIES
+
+    config = next(o for o in rendered if name(o).startswith("ConfigMap/recsys-config"))["data"]
+    assert config["RECSYS_TLS"] == "on" and config["RECSYS_TLS_DIR"] == TLS_DIR
+    named = {
+        o["spec"]["commonName"] for o in rendered if o["kind"] == "Certificate" and not o["spec"].get("isCA")
+    }
+    assert named == set(IDENTITIES)
+    ca = _find(rendered, "Certificate/recsys-ca")["spec"]
+    assert ca["isCA"] and _find(rendered, "Issuer/recsys-ca")["spec"]["ca"]["secretName"] == ca["secretName"]
+
+
+def test_tf_serving_ssl_config_is_built_from_its_secret(tmp_path) -> None:
+    """The init container's script, run here on certificates of tools/certs.py, writes a text-format
+    SSLConfig (TF Serving's ssl_config.proto) holding exactly the Secret's PEM files."""
+    import subprocess
+
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+
+    from tools.certs import ensure_certificates
+
+    prod = render(K8S_DIR / "overlays" / "prod")
+    init = pod_spec(_find(prod, "Deployment/tf-serving"))["initContainers"][0]
+    ensure_certificates(tmp_path / "tls", identities=["modelserver"])
+    secret, out = tmp_path / "tls" / "modelserver", tmp_path / "ssl"
+    out.mkdir()
+    script = init["args"][0].replace("/tls/", f"{secret}/").replace("/ssl/", f"{out}/")
+    subprocess.run([*init["command"], script], check=True)
+    file = descriptor_pb2.FileDescriptorProto(
+        name="ssl_config.proto", package="tensorflow.serving", syntax="proto3"
+    )
+    message = file.message_type.add(name="SSLConfig")
+    for number, field in enumerate(("server_key", "server_cert", "custom_ca"), start=1):
+        message.field.add(name=field, number=number, type=9, label=1)  # string
+    message.field.add(name="client_verify", number=4, type=8, label=1)  # bool
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    config = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.SSLConfig"))()
+    text_format.Parse((out / "ssl.config").read_text(), config)
+    assert config.server_key == (secret / "tls.key").read_text()
+    assert config.server_cert == (secret / "tls.crt").read_text()
+    assert config.custom_ca == (secret / "ca.crt").read_text()
+    assert config.client_verify

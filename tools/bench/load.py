@@ -93,10 +93,22 @@ class PhaseResult:
 
 
 class Caller:
-    """Recommend calls to one gateway over one channel, for a rotating list of shoppers."""
+    """Recommend calls to one gateway over one channel (TLS with `credentials`), for a rotating list
+    of shoppers."""
 
-    def __init__(self, address: str, metadata: Sequence[tuple[str, str]], users: Sequence[str], count: int):
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self,
+        address: str,
+        metadata: Sequence[tuple[str, str]],
+        users: Sequence[str],
+        count: int,
+        credentials: grpc.ChannelCredentials | None = None,
+    ):
+        self.channel = (
+            grpc.aio.insecure_channel(address)
+            if credentials is None
+            else grpc.aio.secure_channel(address, credentials)
+        )
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata = tuple(metadata)
         self.users = list(users)

@@ -17,6 +17,7 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from shared import sources
 from shared.auth import bearer_metadata
+from shared.tls import open_sync_channel
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,18 @@ def _time(name: str, calls: int, call: Callable[[int], object]) -> Latency:
     return Latency(name, samples)
 
 
-def measure(address: str, key: str, users: list[str], calls: int, count: int) -> list[Latency]:
-    """Sequential calls over one channel: health Check (the floor), then Recommend over `users`."""
+def measure(
+    address: str,
+    key: str,
+    users: list[str],
+    calls: int,
+    count: int,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> list[Latency]:
+    """Sequential calls over one channel (TLS with `credentials`): health Check (the floor), then
+    Recommend over `users`."""
     metadata = bearer_metadata(key)
-    with grpc.insecure_channel(address) as channel:
+    with open_sync_channel(address, credentials) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
         for user in users[:20]:  # warm-up: connections, caches, SQLite pages

@@ -52,6 +52,7 @@ class Targets:
         self, suite: Suite, suite_address: str, metrics_port: int, null_address: str, null_pids: list[int]
     ):
         self.suite_pids = {name: process.pid for name, process in suite.processes.items()}
+        self.suite_credentials = suite.credentials
         self.null_pids = {f"null {n}": pid for n, pid in enumerate(null_pids)}
         self.addresses = {SUITE: suite_address, NULL: null_address}
         self.metrics_port = metrics_port
@@ -88,7 +89,9 @@ async def _drive(
     duration_s: float,
 ) -> list[PhaseResult]:
     callers = {
-        SUITE: Caller(targets.addresses[SUITE], bearer_metadata(key), users, count),
+        SUITE: Caller(
+            targets.addresses[SUITE], bearer_metadata(key), users, count, targets.suite_credentials
+        ),
         NULL: Caller(targets.addresses[NULL], (), users, count),
     }
     try:

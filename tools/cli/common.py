@@ -14,8 +14,10 @@ from pipelines.progress import console, errors
 from pipelines.settings import TrainingSettings, read_training_settings
 from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata
+from shared.authz import TRAINER
 from shared.clients import SuiteClients
 from shared.config import ConfigError, EnvReader, Settings, load_section, load_settings
+from shared.tls import channel_credentials
 
 CLI_DEADLINE_S = 10.0
 T = TypeVar("T")
@@ -43,11 +45,22 @@ def training(config: Settings) -> TrainingSettings:
     return section(config, read_training_settings)
 
 
+def credentials(config: Settings) -> grpc.ChannelCredentials | None:
+    """The trainer identity's mTLS credentials (None with RECSYS_TLS=off); a missing certificate is
+    a one-line error and exit code 2."""
+    try:
+        return channel_credentials(config, TRAINER)
+    except ConfigError as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+
+
 def with_clients(work: Callable[[SuiteClients], Awaitable[T]], config: Settings) -> T:
     """Runs `work` with fresh clients; a failed call becomes a one-line error and exit code 1."""
+    presented = credentials(config)
 
     async def run() -> T:
-        clients = SuiteClients(config.addresses, CLI_DEADLINE_S)
+        clients = SuiteClients(config.addresses, CLI_DEADLINE_S, presented)
         try:
             return await work(clients)
         finally:

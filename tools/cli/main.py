@@ -28,14 +28,23 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
 from services.candidates.tfserving import ModelServerClient
 from shared.auth import bearer_metadata, ensure_key_file, read_key
+from shared.authz import IDENTITIES
 from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.db import Store
 from shared.models import latest_version
 from shared.models import versions as model_versions
+from tools.certs import ensure_certificates
 from tools.cli import training
 from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
 from tools.cli.bench_load import bench_load
-from tools.cli.common import CLI_DEADLINE_S, ask_recommend, print_recommendations, settings, with_clients
+from tools.cli.common import (
+    CLI_DEADLINE_S,
+    ask_recommend,
+    credentials,
+    print_recommendations,
+    settings,
+    with_clients,
+)
 from tools.cli.data import data_app, import_demo
 from tools.cli.evaluate import evaluate
 from tools.cli.policy import policy_app
@@ -143,8 +152,9 @@ def status() -> None:
     for column in ("service", "address", "health"):
         table.add_column(column)
     healthy = True
+    presented = credentials(config)
     for name in (*SERVICES, MODEL_SERVER):
-        state = check_health(config.addresses[name])
+        state = check_health(config.addresses[name], credentials=presented)
         if name == MODEL_SERVER and state == "UNREACHABLE" and not config.candidate_gan:
             table.add_row(name, config.addresses[name], "not running (optional: serves the candidate GAN)")
             continue
@@ -170,7 +180,9 @@ def _served_gan_version(config: Settings) -> str:
     """The candidate GAN version the model server (or TF Serving) has AVAILABLE, as text."""
 
     async def ask() -> int | None:
-        client = ModelServerClient(config.addresses[MODEL_SERVER], CANDIDATE_GAN, CLI_DEADLINE_S)
+        client = ModelServerClient(
+            config.addresses[MODEL_SERVER], CANDIDATE_GAN, CLI_DEADLINE_S, credentials=credentials(config)
+        )
         try:
             return await client.available_version()
         finally:
@@ -216,6 +228,31 @@ def _stores() -> dict[str, type[Store]]:
     from services.profile.store import ProfileStore
 
     return {store.service: store for store in (GatewayStore, ProfileStore, ItemsStore, PolicyStore)}
+
+
+@app.command()
+def certs(
+    folder: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to write them (default: RECSYS_TLS_DIR, else RECSYS_HOME/tls)."),
+    ] = None,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="A further DNS name or IP every certificate answers to (repeatable)."),
+    ] = None,
+) -> None:
+    """Issue the suite's mutual-TLS certificates: a local CA and one certificate per identity (each
+    service, the model server, and `trainer` for the offline tools), as `recsys up` does. Kept
+    ones are reused until 30 days before they expire."""
+    config = settings()
+    target = (folder or config.tls_dir).expanduser().absolute()
+    issued = ensure_certificates(target, hosts=hosts or ())
+    table = Table(title=f"certificates under {target}", title_justify="left")
+    table.add_column("identity")
+    table.add_column("state")
+    for identity in IDENTITIES:
+        table.add_row(identity, "issued" if identity in issued else "kept")
+    console.print(table)
 
 
 @app.command()
@@ -404,10 +441,12 @@ def _print_latencies(title: str, results: list) -> None:
 
 @contextmanager
 def _service_on_free_port(config: Settings, service: str, env: dict[str, str]) -> Iterator[str]:
-    """Runs one more process of `service` on a free port (no metrics endpoint) until the block ends."""
+    """Runs one more process of `service` on a free port (no metrics endpoint) until the block ends:
+    a private copy on the loopback interface, measured without TLS."""
     port = free_port()
     overrides = {
         "RECSYS_HOME": str(config.home),
+        "RECSYS_TLS": "off",
         f"RECSYS_{service.upper()}_PORT": str(port),
         f"RECSYS_{service.upper()}_METRICS_PORT": "0",
         **env,
@@ -485,8 +524,10 @@ def bench(
     RECSYS_HOME with the demo data (and the GAN once trained) and stops it afterwards.
     """
     config = _with_gan(settings(), None)
+    if config.tls:
+        ensure_certificates(config.tls_dir)
     suite = None
-    if check_health(config.addresses["gateway"]) != "SERVING":
+    if check_health(config.addresses["gateway"], credentials=credentials(config)) != "SERVING":
         ensure_key_file(config.api_key_file)
         suite = Suite(config)
         suite.start()
@@ -497,7 +538,9 @@ def bench(
         users = sorted(
             {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
         )
-        results = measure(config.addresses["gateway"], read_key(config), users, calls, count)
+        results = measure(
+            config.addresses["gateway"], read_key(config), users, calls, count, credentials(config)
+        )
         histories = _histories(online_retail.read_events(online_retail.DEFAULT_PATH, 50_000))
         answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
         uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)

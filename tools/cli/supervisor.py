@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import grpc
@@ -19,7 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ml.artifacts import CANDIDATE_GAN
 from shared.auth import ensure_key_file
+from shared.authz import TRAINER
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
+from shared.tls import channel_credentials, open_sync_channel
+from tools.certs import ensure_certificates
 
 READY_TIMEOUT_S = 90.0
 # A service that exits is started again after a wait that doubles from the first to the most; a
@@ -75,9 +79,15 @@ def free_ports_env() -> dict[str, str]:
     return env
 
 
-def check_health(address: str, timeout: float = 2.0, service: str = "") -> str:
-    """The serving status name of the service at `address`, or UNREACHABLE."""
-    with grpc.insecure_channel(address) as channel:
+def check_health(
+    address: str,
+    timeout: float = 2.0,
+    service: str = "",
+    credentials: grpc.ChannelCredentials | None = None,
+) -> str:
+    """The serving status name of the service at `address`, or UNREACHABLE (with mTLS on, also
+    when `credentials` are not accepted)."""
+    with open_sync_channel(address, credentials) as channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
@@ -107,8 +117,15 @@ class Suite:
     def log_file(self, name: str) -> Path:
         return self.settings.log_dir / f"{name}.log"
 
+    @cached_property
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """What the suite's own tools present: the trainer identity's certificate, with mTLS on."""
+        return channel_credentials(self.settings, TRAINER)
+
     def start(self, env: Mapping[str, str] | None = None) -> None:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.tls:
+            ensure_certificates(self.settings.tls_dir)
         self._env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
         if self.settings.candidate_gan:
             self._env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
@@ -170,7 +187,10 @@ class Suite:
                         f"{name} exited with code {process.returncode}; end of "
                         f"{self.log_file(name)}:\n{self._tail(name)}"
                     )
-                if check_health(self.settings.addresses[name], 1.0) == "SERVING":
+                if (
+                    check_health(self.settings.addresses[name], 1.0, credentials=self.credentials)
+                    == "SERVING"
+                ):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 name = sorted(pending)[0]

@@ -119,6 +119,7 @@ def test_the_service_process_serves_generated_candidates(home) -> None:
         "RECSYS_MODELSERVER_ADDR": settings.addresses["modelserver"],
         "RECSYS_ITEMS_ADDR": settings.addresses["items"],
         "RECSYS_METRICS_PORT": "0",
+        "RECSYS_TLS": "off",  # as the in-process servers beside it
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "services.candidates"],

@@ -17,6 +17,7 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.policy.app import build as build_policy
 from shared.auth import bearer_metadata, read_key
+from shared.keys import FAILED_LIMIT
 from shared.clients import SuiteClients
 from tests.support import ServerThread
 from tests.unit.gateway.suite import (
@@ -304,6 +305,12 @@ def test_huge_and_malformed_requests_get_clear_statuses_and_nothing_crashes(suit
             raw(b"\xff\xff\xff\xff not a protobuf", metadata=metadata, timeout=5)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert raised.value.details().startswith("the request is not a valid protobuf message")
+        # a Recommend is a few ids: 100 KB of context items is over its 64 KiB, refused unparsed
+        big = gateway_pb2.RecommendRequest(user_id="user1", count=3, context_item_ids=["i" * 100] * 1000)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Recommend(big, metadata=metadata, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this method takes 65,536" in raised.value.details()
         unknown = channel.unary_unary("/recsys.gateway.v1.GatewayService/Nope")
         with pytest.raises(grpc.RpcError) as raised:
             unknown(b"", metadata=metadata, timeout=5)
@@ -585,5 +592,14 @@ def test_keys_carry_scopes_and_rates(suite, tmp_path) -> None:
             assert any(detail.Unpack(retry) for detail in status.details)
             assert 0 < retry.retry_delay.ToNanoseconds() <= 1e9
             assert refused("not-a-key-at-all-0123456789").code() == grpc.StatusCode.UNAUTHENTICATED
+            # guessing: after FAILED_LIMIT wrong keys from this address, the next ones wait
+            codes = [refused(f"guess-{n:04d}-0123456789").code() for n in range(FAILED_LIMIT + 5)]
+            assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == FAILED_LIMIT - 1
+            assert set(codes[FAILED_LIMIT - 1 :]) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+            assert "without a valid API key" in refused("guess-again-0123456789").details()
+            time.sleep(1.1)  # the key's own rate: one call a second
+            assert stub.Recommend(  # a valid key from the same address is not held back
+                request, metadata=bearer_metadata("one-a-second-0123456789"), timeout=5
+            ).items
     finally:
         gateway.stop()

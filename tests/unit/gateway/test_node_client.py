@@ -17,13 +17,19 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "node" / "recommend.mjs"
 
 
-def _node(address: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _node(
+    address: str, key: str, *args: str, ca_file: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     if node is None or not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.fail("the Node client needs node and `npm ci` (make test runs it)")
     return subprocess.run(
         [node, str(EXAMPLE), address, *args],
-        env={"PATH": os.environ["PATH"], "RECSYS_API_KEY": key},
+        env={
+            "PATH": os.environ["PATH"],
+            "RECSYS_API_KEY": key,
+            **({"RECSYS_CA_FILE": str(ca_file)} if ca_file else {}),
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,3 +53,24 @@ def test_the_node_client_sees_the_gateways_status_codes(suite) -> None:
     result = _node(servers["gateway"].address, "not-a-key-of-this-suite", "user1")
     assert result.returncode == 1
     assert result.stderr.startswith("UNAUTHENTICATED")
+
+
+def test_the_node_client_speaks_tls_to_a_gateway_that_requires_it(tmp_path: Path) -> None:
+    from services.gateway.app import build
+    from tests.support import ServerThread, make_settings
+    from tools.certs import ensure_certificates
+
+    ensure_certificates(tmp_path / "tls")
+    settings = make_settings(str(tmp_path), RECSYS_TLS="on", RECSYS_API_KEYS="k" * 32)
+    gateway = ServerThread(build, settings, wait_ready=False)
+    try:
+        # by name: TLS clients name the server they expect (the certificate says localhost too)
+        by_name = gateway.address.replace("127.0.0.1", "localhost")
+        over_tls = _node(
+            by_name, "not-a-key-of-this-suite", "user1", ca_file=tmp_path / "tls" / "ca" / "ca.crt"
+        )
+        plaintext = _node(gateway.address, "not-a-key-of-this-suite", "user1")
+    finally:
+        gateway.stop()
+    assert over_tls.stderr.startswith("UNAUTHENTICATED"), over_tls.stderr  # past TLS, to the key check
+    assert plaintext.stderr.startswith("UNAVAILABLE"), plaintext.stderr

@@ -28,6 +28,7 @@ def test_every_acknowledged_decision_survives_kill_9(tmp_path: Path, database_ur
         "RECSYS_HOME": str(tmp_path),
         "RECSYS_POLICY_PORT": str(port),
         "RECSYS_METRICS_PORT": "0",
+        "RECSYS_TLS": "off",
         "RECSYS_POLICY_DATABASE_URL": database_url,
     }
     service = subprocess.Popen(

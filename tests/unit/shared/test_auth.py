@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
-from shared.auth import ApiKeyInterceptor, ensure_key_file, key_table, read_key
+from shared.auth import ApiKeyInterceptor, ensure_key_file, key_table, peer_address, read_key
 from shared.config import ConfigError
-from shared.keys import SCOPES, KeyTable, parse_keys
+from shared.keys import SCOPES, FailedAttempts, KeyTable, parse_keys
 from tests.support import make_settings
 
 
@@ -111,3 +111,17 @@ def test_a_keys_rate_is_a_token_bucket() -> None:
     assert table.take(key) == 0.0 and table.take(key) == pytest.approx(0.5)
     (free,) = parse_keys("free-key-0123456789 rate=0", 0)
     assert all(table.take(free) == 0.0 for _ in range(1000))
+
+
+def test_failed_attempts_hold_back_an_address_for_the_rest_of_its_window() -> None:
+    now = [0.0]
+    failed = FailedAttempts(limit=3, window_s=10.0, tracked=2, clock=lambda: now[0])
+    assert [failed.record("ipv4:10.0.0.1") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert failed.record("ipv4:10.0.0.1") == 10.0  # the 4th within the window
+    assert failed.record("ipv4:10.0.0.2") == 0.0  # another address counts on its own
+    now[0] = 10.5  # the first three have left the window; the 4th is still in it
+    assert failed.record("ipv4:10.0.0.1") == 0.0
+    failed.record("ipv4:10.0.0.3")  # a third address: the least recently seen is forgotten
+    assert "ipv4:10.0.0.2" not in failed._seen and len(failed._seen) == 2
+    assert peer_address("ipv4:10.0.0.7:53211") == "ipv4:10.0.0.7"
+    assert peer_address("ipv6:[::1]:53211") == "ipv6:[::1]"

@@ -1,0 +1,84 @@
+"""Mutual TLS between the suite's processes: where each identity's certificate lives, and the gRPC
+credentials made from it.
+
+Every process has an identity (its service name, or `trainer` for the offline tools) and reads
+its certificate from `RECSYS_TLS_DIR/<identity>/`, laid out as cert-manager writes a Secret:
+`tls.crt`, `tls.key` and `ca.crt`. Servers require a client certificate signed by that CA (the
+gateway's public port only asks for one: its callers present API keys) and authorize each method
+by the caller's identity, the certificate's common name (shared/authz.py). `recsys up` issues the
+local certificates (tools/certs.py); in Kubernetes cert-manager does (k8s/components/mtls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from shared.config import ConfigError, Settings
+
+CERT_FILE = "tls.crt"
+KEY_FILE = "tls.key"
+CA_FILE = "ca.crt"
+
+
+@dataclass(frozen=True)
+class IdentityFiles:
+    """One identity's certificate, key and the CA that signed every certificate of the suite."""
+
+    folder: Path
+
+    @property
+    def cert(self) -> Path:
+        return self.folder / CERT_FILE
+
+    @property
+    def key(self) -> Path:
+        return self.folder / KEY_FILE
+
+    @property
+    def ca(self) -> Path:
+        return self.folder / CA_FILE
+
+    def read(self) -> tuple[bytes, bytes, bytes]:
+        """(CA, certificate chain, private key); ConfigError naming what is missing."""
+        missing = [path.name for path in (self.ca, self.cert, self.key) if not path.is_file()]
+        if missing:
+            raise ConfigError(
+                [
+                    f"mTLS is on (RECSYS_TLS) but {self.folder} lacks {', '.join(missing)}: run "
+                    "`recsys certs` (`recsys up` does), mount this identity's certificate Secret, "
+                    "or set RECSYS_TLS=off on a trusted network"
+                ]
+            )
+        return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
+
+
+def identity_files(settings: Settings, identity: str) -> IdentityFiles:
+    return IdentityFiles(settings.tls_dir / identity)
+
+
+def server_credentials(
+    settings: Settings, identity: str, require_client_cert: bool
+) -> grpc.ServerCredentials:
+    ca, chain, key = identity_files(settings, identity).read()
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=ca, require_client_auth=require_client_cert
+    )
+
+
+def channel_credentials(settings: Settings, identity: str) -> grpc.ChannelCredentials | None:
+    """Credentials that present `identity`'s certificate and trust only the suite's CA; None when
+    mTLS is off (plaintext channels)."""
+    if not settings.tls:
+        return None
+    ca, chain, key = identity_files(settings, identity).read()
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
+
+
+def open_sync_channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+    """A blocking channel for tools and probes: TLS when given credentials."""
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, credentials)

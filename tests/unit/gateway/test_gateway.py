@@ -17,8 +17,8 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.policy.app import build as build_policy
 from shared.auth import bearer_metadata, read_key
-from shared.keys import FAILED_LIMIT
 from shared.clients import SuiteClients
+from shared.keys import FAILED_LIMIT
 from tests.support import ServerThread
 from tests.unit.gateway.suite import (
     BASKETS,

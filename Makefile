@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog images base-image image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -56,6 +56,20 @@ format: install
 k8s-validate: install
 	k8s/overlays/local/secrets.sh
 	$(BIN)/pytest -q tests/k8s
+
+# The two container images with podman (or CONTAINER_ENGINE=docker); PYTHON_IMAGE picks the base.
+# Without a registry: `make base-image` makes one from Debian's packages (root, debootstrap).
+images:
+	deploy/build-images.sh
+
+base-image:
+	deploy/base-image.sh
+
+# Every Job, Deployment and CronJob of the prod overlay started from the built images against the
+# local PostgreSQL, as tests/k8s/test_image_start.py does from venvs (RECSYS_CONTAINER_ENGINE and
+# RECSYS_CONTAINER_RUN_OPTIONS pass what this machine's engine needs).
+image-start: install
+	RECSYS_TEST_IMAGES=1 $(PY) -m pytest -q tests/k8s/test_image_start.py -k real_image
 
 k8s: k8s-validate
 	mkdir -p var/k8s

@@ -7,16 +7,20 @@ The venvs are built once per set of pins under var/image-venvs/ (about two minut
 
 from __future__ import annotations
 
+import os
 import secrets
+import shlex
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from shared.authz import TRAINER
 from shared.config import SERVICES, load_settings
 from shared.tls import channel_credentials
+from shared.version import VERSION
 from tests.k8s.images import ROOT, Workload, image_python, local_env, project_workloads
 from tests.k8s.manifests import K8S_DIR, render
 from tools.certs import ensure_certificates
@@ -57,12 +61,37 @@ def _overrides(home: Path, database_url: str) -> dict[str, str]:
     }
 
 
-def _run_job(job: Workload, overrides: dict[str, str], logs: Path) -> None:
+class Launcher(Protocol):
+    """How a workload's command runs here: in a venv of its image's requirements, or in the image."""
+
+    def __call__(self, workload: Workload, overrides: dict[str, str]) -> tuple[list[str], dict[str, str]]: ...
+
+
+def in_venv(workload: Workload, overrides: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    return workload.command(image_python(workload.image)), local_env(workload, overrides)
+
+
+def in_image(workload: Workload, overrides: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`<engine> run` of the workload's image (built by `make images`) on the host's network, its
+    ConfigMap and values as -e, and the test's home (state, certificates) mounted at the same path."""
+    engine = shlex.split(os.environ.get("RECSYS_CONTAINER_ENGINE", "podman"))
+    options = shlex.split(os.environ.get("RECSYS_CONTAINER_RUN_OPTIONS", ""))
+    home = overrides["RECSYS_HOME"]
+    variables = [f"--env={name}={value}" for name, value in {**workload.env, **overrides}.items()]
+    command = [
+        *engine, "run", "--rm", "--network=host", *options, f"--volume={home}:{home}", *variables,
+        f"{workload.image}:{VERSION}", *workload.args,
+    ]  # fmt: skip
+    return command, dict(os.environ)
+
+
+def _run_job(job: Workload, launch: Launcher, overrides: dict[str, str], logs: Path) -> None:
     log = logs / f"{job.name.replace('/', '-')}.log"
+    command, env = launch(job, overrides)
     with log.open("wb") as out:
         result = subprocess.run(
-            job.command(image_python(job.image)),
-            env=local_env(job, overrides),
+            command,
+            env=env,
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -72,15 +101,19 @@ def _run_job(job: Workload, overrides: dict[str, str], logs: Path) -> None:
     assert result.returncode == 0, f"{job.name} ({job.image}) exited {result.returncode}:\n{_tail(log)}"
 
 
-def test_every_workload_starts_from_its_image_requirements(
-    workloads: list[Workload], tmp_path: Path, postgres_url: str
+def _start_every_workload(
+    workloads: list[Workload], launch: Launcher, tmp_path: Path, database_url: str
 ) -> None:
-    overrides = _overrides(tmp_path / "home", postgres_url)
+    """The migration Job exits 0, every Deployment turns SERVING (over mTLS, TF Serving absent as on
+    a fresh cluster), then the retraining CronJob exits 0 against them."""
+    overrides = _overrides(tmp_path / "home", database_url)
     credentials = channel_credentials(load_settings(overrides), TRAINER)
+    if launch is in_image:  # the images run as uid 10001
+        subprocess.run(["chown", "-R", "10001:10001", overrides["RECSYS_HOME"]], check=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     for job in (w for w in workloads if w.kind == "Job"):
-        _run_job(job, overrides, logs)
+        _run_job(job, launch, overrides, logs)
     deployments = [w for w in workloads if w.kind == "Deployment"]
     assert all(w.env.get("RECSYS_TLS") == "on" for w in deployments), "the prod overlay runs mutual TLS"
     assert {w.name.split("/", 1)[1] for w in deployments} == set(SERVICES)
@@ -88,14 +121,9 @@ def test_every_workload_starts_from_its_image_requirements(
     try:
         for deployment in deployments:
             log = (logs / f"{deployment.name.replace('/', '-')}.log").open("wb")
+            command, env = launch(deployment, overrides)
             processes[deployment.name] = (
-                subprocess.Popen(
-                    deployment.command(image_python(deployment.image)),
-                    env=local_env(deployment, overrides),
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                ),
+                subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
                 Path(log.name),
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -110,12 +138,30 @@ def test_every_workload_starts_from_its_image_requirements(
             assert time.monotonic() < deadline, f"not SERVING after {READY_TIMEOUT_S}s: {sorted(waiting)}"
             time.sleep(0.5)
         for cron_job in (w for w in workloads if w.kind == "CronJob"):
-            _run_job(cron_job, overrides, logs)
+            _run_job(cron_job, launch, overrides, logs)
     finally:
         for process, _ in processes.values():
             process.terminate()
         for process, _ in processes.values():
             process.wait(timeout=60)
+
+
+def test_every_workload_starts_from_its_image_requirements(
+    workloads: list[Workload], tmp_path: Path, postgres_url: str
+) -> None:
+    _start_every_workload(workloads, in_venv, tmp_path, postgres_url)
+
+
+@pytest.mark.images
+def test_every_workload_starts_in_its_real_image(
+    workloads: list[Workload], tmp_path: Path, postgres_url: str
+) -> None:
+    """The same from the images themselves (`make images`, then `make image-start`); opt-in, as
+    it needs a container engine and the two images built on this machine."""
+    if os.environ.get("RECSYS_TEST_IMAGES") != "1":
+        pytest.skip("needs the images and a container engine: make images && make image-start")
+    tmp_path.chmod(0o755)
+    _start_every_workload(workloads, in_image, tmp_path, postgres_url)
 
 
 # What each image must be able to import: the light image runs these without TensorFlow.

@@ -14,7 +14,6 @@ import typer
 from rich.table import Table
 
 from ml.artifacts import CANDIDATE_GAN
-from pipelines import train as pipeline
 from pipelines.progress import console, errors
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings
@@ -35,7 +34,10 @@ SUITE_READY_S = 300.0
 SHOPPER_EVENTS = 50_000  # the shoppers asked for: every buyer in the first lines of the demo data
 
 
-def _trained(config: Settings) -> bool:
+def trained(config: Settings) -> bool:
+    """Whether every served model and the candidate GAN have a version under the home."""
+    from pipelines import train as pipeline  # here: `recsys --help` does not load the model code
+
     models = [pipeline.TRAINERS[name].model for name in pipeline.SERVED]
     return latest_version(config.model_dir, CANDIDATE_GAN) is not None and all(
         (config.model_dir / model).exists() for model in models
@@ -230,7 +232,7 @@ def bench_load(
     """
     offered = [float(rate) for rate in rates.split(",") if rate.strip()]
     base = settings()
-    if not _trained(base):
+    if not trained(base):
         errors.print(
             f"[red]no trained models in {base.model_dir}[/red]: run `make run` once (it imports the demo "
             "data and trains every model, the candidate GAN included), then stop it"

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 import typer
 from rich.table import Table
 
 from pipelines.progress import console, errors
-from pipelines.settings import TrainingSettings, read_training_settings
 from recsys.gateway.v1 import gateway_pb2
 from shared.auth import bearer_metadata
 from shared.authz import TRAINER
 from shared.clients import SuiteClients
 from shared.config import ConfigError, EnvReader, Settings, load_section, load_settings
 from shared.tls import channel_credentials
+
+if TYPE_CHECKING:
+    from pipelines.settings import TrainingSettings
 
 CLI_DEADLINE_S = 10.0
 T = TypeVar("T")
@@ -42,6 +44,8 @@ def section(config: Settings, read: Callable[[EnvReader], S]) -> S:
 
 
 def training(config: Settings) -> TrainingSettings:
+    from pipelines.settings import read_training_settings  # here: `recsys --help` skips the model code
+
     return section(config, read_training_settings)
 
 

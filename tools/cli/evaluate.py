@@ -11,12 +11,10 @@ import typer
 from rich.table import Table
 
 from pipelines.progress import console, errors
-from pipelines.train import SERVED, TRAINERS
 from shared.auth import read_key
 from shared.config import Settings
 from tools.cli.common import settings, training, with_clients
 from tools.cli.supervisor import fresh_suite
-from tools.cli.training import run_training
 from tools.evaluation.candidates import MERGED, source_rankings
 from tools.evaluation.datasets import PROTOCOLS, Dataset
 from tools.evaluation.new_shoppers import K as NEW_K
@@ -126,6 +124,7 @@ def evaluate(
     if candidates:
         results.extend(_evaluate_candidates(config, split))
     if ranking:
+        from pipelines.train import TRAINERS
         from tools.evaluation.ranking import ablation  # TensorFlow: loaded only by the runs that train
 
         fit = TRAINERS["candidates"].fit
@@ -221,6 +220,8 @@ def _print_new_shoppers(report: NewShopperReport) -> None:
 
 
 def _evaluate_candidates(config: Settings, split: Split) -> list[ModelResult]:
+    from pipelines.train import TRAINERS  # here: `recsys --help` does not load the model code
+
     fit = TRAINERS["candidates"].fit
     section = training(config)
     found = source_rankings(split, section.sources, lambda snapshot: fit(snapshot, section), console.print)
@@ -259,6 +260,9 @@ def _evaluate_served(
     if gan:
         weight = section.gan_adversarial
         generator = "with the candidate GAN" + ("" if weight == 1.0 else f" (adversarial weight {weight:g})")
+    from pipelines.train import SERVED  # here: `recsys --help` does not load the model code
+    from tools.cli.training import run_training
+
     base = f"served pipeline (gRPC, {generator}{left_out})"
     policies = {GREEDY: f"{base}, greedy", "": f"{base}, default policy"}
     first = ["candidates", *SERVED] if gan else SERVED

@@ -12,30 +12,23 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import grpc
-import sqlalchemy.exc
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ml.artifacts import CANDIDATE_GAN, POPULARITY, RANKER, SERVING, PopularityModel, ServingConfig
-from pipelines import train as pipeline
 from pipelines.progress import console, errors
-from pipelines.report import print_report
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
-from services.candidates.tfserving import ModelServerClient
 from shared.auth import bearer_metadata, ensure_key_file, read_key
 from shared.authz import IDENTITIES
 from shared.config import MODEL_SERVER, SERVICES, Settings
-from shared.db import Store
 from shared.models import latest_version
 from shared.models import versions as model_versions
 from tools.certs import ensure_certificates
-from tools.cli import training
-from tools.cli.bench import measure, measure_predict, measure_rank, rank_requests
 from tools.cli.bench_load import bench_load
 from tools.cli.common import (
     CLI_DEADLINE_S,
@@ -51,6 +44,9 @@ from tools.cli.policy import policy_app
 from tools.cli.push import push_app
 from tools.cli.supervisor import Suite, SuiteError, check_health, free_port
 from tools.importers import online_retail
+
+if TYPE_CHECKING:
+    from shared.db import Store
 
 app = typer.Typer(
     help="Personalized recommendations as gRPC microservices. "
@@ -179,6 +175,8 @@ def status() -> None:
 def _served_gan_version(config: Settings) -> str:
     """The candidate GAN version the model server (or TF Serving) has AVAILABLE, as text."""
 
+    from services.candidates.tfserving import ModelServerClient
+
     async def ask() -> int | None:
         client = ModelServerClient(
             config.addresses[MODEL_SERVER], CANDIDATE_GAN, CLI_DEADLINE_S, credentials=credentials(config)
@@ -199,6 +197,9 @@ def _served_gan_version(config: Settings) -> str:
 def models() -> None:
     """The published models with their latest versions, those refused on validation, and the serving
     configuration training chose, with the validation table behind it."""
+    from pipelines import train as pipeline
+    from pipelines.report import print_report
+
     config = settings()
     table = Table(title=f"models under {config.model_dir}", title_justify="left")
     for column in ("model", "latest version", "versions", "refused on validation"):
@@ -281,12 +282,16 @@ def train(
     models: Annotated[
         list[str] | None,
         typer.Argument(
-            help=f"all (the default), served (what the pipeline uses today), or some of: "
-            f"{', '.join(pipeline.TRAINERS)}."
+            help="all (the default), served (what the pipeline uses today), or model names "
+            "(`recsys models` lists them; an unknown name gets the list)."
         ),
     ] = None,
 ) -> None:
     """Snapshot events and catalog through the APIs (once), fit the models, publish new versions."""
+    # imported here, not at the top: `recsys --help` stays fast (training pulls in the model code)
+    from pipelines import train as pipeline
+    from tools.cli import training
+
     wanted = models or ["all"]
     unknown = [m for m in wanted if m not in ("all", "served", *pipeline.TRAINERS)]
     if unknown:
@@ -303,6 +308,9 @@ def train(
 
 def _ensure_demo_data(config: Settings) -> None:
     """Imports the bundled data once per home and trains when a model is missing."""
+    from pipelines import train as pipeline
+    from tools.cli import training
+
     marker = config.home / DEMO_MARKER
     if not marker.exists():
         console.print("importing the bundled Online Retail data (first start only)")
@@ -475,6 +483,8 @@ def _service_on_free_port(config: Settings, service: str, env: dict[str, str]) -
 
 def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
     """Starts a local model server for the newest candidate_gan and times Predict."""
+    from tools.cli.bench import measure_predict
+
     with _service_on_free_port(config, MODEL_SERVER, {"RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}) as address:
         results = measure_predict(folder, address, calls)
     _print_latencies(f"candidate_gan Predict over {calls} sequential calls (history of 20 items)", results)
@@ -483,6 +493,8 @@ def _bench_model_server(config: Settings, folder: Path, calls: int) -> list:
 
 def _bench_rank(config: Settings, histories: list[list[str]], calls: int, candidates: int) -> None:
     """Rank with the learned ranker beside the co-occurrence baseline: same requests, fresh processes."""
+    from tools.cli.bench import measure_rank, rank_requests
+
     popularity = latest_version(config.model_dir, POPULARITY)
     if latest_version(config.model_dir, RANKER) is None or popularity is None:
         console.print("no ranker model yet: `recsys train ranking` adds the Rank measurement")
@@ -523,6 +535,8 @@ def bench(
     Uses the running suite if the gateway answers; otherwise starts one on
     RECSYS_HOME with the demo data (and the GAN once trained) and stops it afterwards.
     """
+    from tools.cli.bench import measure
+
     config = _with_gan(settings(), None)
     if config.tls:
         ensure_certificates(config.tls_dir)
@@ -579,7 +593,15 @@ def run() -> None:
     its traceback."""
     try:
         app(prog_name="recsys")
-    except (OSError, sqlalchemy.exc.OperationalError) as error:
+    except Exception as error:
+        if not isinstance(error, OSError) and not _database_unreachable(error):
+            raise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         errors.print(f"recsys: {first_line}", style="red", markup=False, highlight=False)
         raise SystemExit(1) from None
+
+
+def _database_unreachable(error: Exception) -> bool:
+    """SQLAlchemy's OperationalError, without importing SQLAlchemy for commands that never load it."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(error, exc.OperationalError)

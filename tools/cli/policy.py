@@ -8,28 +8,27 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from rich.table import Table
 
 from pipelines.progress import console, errors, progress_bar
-from pipelines.train import SERVED
-from services.policy.offpolicy import Evaluation, evaluate
 from services.policy.policies import fusion, named_policies
 from services.policy.settings import POLICY_KINDS, read_policy_settings
-from services.policy.store import PolicyStore
 from services.ranking.settings import RANKERS
 from shared.auth import read_key
 from shared.config import Settings
 from tools.cli.common import section, settings, with_clients
 from tools.cli.supervisor import fresh_suite
-from tools.cli.training import run_training
 from tools.evaluation.policy_report import BASELINE, Interval, plot, summarize
 from tools.evaluation.simulation import SessionResult, SimulatedShop, history_events, run_sessions
 from tools.importers.loader import load
 from tools.synth.shop import catalog, make_shop
+
+if TYPE_CHECKING:
+    from services.policy.offpolicy import Evaluation
 
 policy_app = typer.Typer(
     help="Compare the slate policies on simulated shoppers, and evaluate a policy from logged decisions.",
@@ -69,6 +68,10 @@ def print_evaluation(evaluation: Evaluation, simulated: float | None = None) -> 
 def _run_evaluation(
     config: Settings, policy: str, logged_by: str, samples: int, since: datetime | None
 ) -> Evaluation:
+    # here, not at the top: `recsys --help` does not load the database layer
+    from services.policy.offpolicy import evaluate
+    from services.policy.store import PolicyStore
+
     policies = section(config, read_policy_settings)
     store = PolicyStore(config.database_url("policy"))
     try:
@@ -157,6 +160,9 @@ def _simulate_seed(config: Settings, seed: int, options: dict, home: Path) -> Se
             ),
             suite_config,
         )
+        from pipelines.train import SERVED  # here: `recsys --help` does not load the model code
+        from tools.cli.training import run_training
+
         run_training(suite_config, SERVED)
         suite.wait_ready()
         key = read_key(suite_config)

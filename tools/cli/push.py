@@ -18,7 +18,6 @@ from google.protobuf import json_format
 from rich.table import Table
 
 from pipelines.progress import console, errors, progress_bar
-from pipelines.train import SERVED
 from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.templates import LANGUAGES
 from services.gateway.push.timing import QuietHours
@@ -26,7 +25,6 @@ from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
 from tools.cli.common import settings, with_clients
 from tools.cli.supervisor import fresh_suite
-from tools.cli.training import run_training
 from tools.evaluation.push_simulation import catalog_news, check_pushes, history, push_settings, samples
 from tools.importers.loader import load
 from tools.synth.shop import make_shop
@@ -309,6 +307,9 @@ def simulate(
         with_clients(
             lambda c: load(c, news.listing, history(seed, shop, range(trained_on), days), None), suite_config
         )
+        from pipelines.train import SERVED  # here: `recsys --help` does not load the model code
+        from tools.cli.training import run_training
+
         run_training(suite_config, SERVED)
         suite.wait_ready()
         rest = range(trained_on, shoppers)

@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog images base-image image-start k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos images base-image image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -87,6 +87,13 @@ bench: install
 # service, time per stage (needs the models `make run` trains; about 3 minutes). Writes docs/results/.
 bench-load: install
 	$(BIN)/recsys bench-load --out docs/results
+
+# The suite under steady load while each process is killed and hung in turn and the policy is down
+# for two minutes, then 10,000 fuzzed requests, the certificate and key matrices and 4x overload;
+# prints each invariant beside its target (needs the models `make run` trains; about 12 minutes, on
+# a copy of the state). Not part of `make test`: its small versions are. Writes docs/results/.
+chaos: install
+	$(BIN)/recsys chaos --out docs/results
 
 # Recall@20, NDCG@20 and Recall@200 of each candidate source and of their merge on
 # retail-temporal, beside most popular, item-kNN and EASE (trains the GAN: minutes on CPU).

@@ -83,7 +83,9 @@ class TimedCall:
 
     async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         code = self.context.code()
-        if code is None:
+        if code is None and isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            code = grpc.StatusCode.CANCELLED  # the caller went away (a stream it stopped reading)
+        elif code is None:
             code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
         status = code.name if isinstance(code, grpc.StatusCode) else str(code)
         self.finish(status, time.perf_counter() - self.started)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
@@ -32,6 +31,8 @@ MAX_LIST_BATCH = 10_000
 TOP_AFFINITIES = 20
 DEFAULT_PENDING = 500
 MAX_PENDING = 5000
+# The oldest a pending reward may be asked for; beyond it a date cannot be computed.
+MAX_PENDING_AGE_S = 365 * 24 * 3600
 MAX_ACKS = 10_000
 
 
@@ -201,8 +202,8 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     ) -> profile_pb2.ListPendingRewardsResponse:
         limit = _bounded(request.limit, DEFAULT_PENDING, MAX_PENDING, "limit")
         require(
-            math.isfinite(request.min_age_seconds) and request.min_age_seconds >= 0,
-            "min_age_seconds must be a finite number, not negative",
+            0 <= request.min_age_seconds <= MAX_PENDING_AGE_S,  # NaN fails both comparisons
+            f"min_age_seconds must be between 0 and {MAX_PENDING_AGE_S:,} (a year)",
         )
         records, pending = await asyncio.to_thread(self.store.pending_rewards, limit, request.min_age_seconds)
         return profile_pb2.ListPendingRewardsResponse(

@@ -30,6 +30,7 @@ from shared.models import latest_version
 from shared.models import versions as model_versions
 from tools.certs import ensure_certificates
 from tools.cli.bench_load import bench_load
+from tools.cli.chaos import chaos
 from tools.cli.common import (
     CLI_DEADLINE_S,
     ask_recommend,
@@ -585,6 +586,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(push_app, name="push")
 app.command("eval")(evaluate)
 app.command("bench-load")(bench_load)
+app.command("chaos")(chaos)
 
 
 def run() -> None:

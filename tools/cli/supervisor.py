@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -144,12 +144,15 @@ class Suite:
             )
         self._started[name] = time.monotonic()
 
-    def supervise(self, say: Callable[[str], None]) -> None:
+    def supervise(self, say: Callable[[str], None], hold: Collection[str] = ()) -> None:
         """One look at every process: one that exited is started again once its wait is over (the
         wait doubles from RESTART_FIRST_S to RESTART_MAX_S while it keeps exiting). A restarted
-        service reports SERVING only once it has loaded its models, as at the first start."""
+        service reports SERVING only once it has loaded its models, as at the first start. Those
+        named in `hold` stay down (an outage staged on purpose)."""
         now = time.monotonic()
         for name, process in list(self.processes.items()):
+            if name in hold:
+                continue
             if process.poll() is None:
                 if now - self._started[name] >= STABLE_S:
                     self._next_wait.pop(name, None)

@@ -1,6 +1,7 @@
 """The simulated suite the gateway tests share: six services in-process over real gRPC and SQLite,
 with thirty items bought in three groups by thirty shoppers from two segments."""
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from services.policy.app import build as build_policy
 from services.profile.app import build as build_profile
 from services.ranking.app import build as build_ranking
 from shared.clients import SuiteClients
-from tests.support import ServerThread, make_settings
+from tests.support import ServerThread, make_settings, suite_env
 from tools.cli.supervisor import free_port
 
 BUILDERS = {
@@ -66,6 +67,25 @@ async def fill_suite(settings) -> None:
         training.fit_and_publish(snapshot, settings, list(training.TRAINERS))
     finally:
         await clients.close()
+
+
+@contextlib.contextmanager
+def running_suite(home) -> Iterator[tuple]:
+    """(settings, servers) of the six services in-process, filled and trained."""
+    # a generous stage deadline: a push needs the ranking stage to answer, even on a loaded machine;
+    # no minimum confidence: the bandit's random slate may hold none of the few confident items of
+    # this tiny shop (the minimum has its own test)
+    env = suite_env(RECSYS_STAGE_DEADLINE_MS="5000", RECSYS_PUSH_MIN_CONFIDENCE="0")
+    settings = make_settings(str(home), **env)
+    servers = {name: ServerThread(build, settings, settings.ports[name]) for name, build in BUILDERS.items()}
+    try:
+        asyncio.run(fill_suite(settings))
+        for name in ("items", "candidates", "ranking"):
+            servers[name].run(servers[name].running.app.startup())  # load the models published above
+        yield settings, servers
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def recommend(gateway, user_id="user1", count=5, **kwargs):

@@ -237,7 +237,14 @@ def test_events_answering_a_recommendation_keep_a_pending_reward_until_acknowled
     done = profile.AckRewards(profile_pb2.AckRewardsRequest(event_ids=["r0", "r2", "unknown"]), timeout=5)
     assert done.acknowledged == 2
     assert [e.event_id for e in pending().events] == ["r1"]
-    for bad in [{"limit": -1}, {"limit": 5001}, {"min_age_seconds": -1.0}, {"min_age_seconds": float("nan")}]:
+    too_old = {"min_age_seconds": 1e300}  # no date is that far back (found by `make chaos`)
+    for bad in [
+        {"limit": -1},
+        {"limit": 5001},
+        {"min_age_seconds": -1.0},
+        {"min_age_seconds": float("nan")},
+        too_old,
+    ]:
         with pytest.raises(grpc.RpcError) as raised:
             pending(**bad)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

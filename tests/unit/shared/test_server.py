@@ -219,3 +219,33 @@ def test_a_stream_still_running_at_shutdown_ends_cleanly_with_how_to_resume(tmp_
     assert f"the stream ended after {len(received)} messages: call again to resume" in ended[0].details()
     assert "stream ended by shutdown" in caplog.text
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (None, "OK"),
+        (asyncio.CancelledError(), "CANCELLED"),
+        (GeneratorExit(), "CANCELLED"),
+        (KeyError(), "UNKNOWN"),
+    ],
+)
+def test_a_call_the_caller_abandons_is_counted_cancelled_not_unknown(raised, status) -> None:
+    """A stream whose reader stops (found by `make chaos`) was counted UNKNOWN, an error ratio alert."""
+    from types import SimpleNamespace
+
+    from shared.interceptors import TimedCall
+
+    seen: list[str] = []
+
+    class Recorded(TimedCall):
+        def finish(self, status: str, seconds: float) -> None:
+            seen.append(status)
+
+    async def run() -> None:
+        call = Recorded("/m", SimpleNamespace(code=lambda: None))
+        await call.__aenter__()
+        await call.__aexit__(type(raised) if raised else None, raised, None)
+
+    asyncio.run(run())
+    assert seen == [status]

@@ -12,11 +12,16 @@ from shared.limits import MAX_ID_LENGTH
 
 MAX_SETTINGS = 10_000
 
+# IANA zone names are at most about 30 characters (America/Argentina/ComodRivadavia).
+MAX_ZONE_LENGTH = 64
+
 
 def _known_zone(name: str) -> bool:
+    if len(name) > MAX_ZONE_LENGTH:  # the file system refuses long names with OSError
+        return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 

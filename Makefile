@@ -90,7 +90,7 @@ bench-load: install
 
 # The suite under steady load while each process is killed and hung in turn and the policy is down
 # for two minutes, then 10,000 fuzzed requests, the certificate and key matrices and 4x overload;
-# prints each invariant beside its target (needs the models `make run` trains; about 12 minutes, on
+# prints each invariant beside its target (needs the models `make run` trains; about 9 minutes, on
 # a copy of the state). Not part of `make test`: its small versions are. Writes docs/results/.
 chaos: install
 	$(BIN)/recsys chaos --out docs/results

@@ -66,3 +66,15 @@ def test_the_capacity_figures_match_the_load_result_file() -> None:
     before = json.loads((ROOT / "docs" / "results" / "load-before-8daa776.json").read_text())
     before_total = sum(before["cpu_ms_per_call_at_concurrency_1"]["suite"].values())
     assert f"{before_total:.1f} ms" in readme and f"{before_total:.1f} ms" in text
+
+
+def test_the_readme_chaos_table_matches_the_result_file() -> None:
+    """Every line of README's table under faults is docs/results/chaos.json's, as `recsys chaos`
+    judged it."""
+    from tools.cli.chaos import invariants
+
+    report = json.loads((ROOT / "docs" / "results" / "chaos.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert report["commit"].removesuffix("+changes") in readme
+    for invariant, target, measured, met in invariants(report):
+        assert f"| {invariant} | {target} | {measured} | {'yes' if met else '**no**'} |" in readme, invariant

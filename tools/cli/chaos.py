@@ -155,7 +155,7 @@ def chaos(
     and key, and offer OVERLOAD_FACTOR x capacity. Prints each invariant beside its target.
 
     Runs on a copy of RECSYS_HOME's trained state (`make run` once first), on free ports, with
-    the candidate GAN; nothing of the real state is touched. About 10 minutes with the defaults.
+    the candidate GAN; nothing of the real state is touched. About 9 minutes with the defaults.
     """
     base = settings()
     if not trained(base):
@@ -316,7 +316,7 @@ def _deliveries(home: Path, load: SteadyLoad) -> dict[str, Any]:
     }
 
 
-def _checks(report: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+def invariants(report: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """(invariant, target, measured, met) for each line of the issue's table."""
     faulted = [row for row in report["phases"] if row["phase"].startswith(("kill", "hang"))]
     calls = sum(row["calls"] for row in faulted)
@@ -414,7 +414,7 @@ def _print(report: dict[str, Any]) -> None:
     table = Table(title="Invariants", title_justify="left")
     for column in ("invariant", "target", "measured", "met"):
         table.add_column(column)
-    for invariant, target, measured, met in _checks(report):
+    for invariant, target, measured, met in invariants(report):
         table.add_row(invariant, target, measured, "[green]yes[/green]" if met else "[red]no[/red]")
     console.print(table)
     for method, code, payload in _bugs(report):
@@ -432,7 +432,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "| invariant | target | measured | met |",
         "|---|---|---|---|",
-        *(f"| {i} | {t} | {m} | {'yes' if ok else '**no**'} |" for i, t, m, ok in _checks(report)),
+        *(f"| {i} | {t} | {m} | {'yes' if ok else '**no**'} |" for i, t, m, ok in invariants(report)),
         "",
         f"| phase | calls | OK within {report['deadline_ms']:g} ms | degraded | p99 ms | errors |",
         "|---|---|---|---|---|---|",

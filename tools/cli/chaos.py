@@ -44,13 +44,7 @@ def _copy_state(source: Settings, home: Path) -> None:
     shutil.copytree(source.model_dir, home / "models")
     (home / "db").mkdir(parents=True)
     for name in SERVICES:
-        url = source.database_url(name)
-        if not url.startswith("sqlite:///"):
-            raise typer.BadParameter(
-                f"{name} keeps its state at {url.split('://', 1)[0]}://...: chaos runs on a copy of the "
-                "local SQLite state; unset RECSYS_DATABASE_URL and RECSYS_<SERVICE>_DATABASE_URL"
-            )
-        path = Path(url.removeprefix("sqlite:///"))
+        path = Path(source.database_url(name).removeprefix("sqlite:///"))
         if path.exists():
             with sqlite3.connect(path) as original, sqlite3.connect(home / "db" / f"{name}.sqlite") as copy:
                 original.backup(copy)
@@ -161,6 +155,13 @@ def chaos(
     if not trained(base):
         errors.print(f"[red]no trained models in {base.model_dir}[/red]: run `make run` once, then stop it")
         raise typer.Exit(1)
+    elsewhere = [name for name in SERVICES if not base.database_url(name).startswith("sqlite:///")]
+    if elsewhere:
+        errors.print(
+            f"[red]{', '.join(elsewhere)} keep their state outside SQLite[/red]: chaos runs on a copy of "
+            "the local SQLite state; unset RECSYS_DATABASE_URL and RECSYS_<SERVICE>_DATABASE_URL"
+        )
+        raise typer.Exit(2)
     home = Path(tempfile.mkdtemp(prefix="recsys-chaos-"))
     started = time.monotonic()
     try:

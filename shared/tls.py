@@ -41,6 +41,12 @@ class IdentityFiles:
     def ca(self) -> Path:
         return self.folder / CA_FILE
 
+    def stamp(self) -> tuple[float, ...]:
+        """When each file last changed (a Secret volume swaps them all at once)."""
+        return tuple(
+            path.stat().st_mtime if path.exists() else 0.0 for path in (self.ca, self.cert, self.key)
+        )
+
     def read(self) -> tuple[bytes, bytes, bytes]:
         """(CA, certificate chain, private key); ConfigError naming what is missing."""
         missing = [path.name for path in (self.ca, self.cert, self.key) if not path.is_file()]
@@ -59,12 +65,34 @@ def identity_files(settings: Settings, identity: str) -> IdentityFiles:
     return IdentityFiles(settings.tls_dir / identity)
 
 
+def _configuration(files: IdentityFiles) -> grpc.ServerCertificateConfiguration:
+    ca, chain, key = files.read()
+    return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=ca)
+
+
 def server_credentials(
     settings: Settings, identity: str, require_client_cert: bool
 ) -> grpc.ServerCredentials:
-    ca, chain, key = identity_files(settings, identity).read()
-    return grpc.ssl_server_credentials(
-        [(key, chain)], root_certificates=ca, require_client_auth=require_client_cert
+    """Credentials that follow the files: when cert-manager (or `recsys certs`) renews them, the
+    next connection's handshake uses the new certificate and CA, without a restart."""
+    files = identity_files(settings, identity)
+    seen = files.stamp()
+    initial = _configuration(files)
+
+    def renewed() -> grpc.ServerCertificateConfiguration | None:
+        nonlocal seen
+        stamp = files.stamp()
+        if stamp == seen:
+            return None
+        try:
+            configuration = _configuration(files)
+        except ConfigError:  # caught mid-write: the next handshake looks again
+            return None
+        seen = stamp
+        return configuration
+
+    return grpc.dynamic_ssl_server_credentials(
+        initial, renewed, require_client_authentication=require_client_cert
     )
 
 

@@ -188,3 +188,25 @@ def test_a_missing_certificate_is_one_clear_configuration_error(tmp_path: Path) 
 
     with pytest.raises(ConfigError, match="recsys certs"):
         channel_credentials(_settings(tmp_path), "gateway")
+
+
+def test_renewed_certificates_serve_the_next_connection_without_a_restart(tmp_path: Path) -> None:
+    """As cert-manager renews a Secret (here: a new CA, so that only a reload can pass)."""
+    from services.profile.app import build
+    from tools.cli.supervisor import check_health
+
+    folder = tmp_path / "tls"
+    ensure_certificates(folder)
+    settings = _settings(tmp_path)
+    before = channel_credentials(settings, "trainer")
+    server = ServerThread(build, settings, wait_ready=False)
+    try:
+        assert check_health(server.address, credentials=before) != "UNREACHABLE"
+        for path in (folder / "ca").iterdir():
+            path.unlink()
+        assert ensure_certificates(folder) == list(IDENTITIES)  # every certificate from a new CA
+        after = channel_credentials(settings, "trainer")
+        assert check_health(server.address, credentials=after) != "UNREACHABLE"
+        assert check_health(server.address, credentials=before) == "UNREACHABLE"
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ import grpc
 from shared.authz import OPEN_SERVICES
 from shared.config import ConfigError, Settings
 from shared.errors import PermissionDenied, ResourceExhausted, ServiceError, Unauthenticated
-from shared.interceptors import STATUS_DETAILS, rebuild_handler
+from shared.interceptors import abort_with, rebuild_handler
 from shared.keys import METHOD_SCOPES, FailedAttempts, KeyFileError, KeyTable
 
 
@@ -76,9 +76,7 @@ def _deny(
         return None
 
     async def abort(request: object, context: grpc.aio.ServicerContext) -> None:
-        refusal = instead(context) or error
-        trailer = ((STATUS_DETAILS, refusal.status().SerializeToString()),)
-        await context.abort(refusal.code, refusal.message, trailing_metadata=trailer)
+        await abort_with(context, instead(context) or error)
 
     async def abort_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         await abort(request, context)

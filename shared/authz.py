@@ -17,7 +17,7 @@ import grpc
 
 from shared.config import MODEL_SERVER, SERVICES
 from shared.errors import PermissionDenied, Unauthenticated
-from shared.interceptors import STATUS_DETAILS, rebuild_handler
+from shared.interceptors import abort_with, rebuild_handler
 
 # The offline tools (import, training, evaluation): the trainer Job and CronJob, the recsys CLI.
 TRAINER = "trainer"
@@ -89,8 +89,7 @@ def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandl
     async def check(context: grpc.aio.ServicerContext) -> None:
         error = refusal(method, caller_identity(context))
         if error is not None:
-            trailer = ((STATUS_DETAILS, error.status().SerializeToString()),)
-            await context.abort(error.code, error.message, trailing_metadata=trailer)
+            await abort_with(context, error)
 
     def request_of(raw: Any) -> Any:
         return _parsed(raw, parse) if streaming_requests else parse(raw)

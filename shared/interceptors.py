@@ -106,6 +106,12 @@ class _AccessLog(TimedCall):
 STATUS_DETAILS = "grpc-status-details-bin"
 
 
+async def abort_with(context: grpc.aio.ServicerContext, error: ServiceError) -> None:
+    """Ends the call with the error's status, its google.rpc details in the trailer."""
+    details = ((STATUS_DETAILS, error.status().SerializeToString()),)
+    await context.abort(error.code, error.message, trailing_metadata=details)
+
+
 class _ErrorMapping:
     """Turns ServiceError into its status and any other exception into INTERNAL."""
 
@@ -120,8 +126,7 @@ class _ErrorMapping:
         if exc is None or isinstance(exc, grpc.aio.AbortError) or not isinstance(exc, Exception):
             return False
         if isinstance(exc, ServiceError):
-            details = ((STATUS_DETAILS, exc.status().SerializeToString()),)
-            await self.context.abort(exc.code, exc.message, trailing_metadata=details)
+            await abort_with(self.context, exc)
         log.exception("unexpected error in %s", self.method, exc_info=exc)
         await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         return False

@@ -11,8 +11,10 @@ local certificates (tools/certs.py); in Kubernetes cert-manager does (k8s/compon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -110,3 +112,12 @@ def open_sync_channel(address: str, credentials: grpc.ChannelCredentials | None)
     if credentials is None:
         return grpc.insecure_channel(address)
     return grpc.secure_channel(address, credentials)
+
+
+def open_async_channel(
+    address: str, credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """The same for asyncio callers (load generators): TLS when given credentials."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from shared.tls import open_async_channel
 
 CALL_TIMEOUT_S = 2.0
 # Calls in flight beyond this are not sent and are counted as such: a generator with an unbounded
@@ -104,11 +105,7 @@ class Caller:
         count: int,
         credentials: grpc.ChannelCredentials | None = None,
     ):
-        self.channel = (
-            grpc.aio.insecure_channel(address)
-            if credentials is None
-            else grpc.aio.secure_channel(address, credentials)
-        )
+        self.channel = open_async_channel(address, credentials)
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata = tuple(metadata)
         self.users = list(users)

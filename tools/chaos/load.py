@@ -17,6 +17,7 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
 from shared.clients import RECONNECT_OPTIONS
+from shared.tls import open_async_channel
 
 FEEDBACK_EVERY_S = 0.5
 FEEDBACK_DEADLINE_S = 5.0
@@ -73,9 +74,7 @@ class SteadyLoad:
 
     def _channel(self) -> grpc.aio.Channel:
         """A client as the docs advise: it tries a restarted gateway again within a second."""
-        if self.credentials is None:
-            return grpc.aio.insecure_channel(self.address, options=RECONNECT_OPTIONS)
-        return grpc.aio.secure_channel(self.address, self.credentials, options=RECONNECT_OPTIONS)
+        return open_async_channel(self.address, self.credentials, RECONNECT_OPTIONS)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with self._channel() as channel:

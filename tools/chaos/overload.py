@@ -16,6 +16,7 @@ import grpc
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
+from shared.tls import open_async_channel
 
 CAPACITY_CALLERS = 8
 
@@ -101,12 +102,7 @@ async def overload(
     seconds: float,
     deadline_s: float,
 ) -> OverloadResult:
-    channel = (
-        grpc.aio.insecure_channel(address)
-        if credentials is None
-        else grpc.aio.secure_channel(address, credentials)
-    )
-    async with channel:
+    async with open_async_channel(address, credentials) as channel:
         caller = _Caller(gateway_pb2_grpc.GatewayServiceStub(channel), key, users, deadline_s)
         found = await capacity(caller, seconds)
         rate = max(1.0, factor * found.goodput_rps)

@@ -56,26 +56,39 @@ def every_rpc(with_model_server: bool) -> list[Rpc]:
     return found
 
 
-def _call(
-    channel: grpc.Channel, rpc: Rpc, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]
+def call_raw(
+    channel: grpc.Channel,
+    path: str,
+    client_streaming: bool,
+    server_streaming: bool,
+    payloads: list[bytes],
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> grpc.StatusCode:
+    """Calls `path` with request bytes as they are (a stream of them for a client stream); the
+    status it ends with, OK when it answers (a response stream: its first messages are read)."""
     kind = {
         (False, False): channel.unary_unary,
         (False, True): channel.unary_stream,
         (True, False): channel.stream_unary,
         (True, True): channel.stream_stream,
-    }[(rpc.client_streaming, rpc.server_streaming)]
-    call = kind(rpc.path, request_serializer=bytes, response_deserializer=bytes)
-    request = iter(payloads) if rpc.client_streaming else payloads[0]
+    }[(client_streaming, server_streaming)]
+    call = kind(path, request_serializer=bytes, response_deserializer=bytes)
+    request = iter(payloads) if client_streaming else payloads[0]
     try:
         result = call(request, metadata=metadata, timeout=CALL_TIMEOUT_S)
-        if rpc.server_streaming:
+        if server_streaming:
             for _ in itertools.islice(result, STREAM_MESSAGES_READ):
                 pass
             result.cancel()
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+def _call(
+    channel: grpc.Channel, rpc: Rpc, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]
+) -> grpc.StatusCode:
+    return call_raw(channel, rpc.path, rpc.client_streaming, rpc.server_streaming, payloads, metadata)
 
 
 @dataclass

@@ -541,8 +541,9 @@ def bench(
     config = _with_gan(settings(), None)
     if config.tls:
         ensure_certificates(config.tls_dir)
+    presented = credentials(config)
     suite = None
-    if check_health(config.addresses["gateway"], credentials=credentials(config)) != "SERVING":
+    if check_health(config.addresses["gateway"], credentials=presented) != "SERVING":
         ensure_key_file(config.api_key_file)
         suite = Suite(config)
         suite.start()
@@ -553,9 +554,7 @@ def bench(
         users = sorted(
             {event.user_id for event in online_retail.read_events(online_retail.DEFAULT_PATH, 50_000)}
         )
-        results = measure(
-            config.addresses["gateway"], read_key(config), users, calls, count, credentials(config)
-        )
+        results = measure(config.addresses["gateway"], read_key(config), users, calls, count, presented)
         histories = _histories(online_retail.read_events(online_retail.DEFAULT_PATH, 50_000))
         answer = with_clients(lambda c: ask_recommend(c, read_key(config), users[0], count, "home"), config)
         uses_gan = any(v.name == CANDIDATE_GAN for v in answer.model_versions)

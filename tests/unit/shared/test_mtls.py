@@ -20,6 +20,7 @@ from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.tls import CA_FILE, IdentityFiles, channel_credentials
 from tests.support import ServerThread, make_settings
 from tools.certs import authority, ensure_certificates, issue
+from tools.chaos.probes import call_raw
 
 INTERNAL = [name for name in SERVICES if name != "gateway"]
 # TF Serving's methods, as the model server serves them (all unary).
@@ -70,21 +71,7 @@ def _call(address: str, credentials: grpc.ChannelCredentials, method: tuple[str,
     """Calls `method` with an empty request; the status code it ends with (OK when it answers)."""
     _, path, client_streaming, server_streaming = method
     with grpc.secure_channel(address, credentials) as channel:
-        kind = {
-            (False, False): channel.unary_unary,
-            (False, True): channel.unary_stream,
-            (True, False): channel.stream_unary,
-            (True, True): channel.stream_stream,
-        }[(client_streaming, server_streaming)]
-        call = kind(path, request_serializer=bytes, response_deserializer=bytes)
-        request = iter([b""]) if client_streaming else b""
-        try:
-            result = call(request, timeout=5)
-            if server_streaming:
-                list(result)
-        except grpc.RpcError as error:
-            return error.code()
-    return grpc.StatusCode.OK
+        return call_raw(channel, path, client_streaming, server_streaming, [b""])
 
 
 def test_the_table_names_every_internal_method_and_only_known_identities() -> None:

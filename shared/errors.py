@@ -15,6 +15,9 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 DOMAIN = "recsys"
+# An error message travels twice in the trailers (grpc-message and the details); gRPC refuses
+# trailers over 8 KiB with RESOURCE_EXHAUSTED, so a message quoting a long input is cut here.
+MAX_MESSAGE_CHARS = 1000
 # "user_id must not be empty", "events[3].timestamp is out of range": the field comes first.
 LEADING_FIELD = re.compile(
     r"^([a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*) (?:must|is|are|has|needs)\b"
@@ -28,6 +31,8 @@ class ServiceError(Exception):
     retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:  # it may quote the caller's input, of any length
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
         super().__init__(message)
         self.message = message
 

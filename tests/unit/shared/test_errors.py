@@ -21,3 +21,13 @@ def test_the_field_is_the_one_the_message_starts_with(message: str, field: str) 
 
 def test_a_named_field_wins() -> None:
     assert InvalidArgument("the window is empty", field="window").field == "window"
+
+
+def test_a_message_quoting_a_long_input_is_cut_to_fit_the_trailers() -> None:
+    """An invalid time zone of 5,000 characters, quoted in the message, made the trailers exceed
+    gRPC's 8 KiB and the caller saw RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT."""
+    from shared.errors import MAX_MESSAGE_CHARS, InvalidArgument
+
+    error = InvalidArgument("settings[0].time_zone " + repr("x" * 5000) + " is not an IANA time zone")
+    assert len(error.message) == MAX_MESSAGE_CHARS and error.message.endswith("…")
+    assert len(error.status().SerializeToString()) < 4096

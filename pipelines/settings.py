@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ml.candidates_offline import SourcesConfig
 from ml.ease import DEFAULT_MAX_ITEMS
 from ml.gan import MAX_MEMORY_MB, MAX_MINUTES
+from ml.ranking.config import RankerConfig
 from ml.ranking.features import GROUPS
 from ml.ranking.gate import PublishGate
 from ml.retrieval import read_fusion
@@ -34,6 +35,8 @@ class TrainingSettings:
     ranker_left_out: tuple[str, ...] = ()
     # Seed of the ranker's training (initialization, batch order, the early-stopping share).
     ranker_seed: int = 0
+    # Networks in the ranker's ensemble (ml/ranking/ensemble.py).
+    ranker_members: int = RankerConfig.members
     # A ranker is published only with this many lists to learn from and to validate on, and a
     # validation gain over its candidate order whose 95% interval lies above zero.
     ranker_gate: PublishGate = field(default_factory=PublishGate)
@@ -68,6 +71,7 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         gan_adversarial=read.number("RECSYS_GAN_ADVERSARIAL", 1.0, 0.0, 100.0),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
+        ranker_members=int(read.number("RECSYS_RANKER_MEMBERS", RankerConfig.members, 1, 50)),
         validation_mode=read.choice("RECSYS_VALIDATION", AUTO, MODES, str.lower),
         fusion_fixed=bool(read.env.get("RECSYS_CANDIDATES_WEIGHTS", "").strip()),
         ranker_gate=PublishGate(

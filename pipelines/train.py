@@ -158,15 +158,22 @@ def _fit_ranker(run: TrainingRun) -> object | None:
     lists, vocabulary = training_lists(
         run.snapshot, run.sources, None, validation=validation.carve, fitted=validation.fitted
     )
-    config = RankerConfig(removed=settings.ranker_left_out, seed=settings.ranker_seed)
+    config = RankerConfig(
+        removed=settings.ranker_left_out, seed=settings.ranker_seed, members=settings.ranker_members
+    )
     if config.removed:
         console.print(f"ranker: leaving out the feature groups {', '.join(config.removed)}")
     with progress_bar() as progress:
-        task = progress.add_task("ranker", total=config.max_epochs)
+        task = progress.add_task("ranker", total=config.members * config.max_epochs)
 
-        def on_epoch(epoch: int, loss: float, quality: float) -> None:
+        def on_epoch(member: int, epoch: int, loss: float, quality: float) -> None:
             progress.update(
-                task, completed=epoch, description=f"ranker (loss {loss:.3f}, val NDCG@20 {quality:.4f})"
+                task,
+                completed=member * config.max_epochs + epoch,
+                description=(
+                    f"ranker network {member + 1}/{config.members} "
+                    f"(loss {loss:.3f}, early-stopping NDCG@20 {quality:.4f})"
+                ),
             )
 
         try:
@@ -190,7 +197,8 @@ def _fit_ranker(run: TrainingRun) -> object | None:
             "ranker they surely raised validation NDCG@20, and the ranker retrained without them did no worse"
         )
     console.print(
-        f"ranker: {trained.lists} lists, best epoch {trained.epochs}, validation NDCG@20 "
+        f"ranker: {len(trained.epochs)} networks from {trained.lists} lists, best epochs "
+        f"{', '.join(map(str, trained.epochs))}, validation NDCG@20 "
         f"{trained.validation_ndcg:.4f} against {trained.candidate_ndcg:.4f} for the candidate order: "
         f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists "
         f"({trained.validated_on})"

@@ -23,6 +23,10 @@ class RankerConfig:
     min_epochs: int = 3
     patience: int = 5
     l2: float = 1e-5
+    # Networks in the published ensemble (ml/ranking/ensemble.py), each from its own seed and lists.
+    members: int = 5
+    # The share of the training lists each member keeps aside to stop early on.
+    stopping_share: float = 0.15
     # Feature groups left out (an ablation); see features.GROUPS.
     removed: tuple[str, ...] = ()
     seed: int = 0

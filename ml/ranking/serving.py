@@ -1,9 +1,13 @@
-"""The published ranker's network as the ranking service runs it: NumPy over the exported weights.
+"""The published ranker's networks as the ranking service runs them: NumPy over the exported weights.
 
-One shopper's list is a few hundred rows through a small MLP; in NumPy that is a fraction of a
-millisecond, where a TensorFlow call costs several in dispatch alone, and the service needs no
-TensorFlow at all. The scores and gradients equal the training network's (RankerNet), which a test
-checks.
+A published ranker is an ensemble of small networks (ml/ranking/ensemble.py) that share the
+features' standardization; its score is the mean of theirs. One shopper's list is a few hundred
+rows through a few small MLPs; in NumPy that is a fraction of a millisecond, where a TensorFlow
+call costs several in dispatch alone, and the service needs no TensorFlow at all. The scores and
+gradients equal the training networks' (RankerNet, RankerEnsemble), which a test checks.
+
+weights.npz holds `mean` and `std`, and each member's variables prefixed by its number
+(`m0.w0`, `m0.vec`, ...); a single network's unprefixed variables load as one member.
 """
 
 from __future__ import annotations
@@ -30,45 +34,81 @@ class Explained:
     contributions: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ServingMember:
+    """One network of the ensemble: its MLP layers, item vectors and item biases."""
+
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    vectors: np.ndarray
+    bias: np.ndarray
+
+
+def members_of(weights: dict[str, np.ndarray], config: RankerConfig) -> list[ServingMember]:
+    """The members in `weights`, in their order: prefixed `m<k>.` names, or one unprefixed network."""
+    prefixes = sorted(
+        {name.split(".", 1)[0] for name in weights if "." in name}, key=lambda prefix: int(prefix[1:])
+    ) or [""]
+    members = []
+    for prefix in prefixes:
+        named = {
+            name.removeprefix(f"{prefix}."): value.astype(np.float32)
+            for name, value in weights.items()
+            if not prefix or name.startswith(f"{prefix}.")
+        }
+        layers = [(named[f"w{i}"], named[f"b{i}"]) for i in range(len(config.hidden) + 1)]
+        members.append(ServingMember(layers, named["vec"], named["bias"]))
+    return members
+
+
 class ServingRanker:
-    """One loaded ranker, scoring one shopper's list per call."""
+    """One loaded ranker (an ensemble of one or more networks), scoring one shopper's list per call."""
 
     def __init__(self, config: RankerConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
         self.mean = weights["mean"].astype(np.float32)
         self.std = weights["std"].astype(np.float32)
         self.mask = config.feature_mask()
-        self.layers = [
-            (weights[f"w{i}"].astype(np.float32), weights[f"b{i}"].astype(np.float32))
-            for i in range(len(config.hidden) + 1)
-        ]
-        self.vectors = weights["vec"].astype(np.float32)
-        self.bias = weights["bias"].astype(np.float32)
+        self.members = members_of(weights, config)
+
+    @property
+    def items(self) -> int:
+        """How many items the networks know (row 0, the unknown item, not counted)."""
+        return self.members[0].bias.shape[0] - 1
 
     def standardize(self, features: np.ndarray) -> np.ndarray:
         return (features.astype(np.float32) - self.mean) / self.std * self.mask
 
-    def outputs(self, features: np.ndarray, items: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
-        """The score's parts, their total, the standardized features z and d(total)/dz, for one list:
-        features [N, F], items [N] and history [L] (0: unknown item)."""
-        z = self.standardize(features)
+    def _member_outputs(
+        self, member: ServingMember, z: np.ndarray, items: np.ndarray, history: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         hidden, active = z, []
-        for weight, bias in self.layers[:-1]:
+        for weight, bias in member.layers[:-1]:
             before = hidden @ weight + bias
             active.append(before > 0)
             hidden = np.maximum(before, 0)
-        last_weight, last_bias = self.layers[-1]
+        last_weight, last_bias = member.layers[-1]
         known = (items > 0).astype(np.float32)
         parts = {MLP: (hidden @ last_weight + last_bias)[:, 0]}
         if self.config.latent:
             present = history[history > 0]
-            user = self.vectors[present].mean(0) if present.size else np.zeros(self.config.dim, np.float32)
-            parts[LATENT] = (self.vectors[items] @ user) * known
+            user = member.vectors[present].mean(0) if present.size else np.zeros(self.config.dim, np.float32)
+            parts[LATENT] = (member.vectors[items] @ user) * known
         if self.config.item_bias:
-            parts[ITEM_BIAS] = self.bias[items] * known
+            parts[ITEM_BIAS] = member.bias[items] * known
         gradient = np.broadcast_to(last_weight[:, 0], (len(z), last_weight.shape[0]))
-        for (weight, _), on in zip(reversed(self.layers[:-1]), reversed(active), strict=True):
+        for (weight, _), on in zip(reversed(member.layers[:-1]), reversed(active), strict=True):
             gradient = (gradient * on) @ weight.T
+        return parts, gradient
+
+    def outputs(self, features: np.ndarray, items: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
+        """The score's parts, their total, the standardized features z and d(total)/dz, for one list:
+        features [N, F], items [N] and history [L] (0: unknown item). Each part, the total and the
+        gradient are the mean over the members."""
+        z = self.standardize(features)
+        found = [self._member_outputs(member, z, items, history) for member in self.members]
+        share = np.float32(1.0 / len(found))
+        parts = {name: sum(p[name] for p, _ in found) * share for name in found[0][0]}
+        gradient = sum(g for _, g in found) * share
         total = np.sum(list(parts.values()), axis=0, dtype=np.float32)
         return {**parts, "total": total, "z": z, "gradient": gradient}
 
@@ -100,7 +140,13 @@ class ServingRanker:
 
 def save_weights(weights: dict[str, np.ndarray], config: RankerConfig, folder: Path, extra: dict) -> None:
     np.savez(folder / WEIGHTS, **weights)
-    meta = {"config": asdict(config), "features": list(FEATURES), "items": int(weights["bias"].shape[0]) - 1}
+    members = members_of(weights, config)
+    meta = {
+        "config": asdict(config),
+        "features": list(FEATURES),
+        "items": int(members[0].bias.shape[0]) - 1,
+        "members": len(members),
+    }
     (folder / META).write_text(json.dumps({**meta, **extra}, indent=2))
 
 

@@ -25,6 +25,7 @@ from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, mer
 from ml.cooccurrence import fit_cooccurrence
 from ml.metrics import ndcg_of_hits, top_k
 from ml.ranking.config import RankerConfig
+from ml.ranking.ensemble import RankerEnsemble
 from ml.ranking.features import (
     FEATURES,
     GROUPS,
@@ -117,7 +118,7 @@ def candidate_order(lists: RankingLists) -> np.ndarray:
     return -np.tile(np.arange(lists.valid.shape[1], dtype=np.float32), (len(lists), 1))
 
 
-def _scores(net: RankerNet, lists: RankingLists, batch: int = 256) -> np.ndarray:
+def _scores(net: RankerNet | RankerEnsemble, lists: RankingLists, batch: int = 256) -> np.ndarray:
     parts = [
         net.scores(
             lists.features[s : s + batch], lists.items[s : s + batch], lists.history[s : s + batch]
@@ -128,34 +129,33 @@ def _scores(net: RankerNet, lists: RankingLists, batch: int = 256) -> np.ndarray
 
 
 def harmful_groups(
-    net: RankerNet, validation: RankingLists, gate: PublishGate, seed: int = 0
+    net: RankerEnsemble, validation: RankingLists, gate: PublishGate, seed: int = 0
 ) -> tuple[str, ...]:
-    """The feature groups whose removal from the trained network (features held at their training
+    """The feature groups whose removal from the trained ensemble (features held at their training
     mean, and the learned part the group carries: item biases for "item", latent factors for
     "collaborative") surely raises its validation NDCG@20 (the gain interval of `gate` above
     zero): what a shop's data says a group does not generalize on."""
     full = ndcg_per_list(_scores(net, validation), validation)
-    kept_config, kept_mask = net.config, net.mask
+    kept = net.config.removed
     harmful = []
     try:
         for group in GROUPS:
-            if group in kept_config.removed:
+            if group in kept:
                 continue
-            net.config = dataclasses.replace(kept_config, removed=(*kept_config.removed, group))
-            net.mask = tf.constant(net.config.feature_mask())
+            net.leave_out((*kept, group))
             without = ndcg_per_list(_scores(net, validation), validation)
             if gain_interval(without, full, gate, seed)[1] > 0:
                 harmful.append(group)
     finally:
-        net.config, net.mask = kept_config, kept_mask
+        net.leave_out(kept)
     return tuple(harmful)
 
 
 @dataclass
 class TrainedRanker:
-    net: RankerNet
+    net: RankerEnsemble
     table: ItemTable
-    epochs: int
+    epochs: list[int]  # each member's best epoch
     validation_ndcg: float
     candidate_ndcg: float
     lists: int
@@ -183,19 +183,28 @@ class TrainedRanker:
         )
 
 
+def standardization(train: RankingLists) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of every feature over the training lists' candidates."""
+    rows = train.features[train.valid]
+    width = train.features.shape[-1]
+    mean = rows.mean(0) if len(rows) else np.zeros(width, np.float32)
+    std = rows.std(0) if len(rows) else np.ones(width, np.float32)
+    return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
 def fit_net(
     train: RankingLists,
-    validation: RankingLists,
+    stopping: RankingLists,
     items: int,
     config: RankerConfig,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
+    scale: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[RankerNet, int, float]:
-    """Listwise training with early stopping on validation NDCG@20; the best epoch's weights."""
+    """One network trained listwise with early stopping on NDCG@20 of the `stopping` lists; the best
+    epoch's weights. `scale`: the features' (mean, std), by default from `train`."""
     tf.random.set_seed(config.seed)
-    rows = train.features[train.valid]
-    mean = rows.mean(0) if len(rows) else np.zeros(train.features.shape[-1], np.float32)
-    std = rows.std(0) if len(rows) else np.ones(train.features.shape[-1], np.float32)
-    net = RankerNet(items, config, mean, np.where(std > 1e-6, std, 1.0).astype(np.float32))
+    mean, std = scale or standardization(train)
+    net = RankerNet(items, config, mean, std)
     optimizer = tf.keras.optimizers.Adam(config.learning_rate)
 
     @tf.function
@@ -223,7 +232,7 @@ def fit_net(
         for start in range(0, len(order), config.batch_lists):
             batch = train.take(order[start : start + config.batch_lists])
             losses.append(float(step(batch.features, batch.items, batch.valid, batch.labels, batch.history)))
-        quality = ndcg(_scores(net, validation), validation)
+        quality = ndcg(_scores(net, stopping), stopping)
         on_epoch(epoch, float(np.mean(losses)) if losses else 0.0, quality)
         if quality > best[0]:
             best = (quality, epoch, net.weights())
@@ -231,6 +240,34 @@ def fit_net(
             break
     net.assign(best[2])
     return net, best[1], best[0]
+
+
+def fit_ensemble(
+    train: RankingLists,
+    items: int,
+    config: RankerConfig,
+    on_epoch: Callable[[int, int, float, float], None] = lambda *_: None,
+) -> tuple[RankerEnsemble, list[int]]:
+    """`config.members` networks (ml/ranking/ensemble.py), member k seeded `config.seed + k`, each
+    learning from its own random share of `train` and stopping early on the rest; the ensemble and
+    each member's best epoch. `on_epoch(member, epoch, loss, stopping NDCG@20)`."""
+    scale = standardization(train)
+    members, epochs = [], []
+    for k in range(config.members):
+        seed = config.seed + k
+        order = np.random.default_rng(seed).permutation(len(train))
+        cut = max(1, round(config.stopping_share * len(train))) if len(train) > 1 else 0
+        net, epoch, _ = fit_net(
+            train.take(order[cut:]),
+            train.take(order[:cut] if cut else order),
+            items,
+            dataclasses.replace(config, seed=seed),
+            lambda epoch, loss, quality, k=k: on_epoch(k, epoch, loss, quality),
+            scale,
+        )
+        members.append(net)
+        epochs.append(epoch)
+    return RankerEnsemble(members), epochs
 
 
 def training_lists(
@@ -334,7 +371,7 @@ def fit_ranker(
     lists: RankingLists,
     vocabulary: np.ndarray,
     config: RankerConfig | None = None,
-    on_epoch: Callable[[int, float, float], None] = lambda *_: None,
+    on_epoch: Callable[[int, int, float, float], None] = lambda *_: None,
     table: ItemTable | None = None,
     gate: PublishGate | None = None,
 ) -> TrainedRanker:
@@ -365,11 +402,13 @@ def fit_ranker(
             "(RECSYS_RANKER_MIN_TRAINING_LISTS, RECSYS_RANKER_MIN_VALIDATION_LISTS)"
         )
     train, validation = lists.take(train_rows), lists.take(validation_rows)
-    net, epochs, quality = fit_net(train, validation, len(vocabulary), config, on_epoch)
+    net, epochs = fit_ensemble(train, len(vocabulary), config, on_epoch)
+    quality = ndcg(_scores(net, validation), validation)
     harmful = harmful_groups(net, validation, gate, config.seed) if gate.drop_harmful_groups else ()
     if harmful:
         without = dataclasses.replace(config, removed=(*config.removed, *harmful))
-        refit, refit_epochs, refit_quality = fit_net(train, validation, len(vocabulary), without, on_epoch)
+        refit, refit_epochs = fit_ensemble(train, len(vocabulary), without, on_epoch)
+        refit_quality = ndcg(_scores(refit, validation), validation)
         if refit_quality >= quality:
             net, epochs, quality = refit, refit_epochs, refit_quality
         else:

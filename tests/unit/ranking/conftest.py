@@ -12,7 +12,7 @@ from ml.snapshot import Snapshot
 from ml.validation import TIME, Held, carve
 from tests.unit.ranking.simulated_shop import simulated_snapshot
 
-TINY = RankerConfig(dim=8, hidden=(16,), max_epochs=20)
+TINY = RankerConfig(dim=8, hidden=(16,), max_epochs=20, members=2)
 # The simulated shop is small: the fixture's ranker is kept whatever its gain (the gate has its own tests).
 ANY = PublishGate(min_training_lists=1, min_validation_lists=1, require_gain=False)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from ml.ranking.config import RankerConfig
+from ml.ranking.ensemble import RankerEnsemble
 from ml.ranking.features import FEATURES
 from ml.ranking.model import RankerNet
 from ml.ranking.serving import load_serving, save_weights
@@ -58,3 +61,35 @@ def test_a_list_without_known_history_scores_without_the_latent_part() -> None:
     out = served.outputs(features, np.array([1, 2, 0]), np.array([0, 0]))
     assert not out["latent_factors"].any()
     assert out["item_bias"][2] == 0.0  # the unknown item has no bias
+
+
+def test_an_ensemble_serves_the_mean_of_its_networks_scores_and_gradients(tmp_path) -> None:
+    config = RankerConfig(dim=4, hidden=(12, 6), members=3)
+    first = _net(config)
+    members = [first]
+    for seed in (1, 2):
+        net = RankerNet(30, dataclasses.replace(config, seed=seed), first.mean.numpy(), first.std.numpy())
+        net.assign({**net.weights(), "bias": np.random.default_rng(seed).normal(size=31)})
+        members.append(net)
+    ensemble = RankerEnsemble(members)
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(25, len(FEATURES))).astype(np.float32)
+    items = rng.integers(0, 31, size=25)
+    history = np.array([2, 5, 0])
+    z = first.standardize(tf.constant(features))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        total = tf.add_n([tf.add_n(list(m.parts(z, items, history).values())) for m in members]) / 3.0
+    expected_gradient = tape.gradient(total, z).numpy()
+
+    ensemble.save(tmp_path, {})
+    served, meta = load_serving(tmp_path)
+    out = served.outputs(features, items, history)
+    np.testing.assert_allclose(out["total"], total.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        out["total"], ensemble.scores(features, items, history).numpy(), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(out["gradient"], expected_gradient, rtol=1e-5, atol=1e-5)
+    assert meta["members"] == 3 and len(served.members) == 3 and served.items == 30
+    alone = members[1].serving().outputs(features, items, history)["total"]
+    assert not np.allclose(out["total"], alone)  # the members differ: the mean is not any one of them

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ml.popularity import choose_half_life, fit_popularity
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
+from ml.validation import Carve
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
 from pipelines.settings import TrainingSettings, training_settings
@@ -42,6 +44,9 @@ from recsys.profile.v1 import profile_pb2
 from shared.clients import SuiteClients
 from shared.config import Settings
 from shared.models import latest_version, publish
+
+if TYPE_CHECKING:
+    from ml.ranking.train import RankingLists  # TensorFlow: loaded only when the ranker is trained
 
 EXPORT_DEADLINE_S = 1800.0
 # Models that lost on validation are kept here, `<model_dir>/refused/<name>/<version>/`, never served.
@@ -142,6 +147,36 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
     return trained
 
 
+def _nested_lists(run: TrainingRun, validation: Validation, vocabulary: np.ndarray) -> RankingLists | None:
+    """The ranker's extra lists to learn from, from carves nested in the validation carve's fitting
+    part (ml/ranking/train.py: nested_lists); None when none are asked for or the GAN is in the run
+    (it would have to be refitted for each carve)."""
+    from ml.ranking.train import nested_lists
+
+    count = run.training.ranker_nested_carves
+    if count == 0:
+        return None
+    if run.training.with_gan:
+        console.print(
+            "ranker: no nested carves with the GAN in the run (it would be refitted for each); "
+            "learning from the validation carve's lists alone"
+        )
+        return None
+
+    def on_carve(number: int, inner: Carve) -> None:
+        console.print(
+            f"ranker: nested carve {number + 1}/{count} ({inner.protocol}, {len(inner.held):,} shoppers): "
+            "fitting its sources and views for more lists to learn from"
+        )
+
+    more = nested_lists(validation.carve, run.sources, vocabulary, count, run.training.ranker_seed, on_carve)
+    if more is None:
+        console.print(
+            "ranker: the nested carve has too few shoppers; learning from the validation carve alone"
+        )
+    return more
+
+
 def _fit_ranker(run: TrainingRun) -> object | None:
     from ml.ranking.config import RankerConfig
     from ml.ranking.train import RankerRefused, fit_ranker, training_lists
@@ -158,6 +193,7 @@ def _fit_ranker(run: TrainingRun) -> object | None:
     lists, vocabulary = training_lists(
         run.snapshot, run.sources, None, validation=validation.carve, fitted=validation.fitted
     )
+    more = _nested_lists(run, validation, vocabulary)
     config = RankerConfig(
         removed=settings.ranker_left_out, seed=settings.ranker_seed, members=settings.ranker_members
     )
@@ -178,7 +214,14 @@ def _fit_ranker(run: TrainingRun) -> object | None:
 
         try:
             trained = fit_ranker(
-                run.snapshot, run.sources, lists, vocabulary, config, on_epoch, gate=settings.ranker_gate
+                run.snapshot,
+                run.sources,
+                lists,
+                vocabulary,
+                config,
+                on_epoch,
+                gate=settings.ranker_gate,
+                more=more,
             )
         except RankerRefused as error:
             run.ranker_outcome = {"published": False, "why": str(error)}

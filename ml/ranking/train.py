@@ -41,7 +41,7 @@ from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerNet
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.snapshot import Snapshot
-from ml.validation import Carve, Held, carve
+from ml.validation import MIN_SHOPPERS, Carve, Held, carve
 
 VALIDATION_SHARE = 0.15
 # After a time carve the ranker is validated on the lists of the latest 30% of held purchases.
@@ -277,12 +277,13 @@ def training_lists(
     views: ViewsConfig | None = None,
     validation: Carve | None = None,
     fitted: FittedSources | None = None,
+    vocabulary: np.ndarray | None = None,
 ) -> tuple[RankingLists, np.ndarray]:
-    """The lists to learn from and the full vocabulary. The candidate sources (`fitted`, else fitted
-    here) and the learned views are fitted on the fitting part of `validation` (by default the
-    automatic carve of `snapshot`)."""
+    """The lists to learn from and the vocabulary (by default every item of `snapshot`). The candidate
+    sources (`fitted`, else fitted here) and the learned views are fitted on the fitting part of
+    `validation` (by default the automatic carve of `snapshot`)."""
     validation = validation or carve(snapshot)
-    vocabulary = vocabulary_of(snapshot)
+    vocabulary = vocabulary_of(snapshot) if vocabulary is None else vocabulary
     fitted = fitted or fit_sources(validation.fit, retrieval, fit_generator)
     table = dataclasses.replace(
         item_table(validation.fit, fitted.knn, retrieval.popularity_half_life_days, vocabulary),
@@ -318,6 +319,38 @@ def training_lists(
         lists.later[len(shoppers) :] = True
     keep = lists.labels.any(1)  # a list with no bought item teaches nothing
     return lists.take(np.flatnonzero(keep)), vocabulary
+
+
+def nested_lists(
+    outer: Carve,
+    retrieval: SourcesConfig,
+    vocabulary: np.ndarray,
+    count: int,
+    seed: int = 0,
+    on_carve: Callable[[int, Carve], None] = lambda *_: None,
+) -> RankingLists | None:
+    """More lists to learn from: `count` carves of the same kind, each nested in the previous one's
+    fitting part (the first in `outer`'s), with sources and views fitted on its own fitting part.
+    Their held items all lie inside `outer`'s fitting part, so none is a purchase the publish gate
+    judges on; every list is for learning (`later` all False). None when no carve has enough
+    shoppers. The GAN is not refitted for them (`fit_generator` None)."""
+    found: list[RankingLists] = []
+    fit = outer.fit
+    for number in range(count):
+        inner = carve(fit, outer.protocol, seed=seed + number + 1)
+        if len(inner.held) < MIN_SHOPPERS:
+            break
+        on_carve(number, inner)
+        lists, _ = training_lists(fit, retrieval, None, validation=inner, vocabulary=vocabulary)
+        lists.later[:] = False
+        found.append(lists)
+        fit = inner.fit
+    if not found:
+        return None
+    merged_lists = found[0]
+    for more in found[1:]:
+        merged_lists = concatenate(merged_lists, more)
+    return merged_lists
 
 
 def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held], float] | None:
@@ -374,11 +407,13 @@ def fit_ranker(
     on_epoch: Callable[[int, int, float, float], None] = lambda *_: None,
     table: ItemTable | None = None,
     gate: PublishGate | None = None,
+    more: RankingLists | None = None,
 ) -> TrainedRanker:
-    """Trains on `lists` (see `training_lists`) and pairs the network with `table`, by default
-    `published_table(snapshot, ...)`. Raises RankerRefused when there are too few lists to learn
-    from or to judge on (`gate`), or when the validation gain over the candidate order is not
-    surely above zero: such a ranker is not fit to publish."""
+    """Trains on `lists` (see `training_lists`), plus `more` lists to learn from only (see
+    `nested_lists`), and pairs the network with `table`, by default `published_table(snapshot,
+    ...)`. Raises RankerRefused when there are too few lists to learn from or to judge on (`gate`),
+    or when the validation gain over the candidate order is not surely above zero: such a ranker is
+    not fit to publish."""
     config = config or RankerConfig()
     gate = gate or PublishGate()
     started = time.perf_counter()
@@ -402,6 +437,8 @@ def fit_ranker(
             "(RECSYS_RANKER_MIN_TRAINING_LISTS, RECSYS_RANKER_MIN_VALIDATION_LISTS)"
         )
     train, validation = lists.take(train_rows), lists.take(validation_rows)
+    if more is not None and len(more):
+        train = concatenate(train, more)
     net, epochs = fit_ensemble(train, len(vocabulary), config, on_epoch)
     quality = ndcg(_scores(net, validation), validation)
     harmful = harmful_groups(net, validation, gate, config.seed) if gate.drop_harmful_groups else ()
@@ -438,7 +475,7 @@ def fit_ranker(
         epochs=epochs,
         validation_ndcg=quality,
         candidate_ndcg=ndcg(candidate_order(validation), validation),
-        lists=len(lists),
+        lists=len(lists) + (len(more) if more is not None else 0),
         seconds=time.perf_counter() - started,
         validation_lists=held,
         gain=gain,

@@ -31,6 +31,7 @@ from ml.ranking.train import (
     harmful_groups,
     later_split,
     ndcg,
+    nested_lists,
     shopper_of,
     training_lists,
 )
@@ -256,3 +257,23 @@ def test_the_gain_interval_is_paired_and_tightens_with_more_lists() -> None:
     assert low > 0 and low < mean < high
     few = gain_interval(better[:20], base[:20], PublishGate())
     assert few[2] - few[1] > high - low
+
+
+def test_nested_carves_add_lists_to_learn_from_inside_the_fitting_part(simulated_lists) -> None:
+    """The nested carve holds out only purchases of the outer carve's fitting part (never one the
+    gate judges on), and its lists are all for learning."""
+    earlier, lists, vocabulary = simulated_lists
+    outer = carve(earlier, TIME)
+    seen: list = []
+    more = nested_lists(outer, SourcesConfig(), vocabulary, 1, on_carve=lambda _, inner: seen.append(inner))
+    assert more is not None and len(more) > 0 and not more.later.any()
+    (inner,) = seen
+    fitted_pairs = set(zip(outer.fit.user_ids.tolist(), outer.fit.item_ids.tolist(), strict=True))
+    held_outside = {(user, item) for user, shopper in outer.held.items() for item in shopper.items}
+    for user, shopper in inner.held.items():
+        for item in shopper.items:
+            assert (user, item) in fitted_pairs and (user, item) not in held_outside
+    assert more.features.shape[1:] == lists.features.shape[1:]
+    trained = fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=ANY, more=more)
+    assert trained.lists == len(lists) + len(more)
+    assert trained.validation_lists == lists.later.sum()  # the gate's lists are the outer carve's alone

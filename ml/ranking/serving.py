@@ -70,11 +70,6 @@ class ServingRanker:
         self.mask = config.feature_mask()
         self.members = members_of(weights, config)
 
-    @property
-    def items(self) -> int:
-        """How many items the networks know (row 0, the unknown item, not counted)."""
-        return self.members[0].bias.shape[0] - 1
-
     def standardize(self, features: np.ndarray) -> np.ndarray:
         return (features.astype(np.float32) - self.mean) / self.std * self.mask
 

@@ -345,12 +345,7 @@ def nested_lists(
         lists.later[:] = False
         found.append(lists)
         fit = inner.fit
-    if not found:
-        return None
-    merged_lists = found[0]
-    for more in found[1:]:
-        merged_lists = concatenate(merged_lists, more)
-    return merged_lists
+    return concatenate(*found) if found else None
 
 
 def later_split(shoppers: list[Held]) -> tuple[list[Held], list[Held], float] | None:
@@ -378,12 +373,10 @@ def _without(candidates: list[list[RankCandidate]], other: list[Held]) -> list[l
     ]
 
 
-def concatenate(first: RankingLists, second: RankingLists) -> RankingLists:
+def concatenate(first: RankingLists, *rest: RankingLists) -> RankingLists:
+    parts = (first, *rest)
     return RankingLists(
-        *(
-            np.concatenate([getattr(first, f.name), getattr(second, f.name)])
-            for f in dataclasses.fields(first)
-        )
+        *(np.concatenate([getattr(part, f.name) for part in parts]) for f in dataclasses.fields(first))
     )
 
 

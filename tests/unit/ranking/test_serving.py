@@ -90,6 +90,6 @@ def test_an_ensemble_serves_the_mean_of_its_networks_scores_and_gradients(tmp_pa
         out["total"], ensemble.scores(features, items, history).numpy(), rtol=1e-5, atol=1e-5
     )
     np.testing.assert_allclose(out["gradient"], expected_gradient, rtol=1e-5, atol=1e-5)
-    assert meta["members"] == 3 and len(served.members) == 3 and served.items == 30
+    assert meta["members"] == 3 and len(served.members) == 3 and meta["items"] == 30
     alone = members[1].serving().outputs(features, items, history)["total"]
     assert not np.allclose(out["total"], alone)  # the members differ: the mean is not any one of them

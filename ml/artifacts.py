@@ -126,15 +126,22 @@ class CooccurrenceModel:
 @dataclass(frozen=True)
 class ServingConfig:
     """What the pipeline serves, as training chose it on validation: the fusion of the candidate
-    sources, what orders the candidates (`ranker`, one of ORDERS), and the report behind the choice."""
+    sources, what orders the candidates (`ranker`, one of ORDERS), the neighbour sources' recency
+    decays (ml/retrieval.py; absent: 1.0), and the report behind the choice."""
 
     weights: Mapping[str, float]
     quotas: Mapping[str, float]
     ranker: str
     report: Mapping[str, object] = field(default_factory=dict, compare=False)
+    recency_decays: Mapping[str, float] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
-        body = {"weights": dict(self.weights), "quotas": dict(self.quotas), "ranker": self.ranker}
+        body = {
+            "weights": dict(self.weights),
+            "quotas": dict(self.quotas),
+            "ranker": self.ranker,
+            "recency_decays": dict(self.recency_decays),
+        }
         (folder / "serving.json").write_text(json.dumps({**body, "report": self.report}, indent=2))
 
     @classmethod
@@ -142,4 +149,7 @@ class ServingConfig:
         data = json.loads((folder / "serving.json").read_text())
         if data["ranker"] not in ORDERS:
             raise ValueError(f"{folder}: ranker must be one of {', '.join(ORDERS)}, got {data['ranker']!r}")
-        return cls(data["weights"], data["quotas"], data["ranker"], data.get("report", {}))
+        decays = data.get("recency_decays", {})
+        if not all(0.0 < float(decay) <= 1.0 for decay in decays.values()):
+            raise ValueError(f"{folder}: every recency decay must be in (0, 1], got {decays}")
+        return cls(data["weights"], data["quotas"], data["ranker"], data.get("report", {}), decays)

@@ -35,6 +35,9 @@ class SourcesConfig:
     ease_l2: float | None = None  # None: from the data's scale (training chooses it on validation)
     ease_max_items: int = DEFAULT_MAX_ITEMS
     ease_half_life_days: float = 0.0  # rows' recency weights (0: none); chosen on validation in training
+    # Each neighbour source's recency decay over the shopper's history (ml/retrieval.py; absent: 1.0,
+    # every anchor the same); chosen on validation in training.
+    recency_decays: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,14 @@ def _generated(generator: Any, shoppers: Mapping[Key, Sequence[str]]) -> dict[Ke
 
 
 def source_lists(
-    fitted: FittedSources, shoppers: Mapping[Key, Sequence[str]], count: int
+    fitted: FittedSources,
+    shoppers: Mapping[Key, Sequence[str]],
+    count: int,
+    decays: Mapping[str, float] | None = None,
 ) -> dict[Key, dict[str, list[Retrieved]]]:
-    """Each source's `count` best items per shopper (history most recent first), bought items left out."""
+    """Each source's `count` best items per shopper (history most recent first), bought items left
+    out; `decays`: the neighbour sources' recency decays (SourcesConfig.recency_decays)."""
+    decays = decays or {}
     generated = _generated(fitted.generator, shoppers) if fitted.generator is not None else {}
     lists: dict[Key, dict[str, list[Retrieved]]] = {}
     for key, history in shoppers.items():
@@ -109,8 +117,9 @@ def source_lists(
         found = {}
         if key in generated:
             found[sources.GENERATOR] = [c for c in generated[key] if c.item_id not in bought][:count]
-        found[sources.ITEM_KNN] = neighbour_candidates(fitted.knn, history, bought, count=count)
-        found[sources.EASE] = neighbour_candidates(fitted.ease, history, bought, sources.EASE, count)
+        for source, model in ((sources.ITEM_KNN, fitted.knn), (sources.EASE, fitted.ease)):
+            decay = decays.get(source, 1.0)
+            found[source] = neighbour_candidates(model, history, bought, source, count, decay)
         found[sources.POPULAR] = [
             Retrieved(item, sources.POPULAR, score) for item, score, _ in fitted.popular.top(count, bought)
         ]

@@ -12,7 +12,14 @@ from shared import sources
 from shared.config import EnvReader
 from shared.sources import Placement
 
-HISTORY_ANCHORS = 50
+# The most history items (latest first) the neighbour sources read: the profile service's recent list.
+HISTORY_ANCHORS = 200
+# Each step back in a shopper's history, an anchor's neighbours weigh this much less (1.0: all the
+# same). Training chooses a decay per neighbour source on validation (pipelines/validation.py): the
+# latest item predicts the next purchase best on some shops, the whole history on others.
+RECENCY_DECAYS = (1.0, 0.98, 0.95, 0.9, 0.8, 0.7, 0.5)
+# Anchors whose recency weight falls below this are not read.
+MIN_ANCHOR_WEIGHT = 1e-3
 # Rank offset of reciprocal-rank fusion: the usual 60 keeps one list's top item from drowning the rest.
 FUSION_K = 60
 # Weight of each retrieval source in the reciprocal-rank fusion of their lists, until training has
@@ -73,24 +80,28 @@ def neighbour_candidates(
     exclude: set[str],
     source: str = sources.ITEM_KNN,
     count: int | None = None,
+    decay: float = 1.0,
 ) -> list[Retrieved]:
     """The `count` (default: all) best items among the neighbours of the shopper's recent items,
     scored by summed weight (co-buy cosines for item-kNN, EASE's signed weights for the EASE
-    source: same layout); items whose sum is not positive are left out. Ties go by item id.
+    source: same layout), the k-th latest item's neighbours weighted by decay^k; items whose sum
+    is not positive are left out. Ties go by item id.
 
     The anchor is the history item that contributed the most, so the gateway
     can say "often bought with <anchor>".
     """
     if model is None:
         return []
-    known = (model.index.get(item) for item in history[:HISTORY_ANCHORS])
-    anchors = [row for row in known if row is not None]
+    read = _anchors_read(decay)
+    known = [(model.index.get(item), step) for step, item in enumerate(history[:read])]
+    anchors = [row for row, _ in known if row is not None]
     if not anchors:
         return []
+    recency = decay ** np.array([step for row, step in known if row is not None], np.float64)
     neighbours = model.neighbours[anchors]
     present = neighbours >= 0
     targets = neighbours[present]
-    weights = model.scores[anchors][present].astype(np.float64)
+    weights = (model.scores[anchors] * recency[:, None])[present]
     anchor_of = np.broadcast_to(np.arange(len(anchors))[:, None], neighbours.shape)[present]
     totals = np.bincount(targets, weights=weights, minlength=len(model.item_ids))
     for item in exclude:
@@ -117,6 +128,15 @@ def neighbour_candidates(
         )
         for row in ranked.tolist()
     ]
+
+
+def _anchors_read(decay: float) -> int:
+    """How many of the latest history items weigh at least MIN_ANCHOR_WEIGHT under `decay`."""
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"a recency decay is in (0, 1], got {decay}")
+    if decay == 1.0:
+        return HISTORY_ANCHORS
+    return min(HISTORY_ANCHORS, int(np.log(MIN_ANCHOR_WEIGHT) / np.log(decay)) + 1)
 
 
 def _best(rows: np.ndarray, totals: np.ndarray, ids: np.ndarray, count: int | None) -> np.ndarray:

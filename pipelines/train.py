@@ -330,7 +330,8 @@ def _serving_config(run: TrainingRun) -> object | None:
     fusion = run.sources.fusion
     report = {**validation.report(), "ranker": run.ranker_outcome or {"trained": False}, "order": order}
     console.print(f"serving: {order} over the fusion {weights_text(fusion.weights)}")
-    return ServingConfig(dict(fusion.weights), dict(fusion.quotas), order, report)
+    decays = dict(run.sources.recency_decays)
+    return ServingConfig(dict(fusion.weights), dict(fusion.quotas), order, report, decays)
 
 
 def _last_order(model_dir: Path) -> str:

@@ -1,8 +1,9 @@
 """The validation stage of training: carve, fit the sources on the rest, score, choose.
 
 Everything chosen or gated on validation in one training run uses this stage's
-carve and its fitted sources: EASE's regularization, the fusion of the sources
-(which ones, their weights), and the ranker's lists and publish gate. Its report
+carve and its fitted sources: EASE's regularization, how much the neighbour
+sources favour the shopper's latest items, the fusion of the sources (which ones,
+their weights), and the ranker's lists and publish gate. Its report
 (table and JSON) is printed and published inside the serving configuration.
 """
 
@@ -17,8 +18,8 @@ import numpy as np
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
 from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
 from ml.popularity import fit_popularity
-from ml.retrieval import Fusion, Retrieved, neighbour_candidates
-from ml.selection import FusionScorer, Scored, search_weights
+from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, neighbour_candidates
+from ml.selection import MIN_IMPROVEMENT, FusionScorer, Scored, search_weights
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve, carve
 from shared import sources
@@ -52,6 +53,7 @@ class Validation:
     chosen: Scored
     rows: list[Scored] = field(default_factory=list)
     ease_tried: dict[str, float] = field(default_factory=dict)  # "λ=…, half-life … d" -> EASE alone
+    decays_tried: dict[str, dict[str, float]] = field(default_factory=dict)  # source -> decay -> alone
 
     def report(self) -> dict[str, object]:
         return {
@@ -60,6 +62,13 @@ class Validation:
             "validation_shoppers": len(self.carve.held),
             "scored_shoppers": int(self.chosen.per_user.shape[0]),
             "ease": {setting: round(ndcg, 5) for setting, ndcg in self.ease_tried.items()},
+            "recency_decays": {
+                "chosen": dict(self.sources.recency_decays),
+                "tried": {
+                    source: {decay: round(ndcg, 5) for decay, ndcg in tried.items()}
+                    for source, tried in self.decays_tried.items()
+                },
+            },
             "chosen": {"weights": self.chosen.weights, "ndcg_at_20": round(self.chosen.ndcg, 5)},
             "rows": [
                 {
@@ -135,6 +144,34 @@ def _choose_ease(
     return best[1], found
 
 
+def _choose_decays(
+    fitted: FittedSources,
+    histories: Mapping[str, list[str]],
+    relevant: dict[str, set[str]],
+    say: Callable[[str], None],
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Each neighbour source's recency decay (ml/retrieval.py), the one whose list alone scores best
+    (ties: the flatter); the chosen decays and every score."""
+    chosen: dict[str, float] = {}
+    tried: dict[str, dict[str, float]] = {}
+    for source, model in ((sources.ITEM_KNN, fitted.knn), (sources.EASE, fitted.ease)):
+        best = (-1.0, 1.0)
+        tried[source] = {}
+        for decay in RECENCY_DECAYS:
+            lists = {
+                user: {source: neighbour_candidates(model, history, set(history), source, CANDIDATES, decay)}
+                for user, history in histories.items()
+            }
+            ndcg = FusionScorer(lists, relevant, [source]).score(source, {source: 1.0}).ndcg
+            tried[source][f"{decay:g}"] = ndcg
+            if ndcg > best[0] + MIN_IMPROVEMENT:
+                best = (ndcg, decay)
+        chosen[source] = best[1]
+        scores = ", ".join(f"{decay} {ndcg:.4f}" for decay, ndcg in tried[source].items())
+        say(f"{source}: recency decay {best[1]:g} chosen (validation NDCG@20 by decay: {scores})")
+    return chosen, tried
+
+
 def validate(
     snapshot: Snapshot,
     config: SourcesConfig,
@@ -160,7 +197,10 @@ def validate(
         carved.fit, {user: histories[user] for user in scored_users}, relevant, config, say
     )
     fitted = fit_sources(carved.fit, config, fit_generator, ease)
-    lists: Lists = source_lists(fitted, histories, CANDIDATES)
+    decays, decays_tried = _choose_decays(
+        fitted, {user: histories[user] for user in scored_users}, relevant, say
+    )
+    lists: Lists = source_lists(fitted, histories, CANDIDATES, decays)
     everyone = fit_popularity(carved.fit, 0.0)
     scoring: Lists = {}
     for user in scored_users:
@@ -194,5 +234,6 @@ def validate(
         fusion=Fusion(weights=weights, quotas=config.fusion.quotas),
         ease_l2=float(ease.info["l2"]),
         ease_half_life_days=float(ease.info["half_life_days"]),
+        recency_decays=decays,
     )
-    return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores)
+    return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores, decays_tried)

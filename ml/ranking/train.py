@@ -290,7 +290,8 @@ def training_lists(
         views=fit_views(validation.fit, vocabulary, views or ViewsConfig()),
     )
     users = sorted(validation.held)
-    found = source_lists(fitted, {user: validation.held[user].history for user in users}, CANDIDATES)
+    histories = {user: validation.held[user].history for user in users}
+    found = source_lists(fitted, histories, CANDIDATES, retrieval.recency_decays)
     candidates = [
         [
             RankCandidate(c.item_id, c.fusion_score, c.found_by)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -69,10 +70,15 @@ class Neighbours:
     cooccurrence: ModelWatcher[CooccurrenceModel]
     ease: ModelWatcher[EaseModel]
 
-    def retrieve(self, history: list[str], exclude: set[str], count: int) -> dict[str, list[Retrieved]]:
-        knn = neighbour_candidates(self.cooccurrence.model, history, exclude, count=count)
-        ease = neighbour_candidates(self.ease.model, history, exclude, sources.EASE, count)
-        return {sources.ITEM_KNN: knn, sources.EASE: ease}
+    def retrieve(
+        self, history: list[str], exclude: set[str], count: int, decays: Mapping[str, float]
+    ) -> dict[str, list[Retrieved]]:
+        """Both sources' lists; `decays`: each one's recency decay (absent: 1.0)."""
+        models = {sources.ITEM_KNN: self.cooccurrence.model, sources.EASE: self.ease.model}
+        return {
+            source: neighbour_candidates(model, history, exclude, source, count, decays.get(source, 1.0))
+            for source, model in models.items()
+        }
 
     def versions(self) -> dict[str, int]:
         """The versions of the models loaded (none yet: not reported)."""
@@ -83,7 +89,7 @@ class Neighbours:
 @dataclass(frozen=True)
 class FusionChoice:
     """The fusion served: the operator's (`fixed`), else the one training chose on validation, else
-    the defaults."""
+    the defaults; and the neighbour sources' recency decays training chose."""
 
     fixed: Fusion | None
     serving: ModelWatcher[ServingConfig] | None = None
@@ -96,6 +102,11 @@ class FusionChoice:
         if config is None:
             return Fusion(), 0
         return Fusion(config.weights, config.quotas), self.serving.version  # type: ignore[union-attr]
+
+    def recency_decays(self) -> Mapping[str, float]:
+        """The neighbour sources' recency decays training chose (the operator's fusion keeps them)."""
+        config = self.serving.model if self.serving is not None else None
+        return config.recency_decays if config is not None else {}
 
 
 class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
@@ -249,7 +260,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         exclude = set(request.exclude_item_ids)
         answers, neighbours = await asyncio.gather(
             self._remote_sources(history, exclude, count, request.segment),
-            asyncio.to_thread(self.neighbours.retrieve, history, exclude, count),
+            asyncio.to_thread(
+                self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
+            ),
         )
         remote, versions, degraded = answers.lists, answers.versions, answers.degraded
         remote.update(neighbours)

@@ -87,7 +87,7 @@ def test_candidates(
     fitted = fit_sources(snapshot, config, fit_generator)
     seconds["fit"] = time.perf_counter() - started
     started = time.perf_counter()
-    lists = source_lists(fitted, shoppers, CANDIDATES)
+    lists = source_lists(fitted, shoppers, CANDIDATES, config.recency_decays)
     for found in lists.values():
         found[MERGED] = merged(found, config, CANDIDATES)
     seconds["answer"] = time.perf_counter() - started

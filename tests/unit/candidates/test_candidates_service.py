@@ -234,3 +234,30 @@ def test_the_fusion_chosen_in_training_orders_the_candidates_unless_the_operator
     knn_first = [c for c in overridden.candidates if c.fusion_score > 0]
     assert all(any(p.source == sources.ITEM_KNN for p in c.found_by) for c in knn_first)
     assert SERVING not in {v.name for v in overridden.model_versions}
+
+
+def test_the_recency_decays_chosen_in_training_weigh_the_latest_items_even_under_the_operators_fusion(
+    settings,
+) -> None:
+    """Flat, mug's and milk's neighbour tea leads (the unit tests show it); at the published decay
+    the latest item's neighbour crisps leads, whoever set the fusion."""
+    chosen = ServingConfig(
+        {sources.ITEM_KNN: 1.0}, {}, CANDIDATE_ORDER, recency_decays={sources.ITEM_KNN: 0.1}
+    )
+    publish(settings.model_dir, SERVING, chosen.save)
+    history = ["beer", "milk", "mug"]
+    ports = {name: value for name, value in settings.env.items() if "METRICS" not in name}
+    fixed = make_settings(str(settings.home), **{**ports, "RECSYS_CANDIDATES_WEIGHTS": ONLY_ITEM_KNN})
+    items = ServerThread(build_items, settings, settings.ports["items"])
+    try:
+        firsts = []
+        for config in (settings, fixed):
+            candidates = ServerThread(build_candidates, config)
+            try:
+                found = generate(candidates, history_item_ids=history, exclude_item_ids=history, count=3)
+            finally:
+                candidates.stop()
+            firsts.append((found.candidates[0].item_id, found.candidates[0].anchor_item_id))
+    finally:
+        items.stop()
+    assert firsts == [("crisps", "beer"), ("crisps", "beer")]

@@ -53,6 +53,28 @@ def test_cooccurrence_retrieval_names_its_anchor_and_skips_excluded() -> None:
     assert neighbour_candidates(None, ["mug"], set()) == []
 
 
+def test_recency_decay_lets_the_latest_item_lead() -> None:
+    """Flat, the older items' neighbours outvote the latest's; with a steep decay the latest leads."""
+    model = fit_cooccurrence(purchases_snapshot(BASKETS), k=5)
+    history = ["beer", "milk", "mug"]  # beer is the latest
+    flat = neighbour_candidates(model, history, set(history))
+    steep = neighbour_candidates(model, history, set(history), decay=0.1)
+    assert (flat[0].item_id, flat[0].anchor_item_id) == ("tea", "mug")
+    assert (steep[0].item_id, steep[0].anchor_item_id) == ("crisps", "beer")
+    assert {c.item_id for c in flat} == {c.item_id for c in steep}
+    assert neighbour_candidates(model, history, set(history), decay=1.0) == flat
+    with pytest.raises(ValueError, match="recency decay"):
+        neighbour_candidates(model, history, set(), decay=0.0)
+
+
+def test_a_steep_decay_reads_only_the_anchors_that_still_weigh() -> None:
+    """At decay 0.5 an anchor ten steps back weighs under 1e-3: its neighbours are not read."""
+    model = fit_cooccurrence(purchases_snapshot(BASKETS), k=5)
+    history = ["milk"] * 10 + ["beer"]  # beer is 10 steps back
+    assert "crisps" not in {c.item_id for c in neighbour_candidates(model, history, set(history), decay=0.5)}
+    assert "crisps" in {c.item_id for c in neighbour_candidates(model, history, set(history), decay=0.9)}
+
+
 def fused(*names: str, source: str, anchor: str = "") -> list[Retrieved]:
     return [Retrieved(name, source, 10.0 - rank, anchor) for rank, name in enumerate(names)]
 

@@ -3,6 +3,8 @@ nothing that is served."""
 
 from ml.artifacts import CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
 from ml.ease import EASE, EaseModel, binary_matrix, l2_grid
+from ml.retrieval import RECENCY_DECAYS
+from ml.selection import MIN_IMPROVEMENT
 from pipelines.train import fit_and_publish
 from pipelines.validation import ALL_TIME_POPULAR, MAX_WIDENING
 from shared import sources
@@ -31,6 +33,14 @@ def test_a_run_publishes_the_fusion_it_chose_and_keeps_the_order_when_the_ranker
     assert ALL_TIME_POPULAR in names and f"{sources.EASE} alone" in names
     assert set(first.weights) == set(sources.ALL)
     assert first.weights[sources.ITEM_TEXT] == first.weights[sources.KNOWLEDGE_GRAPH] == 0.0
+    decays = report["recency_decays"]
+    assert first.recency_decays == decays["chosen"] and set(decays["tried"]) == {
+        sources.ITEM_KNN,
+        sources.EASE,
+    }
+    for source, tried in decays["tried"].items():  # the best each source scored alone, ties to the flatter
+        assert tried[f"{first.recency_decays[source]:g}"] >= max(tried.values()) - MIN_IMPROVEMENT - 1e-5
+        assert len(tried) == len(RECENCY_DECAYS)
     chosen = report["chosen"]["ndcg_at_20"]
     assert chosen >= max(row["ndcg_at_20"] for row in report["rows"] if row["name"] != ALL_TIME_POPULAR)
 

@@ -72,12 +72,17 @@ def fit_sources(
     )
 
 
-def histories(users: np.ndarray, items: np.ndarray) -> dict[str, list[str]]:
-    """Each user's distinct items, most recent first, from purchases in time order."""
-    found: dict[str, dict[str, None]] = {}
-    for user, item in zip(users[::-1].tolist(), items[::-1].tolist(), strict=True):
-        found.setdefault(user, {}).setdefault(item, None)
-    return {user: list(items) for user, items in found.items()}
+def histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> dict[str, list[str]]:
+    """Each user's distinct items as the profile service hands them over: latest purchase first,
+    items bought at the same moment by item id (an order within one basket is not data serving has)."""
+    pairs, inverse = np.unique(np.stack([users.astype(str), items.astype(str)]), axis=1, return_inverse=True)
+    latest = np.full(pairs.shape[1], -np.inf)
+    np.maximum.at(latest, inverse.ravel(), np.asarray(times, np.float64))
+    order = np.lexsort((pairs[1], -latest, pairs[0]))
+    found: dict[str, list[str]] = {}
+    for user, item in zip(pairs[0][order].tolist(), pairs[1][order].tolist(), strict=True):
+        found.setdefault(user, []).append(item)
+    return found
 
 
 def _generated(generator: Any, shoppers: Mapping[Key, Sequence[str]]) -> dict[Key, list[Retrieved]]:

@@ -67,9 +67,8 @@ def _histories(
     """Per user: distinct items most recent first, purchase count, last time (inputs in time order)."""
     counts = dict(zip(*np.unique(users, return_counts=True), strict=True))
     last = dict(zip(users.tolist(), times.tolist(), strict=True))
-    return {
-        user: (seen, int(counts[user]), float(last[user])) for user, seen in histories(users, items).items()
-    }
+    ordered = histories(users, items, times)
+    return {user: (seen, int(counts[user]), float(last[user])) for user, seen in ordered.items()}
 
 
 def _time_carve(snapshot: Snapshot, share: float) -> tuple[Snapshot, dict[str, Held], float]:

@@ -35,6 +35,10 @@ def print_report(report: Mapping[str, object]) -> None:
         )
     console.print(table)
     console.print(f"why this split: {report['reason']}")
+    decays = report.get("recency_decays")
+    if isinstance(decays, Mapping) and decays.get("chosen"):
+        chosen_decays = ", ".join(f"{source} {decay:g}" for source, decay in decays["chosen"].items())
+        console.print(f"recency decay of the neighbour sources: {chosen_decays}")
     ranker = report.get("ranker")
     if isinstance(ranker, Mapping) and ranker.get("published"):
         mean, low, high = ranker["gain"]

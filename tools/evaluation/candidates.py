@@ -69,7 +69,7 @@ def recent_histories(split: Split) -> dict[int, list[str]]:
     """Each test user's distinct training items, most recent first, by user index."""
     data = split.train_interactions
     positions = {user: index for index, user in enumerate(split.user_ids.tolist())}
-    found = histories(data.users, data.items)
+    found = histories(data.users, data.items, data.times.astype("datetime64[s]").astype(np.int64))
     return {positions[user]: items for user, items in found.items() if positions[user] in split.test}
 
 

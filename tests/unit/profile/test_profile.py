@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
+from ml.candidates_offline import histories
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.profile.app import build
@@ -248,3 +250,17 @@ def test_events_answering_a_recommendation_keep_a_pending_reward_until_acknowled
         with pytest.raises(grpc.RpcError) as raised:
             pending(**bad)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_training_reads_a_history_in_the_order_the_service_hands_it_over(profile) -> None:
+    """Training's lists are built from the histories serving will send: the latest first, a basket
+    bought at one moment by item id whatever order its lines came in."""
+    lines = [("m", 0), ("q", 3), ("b", 3), ("k", 3), ("m", 7), ("a", 1)]  # (item, minute), sent in this order
+    record(profile, [event(f"e{n}", item=item, minutes=minute) for n, (item, minute) in enumerate(lines)])
+    served = profile.GetProfile(
+        profile_pb2.GetProfileRequest(user_id="u1"), timeout=5
+    ).profile.recent_item_ids
+    users = np.array(["u1"] * len(lines))
+    items = np.array([item for item, _ in lines])
+    minutes = np.array([minute * 60.0 for _, minute in lines])
+    assert list(served) == histories(users, items, minutes)["u1"] == ["m", "b", "k", "q", "a"]

@@ -18,7 +18,12 @@ NAME = "profile"
 
 def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_profile_settings)
-    store = ProfileStore(settings.database_url(NAME), own.half_life_days, consumed_types=own.consumed_types)
+    store = ProfileStore(
+        settings.database_url(NAME),
+        own.half_life_days,
+        consumed_types=own.consumed_types,
+        cached_profiles=own.cached_profiles,
+    )
     clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
     vae = ModelWatcher(settings.model_dir, USER_VAE, UserEncoder.load, settings.model_poll_s)
     return assemble(

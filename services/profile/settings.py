@@ -24,6 +24,8 @@ class ProfileSettings:
     half_life_days: float = 30.0  # of the portrait's category, brand and price affinities
     # Event types that mark an item as consumed; purchases always do.
     consumed_types: tuple[int, ...] = (common_pb2.EVENT_TYPE_PURCHASE, common_pb2.EVENT_TYPE_REVIEW)
+    # Profiles kept in process, each exact while the shopper's event count is unchanged (0: none).
+    cached_profiles: int = 10_000
 
 
 def read_profile_settings(read: EnvReader) -> ProfileSettings:
@@ -37,4 +39,5 @@ def read_profile_settings(read: EnvReader) -> ProfileSettings:
     return ProfileSettings(
         half_life_days=read.number("RECSYS_PROFILE_HALF_LIFE_DAYS", 30.0, 0.01, 3650),
         consumed_types=tuple(CONSUMPTION_TYPES[name] for name in names if name in CONSUMPTION_TYPES),
+        cached_profiles=int(read.number("RECSYS_PROFILE_CACHED_PROFILES", 10_000, 0, 10_000_000)),
     )

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from services.profile.cache import VersionedCache
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
@@ -33,6 +34,7 @@ from shared.clock import Clock, system_clock
 from shared.db import Store, as_utc, lost_a_race, not_yet_stored, upsert
 
 RECENT_ITEMS_LIMIT = 200
+DEFAULT_CACHED_PROFILES = 10_000
 PURCHASED_ITEMS_LIMIT = 5000
 LOOKUP_CHUNK = 500
 WRITE_ATTEMPTS = 5
@@ -153,11 +155,13 @@ class ProfileStore(Store):
         half_life_days: float = 30.0,
         clock: Clock = system_clock,
         consumed_types: Sequence[int] = (PURCHASE, REVIEW),
+        cached_profiles: int = DEFAULT_CACHED_PROFILES,
     ) -> None:
         super().__init__(url, clock)
         self.half_life_s = half_life_days * 86_400
         # Event types that mark an item as consumed (never recommended again); purchases always do.
         self.consumed_types = tuple(consumed_types)
+        self.cache: VersionedCache[UserProfile] = VersionedCache(cached_profiles)
 
     def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -397,14 +401,18 @@ class ProfileStore(Store):
         return list(connection.execute(query).scalars())  # type: ignore[attr-defined]
 
     def profile(self, user_id: str) -> UserProfile | None:
+        """The shopper's profile, from the cache while their event count is the one it was read at."""
         with self.engine.connect() as connection:
             row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
             if row is None:
                 return None
+            cached = self.cache.get(user_id, row.event_count)
+            if cached is not None:
+                return cached
             state = connection.execute(
                 select(portraits.c.state).where(portraits.c.user_id == user_id)
             ).scalar()
-            return UserProfile(
+            found = UserProfile(
                 user_id=user_id,
                 event_count=row.event_count,
                 purchase_count=row.purchase_count,
@@ -420,6 +428,8 @@ class ProfileStore(Store):
                 ),
                 portrait=Portrait.from_json(state) if state else Portrait(),
             )
+        self.cache.put(user_id, row.event_count, found)
+        return found
 
     def count_users(self, segment: str) -> int:
         query = select(func.count()).select_from(users)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -149,6 +149,36 @@ def _best(rows: np.ndarray, totals: np.ndarray, ids: np.ndarray, count: int | No
     return rows[np.lexsort((ids[rows], -totals[rows]))][:count]
 
 
+def fused_order(
+    lists: Mapping[str, Sequence[Retrieved]],
+    weights: Mapping[str, float],
+    quotas: Mapping[str, float],
+    count: int,
+) -> tuple[list[str], dict[str, float]]:
+    """The ids `merge` returns, in its order, and every found item's fused score; without building
+    the candidates (the availability check needs only the ids)."""
+    fused: dict[str, float] = {}
+    for source, found in lists.items():
+        weight = weights.get(source, 0.0)
+        for rank, candidate in enumerate(found):
+            fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + weight / (FUSION_K + rank + 1)
+    chosen: dict[str, None] = {}
+    for source, found in lists.items():
+        quota = round(quotas.get(source, 0.0) * count)
+        for candidate in found:
+            if quota <= 0 or len(chosen) >= count:
+                break
+            if candidate.item_id not in chosen:
+                chosen[candidate.item_id] = None
+                quota -= 1
+    if len(chosen) < count:
+        for item_id in sorted(fused, key=lambda item: (-fused[item], item)):
+            if len(chosen) >= count:
+                break
+            chosen.setdefault(item_id, None)
+    return sorted(chosen, key=lambda item: (-fused[item], item)), fused
+
+
 def merge(
     lists: Mapping[str, Sequence[Retrieved]],
     weights: Mapping[str, float],
@@ -165,43 +195,40 @@ def merge(
     to it, its score and anchor from that source (else the item-kNN anchor whenever item-kNN
     found it), its buyers when the popular source found it, and where every source placed it.
     """
-    fused: dict[str, float] = {}
+    order, fused = fused_order(lists, weights, quotas, count)
+    wanted = set(order)
     leading: dict[str, tuple[float, Retrieved]] = {}
     anchors: dict[str, str] = {}
     buyers: dict[str, int] = {}
-    placements: dict[str, list[Placement]] = {}
+    placements: dict[str, list[Placement]] = {item_id: [] for item_id in order}
     for source, found in lists.items():
         weight = weights.get(source, 0.0)
         for rank, candidate in enumerate(found):
-            placements.setdefault(candidate.item_id, []).append(Placement(source, rank, candidate.score))
+            item_id = candidate.item_id
+            if item_id not in wanted:
+                continue
+            placements[item_id].append(Placement(source, rank, candidate.score))
             share = weight / (FUSION_K + rank + 1)
-            fused[candidate.item_id] = fused.get(candidate.item_id, 0.0) + share
-            if candidate.item_id not in leading or share > leading[candidate.item_id][0]:
-                leading[candidate.item_id] = (share, candidate)
+            if item_id not in leading or share > leading[item_id][0]:
+                leading[item_id] = (share, candidate)
             if source == sources.ITEM_KNN and candidate.anchor_item_id:
-                anchors.setdefault(candidate.item_id, candidate.anchor_item_id)
+                anchors.setdefault(item_id, candidate.anchor_item_id)
             if candidate.buyers:
-                buyers.setdefault(candidate.item_id, candidate.buyers)
-    chosen: dict[str, None] = {}
-    for source, found in lists.items():
-        quota = round(quotas.get(source, 0.0) * count)
-        for candidate in found:
-            if quota <= 0 or len(chosen) >= count:
-                break
-            if candidate.item_id not in chosen:
-                chosen[candidate.item_id] = None
-                quota -= 1
-    for item_id in sorted(fused, key=lambda item: (-fused[item], item)):
-        if len(chosen) >= count:
-            break
-        chosen.setdefault(item_id, None)
-    return [
-        replace(
-            leading[item_id][1],
-            anchor_item_id=leading[item_id][1].anchor_item_id or anchors.get(item_id, ""),
-            fusion_score=fused[item_id],
-            found_by=tuple(placements[item_id]),
-            buyers=buyers.get(item_id, 0),
+                buyers.setdefault(item_id, candidate.buyers)
+    merged = []
+    for item_id in order:
+        lead = leading[item_id][1]
+        merged.append(
+            Retrieved(
+                item_id,
+                lead.source,
+                lead.score,
+                anchor_item_id=lead.anchor_item_id or anchors.get(item_id, ""),
+                graph_path=lead.graph_path,
+                realism=lead.realism,
+                fusion_score=fused[item_id],
+                found_by=tuple(placements[item_id]),
+                buyers=buyers.get(item_id, 0),
+            )
         )
-        for item_id in sorted(chosen, key=lambda item: (-fused[item], item))
-    ]
+    return merged

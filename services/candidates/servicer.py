@@ -14,7 +14,7 @@ from opentelemetry import trace
 
 from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, SERVING, CooccurrenceModel, ServingConfig
 from ml.ease import EASE, EaseModel
-from ml.retrieval import Fusion, Retrieved, merge, neighbour_candidates
+from ml.retrieval import Fusion, Retrieved, fused_order, merge, neighbour_candidates
 from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
@@ -226,9 +226,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         about: the catalog call is the costliest part of Generate. Items the catalog does
         not know are kept: the gateway's catalog stage drops them.
         """
-        wide = [
-            c.item_id for c in merge(lists, fusion.weights, fusion.quotas, round(count * AVAILABILITY_MARGIN))
-        ]
+        wide, _ = fused_order(lists, fusion.weights, fusion.quotas, round(count * AVAILABILITY_MARGIN))
         if not wide:
             return lists
         try:

@@ -63,20 +63,15 @@ class PolicyServicer(policy_pb2_grpc.PolicyServiceServicer):
         )
 
     def _decide(self, request: policy_pb2.SelectRequest, policy: str, bucket: int) -> Decision:
-        logged = self.store.decision(request.request_id)
+        items = considered(request.items, self.settings.consider)
+        ids = [item.item_id for item in items]
+        logged, shown, shopper_shown = self.store.selection_context(request.request_id, request.user_id, ids)
         if logged is not None:
             if logged.user_id != request.user_id:
                 raise InvalidArgument(f"request_id {request.request_id!r} was used for another shopper")
             return logged
         named = self.policies[policy]
-        items = considered(request.items, self.settings.consider)
-        ids = [item.item_id for item in items]
-        found = candidates(
-            items,
-            request.purchase_count,
-            self.store.item_exposure(ids),
-            self.store.shopper_exposure(request.user_id, ids),
-        )
+        found = candidates(items, request.purchase_count, shown, shopper_shown)
         model = self.store.model(policy) if named.learns else None
         chosen: list[int] = []
         propensities: list[float] = []

@@ -133,6 +133,18 @@ class LoggedReward:
     value: float
 
 
+def _item_exposure(connection: Any, item_ids: Sequence[str]) -> dict[str, Exposure]:
+    query = select(item_exposure).where(item_exposure.c.item_id.in_(list(item_ids)))
+    return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+
+
+def _shopper_exposure(connection: Any, user_id: str, item_ids: Sequence[str]) -> dict[str, Exposure]:
+    query = select(shopper_exposure).where(
+        shopper_exposure.c.user_id == user_id, shopper_exposure.c.item_id.in_(list(item_ids))
+    )
+    return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+
+
 def _decision(row: Any) -> Decision:
     candidate_ids = json.loads(row.candidate_ids)
     features = (
@@ -219,16 +231,24 @@ class PolicyStore(Store):
 
     def item_exposure(self, item_ids: Sequence[str]) -> dict[str, Exposure]:
         """How often each item was shown, by any policy, and the reward it earned."""
-        query = select(item_exposure).where(item_exposure.c.item_id.in_(list(item_ids)))
         with self.engine.connect() as connection:
-            return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+            return _item_exposure(connection, item_ids)
 
     def shopper_exposure(self, user_id: str, item_ids: Sequence[str]) -> dict[str, Exposure]:
-        query = select(shopper_exposure).where(
-            shopper_exposure.c.user_id == user_id, shopper_exposure.c.item_id.in_(list(item_ids))
-        )
         with self.engine.connect() as connection:
-            return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
+            return _shopper_exposure(connection, user_id, item_ids)
+
+    def selection_context(
+        self, request_id: str, user_id: str, item_ids: Sequence[str]
+    ) -> tuple[Decision | None, dict[str, Exposure], dict[str, Exposure]]:
+        """What a Select reads, over one connection: the decision logged under `request_id`, if any,
+        and the items' exposure overall and to this shopper."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
+            if row is not None:
+                return _decision(row), {}, {}
+            shown = _item_exposure(connection, item_ids)
+            return None, shown, _shopper_exposure(connection, user_id, item_ids)
 
     def model(self, policy: str) -> LinearModel:
         """The policy's learned state, read once from the database and then kept current."""

@@ -270,10 +270,9 @@ def test_no_push_while_a_stage_it_needs_is_down_and_a_rerun_plans_it(priced, sui
         finally:
             degraded.stop()
     skipped = {o.skip_reason for o in outcomes["ranking"]}
-    assert "not planned: ranking degraded" in skipped and skipped <= {
-        "not planned: ranking degraded",
-        "opted out",
-    }
+    assert "not planned: ranking degraded" in skipped
+    # on a loaded machine another stage may miss its deadline too; the skip then names both
+    assert all(r == "opted out" or (r.startswith("not planned: ") and "ranking" in r) for r in skipped)
     # without the profile service the shoppers cannot even be listed: the campaign stops, resumable
     assert outcomes["profile"].code() == grpc.StatusCode.UNAVAILABLE
     assert "rerun the same campaign_id" in outcomes["profile"].details()

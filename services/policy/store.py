@@ -145,6 +145,11 @@ def _shopper_exposure(connection: Any, user_id: str, item_ids: Sequence[str]) ->
     return {row.item_id: Exposure(row.shown, row.reward) for row in connection.execute(query)}
 
 
+def _logged_decision(connection: Any, request_id: str) -> Decision | None:
+    row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
+    return None if row is None else _decision(row)
+
+
 def _decision(row: Any) -> Decision:
     candidate_ids = json.loads(row.candidate_ids)
     features = (
@@ -198,8 +203,7 @@ class PolicyStore(Store):
 
     def decision(self, request_id: str) -> Decision | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
-        return None if row is None else _decision(row)
+            return _logged_decision(connection, request_id)
 
     def decisions_of(self, policy: str, since: datetime | None = None) -> Iterator[Decision]:
         """Every decision the policy made (from `since` on), oldest first."""
@@ -244,9 +248,9 @@ class PolicyStore(Store):
         """What a Select reads, over one connection: the decision logged under `request_id`, if any,
         and the items' exposure overall and to this shopper."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).first()
-            if row is not None:
-                return _decision(row), {}, {}
+            logged = _logged_decision(connection, request_id)
+            if logged is not None:
+                return logged, {}, {}
             shown = _item_exposure(connection, item_ids)
             return None, shown, _shopper_exposure(connection, user_id, item_ids)
 

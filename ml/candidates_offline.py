@@ -49,6 +49,10 @@ class FittedSources:
     popular: PopularityModel
     generator: Any | None
 
+    def neighbour_models(self) -> dict[str, CooccurrenceModel]:
+        """The neighbour sources (ml/retrieval.py: neighbour_candidates) by source name."""
+        return {sources.ITEM_KNN: self.knn, sources.EASE: self.ease}
+
 
 def fit_sources(
     snapshot: Snapshot,
@@ -122,7 +126,7 @@ def source_lists(
         found = {}
         if key in generated:
             found[sources.GENERATOR] = [c for c in generated[key] if c.item_id not in bought][:count]
-        for source, model in ((sources.ITEM_KNN, fitted.knn), (sources.EASE, fitted.ease)):
+        for source, model in fitted.neighbour_models().items():
             decay = decays.get(source, 1.0)
             found[source] = neighbour_candidates(model, history, bought, source, count, decay)
         found[sources.POPULAR] = [

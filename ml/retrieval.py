@@ -74,6 +74,46 @@ class Retrieved:
     buyers: int = 0  # popular: the item's distinct buyers (in the segment asked for, when known)
 
 
+@dataclass(frozen=True)
+class _Contributions:
+    """What each read history item (anchor) adds to its neighbours, before recency weighting."""
+
+    anchors: np.ndarray  # model rows of the anchors, latest first
+    steps: np.ndarray  # each contribution's anchor's place in the history (0: the latest item)
+    targets: np.ndarray  # the neighbour's model row
+    weights: np.ndarray  # the neighbour's weight from its anchor
+    anchor_of: np.ndarray  # index into `anchors`
+
+
+def _contributions(model: CooccurrenceModel, history: Sequence[str], read: int) -> _Contributions | None:
+    """The neighbours of the `read` latest history items the model knows (None: it knows none)."""
+    known = [(model.index.get(item), step) for step, item in enumerate(history[:read])]
+    anchors = np.array([row for row, _ in known if row is not None], np.int64)
+    if not len(anchors):
+        return None
+    steps = np.array([step for row, step in known if row is not None], np.int64)
+    neighbours = model.neighbours[anchors]
+    present = neighbours >= 0
+    anchor_of = np.broadcast_to(np.arange(len(anchors))[:, None], neighbours.shape)[present]
+    return _Contributions(
+        anchors, steps[anchor_of], neighbours[present], model.scores[anchors][present], anchor_of
+    )
+
+
+def _totals(
+    model: CooccurrenceModel, found: _Contributions, decay: float, exclude: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's summed weight under `decay` (excluded items 0) and each contribution's weight."""
+    weights = found.weights * decay ** found.steps.astype(np.float64)
+    weights[found.steps >= _anchors_read(decay)] = 0.0
+    totals = np.bincount(found.targets, weights=weights, minlength=len(model.item_ids))
+    for item in exclude:
+        row = model.index.get(item)
+        if row is not None:
+            totals[row] = 0.0
+    return totals, weights
+
+
 def neighbour_candidates(
     model: CooccurrenceModel | None,
     history: Sequence[str],
@@ -92,42 +132,54 @@ def neighbour_candidates(
     """
     if model is None:
         return []
-    read = _anchors_read(decay)
-    known = [(model.index.get(item), step) for step, item in enumerate(history[:read])]
-    anchors = [row for row, _ in known if row is not None]
-    if not anchors:
+    found = _contributions(model, history, _anchors_read(decay))
+    if found is None:
         return []
-    recency = decay ** np.array([step for row, step in known if row is not None], np.float64)
-    neighbours = model.neighbours[anchors]
-    present = neighbours >= 0
-    targets = neighbours[present]
-    weights = (model.scores[anchors] * recency[:, None])[present]
-    anchor_of = np.broadcast_to(np.arange(len(anchors))[:, None], neighbours.shape)[present]
-    totals = np.bincount(targets, weights=weights, minlength=len(model.item_ids))
-    for item in exclude:
-        row = model.index.get(item)
-        if row is not None:
-            totals[row] = 0.0
-    found = np.flatnonzero(totals > 0)
-    if not len(found):
+    totals, weights = _totals(model, found, decay, exclude)
+    positive = np.flatnonzero(totals > 0)
+    if not len(positive):
         return []
-    ranked = _best(found, totals, model.item_ids, count)
+    ranked = _best(positive, totals, model.item_ids, count)
     # each ranked item's strongest single contribution names its anchor (the last of its group by
     # weight); only the ranked items' contributions are sorted
     wanted = np.zeros(len(model.item_ids), bool)
     wanted[ranked] = True
-    mine = wanted[targets]
-    targets, weights, anchor_of = targets[mine], weights[mine], anchor_of[mine]
+    mine = wanted[found.targets]
+    targets, weights, anchor_of = found.targets[mine], weights[mine], found.anchor_of[mine]
     order = np.lexsort((weights, targets))
     last = np.append(targets[order][1:] != targets[order][:-1], True)
     strongest = np.full(len(model.item_ids), -1, np.int64)
     strongest[targets[order][last]] = anchor_of[order][last]
     return [
         Retrieved(
-            str(model.item_ids[row]), source, float(totals[row]), str(model.item_ids[anchors[strongest[row]]])
+            str(model.item_ids[row]),
+            source,
+            float(totals[row]),
+            str(model.item_ids[found.anchors[strongest[row]]]),
         )
         for row in ranked.tolist()
     ]
+
+
+def neighbour_tops(
+    model: CooccurrenceModel,
+    history: Sequence[str],
+    exclude: set[str],
+    count: int,
+    decays: Sequence[float],
+) -> dict[float, list[str]]:
+    """The ids `neighbour_candidates` ranks first under each of `decays`, from one read of the
+    history: what validation scores each decay by (no anchors or candidates built)."""
+    found = _contributions(model, history, max(_anchors_read(decay) for decay in decays))
+    tops: dict[float, list[str]] = {}
+    for decay in decays:
+        if found is None:
+            tops[decay] = []
+            continue
+        totals, _ = _totals(model, found, decay, exclude)
+        positive = np.flatnonzero(totals > 0)
+        tops[decay] = [str(item) for item in model.item_ids[_best(positive, totals, model.item_ids, count)]]
+    return tops
 
 
 def _anchors_read(decay: float) -> int:

@@ -10,16 +10,18 @@ their weights), and the ranker's lists and publish gate. Its report
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml.artifacts import CooccurrenceModel
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
 from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
+from ml.metrics import ndcg_of_hits
 from ml.popularity import fit_popularity
-from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, neighbour_candidates
-from ml.selection import MIN_IMPROVEMENT, FusionScorer, Scored, search_weights
+from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, neighbour_tops
+from ml.selection import MIN_IMPROVEMENT, FusionScorer, K, Scored, search_weights
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve, carve
 from shared import sources
@@ -89,11 +91,23 @@ def _sampled(held: Mapping[str, object], seed: int) -> list[str]:
     return sorted(np.random.default_rng(seed).choice(users, MAX_SCORED_SHOPPERS, replace=False).tolist())
 
 
-def _ease_lists(model: EaseModel, histories: Mapping[str, list[str]]) -> Lists:
-    return {
-        user: {sources.EASE: neighbour_candidates(model, history, set(history), sources.EASE, CANDIDATES)}
-        for user, history in histories.items()
-    }
+def _scored_alone(
+    model: EaseModel | CooccurrenceModel,
+    histories: Mapping[str, list[str]],
+    relevant: dict[str, set[str]],
+    decays: Sequence[float] = (1.0,),
+) -> dict[float, float]:
+    """Validation NDCG@K of a neighbour source's list alone (bought items left out), per decay."""
+    users = sorted(histories)
+    hits = np.zeros((len(decays), len(users), K), np.float64)
+    for row, user in enumerate(users):
+        history = histories[user]
+        tops = neighbour_tops(model, history, set(history), K, decays)
+        for column, decay in enumerate(decays):
+            found = [item in relevant[user] for item in tops[decay]]
+            hits[column, row, : len(found)] = found
+    held = np.array([len(relevant[user]) for user in users])
+    return {decay: float(ndcg_of_hits(hits[column], held).mean()) for column, decay in enumerate(decays)}
 
 
 def _choose_ease(
@@ -114,8 +128,7 @@ def _choose_ease(
     def attempt(l2: float, half_life: float) -> None:
         nonlocal best
         model = fit_ease(fit, l2, config.ease_max_items, half_life)
-        scorer = FusionScorer(_ease_lists(model, histories), relevant, [sources.EASE])
-        ndcg = scorer.score("EASE", {sources.EASE: 1.0}).ndcg
+        ndcg = _scored_alone(model, histories, relevant)[1.0]
         found[f"λ={l2:g}, half-life {half_life:g} d"] = ndcg
         say(
             f"EASE λ={l2:g}, rows' half-life {half_life:g} d ({model.info['variant']}): "
@@ -154,15 +167,10 @@ def _choose_decays(
     (ties: the flatter); the chosen decays and every score."""
     chosen: dict[str, float] = {}
     tried: dict[str, dict[str, float]] = {}
-    for source, model in ((sources.ITEM_KNN, fitted.knn), (sources.EASE, fitted.ease)):
+    for source, model in fitted.neighbour_models().items():
         best = (-1.0, 1.0)
         tried[source] = {}
-        for decay in RECENCY_DECAYS:
-            lists = {
-                user: {source: neighbour_candidates(model, history, set(history), source, CANDIDATES, decay)}
-                for user, history in histories.items()
-            }
-            ndcg = FusionScorer(lists, relevant, [source]).score(source, {source: 1.0}).ndcg
+        for decay, ndcg in _scored_alone(model, histories, relevant, RECENCY_DECAYS).items():
             tried[source][f"{decay:g}"] = ndcg
             if ndcg > best[0] + MIN_IMPROVEMENT:
                 best = (ndcg, decay)

@@ -109,7 +109,7 @@ bench-ranking: install
 # seeds, beside every baseline of the same run (a fresh suite per protocol trains every model on the
 # training part, without the GAN: about 30 minutes per protocol on CPU); SERVED_PROTOCOLS=... for fewer.
 # Writes docs/results/.
-SERVED_PROTOCOLS ?= retail-temporal random-holdout leave-last-out sim-popular sim-taste sim-bunched
+SERVED_PROTOCOLS ?= retail-temporal random-holdout leave-last-out sim-popular sim-taste sim-bunched sim-bestseller
 bench-served: install
 	for protocol in $(SERVED_PROTOCOLS); do \
 		$(BIN)/recsys eval --protocol $$protocol --served --no-gan --seeds 3 --out var/eval/$$protocol-served || exit 1; \

@@ -35,7 +35,8 @@ def evaluate(
         str,
         typer.Option(
             help="retail-temporal, random-holdout or leave-last-out (Online Retail), or sim-popular, "
-            "sim-taste or sim-bunched (simulated shops of different kinds; see docs/validation.md)."
+            "sim-taste, sim-bunched or sim-bestseller (simulated shops of different kinds, each also "
+            "scored by the simulator's truth, its ceiling; see docs/validation.md)."
         ),
     ] = "retail-temporal",
     baselines: Annotated[
@@ -121,6 +122,8 @@ def evaluate(
     split = chosen.split(dataset.interactions)
     console.print(f"{protocol} ({chosen.description}): {split.stats}")
     results = run_baselines(split, console.print) if baselines else []
+    if chosen.truth is not None and (baselines or served):
+        results.append(chosen.truth(split))
     if candidates:
         results.extend(_evaluate_candidates(config, split))
     if ranking:

@@ -2,9 +2,11 @@
 that holds out its test.
 
 Online Retail is the shipped real data. The simulated shops are regimes of the simulator
-(tools.synth) designed to differ in kind: bestsellers that sell to everyone, specialists whose own
-taste decides, and shoppers who come once with all their sessions bunched together. A pipeline
-whose choices were tuned to one of them would lose on another.
+(tools.synth) designed to differ in kind: strong popularity skew, specialists whose own taste
+decides, and shoppers who come once with all their sessions bunched together (and a bestseller
+shop where taste barely matters, to show where no model can win). A pipeline whose choices were
+tuned to one of them would lose on another. Each simulated protocol also knows its ceiling: the
+shoppers' true affinities (tools/evaluation/truth.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from tools.evaluation.protocols import (
     retail_temporal,
     time_cut,
 )
+from tools.evaluation.report import ModelResult
+from tools.evaluation.truth import truth_result
 from tools.importers import online_retail
 from tools.synth.sessions import PURCHASE, shopper_events
 from tools.synth.shop import REGIMES, catalog, make_shop
@@ -103,10 +107,18 @@ class Protocol:
     description: str
     data: Callable[[], Dataset]
     split: Callable[[Interactions], Split]
+    # The best any model could do on the split (simulated shops only): reported, never a baseline.
+    truth: Callable[[Split], ModelResult] | None = None
 
 
 def _simulated(regime: str) -> Callable[[], Dataset]:
     return lambda: simulated(regime)
+
+
+def _truth(regime: str) -> Callable[[Split], ModelResult]:
+    return lambda split: truth_result(
+        split, make_shop(SIMULATED_ITEMS, SIMULATED_SEED, REGIMES[regime]), SIMULATED_SEED
+    )
 
 
 def _named(name: str, split: Callable[[Interactions], Split]) -> Callable[[Interactions], Split]:
@@ -129,18 +141,28 @@ PROTOCOLS: dict[str, Protocol] = {
         "Online Retail, each shopper's latest new item held out", online_retail_data, leave_last_out
     ),
     "sim-popular": Protocol(
-        "simulated bestseller shop (strong popularity skew), latest 20% of purchases held out",
+        "simulated shop of strong popularity skew, latest 20% of purchases held out",
         _simulated("popular"),
         _named("sim-popular", time_cut),
+        _truth("popular"),
     ),
     "sim-taste": Protocol(
         "simulated shop of strong personal taste, latest 20% of purchases held out",
         _simulated("taste"),
         _named("sim-taste", time_cut),
+        _truth("taste"),
     ),
     "sim-bunched": Protocol(
         "simulated shop whose shoppers come once (sessions within hours), a random 20% of pairs held out",
         _simulated("bunched"),
         _named("sim-bunched", random_holdout),
+        _truth("bunched"),
+    ),
+    "sim-bestseller": Protocol(
+        "simulated bestseller shop (taste barely matters; no model can win by much), latest 20% of "
+        "purchases held out",
+        _simulated("bestseller"),
+        _named("sim-bestseller", time_cut),
+        _truth("bestseller"),
     ),
 }

@@ -34,7 +34,7 @@ from ml.popularity import choose_half_life, fit_popularity
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
-from ml.validation import Carve
+from ml.validation import MIN_SHOPPERS, Carve, carve
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
 from pipelines.settings import TrainingSettings, training_settings
@@ -45,8 +45,10 @@ from shared.clients import SuiteClients
 from shared.config import Settings
 from shared.models import latest_version, publish
 
-if TYPE_CHECKING:
-    from ml.ranking.train import RankingLists  # TensorFlow: loaded only when the ranker is trained
+if TYPE_CHECKING:  # TensorFlow: loaded only when the GAN or the ranker is trained
+    from ml.gan.model import GanConfig
+    from ml.gan.train import EpochCallback, TrainedGan
+    from ml.ranking.train import RankingLists
 
 EXPORT_DEADLINE_S = 1800.0
 # Models that lost on validation are kept here, `<model_dir>/refused/<name>/<version>/`, never served.
@@ -71,27 +73,49 @@ class Trainer:
 
 @dataclass
 class TrainingRun:
-    """One training run over one snapshot: its settings, the validation stage every chosen or gated
-    model shares (computed once, when first needed), and what the ranker's gate decided."""
+    """One training run over one snapshot: its settings, the validation carve and stage every
+    chosen or gated model shares (computed once, when first needed), the candidate GAN fitted on
+    that carve, and what the ranker's gate decided."""
 
     snapshot: Snapshot
     training: TrainingSettings
     model_dir: Path
     ranker_outcome: dict[str, object] | None = None  # None: the ranker was not trained in this run
+    _carve: Carve | None = None
+    _carve_gan: TrainedGan | None = None
     _validation: Validation | None = None
+
+    def carve(self) -> Carve:
+        """The validation carve (ml/validation.py), the same for every model of the run."""
+        if self._carve is None:
+            self._carve = carve(self.snapshot, self.training.validation_mode, seed=self.training.ranker_seed)
+        return self._carve
+
+    def carve_gan(self) -> TrainedGan | None:
+        """The candidate GAN fitted on the carve's fitting part and early-stopped on its held
+        shoppers (ml/gan/train.py: fit_gan_on_carve); None when it cannot be trained (printed) or
+        the carve holds too few shoppers to stop on."""
+        carved = self.carve()
+        if self._carve_gan is None and len(carved.held) >= MIN_SHOPPERS:
+            from ml.gan.train import fit_gan_on_carve  # TensorFlow loads only when needed
+
+            held = {user: shopper.items for user, shopper in carved.held.items()}
+            self._carve_gan = _trained_gan(
+                "on the validation carve's fitting part",
+                self.training,
+                lambda config, on_epoch: fit_gan_on_carve(carved.fit, held, config, on_epoch),
+            )
+        return self._carve_gan
 
     def validation(self) -> Validation | None:
         """The validation stage; None when no shopper could be held out (printed)."""
         if self._validation is None:
             training = self.training
-            fit_generator = (
-                (lambda earlier: _fit_candidate_gan(earlier, training)) if training.with_gan else None
-            )
+            fit_generator = (lambda _fit: self.carve_gan()) if training.with_gan else None
             try:
                 self._validation = validate(
-                    self.snapshot,
+                    self.carve(),
                     training.sources,
-                    training.validation_mode,
                     training.fusion_fixed,
                     fit_generator,
                     console.print,
@@ -109,16 +133,27 @@ class TrainingRun:
         return self._validation.sources if self._validation is not None else self.training.sources
 
 
-def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object | None:
+def _gan_config(settings: TrainingSettings) -> GanConfig:
     from ml.gan.model import GanConfig  # TensorFlow loads only when needed
-    from ml.gan.train import GanMemoryError, fit_gan
 
-    config = GanConfig(
+    return GanConfig(
         mixed_precision=settings.gan_mixed_precision,
         max_memory_mb=settings.gan_max_memory_mb,
         max_minutes=settings.gan_max_minutes,
         adversarial=settings.gan_adversarial,
     )
+
+
+def _trained_gan(
+    what: str,
+    settings: TrainingSettings,
+    fit: Callable[[GanConfig, EpochCallback], TrainedGan],
+) -> TrainedGan | None:
+    """`fit(config, on_epoch)` under progress bars, its outcome printed; None when the memory
+    bound refuses it (printed)."""
+    from ml.gan.train import GanMemoryError
+
+    config = _gan_config(settings)
     with progress_bar() as progress:
         tasks = {
             "validation": progress.add_task("candidate GAN, choosing the epochs", total=config.max_epochs),
@@ -134,17 +169,45 @@ def _fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> object
             )
 
         try:
-            trained = fit_gan(snapshot, config, on_epoch=on_epoch)
+            trained = fit(config, on_epoch)
         except GanMemoryError as error:
             errors.print(f"[red]candidate GAN not trained: {error}[/red]")
             return None
     console.print(
-        f"candidate GAN: best epoch {trained.epochs}, validation recall@20 {trained.validation_recall:.4f}, "
-        f"{trained.seconds_per_epoch:.2f}s per epoch on {trained.replicas} replica(s)"
+        f"candidate GAN {what}: best epoch {trained.epochs}, validation recall@20 "
+        f"{trained.validation_recall:.4f}, {trained.seconds_per_epoch:.2f}s per epoch on "
+        f"{trained.replicas} replica(s)"
         + (", mixed precision" if config.mixed_precision else "")
         + (f", cut short by the {config.max_minutes:g}-minute budget" if trained.budget_bound else "")
     )
     return trained
+
+
+def fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> TrainedGan | None:
+    """The GAN on `snapshot` alone, early-stopped on its own latest purchases, then refitted on
+    all (ml/gan/train.py: fit_gan): for runs without a validation carve (`recsys eval`)."""
+    from ml.gan.train import fit_gan
+
+    return _trained_gan(
+        "(own hold-out, then refit)",
+        settings,
+        lambda config, on_epoch: fit_gan(snapshot, config, on_epoch=on_epoch),
+    )
+
+
+def _served_gan(run: TrainingRun) -> TrainedGan | None:
+    """The GAN to serve: the carve's GAN's epochs, refitted on every purchase; without a carve
+    GAN (too few validation shoppers), `fit_candidate_gan`."""
+    chosen = run.carve_gan()
+    if chosen is None:
+        return fit_candidate_gan(run.snapshot, run.training)
+    from ml.gan.train import refit_gan
+
+    return _trained_gan(
+        "refitted on every purchase",
+        run.training,
+        lambda config, on_epoch: refit_gan(run.snapshot, chosen, config, on_epoch=on_epoch),
+    )
 
 
 def _nested_lists(run: TrainingRun, validation: Validation, vocabulary: np.ndarray) -> RankingLists | None:
@@ -350,9 +413,7 @@ TRAINERS: dict[str, Trainer] = {
     EASE: Trainer(EASE, _fit_ease),
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
-    "candidates": Trainer(
-        CANDIDATE_GAN, lambda run: _fit_candidate_gan(run.snapshot, run.training), served=False
-    ),
+    "candidates": Trainer(CANDIDATE_GAN, _served_gan, served=False),
     # The item text encoder behind items.SimilarItems and the item-text candidate source.
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).

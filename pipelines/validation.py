@@ -23,7 +23,7 @@ from ml.popularity import fit_popularity
 from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, neighbour_tops
 from ml.selection import MIN_IMPROVEMENT, FusionScorer, K, Scored, search_weights
 from ml.snapshot import Snapshot
-from ml.validation import MIN_SHOPPERS, Carve, carve
+from ml.validation import MIN_SHOPPERS, Carve
 from shared import sources
 
 CANDIDATES = 200
@@ -181,17 +181,15 @@ def _choose_decays(
 
 
 def validate(
-    snapshot: Snapshot,
+    carved: Carve,
     config: SourcesConfig,
-    mode: str,
     fusion_fixed: bool,
     fit_generator: Callable[[Snapshot], object] | None,
     say: Callable[[str], None],
     seed: int = 0,
 ) -> Validation:
-    """The validation stage (module docstring). `fusion_fixed`: the operator set the fusion; it is
-    scored and reported but not searched."""
-    carved = carve(snapshot, mode, seed=seed)
+    """The validation stage (module docstring) on the carve `carved` (ml.validation.carve).
+    `fusion_fixed`: the operator set the fusion; it is scored and reported but not searched."""
     say(f"validation: {carved.protocol} split, {len(carved.held):,} shoppers ({carved.reason})")
     histories = {user: carved.held[user].history for user in carved.held}
     scored_users = _sampled(carved.held, seed)

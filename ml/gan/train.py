@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +40,14 @@ class FirstInteractions:
     """Each (shopper, item) pair's first interaction time, as sparse triples."""
 
     item_ids: np.ndarray
-    shoppers: int
+    user_ids: np.ndarray
     rows: np.ndarray  # shopper index
     columns: np.ndarray  # item index
     times: np.ndarray
+
+    @property
+    def shoppers(self) -> int:
+        return len(self.user_ids)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,7 +71,7 @@ def first_interactions(snapshot: Snapshot) -> FirstInteractions:
     pairs, times = pairs[order], np.asarray(times, dtype=np.float64)[order]
     first = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, bool)
     return FirstInteractions(
-        item_ids, len(user_ids), pairs[first] // len(item_ids), pairs[first] % len(item_ids), times[first]
+        item_ids, user_ids, pairs[first] // len(item_ids), pairs[first] % len(item_ids), times[first]
     )
 
 
@@ -131,6 +135,7 @@ class TrainedGan:
     # Whether the time budget (GanConfig.max_minutes) cut the validation stage or the refit short.
     budget_bound: bool = False
     seconds: float = 0.0  # both stages
+    pairs: int = 0  # the distinct (shopper, item) pairs it was trained on
 
     def save(self, folder: Path) -> None:
         from ml.gan.export import export
@@ -189,6 +194,95 @@ class _Training:
 EpochCallback = Callable[[str, int, float, float, float | None], None]
 
 
+def _checked(snapshot: Snapshot, config: GanConfig) -> FirstInteractions:
+    """The snapshot's first interactions, or GanMemoryError when training on them would exceed
+    `config.max_memory_mb`."""
+    first = first_interactions(snapshot)
+    needed = peak_memory_bytes(first.shoppers, len(first.item_ids), len(first.times), config)
+    if needed > config.max_memory_mb * 2**20:
+        raise GanMemoryError(
+            f"training the candidate GAN on {first.shoppers} shoppers x {len(first.item_ids)} items "
+            f"({len(first.times)} distinct purchases) needs about {needed / 2**20:,.0f} MB, more than "
+            f"the {config.max_memory_mb:,} MB allowed (RECSYS_GAN_MAX_MEMORY_MB); raise the bound, "
+            "or lower GanConfig.hidden or batch_size"
+        )
+    return first
+
+
+@dataclass
+class _EarlyStopped:
+    training: _Training
+    best_epoch: int
+    recall: float
+    epochs: int  # run, the ones after the best included
+    bound: bool  # the time budget stopped it
+
+
+def _early_stopped(
+    train: sparse.csr_matrix,
+    held: sparse.csr_matrix,
+    config: GanConfig,
+    strategy: tf.distribute.Strategy,
+    on_epoch: EpochCallback,
+    budget_s: float,
+    keep_best: bool,
+) -> _EarlyStopped:
+    """Trains on `train` until recall@20 of `held` stops improving (or `budget_s` runs out);
+    `keep_best`: the networks end at their best epoch's weights."""
+    started = time.perf_counter()
+    probe = _Training(train, config, strategy)
+    best, best_epoch, waited, epochs, bound = -1.0, 1, 0, 0, False
+    best_weights: list[list[np.ndarray]] = []
+    networks = (probe.gan.generator, probe.gan.discriminator)
+    for epoch in range(1, config.max_epochs + 1):
+        d_loss, g_loss = probe.epoch()
+        epochs += 1
+        recall = held_out_recall_of(probe.gan, train, held, VALIDATION_K)
+        on_epoch("validation", epoch, d_loss, g_loss, recall)
+        if recall > best:
+            best, best_epoch, waited = recall, epoch, 0
+            if keep_best:
+                best_weights = [network.get_weights() for network in networks]
+        elif epoch >= config.min_epochs:
+            waited += 1
+            if waited >= config.patience:
+                break
+        if time.perf_counter() - started > budget_s and epoch < config.max_epochs:
+            bound = True
+            break
+    if keep_best and best_epoch != epochs:
+        for network, weights in zip(networks, best_weights, strict=True):
+            network.set_weights(weights)
+    return _EarlyStopped(probe, best_epoch, best, epochs, bound)
+
+
+def _refit(
+    everything: sparse.csr_matrix,
+    epochs: int,
+    config: GanConfig,
+    strategy: tf.distribute.Strategy,
+    on_epoch: EpochCallback,
+    checkpoint_dir: Path | None,
+) -> _Training:
+    """A fresh GAN (same seed) trained on every interaction for `epochs`, a checkpoint per epoch."""
+    final = _Training(everything, config, strategy)
+    folder = checkpoint_dir or Path(tempfile.mkdtemp(prefix="candidate-gan-"))
+    checkpoint = tf.train.Checkpoint(generator=final.gan.generator, discriminator=final.gan.discriminator)
+    manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=2)
+    for epoch in range(1, epochs + 1):
+        d_loss, g_loss = final.epoch()
+        manager.save(checkpoint_number=epoch)
+        on_epoch("refit", epoch, d_loss, g_loss, None)
+    return final
+
+
+def _affordable(seconds_per_epoch: float, rows_then: int, rows_now: int, budget_s: float, wanted: int) -> int:
+    """How many of `wanted` epochs over `rows_now` interactions fit in `budget_s` at the pace
+    measured over `rows_then` (at least one)."""
+    pace = seconds_per_epoch * rows_now / max(rows_then, 1)
+    return min(wanted, max(1, int(budget_s / max(pace, 1e-9))))
+
+
 def fit_gan(
     snapshot: Snapshot,
     config: GanConfig | None = None,
@@ -210,60 +304,114 @@ def fit_gan(
     it has used half, and the refit runs as many of the chosen epochs as the rest
     allows at the measured pace (`TrainedGan.budget_bound` says when that cut anything).
     `config.batch_size` is per replica: each step sees batch x replicas rows.
+    Training runs that carve a validation split of their own use `fit_gan_on_carve` and
+    `refit_gan` instead: the first stage is then the carve's, and serves validation too.
     """
     config = config or GanConfig()
-    first = first_interactions(snapshot)
-    needed = peak_memory_bytes(first.shoppers, len(first.item_ids), len(first.times), config)
-    if needed > config.max_memory_mb * 2**20:
-        raise GanMemoryError(
-            f"training the candidate GAN on {first.shoppers} shoppers x {len(first.item_ids)} items "
-            f"({len(first.times)} distinct purchases) needs about {needed / 2**20:,.0f} MB, more than "
-            f"the {config.max_memory_mb:,} MB allowed (RECSYS_GAN_MAX_MEMORY_MB); raise the bound, "
-            "or lower GanConfig.hidden or batch_size"
-        )
+    first = _checked(snapshot, config)
     strategy = strategy or training_strategy()
     everything = first.matrix()
     train, validation = hold_out_recent(first, VALIDATION_SHARE)
     started = time.perf_counter()
     budget_s = config.max_minutes * 60
-    probe = _Training(train, config, strategy)
-    best, best_epoch, waited, epochs, bound = -1.0, 1, 0, 0, False
-    for epoch in range(1, config.max_epochs + 1):
-        d_loss, g_loss = probe.epoch()
-        epochs += 1
-        recall = held_out_recall_of(probe.gan, train, validation, VALIDATION_K)
-        on_epoch("validation", epoch, d_loss, g_loss, recall)
-        if recall > best:
-            best, best_epoch, waited = recall, epoch, 0
-        elif epoch >= config.min_epochs:
-            waited += 1
-            if waited >= config.patience:
-                break
-        if time.perf_counter() - started > budget_s / 2 and epoch < config.max_epochs:
-            bound = True
-            break
-    # The refit sees all rows, a little more per epoch than the validation stage.
-    pace = (time.perf_counter() - started) / epochs * everything.nnz / max(train.nnz, 1)
-    affordable = max(1, int((budget_s - (time.perf_counter() - started)) / pace))
-    refit_epochs = min(best_epoch, affordable)
-    bound = bound or refit_epochs < best_epoch
-    final = _Training(everything, config, strategy)
-    folder = checkpoint_dir or Path(tempfile.mkdtemp(prefix="candidate-gan-"))
-    checkpoint = tf.train.Checkpoint(generator=final.gan.generator, discriminator=final.gan.discriminator)
-    manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=2)
-    for epoch in range(1, refit_epochs + 1):
-        d_loss, g_loss = final.epoch()
-        epochs += 1
-        manager.save(checkpoint_number=epoch)
-        on_epoch("refit", epoch, d_loss, g_loss, None)
-    seconds = (time.perf_counter() - started) / epochs
+    stopped = _early_stopped(train, validation, config, strategy, on_epoch, budget_s / 2, keep_best=False)
+    spent = time.perf_counter() - started
+    refit_epochs = _affordable(
+        spent / stopped.epochs, train.nnz, everything.nnz, budget_s - spent, stopped.best_epoch
+    )
+    final = _refit(everything, refit_epochs, config, strategy, on_epoch, checkpoint_dir)
     return TrainedGan(
         final.gan,
         first.item_ids,
         refit_epochs,
-        seconds,
-        best,
+        (time.perf_counter() - started) / (stopped.epochs + refit_epochs),
+        stopped.recall,
         strategy.num_replicas_in_sync,
-        budget_bound=bound,
+        budget_bound=stopped.bound or refit_epochs < stopped.best_epoch,
         seconds=time.perf_counter() - started,
+    )
+
+
+def fit_gan_on_carve(
+    fit: Snapshot,
+    held: Mapping[str, Iterable[str]],
+    config: GanConfig | None = None,
+    on_epoch: EpochCallback = lambda *_: None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TrainedGan:
+    """The GAN fitted on a validation carve's fitting part, early-stopped on recall@20 of the
+    carve's held items (`held`: shopper -> items) and returned at its best epoch (`epochs`).
+
+    One fit serves three purposes in a training run: the generator's lists on validation, the
+    ranker's lists to learn from, and the epoch count for `refit_gan`. It may use half of
+    `config.max_minutes`.
+    """
+    config = config or GanConfig()
+    first = _checked(fit, config)
+    strategy = strategy or training_strategy()
+    train = first.matrix()
+    user_row = {user: row for row, user in enumerate(first.user_ids.tolist())}
+    item_column = {item: column for column, item in enumerate(first.item_ids.tolist())}
+    pairs = [
+        (user_row[user], item_column[item])
+        for user, items in held.items()
+        if user in user_row
+        for item in items
+        if item in item_column
+    ]
+    rows, columns = (np.array(side, np.int64) for side in zip(*pairs, strict=True)) if pairs else ([], [])
+    held_matrix = sparse.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, columns)), shape=first.shape, dtype=np.float32
+    )
+    started = time.perf_counter()
+    budget_s = config.max_minutes * 60
+    stopped = _early_stopped(train, held_matrix, config, strategy, on_epoch, budget_s / 2, keep_best=True)
+    seconds = time.perf_counter() - started
+    return TrainedGan(
+        stopped.training.gan,
+        first.item_ids,
+        stopped.best_epoch,
+        seconds / stopped.epochs,
+        stopped.recall,
+        strategy.num_replicas_in_sync,
+        budget_bound=stopped.bound,
+        seconds=seconds,
+        pairs=train.nnz,
+    )
+
+
+def refit_gan(
+    snapshot: Snapshot,
+    chosen: TrainedGan,
+    config: GanConfig | None = None,
+    checkpoint_dir: Path | None = None,
+    on_epoch: EpochCallback = lambda *_: None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TrainedGan:
+    """A fresh GAN trained on every interaction of `snapshot` for the epochs `chosen` (from
+    `fit_gan_on_carve`) found best, or as many as the rest of `config.max_minutes` allows."""
+    config = config or GanConfig()
+    first = _checked(snapshot, config)
+    strategy = strategy or training_strategy()
+    everything = first.matrix()
+    started = time.perf_counter()
+    epochs = _affordable(
+        chosen.seconds_per_epoch,
+        chosen.pairs,
+        everything.nnz,
+        config.max_minutes * 60 - chosen.seconds,
+        chosen.epochs,
+    )
+    final = _refit(everything, epochs, config, strategy, on_epoch, checkpoint_dir)
+    seconds = time.perf_counter() - started
+    return TrainedGan(
+        final.gan,
+        first.item_ids,
+        epochs,
+        seconds / epochs,
+        chosen.validation_recall,
+        strategy.num_replicas_in_sync,
+        budget_bound=chosen.budget_bound or epochs < chosen.epochs,
+        seconds=chosen.seconds + seconds,
+        pairs=everything.nnz,
     )

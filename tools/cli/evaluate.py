@@ -127,17 +127,16 @@ def evaluate(
     if candidates:
         results.extend(_evaluate_candidates(config, split))
     if ranking:
-        from pipelines.train import TRAINERS
+        from pipelines.train import fit_candidate_gan
         from tools.evaluation.ranking import ablation  # TensorFlow: loaded only by the runs that train
 
-        fit = TRAINERS["candidates"].fit
         with_gan = training(config.overriding(RECSYS_CANDIDATES_GAN="1" if gan else "0"))
         results.extend(
             ablation(
                 split,
                 dataset.items,
                 with_gan,
-                (lambda s: fit(s, with_gan)) if gan else None,
+                (lambda s: fit_candidate_gan(s, with_gan)) if gan else None,
                 console.print,
                 seeds,
             )
@@ -223,11 +222,12 @@ def _print_new_shoppers(report: NewShopperReport) -> None:
 
 
 def _evaluate_candidates(config: Settings, split: Split) -> list[ModelResult]:
-    from pipelines.train import TRAINERS  # here: `recsys --help` does not load the model code
+    from pipelines.train import fit_candidate_gan  # here: `recsys --help` does not load the model code
 
-    fit = TRAINERS["candidates"].fit
     section = training(config)
-    found = source_rankings(split, section.sources, lambda snapshot: fit(snapshot, section), console.print)
+    found = source_rankings(
+        split, section.sources, lambda snapshot: fit_candidate_gan(snapshot, section), console.print
+    )
     weights = ", ".join(f"{name} {share:g}" for name, share in section.sources.fusion.weights.items())
     results = []
     for name, rankings in found.rankings.items():

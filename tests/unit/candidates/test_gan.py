@@ -3,12 +3,22 @@ the same top N through the local model server as in process."""
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
+from scipy import sparse
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from ml.gan.export import WARMUP_FILE
 from ml.gan.model import CFGAN, GanConfig
-from ml.gan.train import FirstInteractions, fit_gan, hold_out_recent
+from ml.gan.train import (
+    FirstInteractions,
+    first_interactions,
+    fit_gan,
+    fit_gan_on_carve,
+    held_out_recall_of,
+    hold_out_recent,
+    refit_gan,
+)
 from ml.metrics import held_out_recall
 from services.modelserver.app import build as build_modelserver
 from tests.support import ServerThread
@@ -86,12 +96,43 @@ def test_validation_holds_out_what_shoppers_first_bought_after_one_moment() -> N
         ]
     )
     rows, columns = np.nonzero(np.isfinite(first))
-    pairs = FirstInteractions(np.array(list("abcde")), 4, rows, columns, first[rows, columns])
+    pairs = FirstInteractions(
+        np.array(list("abcde")), np.array(["u0", "u1", "u2", "u3"]), rows, columns, first[rows, columns]
+    )
     kept, held = hold_out_recent(pairs, 0.4)  # 10 first purchases: the latest 4 are at 7 and later
     kept, held = kept.toarray(), held.toarray()
     assert kept.tolist() == [[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1], [0, 0, 0, 1, 0]]
     # user 1 bought nothing before the cutoff: nothing to predict from, not validated
     assert held.tolist() == [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
+
+
+def test_the_carve_gan_ends_at_its_best_epoch_and_the_refit_trains_that_many_on_everything() -> None:
+    users, items, matrix = simulated(shoppers=300, items=100)
+    train, test = hold_out(matrix, 0.2, seed=3)
+    fit = snapshot_of(users, items, train)
+    held = {
+        user: {items[j] for j in np.flatnonzero(test[u])} for u, user in enumerate(users) if test[u].any()
+    }
+    recalls: list[float] = []
+    config = GanConfig(max_epochs=6, min_epochs=6, hidden=32, seed=7)
+    chosen = fit_gan_on_carve(fit, held, config, on_epoch=lambda *args: recalls.append(args[4]))
+
+    assert len(recalls) == 6 and chosen.epochs == int(np.argmax(recalls)) + 1
+    first = first_interactions(fit)
+    row = {user: r for r, user in enumerate(first.user_ids.tolist())}
+    column = {item: c for c, item in enumerate(first.item_ids.tolist())}
+    expected = np.zeros(first.shape, np.float32)
+    for user, bought in held.items():
+        for item in bought:
+            if user in row and item in column:
+                expected[row[user], column[item]] = 1.0
+    rescored = held_out_recall_of(chosen.gan, first.matrix(), sparse.csr_matrix(expected), 20)
+    assert rescored == pytest.approx(max(recalls)) and chosen.validation_recall == max(recalls)
+
+    everything = snapshot_of(users, items, matrix)
+    served = refit_gan(everything, chosen, config)
+    assert served.epochs == chosen.epochs and len(served.item_ids) > len(chosen.item_ids) - 5
+    assert served.pairs == int((matrix > 0).sum()) and served.seconds > chosen.seconds
 
 
 def test_mixed_precision_computes_in_float16_and_still_learns() -> None:

@@ -1,7 +1,7 @@
 """A training run chooses on validation and publishes what serving follows; a refused ranker changes
 nothing that is served."""
 
-from ml.artifacts import CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
+from ml.artifacts import CANDIDATE_GAN, CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
 from ml.ease import EASE, EaseModel, binary_matrix, l2_grid
 from ml.retrieval import RECENCY_DECAYS
 from ml.selection import MIN_IMPROVEMENT
@@ -48,3 +48,27 @@ def test_a_run_publishes_the_fusion_it_chose_and_keeps_the_order_when_the_ranker
     again = fit_and_publish(snapshot, settings, ["ranking", SERVING])
     kept = ServingConfig.load(settings.model_dir / SERVING / str(again[SERVING][0]))
     assert kept.ranker == LEARNED and latest_version(settings.model_dir, RANKER) is None
+
+
+def test_a_run_with_the_gan_trains_it_once_on_the_carve_and_once_on_everything(tmp_path, monkeypatch) -> None:
+    """The GAN early-stopped on the validation carve gives validation its lists and the refit its
+    epochs: two trainings in all (there were four: each step fitted its own in two stages)."""
+    import ml.gan.train as gan_train
+
+    trained_on: list[int] = []
+    build = gan_train._Training.__init__
+
+    def counted(self, matrix, config, strategy) -> None:  # type: ignore[no-untyped-def]
+        trained_on.append(matrix.nnz)
+        build(self, matrix, config, strategy)
+
+    monkeypatch.setattr(gan_train._Training, "__init__", counted)
+    settings = make_settings(str(tmp_path), RECSYS_CANDIDATES_GAN="1", RECSYS_GAN_MAX_MINUTES="2")
+    snapshot = returning_shop()
+    published = fit_and_publish(snapshot, settings, ["candidates", "ranking", SERVING])
+    carved, everything = trained_on
+    pairs = set(zip(snapshot.user_ids.tolist(), snapshot.item_ids.tolist(), strict=True))
+    assert carved < everything == len(pairs)
+    assert CANDIDATE_GAN in published
+    report = ServingConfig.load(settings.model_dir / SERVING / str(published[SERVING][0])).report
+    assert f"{sources.GENERATOR} alone" in [row["name"] for row in report["rows"]]

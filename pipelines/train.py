@@ -468,11 +468,14 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
         snapshot, with_chosen_half_life(training_settings(settings), snapshot), settings.model_dir
     )
     published = {}
-    for name in names:
+    begun = time.perf_counter()
+    for step, name in enumerate(names, start=1):
         trainer = TRAINERS[name]
         started = time.perf_counter()
+        console.print(f"[bold]step {step}/{len(names)}: {name}[/bold] ({started - begun:.0f}s into training)")
         model = trainer.fit(run)
         if model is None:
+            console.print(f"step {step}/{len(names)}: {name}: nothing published")
             continue
         version = publish(
             settings.model_dir,
@@ -481,4 +484,5 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
             keep=settings.model_versions_kept,
         )
         published[trainer.model] = (version, time.perf_counter() - started)
+        console.print(f"step {step}/{len(names)}: {name} done in {time.perf_counter() - started:.1f}s")
     return published

@@ -83,6 +83,7 @@ class TrainingRun:
     ranker_outcome: dict[str, object] | None = None  # None: the ranker was not trained in this run
     _carve: Carve | None = None
     _carve_gan: TrainedGan | None = None
+    _carve_gan_tried: bool = False
     _validation: Validation | None = None
 
     def carve(self) -> Carve:
@@ -96,9 +97,10 @@ class TrainingRun:
         shoppers (ml/gan/train.py: fit_gan_on_carve); None when it cannot be trained (printed) or
         the carve holds too few shoppers to stop on."""
         carved = self.carve()
-        if self._carve_gan is None and len(carved.held) >= MIN_SHOPPERS:
+        if not self._carve_gan_tried and len(carved.held) >= MIN_SHOPPERS:
             from ml.gan.train import fit_gan_on_carve  # TensorFlow loads only when needed
 
+            self._carve_gan_tried = True
             held = {user: shopper.items for user, shopper in carved.held.items()}
             self._carve_gan = _trained_gan(
                 "on the validation carve's fitting part",
@@ -200,6 +202,8 @@ def _served_gan(run: TrainingRun) -> TrainedGan | None:
     GAN (too few validation shoppers), `fit_candidate_gan`."""
     chosen = run.carve_gan()
     if chosen is None:
+        if len(run.carve().held) >= MIN_SHOPPERS:
+            return None  # it could not be trained on the carve (printed): nor on everything
         return fit_candidate_gan(run.snapshot, run.training)
     from ml.gan.train import refit_gan
 

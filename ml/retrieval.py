@@ -171,11 +171,10 @@ def neighbour_tops(
     """The ids `neighbour_candidates` ranks first under each of `decays`, from one read of the
     history: what validation scores each decay by (no anchors or candidates built)."""
     found = _contributions(model, history, max(_anchors_read(decay) for decay in decays))
+    if found is None:
+        return {decay: [] for decay in decays}
     tops: dict[float, list[str]] = {}
     for decay in decays:
-        if found is None:
-            tops[decay] = []
-            continue
         totals, _ = _totals(model, found, decay, exclude)
         positive = np.flatnonzero(totals > 0)
         tops[decay] = [str(item) for item in model.item_ids[_best(positive, totals, model.item_ids, count)]]

@@ -92,12 +92,16 @@ class TrainingRun:
             self._carve = carve(self.snapshot, self.training.validation_mode, seed=self.training.ranker_seed)
         return self._carve
 
+    def carve_can_stop_a_gan(self) -> bool:
+        """Whether the carve holds enough validation shoppers to early-stop the GAN on."""
+        return len(self.carve().held) >= MIN_SHOPPERS
+
     def carve_gan(self) -> TrainedGan | None:
         """The candidate GAN fitted on the carve's fitting part and early-stopped on its held
         shoppers (ml/gan/train.py: fit_gan_on_carve); None when it cannot be trained (printed) or
         the carve holds too few shoppers to stop on."""
         carved = self.carve()
-        if not self._carve_gan_tried and len(carved.held) >= MIN_SHOPPERS:
+        if not self._carve_gan_tried and self.carve_can_stop_a_gan():
             from ml.gan.train import fit_gan_on_carve  # TensorFlow loads only when needed
 
             self._carve_gan_tried = True
@@ -202,7 +206,7 @@ def _served_gan(run: TrainingRun) -> TrainedGan | None:
     GAN (too few validation shoppers), `fit_candidate_gan`."""
     chosen = run.carve_gan()
     if chosen is None:
-        if len(run.carve().held) >= MIN_SHOPPERS:
+        if run.carve_can_stop_a_gan():
             return None  # it could not be trained on the carve (printed): nor on everything
         return fit_candidate_gan(run.snapshot, run.training)
     from ml.gan.train import refit_gan

@@ -92,7 +92,7 @@ def _sampled(held: Mapping[str, object], seed: int) -> list[str]:
 
 
 def _scored_alone(
-    model: EaseModel | CooccurrenceModel,
+    model: CooccurrenceModel,
     histories: Mapping[str, list[str]],
     relevant: dict[str, set[str]],
     decays: Sequence[float] = (1.0,),

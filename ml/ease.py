@@ -1,9 +1,10 @@
 """EASE (Steck 2019): closed-form item-item weights, served as a candidate source and a ranker feature.
 
 EASE solves min ||X - XB||² + λ||B||² with diag(B) = 0 in closed form:
-P = (XᵀX + λI)⁻¹, B_ij = -P_ij / P_jj. It needs the dense item x item Gram matrix
-and its inverse: two float32 matrices of n² entries, so about 8·n² bytes
-(0.8 GB at 10,000 items). Up to `max_items` items it is exact. Above that it
+P = (XᵀX + λI)⁻¹, B_ij = -P_ij / P_jj. It needs the dense item x item Gram matrix,
+a float32 matrix of n² entries inverted in its own memory (Cholesky), and
+temporaries of a block of rows: under 8·n² bytes (0.8 GB at 10,000 items).
+Up to `max_items` items it is exact. Above that it
 is **EASE over the head**: the `max_items` most-bought items get the closed
 form among themselves; a tail item, as a history item or as a target, gets no
 weight from this source (item-kNN, which is computed sparse, still covers it).
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lapack
 
 from ml.artifacts import CooccurrenceModel
 from ml.popularity import DAY_S
@@ -40,11 +42,13 @@ DEFAULT_MAX_ITEMS = 10_000
 # The regularization tried on validation (pipelines/validation.py), relative to the mean number of
 # buyers per item: λ = factor x that mean, so the grid follows the data's scale.
 L2_FACTORS = (1.0, 4.0, 16.0)
-BYTES_PER_ENTRY = 8  # the Gram matrix and its inverse, float32 each
+BYTES_PER_ENTRY = 8  # the Gram matrix (float32, inverted in place) and room for the sparse product
+# Rows handled at a time where a whole n x n temporary would double the peak (spd_inverse, the top k).
+SYMMETRIZE_BLOCK = 1024
 
 
 def memory_bytes(items: int) -> int:
-    """What the closed form holds at its peak for `items` items (the two n x n float32 matrices)."""
+    """What the closed form holds at its peak for `items` items (see BYTES_PER_ENTRY)."""
     return BYTES_PER_ENTRY * items * items
 
 
@@ -99,12 +103,35 @@ def l2_grid(matrix: sparse.csr_matrix) -> tuple[float, ...]:
     return tuple(round(max(factor * mean_buyers, 1.0), 1) for factor in L2_FACTORS)
 
 
+def spd_inverse(matrix: np.ndarray, block: int = SYMMETRIZE_BLOCK) -> np.ndarray:
+    """The inverse of a symmetric positive definite float32 matrix, computed in its own memory by
+    Cholesky (LAPACK potrf and potri): about a third of the time of a general inverse, and no
+    second n x n matrix. `block`: rows mirrored at a time (bounds the temporaries)."""
+    # A C-ordered symmetric matrix is its own Fortran-ordered transpose: LAPACK works on it in place.
+    fortran = matrix.T
+    factor, info = lapack.spotrf(fortran, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the matrix is not positive definite (potrf info {info})")
+    inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the matrix is singular (potri info {info})")
+    result = inverse.T  # C-ordered again: potri filled its lower triangle
+    for start in range(0, len(result), block):
+        stop = min(start + block, len(result))
+        # mirror rows start..stop of the lower triangle into columns start..stop of the upper one
+        result[:stop, start:stop] = np.where(
+            np.arange(stop)[:, None] < np.arange(start, stop)[None, :],
+            result[start:stop, :stop].T,
+            result[:stop, start:stop],
+        )
+    return result
+
+
 def ease_weights(matrix: sparse.csr_matrix, l2: float) -> np.ndarray:
     """The closed-form EASE weight matrix B (items x items, float32) of a binary user x item matrix."""
-    gram = (matrix.T @ matrix).toarray().astype(np.float32)
+    gram = (matrix.T @ matrix).toarray().astype(np.float32, copy=False)
     gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
-    del gram
+    inverse = spd_inverse(gram)
     inverse /= -np.diag(inverse)[None, :]
     np.fill_diagonal(inverse, 0.0)
     return inverse
@@ -133,7 +160,13 @@ def fit_ease(
     scores = np.zeros((n_items, k), np.float32)
     if n_items > 1 and k > 0:
         weights = ease_weights(matrix, l2)
-        top = np.argpartition(-np.abs(weights), k - 1, axis=1)[:, :k]
+        top = np.concatenate(
+            [
+                # a block of rows at a time: the magnitudes and their order stay small beside B
+                np.argpartition(-np.abs(weights[start : start + SYMMETRIZE_BLOCK]), k - 1, axis=1)[:, :k]
+                for start in range(0, n_items, SYMMETRIZE_BLOCK)
+            ]
+        )
         top_scores = np.take_along_axis(weights, top, axis=1)
         del weights
         order = np.argsort(-top_scores, axis=1, kind="stable")

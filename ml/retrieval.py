@@ -50,6 +50,11 @@ class Fusion:
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     quotas: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
+    def uses(self, source: str) -> bool:
+        """Whether `source`'s list can reach the fused list: it has a weight or a quota (a source
+        training dropped has neither, and is not asked)."""
+        return self.weights.get(source, 0.0) > 0 or self.quotas.get(source, 0.0) > 0
+
 
 def read_fusion(read: EnvReader) -> Fusion:
     """RECSYS_CANDIDATES_WEIGHTS and RECSYS_CANDIDATES_QUOTAS."""

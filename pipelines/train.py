@@ -38,9 +38,10 @@ from ml.validation import MIN_SHOPPERS, Carve, carve
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
 from pipelines.settings import TrainingSettings, training_settings
-from pipelines.validation import NothingToValidate, Validation, validate
+from pipelines.validation import NothingToValidate, QuotaCheck, Validation, validate
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
+from shared import sources
 from shared.clients import SuiteClients
 from shared.config import Settings
 from shared.models import latest_version, publish
@@ -133,6 +134,10 @@ class TrainingRun:
             print_report(self._validation.report())
         return self._validation
 
+    def dropped_sources(self) -> dict[str, QuotaCheck]:
+        """The sources this run's validation dropped, if it has run (it is not run for this)."""
+        return self._validation.dropped if self._validation is not None else {}
+
     @property
     def sources(self) -> SourcesConfig:
         """The sources' configuration: as chosen on validation once that has run."""
@@ -203,7 +208,16 @@ def fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> Trained
 
 def _served_gan(run: TrainingRun) -> TrainedGan | None:
     """The GAN to serve: the carve's GAN's epochs, refitted on every purchase; without a carve
-    GAN (too few validation shoppers), `fit_candidate_gan`."""
+    GAN (too few validation shoppers), `fit_candidate_gan`. None when this run's validation dropped
+    the generator (pipelines/validation.py): serving does not ask it, so it is not refitted."""
+    dropped = run.dropped_sources()
+    if sources.GENERATOR in dropped:
+        console.print(
+            f"candidate GAN not refitted: validation dropped it ({sources.GENERATOR}: no weight in the "
+            f"fused order, recall of the candidates {dropped[sources.GENERATOR].with_quota:.4f} with its "
+            f"quota and {dropped[sources.GENERATOR].without:.4f} without); serving does not ask it"
+        )
+        return None
     chosen = run.carve_gan()
     if chosen is None:
         if run.carve_can_stop_a_gan():
@@ -262,7 +276,12 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         "fitted on the rest), then the views on everything"
     )
     lists, vocabulary = training_lists(
-        run.snapshot, run.sources, None, validation=validation.carve, fitted=validation.fitted
+        run.snapshot,
+        run.sources,
+        None,
+        validation=validation.carve,
+        fitted=validation.fitted,
+        found=validation.lists,
     )
     more = _nested_lists(run, validation, vocabulary)
     config = RankerConfig(

@@ -20,7 +20,7 @@ from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, sou
 from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
 from ml.metrics import ndcg_of_hits
 from ml.popularity import fit_popularity
-from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, neighbour_tops
+from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, fused_order, neighbour_tops
 from ml.selection import MIN_IMPROVEMENT, FusionScorer, K, Scored, search_weights
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve
@@ -44,6 +44,51 @@ class NothingToValidate(ValueError):
 
 
 @dataclass(frozen=True)
+class QuotaCheck:
+    """Recall@CANDIDATES of the fused candidate list with a source's quota and without it."""
+
+    with_quota: float
+    without: float
+
+
+def _candidate_recall(
+    lists: Lists, relevant: Mapping[str, set[str]], weights: Mapping[str, float], quotas: Mapping[str, float]
+) -> float:
+    """Mean recall of the fused candidate list (CANDIDATES long, as the ranker sees it)."""
+    found = [
+        len(relevant[user].intersection(fused_order(lists[user], weights, quotas, CANDIDATES)[0]))
+        / len(relevant[user])
+        for user in relevant
+        if relevant[user]
+    ]
+    return float(np.mean(found)) if found else 0.0
+
+
+def _unused_quotas(
+    lists: Lists,
+    relevant: Mapping[str, set[str]],
+    weights: Mapping[str, float],
+    quotas: Mapping[str, float],
+    scored: Sequence[str],
+) -> dict[str, QuotaCheck]:
+    """The `scored` sources the fusion gives no weight whose quota does not raise the candidate
+    list's recall by more than MIN_IMPROVEMENT: their items only displace others', and serving
+    need not ask them (the GAN's call is the costliest)."""
+    unused = {}
+    for source in scored:
+        if weights.get(source, 0.0) > 0 or quotas.get(source, 0.0) <= 0:
+            continue
+        check = QuotaCheck(
+            _candidate_recall(lists, relevant, weights, quotas),
+            _candidate_recall(lists, relevant, weights, {**quotas, source: 0.0}),
+        )
+        if check.with_quota <= check.without + MIN_IMPROVEMENT:
+            unused[source] = check
+            quotas = {**quotas, source: 0.0}
+    return unused
+
+
+@dataclass(frozen=True)
 class Validation:
     """The carve, the sources fitted on its fitting part, every validation shopper's source lists,
     the fusion chosen on them, and the report."""
@@ -56,6 +101,8 @@ class Validation:
     rows: list[Scored] = field(default_factory=list)
     ease_tried: dict[str, float] = field(default_factory=dict)  # "λ=…, half-life … d" -> EASE alone
     decays_tried: dict[str, dict[str, float]] = field(default_factory=dict)  # source -> decay -> alone
+    # Sources given weight 0 whose quota found no more bought items: not asked when serving.
+    dropped: dict[str, QuotaCheck] = field(default_factory=dict)
 
     def report(self) -> dict[str, object]:
         return {
@@ -72,6 +119,13 @@ class Validation:
                 },
             },
             "chosen": {"weights": self.chosen.weights, "ndcg_at_20": round(self.chosen.ndcg, 5)},
+            "dropped": {
+                source: {
+                    f"candidate_recall_at_{CANDIDATES}_with_its_quota": round(check.with_quota, 5),
+                    f"candidate_recall_at_{CANDIDATES}_without": round(check.without, 5),
+                }
+                for source, check in self.dropped.items()
+            },
             "rows": [
                 {
                     "name": row.name,
@@ -231,15 +285,25 @@ def validate(
         if all(chosen.weights != row.weights for row in tried):
             rows.append(chosen)
     weights = dict(config.fusion.weights)
+    quotas = dict(config.fusion.quotas)
+    dropped: dict[str, QuotaCheck] = {}
     if not fusion_fixed:
         # The generator keeps its configured weight when it was not fitted in this run.
         weights.update({s: 0.0 for s in UNSCORED})
         weights.update({s: float(chosen.weights.get(s, 0.0)) for s in servable})
+        dropped = _unused_quotas({u: lists[u] for u in scored_users}, relevant, weights, quotas, servable)
+        quotas.update({source: 0.0 for source in dropped})
+        for source, check in dropped.items():
+            say(
+                f"{source} dropped: no weight in the fused order, and its quota adds no bought item to "
+                f"the {CANDIDATES} candidates (recall {check.with_quota:.4f} with it, "
+                f"{check.without:.4f} without)"
+            )
     chosen_config = dataclasses.replace(
         config,
-        fusion=Fusion(weights=weights, quotas=config.fusion.quotas),
+        fusion=Fusion(weights=weights, quotas=quotas),
         ease_l2=float(ease.info["l2"]),
         ease_half_life_days=float(ease.info["half_life_days"]),
         recency_decays=decays,
     )
-    return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores, decays_tried)
+    return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores, decays_tried, dropped)

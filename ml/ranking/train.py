@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from ml.ranking.features import (
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerNet
 from ml.ranking.views_train import ViewsConfig, fit_views
+from ml.retrieval import Retrieved
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve, Held, carve
 
@@ -278,10 +279,12 @@ def training_lists(
     validation: Carve | None = None,
     fitted: FittedSources | None = None,
     vocabulary: np.ndarray | None = None,
+    found: Mapping[str, Mapping[str, list[Retrieved]]] | None = None,
 ) -> tuple[RankingLists, np.ndarray]:
     """The lists to learn from and the vocabulary (by default every item of `snapshot`). The candidate
     sources (`fitted`, else fitted here) and the learned views are fitted on the fitting part of
-    `validation` (by default the automatic carve of `snapshot`)."""
+    `validation` (by default the automatic carve of `snapshot`). `found`: every held shopper's source
+    lists from `fitted`, when the caller has them already (the validation stage does)."""
     validation = validation or carve(snapshot)
     vocabulary = vocabulary_of(snapshot) if vocabulary is None else vocabulary
     fitted = fitted or fit_sources(validation.fit, retrieval, fit_generator)
@@ -291,7 +294,8 @@ def training_lists(
     )
     users = sorted(validation.held)
     histories = {user: validation.held[user].history for user in users}
-    found = source_lists(fitted, histories, CANDIDATES, retrieval.recency_decays)
+    if found is None:
+        found = source_lists(fitted, histories, CANDIDATES, retrieval.recency_decays)
     candidates = [
         [
             RankCandidate(c.item_id, c.fusion_score, c.found_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -186,19 +186,24 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return found, 0
 
     async def _remote_sources(
-        self, history: list[str], exclude: set[str], count: int, segment: str
+        self, history: list[str], exclude: set[str], count: int, segment: str, fusion: Fusion
     ) -> RemoteAnswers:
-        """The generator's and the text neighbours (for a shopper with a history) and the popular
-        items, concurrently."""
+        """The popular items and, for a shopper with a history, the generator's and the text and graph
+        neighbours, concurrently; a source `fusion` does not use is not asked (popular always is: a
+        shopper without a history has nothing else)."""
         excluded = sorted(exclude)  # sent to every source the items service answers
         remote = RemoteAnswers()
-        asked = {sources.POPULAR: (POPULARITY, self._popular(count, excluded, segment, remote))}
-        if self.gan is not None and history:  # with no history the generator has nothing to go on
-            asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
-        if history:
-            asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, excluded, count))
-            # the graph is the live catalog: no model version to report
-            asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
+        asked: dict[str, tuple[str | None, Awaitable[object]]] = {
+            sources.POPULAR: (POPULARITY, self._popular(count, excluded, segment, remote))
+        }
+        if history:  # with no history the others have nothing to go on
+            if self.gan is not None and fusion.uses(sources.GENERATOR):
+                asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
+            if fusion.uses(sources.ITEM_TEXT):
+                asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, excluded, count))
+            if fusion.uses(sources.KNOWLEDGE_GRAPH):
+                # the graph is the live catalog: no model version to report
+                asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = remote.lists, remote.versions, remote.degraded
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
@@ -256,8 +261,9 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         count = request.count or DEFAULT_COUNT
         history = list(request.history_item_ids)
         exclude = set(request.exclude_item_ids)
+        fusion, serving_version = self.fusion.current()
         answers, neighbours = await asyncio.gather(
-            self._remote_sources(history, exclude, count, request.segment),
+            self._remote_sources(history, exclude, count, request.segment, fusion),
             asyncio.to_thread(
                 self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
             ),
@@ -265,7 +271,6 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         remote, versions, degraded = answers.lists, answers.versions, answers.degraded
         remote.update(neighbours)
         versions.update(self.neighbours.versions())
-        fusion, serving_version = self.fusion.current()
         if serving_version:
             versions[SERVING] = serving_version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}

@@ -12,9 +12,10 @@ import grpc
 import numpy as np
 import pytest
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY
+from ml.artifacts import CANDIDATE_GAN, CANDIDATE_ORDER, COOCCURRENCE, POPULARITY, SERVING, ServingConfig
 from ml.cooccurrence import fit_cooccurrence
 from ml.popularity import fit_popularity
+from ml.retrieval import DEFAULT_QUOTAS, DEFAULT_WEIGHTS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from services.candidates.app import build as build_candidates
 from services.items.app import build as build_items
@@ -93,6 +94,21 @@ def test_serves_before_the_gan_then_merges_sources_and_degrades_without_it(home)
         stranger = generate(address, count=10)
         assert {c.source for c in stranger.candidates} == {sources.POPULAR}
         assert CANDIDATE_GAN not in {v.name for v in stranger.model_versions}
+
+        # training dropped the generator (no weight, no quota): the model server is no longer asked
+        weights = {**DEFAULT_WEIGHTS, sources.GENERATOR: 0.0}
+        quotas = {**DEFAULT_QUOTAS, sources.GENERATOR: 0.0}
+        publish(settings.model_dir, SERVING, ServingConfig(weights, quotas, CANDIDATE_ORDER).save)
+        deadline = time.monotonic() + 30
+        while True:
+            dropped = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
+            versions = {v.name for v in dropped.model_versions}
+            if SERVING in versions or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert SERVING in versions and CANDIDATE_GAN not in versions
+        assert sources.GENERATOR not in dict(dropped.source_counts)
+        assert len(dropped.candidates) == 40 and list(dropped.degraded_sources) == []
     finally:
         model_server.stop()
     try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ml.baselines import EASE as DenseEase
-from ml.ease import binary_matrix, fit_ease, l2_grid
+from ml.ease import binary_matrix, fit_ease, l2_grid, spd_inverse
 from ml.retrieval import neighbour_candidates
 from shared import sources
 from tests.support import purchases_snapshot
@@ -91,3 +91,19 @@ def test_recency_weights_keep_each_pairs_latest_purchase() -> None:
     assert item_ids.tolist() == ["a", "b"]
     assert matrix.toarray().tolist() == [[1.0, 0.5], [0.5, 0.0]]
     assert binary_matrix(users, items, days)[1].toarray().tolist() == [[1.0, 1.0], [1.0, 0.0]]
+
+
+@pytest.mark.parametrize("block", [3, 1024])
+def test_the_in_place_inverse_equals_the_general_one(block: int) -> None:
+    rng = np.random.default_rng(0)
+    buys = (rng.random((400, 40)) < 0.1).astype(np.float32)
+    gram = buys.T @ buys + 2.0 * np.eye(40, dtype=np.float32)
+    expected = np.linalg.inv(gram.astype(np.float64))
+    found = spd_inverse(gram.copy(), block)
+    assert np.allclose(found, expected, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(found, found.T)
+
+
+def test_the_in_place_inverse_refuses_a_matrix_that_is_not_positive_definite() -> None:
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        spd_inverse(np.array([[1.0, 2.0], [2.0, 1.0]], np.float32))

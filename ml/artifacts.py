@@ -79,7 +79,11 @@ class PopularityModel:
     def top(self, count: int, exclude: set[str]) -> list[tuple[str, float, int]]:
         """(item id, score, buyers) of the `count` most popular items outside `exclude`."""
         chosen: list[tuple[str, float, int]] = []
-        rows = zip(self.item_ids.tolist(), self.scores.tolist(), self.buyers.tolist(), strict=True)
+        # the rows are in popularity order: `count` of them lie within the first count + |exclude|
+        end = count + len(exclude)
+        rows = zip(
+            self.item_ids[:end].tolist(), self.scores[:end].tolist(), self.buyers[:end].tolist(), strict=True
+        )
         for item_id, score, buyers in rows:
             if item_id not in exclude:
                 chosen.append((item_id, score, buyers))

@@ -14,7 +14,7 @@ EASE = "ease"  # closed-form item-item regression over the shopper's items (ml/e
 ALL = (GENERATOR, ITEM_KNN, EASE, POPULAR, ITEM_TEXT, KNOWLEDGE_GRAPH)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # millions of them in training: no __dict__ each
 class Placement:
     """One source's rank (0-based) and own score for an item."""
 

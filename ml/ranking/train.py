@@ -306,24 +306,33 @@ def training_lists(
     shoppers = [validation.held[user] for user in users]
     split = later_split(shoppers)
     if split is None:
-        lists = build_lists(table, shoppers, candidates)
-    else:
-        earlier_part, later_part, boundary = split
-        # The later lists are judged as serving would score them: with item facts and co-buys
-        # refitted on every event before them (the published ranker's table is refitted on
-        # everything), so that a feature that drifts when refitted shows its cost here.
-        before = snapshot.events_where(snapshot.timestamps < boundary)
-        refitted = dataclasses.replace(
-            item_table(before, fit_cooccurrence(before), retrieval.popularity_half_life_days, vocabulary),
-            views=table.views,
-        )
-        lists = concatenate(
-            build_lists(table, earlier_part, _without(candidates, later_part)),
-            build_lists(refitted, later_part, _without(candidates, earlier_part)),
-        )
-        lists.later[len(shoppers) :] = True
-    keep = lists.labels.any(1)  # a list with no bought item teaches nothing
-    return lists.take(np.flatnonzero(keep)), vocabulary
+        return build_lists(table, *_with_a_purchase(shoppers, candidates)), vocabulary
+    earlier_part, later_part, boundary = split
+    # The later lists are judged as serving would score them: with item facts and co-buys
+    # refitted on every event before them (the published ranker's table is refitted on
+    # everything), so that a feature that drifts when refitted shows its cost here.
+    before = snapshot.events_where(snapshot.timestamps < boundary)
+    refitted = dataclasses.replace(
+        item_table(before, fit_cooccurrence(before), retrieval.popularity_half_life_days, vocabulary),
+        views=table.views,
+    )
+    earlier = build_lists(table, *_with_a_purchase(earlier_part, _without(candidates, later_part)))
+    later = build_lists(refitted, *_with_a_purchase(later_part, _without(candidates, earlier_part)))
+    later.later[:] = True
+    return concatenate(earlier, later), vocabulary
+
+
+def _with_a_purchase(
+    shoppers: list[Held], candidates: list[list[RankCandidate]]
+) -> tuple[list[Held], list[list[RankCandidate]]]:
+    """The shoppers, and their lists, whose list holds an item they bought: a list with none teaches
+    nothing (left out before its features are computed, which is most of the lists' cost)."""
+    kept = [
+        (held, found)
+        for held, found in zip(shoppers, candidates, strict=True)
+        if any(c.item_id in held.items for c in found[:CANDIDATES])
+    ]
+    return [held for held, _ in kept], [found for _, found in kept]
 
 
 def nested_lists(

@@ -94,8 +94,17 @@ def test_serves_before_the_gan_then_merges_sources_and_degrades_without_it(home)
         stranger = generate(address, count=10)
         assert {c.source for c in stranger.candidates} == {sources.POPULAR}
         assert CANDIDATE_GAN not in {v.name for v in stranger.model_versions}
+    finally:
+        model_server.stop()
+    try:
+        response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
+        assert list(response.degraded_sources) == [sources.GENERATOR]
+        assert len(response.candidates) == 40
+        assert sources.GENERATOR not in dict(response.source_counts)
+        assert CANDIDATE_GAN not in {v.name for v in response.model_versions}
 
-        # training dropped the generator (no weight, no quota): the model server is no longer asked
+        # training dropped the generator (no weight, no quota): it is not asked, so its absence is no
+        # degradation
         weights = {**DEFAULT_WEIGHTS, sources.GENERATOR: 0.0}
         quotas = {**DEFAULT_QUOTAS, sources.GENERATOR: 0.0}
         publish(settings.model_dir, SERVING, ServingConfig(weights, quotas, CANDIDATE_ORDER).save)
@@ -110,16 +119,8 @@ def test_serves_before_the_gan_then_merges_sources_and_degrades_without_it(home)
         assert sources.GENERATOR not in dict(dropped.source_counts)
         assert len(dropped.candidates) == 40 and list(dropped.degraded_sources) == []
     finally:
-        model_server.stop()
-    try:
-        response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
-    finally:
         candidates.stop()
         catalog.stop()
-    assert list(response.degraded_sources) == [sources.GENERATOR]
-    assert len(response.candidates) == 40
-    assert sources.GENERATOR not in dict(response.source_counts)
-    assert CANDIDATE_GAN not in {v.name for v in response.model_versions}
 
 
 def test_the_service_process_serves_generated_candidates(home) -> None:

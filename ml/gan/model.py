@@ -57,56 +57,14 @@ class GanConfig:
     max_minutes: float = MAX_MINUTES
 
 
-@tf.keras.utils.register_keras_serializable(package="recsys")
-class SparseInputDense(tf.keras.layers.Layer):
-    """A dense layer (no activation) for inputs that are mostly zeros, such as purchase vectors:
-    its product reads only the nonzero entries, forwards and for the kernel's gradient, so it costs
-    nonzeros x units instead of items x units. No gradient flows back to the input."""
-
-    def __init__(self, units: int, fan_in: int, use_bias: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.units, self.fan_in, self.use_bias = units, fan_in, use_bias
-
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        self.kernel = self.add_weight(
-            name="kernel", shape=(input_shape[-1], self.units), initializer=glorot(self.fan_in, self.units)
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        product = tf.sparse.sparse_dense_matmul(tf.sparse.from_dense(tf.stop_gradient(inputs)), self.kernel)
-        return product + self.bias if self.bias is not None else product
-
-    def get_config(self) -> dict[str, object]:
-        return {**super().get_config(), "units": self.units, "fan_in": self.fan_in, "use_bias": self.use_bias}
-
-
-def glorot(fan_in: int, units: int) -> tf.keras.initializers.Initializer:
-    """Glorot-uniform for a layer of `fan_in` inputs in all, when they are split over several layers:
-    the split layers start as the one dense layer over all the inputs would."""
-    limit = float(np.sqrt(6.0 / (fan_in + units)))
-    return tf.keras.initializers.RandomUniform(-limit, limit)
-
-
 def generator(items: int, config: GanConfig) -> tf.keras.Model:
     history = tf.keras.Input((items,), name="history")
     noise = tf.keras.Input((config.noise,), name="noise")
     # Unit length: heavy and light buyers condition the generator on the same scale (in float32:
     # an empty history would divide 0 by an epsilon that float16 rounds to 0).
     unit = tf.keras.layers.UnitNormalization(dtype="float32")(history)
-    # One dense layer over [history, noise], split so that the sparse history is read sparsely.
-    fan_in = items + config.noise
-    from_history = SparseInputDense(config.hidden, fan_in, name="hidden_from_history")(unit)
-    from_noise = tf.keras.layers.Dense(
-        config.hidden,
-        use_bias=False,
-        kernel_initializer=glorot(fan_in, config.hidden),
-        name="hidden_from_noise",
-    )(noise)
-    hidden = tf.keras.layers.Add()([from_history, from_noise])
-    hidden = tf.keras.layers.Activation("tanh", name="hidden")(hidden)
+    hidden = tf.keras.layers.Concatenate()([unit, noise])
+    hidden = tf.keras.layers.Dense(config.hidden, activation="tanh")(hidden)
     # float32 outputs keep the losses exact under a mixed-precision policy.
     logits = tf.keras.layers.Dense(items, name="logits", dtype="float32")(hidden)
     return tf.keras.Model([history, noise], logits, name="generator")
@@ -115,16 +73,8 @@ def generator(items: int, config: GanConfig) -> tf.keras.Model:
 def discriminator(items: int, config: GanConfig) -> tf.keras.Model:
     vector = tf.keras.Input((items,), name="vector")
     history = tf.keras.Input((items,), name="history")
-    # One dense layer over [vector, history]: the generated vector is dense, the history sparse.
-    fan_in = 2 * items
-    from_vector = tf.keras.layers.Dense(
-        config.hidden, kernel_initializer=glorot(fan_in, config.hidden), name="hidden_from_vector"
-    )(vector)
-    from_history = SparseInputDense(config.hidden, fan_in, use_bias=False, name="hidden_from_history")(
-        history
-    )
-    hidden = tf.keras.layers.Add()([from_vector, from_history])
-    hidden = tf.keras.layers.Activation("relu")(hidden)
+    hidden = tf.keras.layers.Concatenate()([vector, history])
+    hidden = tf.keras.layers.Dense(config.hidden, activation="relu")(hidden)
     hidden = tf.keras.layers.Dense(config.hidden // 2, activation="relu")(hidden)
     real = tf.keras.layers.Dense(1, activation="sigmoid", name="real", dtype="float32")(hidden)
     return tf.keras.Model([vector, history], real, name="discriminator")

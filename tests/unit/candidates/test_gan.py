@@ -9,7 +9,7 @@ from scipy import sparse
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from ml.gan.export import WARMUP_FILE
-from ml.gan.model import CFGAN, GanConfig, SparseInputDense
+from ml.gan.model import CFGAN, GanConfig
 from ml.gan.train import (
     FirstInteractions,
     first_interactions,
@@ -139,7 +139,7 @@ def test_mixed_precision_computes_in_float16_and_still_learns() -> None:
     users, items, matrix = simulated(shoppers=120, items=60)
     config = GanConfig(max_epochs=3, min_epochs=1, hidden=32, mixed_precision=True)
     trained = fit_gan(snapshot_of(users, items, matrix), config)
-    hidden = trained.gan.generator.get_layer("hidden_from_noise")
+    hidden = trained.gan.generator.layers[-2]
     assert hidden.compute_dtype == "float16" and hidden.variable_dtype == "float32"
     assert trained.gan.generator.output.dtype == "float32"
     assert np.isfinite(trained.gan.scores(np.zeros((5, trained.gan.items), np.float32))).all()
@@ -152,7 +152,7 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
-from ml.gan.model import CFGAN, GanConfig, SparseInputDense
+from ml.gan.model import CFGAN, GanConfig
 from ml.gan.train import fit_gan
 from tests.unit.candidates.simulated import hold_out, simulated, snapshot_of
 users, items, matrix = simulated(shoppers=120, items=60)
@@ -191,29 +191,3 @@ def test_without_its_adversarial_term_the_generator_ignores_the_discriminator() 
 
     assert same(generator_after_a_step(0.0, -4.0), generator_after_a_step(0.0, 4.0))
     assert not same(generator_after_a_step(1.0, -4.0), generator_after_a_step(1.0, 4.0))
-
-
-def test_the_sparse_input_layer_computes_what_a_dense_layer_does() -> None:
-    """Forwards and for its kernel's gradient, on a mostly-zero batch (how both networks read
-    purchase vectors)."""
-    rng = np.random.default_rng(0)
-    batch = tf.constant(
-        (rng.random((8, 50)) < 0.1).astype(np.float32) * rng.random((8, 50)).astype(np.float32)
-    )
-    layer = SparseInputDense(6, fan_in=50)
-    dense = tf.keras.layers.Dense(6)
-    dense.build((None, 50))
-    layer.build((None, 50))
-    dense.set_weights(layer.get_weights())
-    with tf.GradientTape(persistent=True) as tape:
-        sparse_out, dense_out = layer(batch), dense(batch)
-        sparse_loss, dense_loss = tf.reduce_sum(tf.square(sparse_out)), tf.reduce_sum(tf.square(dense_out))
-    assert np.allclose(sparse_out.numpy(), dense_out.numpy(), atol=1e-6)
-    for mine, theirs in zip(
-        tape.gradient(sparse_loss, layer.trainable_variables),
-        tape.gradient(dense_loss, dense.trainable_variables),
-        strict=True,
-    ):
-        assert np.allclose(tf.convert_to_tensor(mine).numpy(), theirs.numpy(), atol=1e-5)
-    limit = np.sqrt(6.0 / (50 + 6))
-    assert np.abs(layer.kernel.numpy()).max() <= limit and np.abs(layer.kernel.numpy()).max() > limit / 2

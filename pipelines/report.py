@@ -39,6 +39,12 @@ def print_report(report: Mapping[str, object]) -> None:
     if isinstance(decays, Mapping) and decays.get("chosen"):
         chosen_decays = ", ".join(f"{source} {decay:g}" for source, decay in decays["chosen"].items())
         console.print(f"recency decay of the neighbour sources: {chosen_decays}")
+    dropped = report.get("dropped")
+    if isinstance(dropped, Mapping) and dropped:
+        console.print(
+            f"dropped, not asked when serving: {', '.join(dropped)} (no weight, and the quota added no "
+            "bought item to the candidates)"
+        )
     ranker = report.get("ranker")
     if isinstance(ranker, Mapping) and ranker.get("published"):
         mean, low, high = ranker["gain"]

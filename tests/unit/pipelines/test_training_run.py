@@ -3,7 +3,7 @@ nothing that is served."""
 
 from ml.artifacts import CANDIDATE_GAN, CANDIDATE_ORDER, LEARNED, RANKER, SERVING, ServingConfig
 from ml.ease import EASE, EaseModel, binary_matrix, l2_grid
-from ml.retrieval import RECENCY_DECAYS
+from ml.retrieval import DEFAULT_QUOTAS, RECENCY_DECAYS
 from ml.selection import MIN_IMPROVEMENT
 from pipelines.train import fit_and_publish
 from pipelines.validation import ALL_TIME_POPULAR, MAX_WIDENING
@@ -41,6 +41,14 @@ def test_a_run_publishes_the_fusion_it_chose_and_keeps_the_order_when_the_ranker
     for source, tried in decays["tried"].items():  # the best each source scored alone, ties to the flatter
         assert tried[f"{first.recency_decays[source]:g}"] >= max(tried.values()) - MIN_IMPROVEMENT - 1e-5
         assert len(tried) == len(RECENCY_DECAYS)
+    for source, recalls in report["dropped"].items():  # dropped: no weight, no quota, recall not lowered
+        assert first.weights[source] == first.quotas[source] == 0.0
+        assert (
+            recalls["candidate_recall_at_200_with_its_quota"]
+            <= recalls["candidate_recall_at_200_without"] + 1e-4
+        )
+    kept_quotas = {s for s, quota in first.quotas.items() if quota > 0}
+    assert kept_quotas == {s for s in DEFAULT_QUOTAS if DEFAULT_QUOTAS[s] > 0} - set(report["dropped"])
     chosen = report["chosen"]["ndcg_at_20"]
     assert chosen >= max(row["ndcg_at_20"] for row in report["rows"] if row["name"] != ALL_TIME_POPULAR)
 

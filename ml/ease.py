@@ -44,7 +44,7 @@ DEFAULT_MAX_ITEMS = 10_000
 L2_FACTORS = (1.0, 4.0, 16.0)
 BYTES_PER_ENTRY = 8  # the Gram matrix (float32, inverted in place) and room for the sparse product
 # Rows handled at a time where a whole n x n temporary would double the peak (spd_inverse, the top k).
-SYMMETRIZE_BLOCK = 1024
+ROW_BLOCK = 1024
 
 
 def memory_bytes(items: int) -> int:
@@ -103,7 +103,7 @@ def l2_grid(matrix: sparse.csr_matrix) -> tuple[float, ...]:
     return tuple(round(max(factor * mean_buyers, 1.0), 1) for factor in L2_FACTORS)
 
 
-def spd_inverse(matrix: np.ndarray, block: int = SYMMETRIZE_BLOCK) -> np.ndarray:
+def spd_inverse(matrix: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
     """The inverse of a symmetric positive definite float32 matrix, computed in its own memory by
     Cholesky (LAPACK potrf and potri): about a third of the time of a general inverse, and no
     second n x n matrix. `block`: rows mirrored at a time (bounds the temporaries)."""
@@ -163,8 +163,8 @@ def fit_ease(
         top = np.concatenate(
             [
                 # a block of rows at a time: the magnitudes and their order stay small beside B
-                np.argpartition(-np.abs(weights[start : start + SYMMETRIZE_BLOCK]), k - 1, axis=1)[:, :k]
-                for start in range(0, n_items, SYMMETRIZE_BLOCK)
+                np.argpartition(-np.abs(weights[start : start + ROW_BLOCK]), k - 1, axis=1)[:, :k]
+                for start in range(0, n_items, ROW_BLOCK)
             ]
         )
         top_scores = np.take_along_axis(weights, top, axis=1)

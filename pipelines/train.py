@@ -210,13 +210,8 @@ def _served_gan(run: TrainingRun) -> TrainedGan | None:
     """The GAN to serve: the carve's GAN's epochs, refitted on every purchase; without a carve
     GAN (too few validation shoppers), `fit_candidate_gan`. None when this run's validation dropped
     the generator (pipelines/validation.py): serving does not ask it, so it is not refitted."""
-    dropped = run.dropped_sources()
-    if sources.GENERATOR in dropped:
-        console.print(
-            f"candidate GAN not refitted: validation dropped it ({sources.GENERATOR}: no weight in the "
-            f"fused order, recall of the candidates {dropped[sources.GENERATOR].with_quota:.4f} with its "
-            f"quota and {dropped[sources.GENERATOR].without:.4f} without); serving does not ask it"
-        )
+    if sources.GENERATOR in run.dropped_sources():
+        console.print("candidate GAN not refitted: validation dropped it (above); serving does not ask it")
         return None
     chosen = run.carve_gan()
     if chosen is None:

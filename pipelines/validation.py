@@ -75,16 +75,17 @@ def _unused_quotas(
     list's recall by more than MIN_IMPROVEMENT: their items only displace others', and serving
     need not ask them (the GAN's call is the costliest)."""
     unused = {}
+    current = None  # the recall under `quotas`: it changes only when a source is dropped
     for source in scored:
         if weights.get(source, 0.0) > 0 or quotas.get(source, 0.0) <= 0:
             continue
-        check = QuotaCheck(
-            _candidate_recall(lists, relevant, weights, quotas),
-            _candidate_recall(lists, relevant, weights, {**quotas, source: 0.0}),
-        )
+        if current is None:
+            current = _candidate_recall(lists, relevant, weights, quotas)
+        check = QuotaCheck(current, _candidate_recall(lists, relevant, weights, {**quotas, source: 0.0}))
         if check.with_quota <= check.without + MIN_IMPROVEMENT:
             unused[source] = check
             quotas = {**quotas, source: 0.0}
+            current = check.without
     return unused
 
 

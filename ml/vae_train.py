@@ -23,6 +23,9 @@ from ml.metrics import recall_of_hits, top_k
 from ml.vae import UserEncoder
 
 RECALL_K = 20
+# At most this many shoppers are held out to pick the best epoch: their seen, hidden and scored
+# rows are held dense (3 x 4 bytes x shoppers x items).
+MAX_HELD_OUT = 5000
 
 
 @dataclass(frozen=True)
@@ -68,22 +71,19 @@ def _matrix(users: np.ndarray, items: np.ndarray, max_items: int) -> tuple[np.nd
     return item_ids[kept], matrix
 
 
-def _fold_in(matrix: sparse.csr_matrix, rng: np.random.Generator) -> tuple[sparse.csr_matrix, list[set[int]]]:
-    """80% of each row's items as input, the other 20% (at least one) to recall."""
-    seen, hidden = matrix.tolil(copy=True), []
+def _fold_in(matrix: sparse.csr_matrix, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """80% of each row's items as input, the other 20% (at least one) to recall: two dense binary
+    matrices (seen, hidden) of the held-out shoppers."""
+    hidden = np.zeros(matrix.shape, np.float32)
     for row in range(matrix.shape[0]):
         items = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
-        held = set(rng.choice(items, size=max(1, len(items) // 5), replace=False).tolist())
-        for item in held:
-            seen[row, item] = 0
-        hidden.append(held)
-    return seen.tocsr(), hidden
+        hidden[row, rng.choice(items, size=max(1, len(items) // 5), replace=False)] = 1.0
+    return matrix.toarray() - hidden, hidden
 
 
-def _recall(scores: np.ndarray, seen: sparse.csr_matrix, hidden: list[set[int]]) -> float:
-    top = top_k(scores, RECALL_K, exclude=seen.toarray() > 0)
-    hits = np.array([[item in held for item in row] for held, row in zip(hidden, top.tolist(), strict=True)])
-    return float(recall_of_hits(hits, np.array([len(held) for held in hidden]), capped=True).mean())
+def _recall(scores: np.ndarray, seen: np.ndarray, hidden: np.ndarray) -> float:
+    hits = np.take_along_axis(hidden, top_k(scores, RECALL_K, exclude=seen > 0), axis=1)
+    return float(recall_of_hits(hits, hidden.sum(axis=1), capped=True).mean())
 
 
 def fit_vae(
@@ -97,7 +97,8 @@ def fit_vae(
     eligible = np.flatnonzero(np.diff(matrix.indptr) >= 2)
     if len(eligible) < 10:
         raise ValueError("the VAE needs at least ten shoppers with two or more items")
-    held = rng.choice(eligible, size=max(1, int(len(eligible) * config.holdout_share)), replace=False)
+    held_count = min(MAX_HELD_OUT, max(1, int(len(eligible) * config.holdout_share)))
+    held = rng.choice(eligible, size=held_count, replace=False)
     train_rows = np.setdiff1d(np.arange(matrix.shape[0]), held)
     seen, hidden = _fold_in(matrix[held], rng)
     popular = np.asarray(matrix[train_rows].sum(axis=0)).ravel()
@@ -146,14 +147,16 @@ def fit_vae(
         return loss
 
     best: tuple[float, int, dict[str, np.ndarray]] = (-1.0, 0, {})
+    seen_input = tf.constant(seen)
     for epoch in range(1, config.epochs + 1):
         beta = tf.constant(config.beta * min(1.0, epoch / config.anneal_epochs), tf.float32)
-        order = rng.permutation(train_rows)
+        # One fancy index per epoch; each batch is then a cheap contiguous slice of its rows.
+        shuffled = matrix[rng.permutation(train_rows)]
         losses = [
-            float(step(tf.constant(matrix[order[s : s + config.batch_size]].toarray()), beta))
-            for s in range(0, len(order), config.batch_size)
+            float(step(tf.constant(shuffled[s : s + config.batch_size].toarray()), beta))
+            for s in range(0, shuffled.shape[0], config.batch_size)
         ]
-        mean, _ = encode(tf.constant(seen.toarray()), training=False)
+        mean, _ = encode(seen_input, training=False)
         recall = _recall(decode(mean).numpy(), seen, hidden)
         on_epoch(epoch, float(np.mean(losses)), recall)
         if recall > best[0]:

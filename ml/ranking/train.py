@@ -40,7 +40,7 @@ from ml.ranking.features import (
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerNet
 from ml.ranking.views_train import ViewsConfig, fit_views
-from ml.retrieval import Retrieved
+from ml.retrieval import Retrieved, fused_order
 from ml.snapshot import Snapshot
 from ml.validation import MIN_SHOPPERS, Carve, Held, carve
 
@@ -296,14 +296,10 @@ def training_lists(
     histories = {user: validation.held[user].history for user in users}
     if found is None:
         found = source_lists(fitted, histories, CANDIDATES, retrieval.recency_decays)
-    candidates = [
-        [
-            RankCandidate(c.item_id, c.fusion_score, c.found_by)
-            for c in merged(found[user], retrieval, CANDIDATES)
-        ]
-        for user in users
-    ]
     shoppers = [validation.held[user] for user in users]
+    candidates = [
+        _candidates(found[user], held, retrieval) for user, held in zip(users, shoppers, strict=True)
+    ]
     split = later_split(shoppers)
     if split is None:
         return build_lists(table, *_with_a_purchase(shoppers, candidates)), vocabulary
@@ -320,6 +316,19 @@ def training_lists(
     later = build_lists(refitted, *_with_a_purchase(later_part, _without(candidates, earlier_part)))
     later.later[:] = True
     return concatenate(earlier, later), vocabulary
+
+
+def _candidates(
+    found: Mapping[str, list[Retrieved]], held: Held, retrieval: SourcesConfig
+) -> list[RankCandidate]:
+    """The shopper's fused candidates, or none when they hold no item the shopper bought (such a
+    list teaches nothing; its fused order alone is cheaper to compute than the candidates)."""
+    order, _ = fused_order(found, retrieval.fusion.weights, retrieval.fusion.quotas, CANDIDATES)
+    if held.items.isdisjoint(order):
+        return []
+    return [
+        RankCandidate(c.item_id, c.fusion_score, c.found_by) for c in merged(found, retrieval, CANDIDATES)
+    ]
 
 
 def _with_a_purchase(

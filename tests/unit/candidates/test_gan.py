@@ -18,6 +18,7 @@ from ml.gan.train import (
     held_out_recall_of,
     hold_out_recent,
     refit_gan,
+    stopping_rows,
 )
 from ml.metrics import held_out_recall
 from services.modelserver.app import build as build_modelserver
@@ -133,6 +134,15 @@ def test_the_carve_gan_ends_at_its_best_epoch_and_the_refit_trains_that_many_on_
     served = refit_gan(everything, chosen, config)
     assert served.epochs == chosen.epochs and len(served.item_ids) > len(chosen.item_ids) - 5
     assert served.pairs == int((matrix > 0).sum()) and served.seconds > chosen.seconds
+
+
+def test_early_stopping_reads_a_fixed_sample_of_the_shoppers_with_held_items(monkeypatch) -> None:
+    held = sparse.csr_matrix(np.eye(40, 10, k=-30, dtype=np.float32))  # rows 30-39 hold one item each
+    assert stopping_rows(held, seed=1).tolist() == list(range(30, 40))
+    monkeypatch.setattr("ml.gan.train.STOPPING_SHOPPERS", 4)
+    sample = stopping_rows(held, seed=1)
+    assert len(sample) == 4 and set(sample) <= set(range(30, 40)) and sorted(sample) == sample.tolist()
+    assert sample.tolist() == stopping_rows(held, seed=1).tolist()
 
 
 def test_mixed_precision_computes_in_float16_and_still_learns() -> None:

@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos images base-image image-start k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos dashboard-check images base-image image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -94,6 +94,12 @@ bench-load: install
 # a copy of the state). Not part of `make test`: its small versions are. Writes docs/results/.
 chaos: install
 	$(BIN)/recsys chaos --out docs/results
+
+# Every Grafana panel asked of a real Prometheus (the `prometheus` binary: apt-get install prometheus)
+# that scrapes a throwaway suite under a minute of mixed load, with the alert rules loaded; needs the
+# models `make run` trains. Not part of `make test`. Writes docs/results/dashboard.*.
+dashboard-check: install
+	$(BIN)/recsys dashboard-check --out docs/results
 
 # Recall@20, NDCG@20 and Recall@200 of each candidate source and of their merge on
 # retail-temporal, beside most popular, item-kNN and EASE (trains the GAN: minutes on CPU).

@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, Info, make_wsgi_app
 
+from shared import sources
 from shared.interceptors import TimedCall, wrap_handler
 from shared.version import VERSION
 
@@ -163,8 +164,9 @@ def serve_metrics(port: int, host: str, serving: Callable[[], bool]) -> None:
 
 
 def announce(service: str) -> None:
-    """Series that must exist before anything happens: the build, in-flight at 0, and for the gateway
-    each stage's degradations and each feedback outcome at 0 (a rate needs a first sample)."""
+    """Series that must exist before anything happens: the build, in-flight at 0, for the gateway
+    each stage's degradations and each feedback outcome at 0, and for the candidates service each
+    source's items and degradations at 0 (a rate needs a first sample)."""
     BUILD.info({"version": VERSION, "python": platform.python_version()})
     IN_FLIGHT.labels(service)
     if service == "gateway":
@@ -172,6 +174,10 @@ def announce(service: str) -> None:
             STAGE_DEGRADED.labels(stage)
         for outcome in ("accepted", "duplicate", "rejected"):
             FEEDBACK_EVENTS.labels(outcome)
+    if service == "candidates":
+        for source in sources.ALL:
+            CANDIDATE_SOURCE_ITEMS.labels(source)
+            CANDIDATE_SOURCE_DEGRADED.labels(source)
 
 
 def model_loaded(model: str, version: int) -> None:

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 import shared.db_telemetry
 import shared.metrics
+import shared.sources
 from shared.version import VERSION
 from tests.k8s.manifests import K8S_DIR
 
@@ -59,6 +60,10 @@ def test_counters_exist_at_zero_before_anything_happens() -> None:
     shared.metrics.announce("gateway")
     for stage in shared.metrics.STAGES:
         assert REGISTRY.get_sample_value("recsys_gateway_degraded_total", {"stage": stage}) is not None
+    shared.metrics.announce("candidates")
+    for source in shared.sources.ALL:
+        assert REGISTRY.get_sample_value("recsys_candidates_source_degraded_total", {"source": source}) == 0
+        assert REGISTRY.get_sample_value("recsys_candidates_source_items_total", {"source": source}) == 0
     python = platform.python_version()
     assert REGISTRY.get_sample_value("recsys_build_info", {"version": VERSION, "python": python}) == 1.0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import statistics
@@ -29,6 +28,7 @@ from tools.chaos.overload import overload
 from tools.chaos.probes import fuzz, key_matrix, tls_matrix
 from tools.cli.bench_load import SHOPPER_EVENTS, SUITE_READY_S, trained
 from tools.cli.common import settings
+from tools.cli.scratch import copy_state, keys_file, scratch_variables, sqlite_only
 from tools.cli.supervisor import Suite, SuiteError, check_health, free_ports_env
 from tools.importers import online_retail
 from tools.provenance import commit
@@ -36,30 +36,6 @@ from tools.provenance import commit
 SETTLE_S = 5.0
 REWARDS_WAIT_S = 90.0
 RSS_GROWTH_MB = 50.0
-
-
-def _copy_state(source: Settings, home: Path) -> None:
-    """The trained models and a consistent copy of every SQLite database (the backup API), so that
-    the faults and fuzzed writes never touch the real state."""
-    shutil.copytree(source.model_dir, home / "models")
-    (home / "db").mkdir(parents=True)
-    for name in SERVICES:
-        path = Path(source.database_url(name).removeprefix("sqlite:///"))
-        if path.exists():
-            with sqlite3.connect(path) as original, sqlite3.connect(home / "db" / f"{name}.sqlite") as copy:
-                original.backup(copy)
-
-
-def _keys_file(home: Path) -> dict[str, str]:
-    keys = {
-        "admin": secrets.token_urlsafe(32),
-        "push": secrets.token_urlsafe(32),
-        "slow": secrets.token_urlsafe(32),
-    }
-    lines = [f"{keys['admin']} scopes=admin rate=0", f"{keys['push']} scopes=push"]
-    lines.append(f"{keys['slow']} scopes=recommend rate=0.1")  # one call per 10 s: over quota at once
-    (home / "api-keys").write_text("\n".join(lines) + "\n")
-    return keys
 
 
 def _rss_mb(pid: int) -> float:
@@ -155,7 +131,7 @@ def chaos(
     if not trained(base):
         errors.print(f"[red]no trained models in {base.model_dir}[/red]: run `make run` once, then stop it")
         raise typer.Exit(1)
-    elsewhere = [name for name in SERVICES if not base.database_url(name).startswith("sqlite:///")]
+    elsewhere = sqlite_only(base)
     if elsewhere:
         errors.print(
             f"[red]{', '.join(elsewhere)} keep their state outside SQLite[/red]: chaos runs on a copy of "
@@ -197,23 +173,10 @@ def _run(
     overload_factor: float,
     seed: int,
 ) -> dict[str, Any]:
-    _copy_state(base, home)
-    keys = _keys_file(home)
+    copy_state(base, home)
+    keys = keys_file(home)
     ports = free_ports_env()
-    variables = {
-        **ports,
-        "RECSYS_HOME": str(home),
-        "RECSYS_DEMO": "0",
-        "RECSYS_CANDIDATES_GAN": "1",
-        "RECSYS_API_KEYS": "",
-        "RECSYS_API_KEYS_FILE": str(home / "api-keys"),
-        "RECSYS_TLS": "on",
-        "RECSYS_TLS_DIR": str(home / "tls"),
-        **{
-            f"RECSYS_{name.upper()}_DATABASE_URL": f"sqlite:///{home / 'db' / f'{name}.sqlite'}"
-            for name in SERVICES
-        },
-    }
+    variables = scratch_variables(home, ports)
     config = base.overriding(**variables)
     users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
     suite = Suite(config)

@@ -39,6 +39,7 @@ from tools.cli.common import (
     settings,
     with_clients,
 )
+from tools.cli.dashboard import dashboard_check
 from tools.cli.data import data_app, import_demo
 from tools.cli.evaluate import evaluate
 from tools.cli.policy import policy_app
@@ -586,6 +587,7 @@ app.add_typer(push_app, name="push")
 app.command("eval")(evaluate)
 app.command("bench-load")(bench_load)
 app.command("chaos")(chaos)
+app.command("dashboard-check")(dashboard_check)
 
 
 def run() -> None:

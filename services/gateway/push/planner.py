@@ -28,7 +28,15 @@ from recsys.gateway.v1 import gateway_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import CampaignMismatch, Outcome, PushLog, UserSettings
 from services.gateway.push.occasions import TOP_PICK, PushFacts, occasions
-from services.gateway.push.templates import LANGUAGES, SlotMissing, TooLong, language_of, reason, render
+from services.gateway.push.templates import (
+    LANGUAGES,
+    OCCASIONS,
+    SlotMissing,
+    TooLong,
+    language_of,
+    reason,
+    render,
+)
 from services.gateway.push.timing import QuietHours, send_time
 from services.gateway.recommend import Choice, Decision, Recommender
 from services.gateway.settings import CURRENCY_SYMBOLS, PushConfig
@@ -67,6 +75,11 @@ class PushPlanner:
         self.config = config
         self.quiet = QuietHours(config.quiet_start, config.quiet_end)
         self.money = _money(config.currency)
+        # Every outcome's series from the start, at 0: a rate needs a first sample before the first push.
+        for occasion in OCCASIONS:
+            for language in LANGUAGES:
+                metrics.PUSHES.labels("planned", occasion, language)
+        metrics.PUSHES.labels("skipped", "", "")
 
     async def generate(self, request: gateway_pb2.GeneratePushRequest) -> gateway_pb2.GeneratePushResponse:
         require(bool(request.user_id.strip()), "user_id must not be empty")

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from recsys.common.v1 import common_pb2
@@ -13,7 +14,7 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import pushes
-from services.gateway.push.templates import LIMITS, OCCASIONS
+from services.gateway.push.templates import LANGUAGES, LIMITS, OCCASIONS
 from services.gateway.push.timing import QuietHours
 from services.gateway.store import GatewayStore
 from shared.auth import bearer_metadata, read_key
@@ -118,6 +119,16 @@ def check_push(settings, push, zone="UTC"):
             assert profile.portrait.price_low <= item.price <= profile.portrait.price_high
         else:
             raise AssertionError(f"unexpected fact {kind}={value}")
+
+
+def test_every_push_outcome_is_a_series_from_the_start(suite) -> None:
+    """The dashboard's pushes panel rates these counters: each needs a sample before its first push."""
+    for occasion in OCCASIONS:
+        for language in LANGUAGES:
+            labels = {"outcome": "planned", "template": occasion, "language": language}
+            assert REGISTRY.get_sample_value("recsys_pushes_total", labels) is not None
+    skipped = {"outcome": "skipped", "template": "", "language": ""}
+    assert REGISTRY.get_sample_value("recsys_pushes_total", skipped) is not None
 
 
 def test_a_push_is_written_in_each_language_from_facts_that_hold(priced, gateway) -> None:

@@ -26,7 +26,7 @@ class QueryResult:
     expr: str
     series: int  # how many series the query returned
     finite: int  # of which hold a number (a ratio of two zero rates is NaN: no data to draw)
-    sample: str  # one series, for the reader: its labels and value
+    sample: str  # the series of the largest value, for the reader: its labels and value
     error: str = ""
 
     @property
@@ -59,7 +59,7 @@ def evaluate(prometheus: Prometheus, expr: str) -> QueryResult:
     except PrometheusError as error:
         return QueryResult(expr, 0, 0, "", str(error))
     finite = [one for one in series if math.isfinite(one.value)]
-    shown = finite[0] if finite else (series[0] if series else None)
+    shown = max(finite, key=lambda one: one.value) if finite else (series[0] if series else None)
     sample = ""
     if shown is not None:
         labels = ", ".join(

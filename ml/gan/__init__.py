@@ -8,4 +8,4 @@ contract constants below; its modules do.
 HISTORY_LIMIT = 200
 # Training's default bounds (GanConfig, RECSYS_GAN_MAX_MEMORY_MB, RECSYS_GAN_MAX_MINUTES).
 MAX_MEMORY_MB = 4096
-MAX_MINUTES = 30.0
+MAX_MINUTES = 10.0

@@ -7,6 +7,7 @@ UNAVAILABLE through the channel's service config; every other call is tried once
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,7 +24,7 @@ from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from recsys.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from shared import telemetry
 from shared.config import Settings
-from shared.tls import channel_credentials
+from shared.tls import ClientCertificate, client_certificate
 
 STUB_DESCRIPTORS: dict[str, ServiceDescriptor] = {
     "gateway": gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
@@ -48,6 +49,8 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+# After a certificate renewal, how long a retired channel's calls may run before it is closed.
+RETIRE_GRACE_S = 60.0
 # A stage that comes back is used again within about a second: gRPC's default backoff grows to two
 # minutes, so after a long outage the gateway kept degrading for most of a minute.
 RECONNECT_OPTIONS = [
@@ -139,33 +142,69 @@ def open_channel(
     return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
 
 
+class Retirement:
+    """Channels opened before a certificate renewal: each closes after RETIRE_GRACE_S (its calls in
+    flight finish), or at once when the owner closes."""
+
+    def __init__(self) -> None:
+        self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}
+
+    def retire(self, channel: grpc.aio.Channel) -> None:
+        task = asyncio.get_running_loop().create_task(channel.close(grace=RETIRE_GRACE_S))
+        self._closing[task] = channel
+        task.add_done_callback(self._closing.pop)
+
+    async def close(self) -> None:
+        for task, channel in list(self._closing.items()):
+            task.cancel()
+            await channel.close()
+
+
 class SuiteClients:
-    """Lazily opened stubs for the suite's services, one channel per service; with `credentials`,
-    every channel is mutual TLS as the identity they name."""
+    """Lazily opened stubs for the suite's services, one channel per service. With `credentials`,
+    every channel is mutual TLS as the identity they name; with `certificate` instead, the channels
+    follow its renewals: once it is renewed, new calls open new channels and the old ones close
+    after RETIRE_GRACE_S (their calls in flight finish)."""
 
     def __init__(
         self,
         addresses: Mapping[str, str],
         default_deadline_s: float,
         credentials: grpc.ChannelCredentials | None = None,
+        certificate: ClientCertificate | None = None,
     ) -> None:
         self.addresses = addresses
         self.default_deadline_s = default_deadline_s
         self.credentials = credentials
+        self.certificate = certificate
+        self._generation = certificate.generation if certificate else 0
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._retired = Retirement()
 
     @classmethod
     def of(cls, settings: Settings, identity: str, default_deadline_s: float) -> SuiteClients:
         """Clients of the suite `settings` describe, calling as `identity` when mTLS is on."""
-        return cls(settings.addresses, default_deadline_s, channel_credentials(settings, identity))
+        return cls(settings.addresses, default_deadline_s, certificate=client_certificate(settings, identity))
+
+    def _current_credentials(self) -> grpc.ChannelCredentials | None:
+        if self.certificate is None:
+            return self.credentials
+        credentials = self.certificate.credentials()
+        if self.certificate.generation != self._generation:
+            self._generation = self.certificate.generation
+            for channel in self._channels.values():
+                self._retired.retire(channel)
+            self._channels.clear()
+        return credentials
 
     def channel(self, name: str) -> grpc.aio.Channel:
+        credentials = self._current_credentials()
         if name not in self._channels:
             self._channels[name] = open_channel(
                 self.addresses[name],
                 [STUB_DESCRIPTORS[name]],
                 self.default_deadline_s,
-                credentials=self.credentials,
+                credentials=credentials,
             )
         return self._channels[name]
 
@@ -197,3 +236,4 @@ class SuiteClients:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        await self._retired.close()

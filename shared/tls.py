@@ -11,7 +11,8 @@ local certificates (tools/certs.py); in Kubernetes cert-manager does (k8s/compon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import grpc
 
 from shared.config import ConfigError, Settings
 
+# How often a client looks whether its certificate files were renewed.
+RENEWAL_CHECK_S = 30.0
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
 CA_FILE = "ca.crt"
@@ -98,13 +101,57 @@ def server_credentials(
     )
 
 
+def _channel_credentials(files: IdentityFiles) -> grpc.ChannelCredentials:
+    ca, chain, key = files.read()
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
+
+
 def channel_credentials(settings: Settings, identity: str) -> grpc.ChannelCredentials | None:
     """Credentials that present `identity`'s certificate and trust only the suite's CA; None when
-    mTLS is off (plaintext channels)."""
+    mTLS is off (plaintext channels). They stay as read: long-lived clients use ClientCertificate."""
     if not settings.tls:
         return None
-    ca, chain, key = identity_files(settings, identity).read()
-    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
+    return _channel_credentials(identity_files(settings, identity))
+
+
+class ClientCertificate:
+    """An identity's channel credentials that follow its files: when cert-manager (or `recsys
+    certs`) renews them, `credentials()` returns new ones (looking at most every `check_s`) and
+    `generation` counts up, so that the owner opens new channels and retires the old ones. gRPC's
+    channel credentials cannot change under a channel, unlike a server's."""
+
+    def __init__(
+        self,
+        files: IdentityFiles,
+        check_s: float = RENEWAL_CHECK_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.files = files
+        self.check_s = check_s
+        self.clock = clock
+        self.generation = 0
+        self._seen = files.stamp()
+        self._credentials = _channel_credentials(files)
+        self._checked = clock()
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        now = self.clock()
+        if now - self._checked >= self.check_s:
+            self._checked = now
+            stamp = self.files.stamp()
+            if stamp != self._seen:
+                try:
+                    renewed = _channel_credentials(self.files)
+                except ConfigError:  # caught mid-write: the next look tries again
+                    return self._credentials
+                self._seen, self._credentials = stamp, renewed
+                self.generation += 1
+        return self._credentials
+
+
+def client_certificate(settings: Settings, identity: str) -> ClientCertificate | None:
+    """`identity`'s renewing client credentials; None when mTLS is off."""
+    return ClientCertificate(identity_files(settings, identity)) if settings.tls else None
 
 
 def open_sync_channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:

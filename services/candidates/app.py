@@ -18,7 +18,7 @@ from shared.clients import SuiteClients
 from shared.config import MODEL_SERVER, Settings, load_section
 from shared.models import ModelWatcher
 from shared.server import ServiceApp, assemble
-from shared.tls import channel_credentials
+from shared.tls import client_certificate
 
 NAME = "candidates"
 
@@ -37,7 +37,7 @@ def build(settings: Settings) -> ServiceApp:
             settings.addresses[MODEL_SERVER],
             CANDIDATE_GAN,
             own.model_server_deadline_s,
-            credentials=channel_credentials(settings, NAME),
+            certificate=client_certificate(settings, NAME),
         )
         # Not a start-up dependency: while TF Serving is down or has no model yet, candidates
         # serves its other sources and flags the generator as degraded per request.

@@ -18,7 +18,8 @@ import numpy as np
 
 from recsys.tfserving.v1 import tfserving_pb2
 from services.candidates.tensors import to_array, to_tensor
-from shared.clients import open_channel
+from shared.clients import Retirement, open_channel
+from shared.tls import ClientCertificate
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
@@ -58,9 +59,14 @@ class ModelServerClient:
         deadline_s: float,
         signature: str = "serving_default",
         credentials: grpc.ChannelCredentials | None = None,
+        certificate: ClientCertificate | None = None,
     ) -> None:
+        """`credentials` for a short-lived caller; `certificate` (renewing) for a service."""
         self.address = address
         self.credentials = credentials
+        self.certificate = certificate
+        self._generation = certificate.generation if certificate else 0
+        self._retired = Retirement()
         self.model = model
         self.signature = signature
         self.deadline_s = deadline_s
@@ -69,10 +75,16 @@ class ModelServerClient:
 
     def _open(self) -> _Calls:
         """The channel and its two methods, made once on first use: inside the event loop that will
-        use them."""
+        use them; opened again, the old one retired, once the certificate was renewed."""
+        credentials = self.certificate.credentials() if self.certificate else self.credentials
+        if self.certificate and self.certificate.generation != self._generation:
+            self._generation = self.certificate.generation
+            if self._channel is not None:
+                self._retired.retire(self._channel)
+            self._channel, self._calls = None, None
         if self._calls is None:
             self._channel = open_channel(
-                self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS, credentials=self.credentials
+                self.address, (), self.deadline_s, also_retry=READ_ONLY_METHODS, credentials=credentials
             )
             self._calls = _Calls(
                 predict=self._channel.unary_unary(
@@ -116,3 +128,4 @@ class ModelServerClient:
         if self._channel is not None:
             await self._channel.close()
             self._channel, self._calls = None, None
+        await self._retired.close()

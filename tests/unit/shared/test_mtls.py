@@ -197,3 +197,52 @@ def test_renewed_certificates_serve_the_next_connection_without_a_restart(tmp_pa
         assert check_health(server.address, credentials=before) == "UNREACHABLE"
     finally:
         server.stop()
+
+
+def test_a_long_lived_client_follows_its_renewed_certificate(tmp_path: Path) -> None:
+    """A service's clients keep calling across a renewal to a new CA: they open new channels with
+    the new certificate. Credentials read once (a short-lived tool's) are refused on their next
+    connection, which is what the renewing client would otherwise meet."""
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from services.profile.app import build
+    from shared.clients import SuiteClients
+    from shared.tls import ClientCertificate, identity_files
+
+    folder = tmp_path / "tls"
+    ensure_certificates(folder)
+    settings = _settings(tmp_path)
+    server = ServerThread(build, settings, wait_ready=False)
+    addresses = {"profile": server.address}
+
+    async def ask(clients: SuiteClients) -> str:
+        try:
+            await health_pb2_grpc.HealthStub(clients.channel("profile")).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return "OK"
+
+    async def renewal() -> tuple[str, str, str, int]:
+        certificate = ClientCertificate(identity_files(settings, "gateway"), check_s=0)
+        renewing = SuiteClients(addresses, 10, certificate=certificate)
+        read_once = SuiteClients(addresses, 10, channel_credentials(settings, "gateway"))
+        try:
+            before, old_channel = await ask(renewing), renewing.channel("profile")
+            for path in (folder / "ca").iterdir():
+                path.unlink()
+            ensure_certificates(folder)  # every certificate from a new CA
+            after = await ask(renewing)
+            assert renewing.channel("profile") is not old_channel  # the call went over a new connection
+            return before, after, await ask(read_once), certificate.generation
+        finally:
+            await renewing.close()
+            await read_once.close()
+
+    try:
+        assert asyncio.run(renewal()) == ("OK", "OK", "UNAVAILABLE", 1)
+    finally:
+        server.stop()

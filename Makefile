@@ -41,13 +41,14 @@ $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-# The contracts of the last release (0.1.0, the first to name Go and Java packages): `make lint`
-# fails on any change to protos/ that breaks a client built from them (buf's FILE rules).
-PROTO_RELEASE := e933a3f
+# The contracts of the last release as a buf image (0.1.0, the first to name Go and Java packages;
+# `buf build -o protos/releases/<version>.binpb` at each release): `make lint` fails on any change to
+# protos/ that breaks a client built from them (buf's FILE rules).
+PROTO_RELEASE := protos/releases/v0.1.0.binpb
 
 lint: install $(BUF)
 	$(BUF) lint
-	$(BUF) breaking --against '.git#ref=$(PROTO_RELEASE)'
+	$(BUF) breaking --against $(PROTO_RELEASE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -20,17 +20,15 @@ from rich.table import Table
 
 from pipelines.progress import console, errors
 from shared.authz import IDENTITIES
-from shared.config import MODEL_SERVER, SERVICES, Settings
+from shared.config import Settings
 from shared.tls import channel_credentials
 from tools.chaos import faults
 from tools.chaos.load import OK, SteadyLoad
 from tools.chaos.overload import overload
 from tools.chaos.probes import fuzz, key_matrix, tls_matrix
-from tools.cli.bench_load import SHOPPER_EVENTS, SUITE_READY_S, trained
-from tools.cli.common import settings
-from tools.cli.scratch import copy_state, keys_file, scratch_variables, sqlite_only
-from tools.cli.supervisor import Suite, SuiteError, check_health, free_ports_env
-from tools.importers import online_retail
+from tools.cli.bench_load import SUITE_READY_S
+from tools.cli.scratch import copyable_state, scratch_suite
+from tools.cli.supervisor import Suite, SuiteError, check_health
 from tools.provenance import commit
 
 SETTLE_S = 5.0
@@ -127,17 +125,7 @@ def chaos(
     Runs on a copy of RECSYS_HOME's trained state (`make run` once first), on free ports, with
     the candidate GAN; nothing of the real state is touched. About 9 minutes with the defaults.
     """
-    base = settings()
-    if not trained(base):
-        errors.print(f"[red]no trained models in {base.model_dir}[/red]: run `make run` once, then stop it")
-        raise typer.Exit(1)
-    elsewhere = sqlite_only(base)
-    if elsewhere:
-        errors.print(
-            f"[red]{', '.join(elsewhere)} keep their state outside SQLite[/red]: chaos runs on a copy of "
-            "the local SQLite state; unset RECSYS_DATABASE_URL and RECSYS_<SERVICE>_DATABASE_URL"
-        )
-        raise typer.Exit(2)
+    base = copyable_state("chaos")
     home = Path(tempfile.mkdtemp(prefix="recsys-chaos-"))
     started = time.monotonic()
     try:
@@ -173,17 +161,8 @@ def _run(
     overload_factor: float,
     seed: int,
 ) -> dict[str, Any]:
-    copy_state(base, home)
-    keys = keys_file(home)
-    ports = free_ports_env()
-    variables = scratch_variables(home, ports)
-    config = base.overriding(**variables)
-    users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
-    suite = Suite(config)
-    suite.start(variables)
-    try:
-        console.print(f"chaos suite on a copy of {base.home} in {home}; waiting for every process")
-        suite.wait_ready(timeout=SUITE_READY_S, only=(MODEL_SERVER, *SERVICES))
+    with scratch_suite(base, home, "chaos suite") as scratch:
+        suite, config, keys, users = scratch.suite, scratch.config, scratch.keys, scratch.users
         credentials = {identity: channel_credentials(config, identity) for identity in IDENTITIES}
         load = SteadyLoad(
             config.addresses["gateway"],
@@ -247,8 +226,6 @@ def _run(
             "refusal_p99_ms": round(result.overload.refusal_quantile(0.99), 2),
         }
         return report
-    finally:
-        suite.stop()
 
 
 def _deliveries(home: Path, load: SteadyLoad) -> dict[str, Any]:

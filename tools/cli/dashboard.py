@@ -17,13 +17,10 @@ import typer
 from rich.table import Table
 
 from pipelines.progress import console, errors
-from shared.config import MODEL_SERVER, SERVICES, Settings
+from shared.config import Settings
 from shared.tls import channel_credentials
-from tools.cli.bench_load import SHOPPER_EVENTS, SUITE_READY_S, trained
-from tools.cli.common import settings
-from tools.cli.scratch import copy_state, keys_file, scratch_variables, sqlite_only
-from tools.cli.supervisor import Suite, SuiteError, free_port, free_ports_env
-from tools.importers import online_retail
+from tools.cli.scratch import copyable_state, scratch_suite
+from tools.cli.supervisor import SuiteError, free_port
 from tools.observability.panels import ALERTS, DASHBOARD, PanelResult, dashboard_panels, evaluate_panels
 from tools.observability.prometheus import SCRAPE_INTERVAL_S, Prometheus, PrometheusError
 from tools.observability.traffic import Traffic, drive
@@ -49,17 +46,7 @@ def dashboard_check(
     of Recommends, clicks, purchases, carts, new shoppers and a push campaign's first shoppers;
     then ask Prometheus every query of k8s/components/observability/config/recsys-dashboard.json.
     Exits 1 when a panel draws nothing or a rule does not load."""
-    base = settings()
-    if not trained(base):
-        errors.print(f"[red]no trained models in {base.model_dir}[/red]: run `make run` once, then stop it")
-        raise typer.Exit(1)
-    elsewhere = sqlite_only(base)
-    if elsewhere:
-        errors.print(
-            f"[red]{', '.join(elsewhere)} keep their state outside SQLite[/red]: the check runs on a copy "
-            "of the local SQLite state; unset RECSYS_DATABASE_URL and RECSYS_<SERVICE>_DATABASE_URL"
-        )
-        raise typer.Exit(2)
+    base = copyable_state("the check")
     home = Path(tempfile.mkdtemp(prefix="recsys-dashboard-"))
     started = time.monotonic()
     try:
@@ -83,18 +70,9 @@ def dashboard_check(
 
 
 def _run(base: Settings, home: Path, binary: str, seconds: float, rate: float) -> dict[str, Any]:
-    copy_state(base, home)
-    keys = keys_file(home)
-    ports = free_ports_env()
-    variables = scratch_variables(home, ports)
-    config = base.overriding(**variables)
-    users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
-    suite = Suite(config)
-    suite.start(variables)
-    try:
-        console.print(f"suite on a copy of {base.home} in {home}; waiting for every process")
-        suite.wait_ready(timeout=SUITE_READY_S, only=(MODEL_SERVER, *SERVICES))
-        targets = {name: int(ports[f"RECSYS_{name.upper()}_METRICS_PORT"]) for name in suite.names}
+    with scratch_suite(base, home, "suite") as scratch:
+        ports, config = scratch.ports, scratch.config
+        targets = {name: int(ports[f"RECSYS_{name.upper()}_METRICS_PORT"]) for name in scratch.suite.names}
         with Prometheus(binary, free_port(), targets, ALERTS) as server:
             _wait_targets_up(server)
             console.print(
@@ -104,8 +82,8 @@ def _run(base: Settings, home: Path, binary: str, seconds: float, rate: float) -
                 drive(
                     config.addresses["gateway"],
                     channel_credentials(config, "trainer"),
-                    keys["admin"],
-                    users,
+                    scratch.keys["admin"],
+                    scratch.users,
                     seconds,
                     rate,
                 )
@@ -114,8 +92,6 @@ def _run(base: Settings, home: Path, binary: str, seconds: float, rate: float) -
             panels = evaluate_panels(server, dashboard_panels())
             rules = server.rules()
             version = server.version()
-    finally:
-        suite.stop()
     return _report(panels, rules, traffic, version)
 
 

@@ -6,9 +6,19 @@ from __future__ import annotations
 import secrets
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import SERVICES, Settings
+import typer
+
+from pipelines.progress import console, errors
+from shared.config import MODEL_SERVER, SERVICES, Settings
+from tools.cli.bench_load import SHOPPER_EVENTS, SUITE_READY_S, trained
+from tools.cli.common import settings
+from tools.cli.supervisor import Suite, free_ports_env
+from tools.importers import online_retail
 
 
 def copy_state(source: Settings, home: Path) -> None:
@@ -57,3 +67,51 @@ def scratch_variables(home: Path, ports: dict[str, str]) -> dict[str, str]:
 def sqlite_only(base: Settings) -> list[str]:
     """The services whose state is not in local SQLite (a copy cannot be made of them)."""
     return [name for name in SERVICES if not base.database_url(name).startswith("sqlite:///")]
+
+
+def copyable_state(what: str) -> Settings:
+    """The local settings, when their trained state can be copied for `what` (a throwaway suite);
+    else a one-line error and exit code 1 (nothing trained yet) or 2 (state outside SQLite)."""
+    base = settings()
+    if not trained(base):
+        errors.print(f"[red]no trained models in {base.model_dir}[/red]: run `make run` once, then stop it")
+        raise typer.Exit(1)
+    elsewhere = sqlite_only(base)
+    if elsewhere:
+        errors.print(
+            f"[red]{', '.join(elsewhere)} keep their state outside SQLite[/red]: {what} runs on a copy of "
+            "the local SQLite state; unset RECSYS_DATABASE_URL and RECSYS_<SERVICE>_DATABASE_URL"
+        )
+        raise typer.Exit(2)
+    return base
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A running throwaway suite: its settings, API keys, ports and the demo shoppers to ask for."""
+
+    suite: Suite
+    config: Settings
+    keys: dict[str, str]
+    ports: dict[str, str]
+    users: list[str]
+
+
+@contextmanager
+def scratch_suite(base: Settings, home: Path, label: str) -> Iterator[Scratch]:
+    """Every process (the model server included) on a copy of `base`'s state in `home`, on free
+    ports, ready; stopped on exit."""
+    copy_state(base, home)
+    keys = keys_file(home)
+    ports = free_ports_env()
+    variables = scratch_variables(home, ports)
+    config = base.overriding(**variables)
+    users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
+    suite = Suite(config)
+    suite.start(variables)
+    try:
+        console.print(f"{label} on a copy of {base.home} in {home}; waiting for every process")
+        suite.wait_ready(timeout=SUITE_READY_S, only=(MODEL_SERVER, *SERVICES))
+        yield Scratch(suite, config, keys, ports, users)
+    finally:
+        suite.stop()

@@ -21,8 +21,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
-
 READY_TIMEOUT_S = 30.0
 SCRAPE_INTERVAL_S = 1.0
 
@@ -73,7 +71,8 @@ class Prometheus:
         self.folder = Path(tempfile.mkdtemp(prefix="recsys-prometheus-"))
         shutil.copy(rules, self.folder / "alerts.yaml")
         config = scrape_config(targets, self.folder / "alerts.yaml")
-        (self.folder / "prometheus.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        # JSON is YAML: no YAML library is needed in the images that ship this tool.
+        (self.folder / "prometheus.yaml").write_text(json.dumps(config, indent=2))
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 

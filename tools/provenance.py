@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,3 +22,12 @@ def commit() -> str:
     head = _git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no").strip())
     return head + ("+changes" if dirty else "")
+
+
+def write_result(out: Path, name: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """`<name>.md` (what a reader reads) and `<name>.json` (what the figures tests read) in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    table, data = out / f"{name}.md", out / f"{name}.json"
+    data.write_text(json.dumps(report, indent=2) + "\n")
+    table.write_text(markdown)
+    return table, data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +24,7 @@ from tools.bench.stages import stage_ms, stage_totals
 from tools.cli.common import settings
 from tools.cli.supervisor import Suite, SuiteError, free_ports_env
 from tools.importers import online_retail
-from tools.provenance import commit
+from tools.provenance import commit, write_result
 
 SUITE = "suite"
 NULL = "null pipeline"
@@ -285,7 +284,5 @@ def bench_load(
             "cpu_ms_per_answered_call": {t: _cpu_per_call(results, t) for t in (SUITE, NULL)},
             "phases": [r.summary() for r in results],
         }
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "load.md").write_text(_markdown(report, results))
-        console.print(f"written: {out / 'load.md'}, {out / 'load.json'}")
+        table, data = write_result(out, "load", report, _markdown(report, results))
+        console.print(f"written: {table}, {data}")

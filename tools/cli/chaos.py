@@ -4,7 +4,6 @@ trained local state; prints each invariant beside its target and writes docs/res
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sqlite3
@@ -29,7 +28,7 @@ from tools.chaos.probes import fuzz, key_matrix, tls_matrix
 from tools.cli.bench_load import SUITE_READY_S
 from tools.cli.scratch import copyable_state, scratch_suite
 from tools.cli.supervisor import Suite, SuiteError, check_health
-from tools.provenance import commit
+from tools.provenance import commit, write_result
 
 SETTLE_S = 5.0
 REWARDS_WAIT_S = 90.0
@@ -144,10 +143,8 @@ def chaos(
     _print(report)
     console.print(f"reproduce: {report['command']}  (or: make chaos)")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "chaos.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "chaos.md").write_text(_markdown(report))
-        console.print(f"written: {out / 'chaos.md'}, {out / 'chaos.json'}")
+        table, data = write_result(out, "chaos", report, _markdown(report))
+        console.print(f"written: {table}, {data}")
 
 
 def _run(

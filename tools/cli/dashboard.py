@@ -5,7 +5,6 @@ alert rules load, and writes docs/results/dashboard.*."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from tools.cli.supervisor import SuiteError, free_port
 from tools.observability.panels import ALERTS, DASHBOARD, PanelResult, dashboard_panels, evaluate_panels
 from tools.observability.prometheus import SCRAPE_INTERVAL_S, Prometheus, PrometheusError
 from tools.observability.traffic import Traffic, drive
-from tools.provenance import commit
+from tools.provenance import commit, write_result
 
 TARGETS_UP_S = 30.0
 # After the load: two scrapes and a rule evaluation, so the last calls are in every series.
@@ -61,10 +60,8 @@ def dashboard_check(
     _print(report)
     console.print(f"reproduce: {report['command']}  (or: make dashboard-check)")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "dashboard.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "dashboard.md").write_text(_markdown(report))
-        console.print(f"written: {out / 'dashboard.md'}, {out / 'dashboard.json'}")
+        table, data = write_result(out, "dashboard", report, _markdown(report))
+        console.print(f"written: {table}, {data}")
     if not report["all_panels_have_data"] or not report["all_rules_healthy"]:
         raise typer.Exit(1)
 

@@ -142,17 +142,32 @@ def open_channel(
     return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
 
 
-class Retirement:
-    """Channels opened before a certificate renewal: each closes after RETIRE_GRACE_S (its calls in
-    flight finish), or at once when the owner closes."""
+class Renewal:
+    """The credentials a client opens channels with. With a renewing `certificate`, `current` also
+    says when it was renewed, and retires the channels opened before: each closes after
+    RETIRE_GRACE_S (its calls in flight finish), or at once on `close`."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, credentials: grpc.ChannelCredentials | None, certificate: ClientCertificate | None
+    ) -> None:
+        self.credentials = credentials
+        self.certificate = certificate
+        self._generation = certificate.generation if certificate else 0
         self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}
 
-    def retire(self, channel: grpc.aio.Channel) -> None:
-        task = asyncio.get_running_loop().create_task(channel.close(grace=RETIRE_GRACE_S))
-        self._closing[task] = channel
-        task.add_done_callback(self._closing.pop)
+    def current(self, opened: Iterable[grpc.aio.Channel]) -> tuple[grpc.ChannelCredentials | None, bool]:
+        """(credentials for a new channel, whether the `opened` channels were just retired)."""
+        if self.certificate is None:
+            return self.credentials, False
+        credentials = self.certificate.credentials()
+        if self.certificate.generation == self._generation:
+            return credentials, False
+        self._generation = self.certificate.generation
+        for channel in opened:
+            task = asyncio.get_running_loop().create_task(channel.close(grace=RETIRE_GRACE_S))
+            self._closing[task] = channel
+            task.add_done_callback(self._closing.pop)
+        return credentials, True
 
     async def close(self) -> None:
         for task, channel in list(self._closing.items()):
@@ -175,30 +190,18 @@ class SuiteClients:
     ) -> None:
         self.addresses = addresses
         self.default_deadline_s = default_deadline_s
-        self.credentials = credentials
-        self.certificate = certificate
-        self._generation = certificate.generation if certificate else 0
+        self._renewal = Renewal(credentials, certificate)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._retired = Retirement()
 
     @classmethod
     def of(cls, settings: Settings, identity: str, default_deadline_s: float) -> SuiteClients:
         """Clients of the suite `settings` describe, calling as `identity` when mTLS is on."""
         return cls(settings.addresses, default_deadline_s, certificate=client_certificate(settings, identity))
 
-    def _current_credentials(self) -> grpc.ChannelCredentials | None:
-        if self.certificate is None:
-            return self.credentials
-        credentials = self.certificate.credentials()
-        if self.certificate.generation != self._generation:
-            self._generation = self.certificate.generation
-            for channel in self._channels.values():
-                self._retired.retire(channel)
-            self._channels.clear()
-        return credentials
-
     def channel(self, name: str) -> grpc.aio.Channel:
-        credentials = self._current_credentials()
+        credentials, renewed = self._renewal.current(self._channels.values())
+        if renewed:
+            self._channels.clear()
         if name not in self._channels:
             self._channels[name] = open_channel(
                 self.addresses[name],
@@ -236,4 +239,4 @@ class SuiteClients:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
-        await self._retired.close()
+        await self._renewal.close()

@@ -18,7 +18,7 @@ import numpy as np
 
 from recsys.tfserving.v1 import tfserving_pb2
 from services.candidates.tensors import to_array, to_tensor
-from shared.clients import Retirement, open_channel
+from shared.clients import Renewal, open_channel
 from shared.tls import ClientCertificate
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
@@ -63,10 +63,7 @@ class ModelServerClient:
     ) -> None:
         """`credentials` for a short-lived caller; `certificate` (renewing) for a service."""
         self.address = address
-        self.credentials = credentials
-        self.certificate = certificate
-        self._generation = certificate.generation if certificate else 0
-        self._retired = Retirement()
+        self._renewal = Renewal(credentials, certificate)
         self.model = model
         self.signature = signature
         self.deadline_s = deadline_s
@@ -76,11 +73,8 @@ class ModelServerClient:
     def _open(self) -> _Calls:
         """The channel and its two methods, made once on first use: inside the event loop that will
         use them; opened again, the old one retired, once the certificate was renewed."""
-        credentials = self.certificate.credentials() if self.certificate else self.credentials
-        if self.certificate and self.certificate.generation != self._generation:
-            self._generation = self.certificate.generation
-            if self._channel is not None:
-                self._retired.retire(self._channel)
+        credentials, renewed = self._renewal.current([self._channel] if self._channel else [])
+        if renewed:
             self._channel, self._calls = None, None
         if self._calls is None:
             self._channel = open_channel(
@@ -128,4 +122,4 @@ class ModelServerClient:
         if self._channel is not None:
             await self._channel.close()
             self._channel, self._calls = None, None
-        await self._retired.close()
+        await self._renewal.close()

@@ -57,9 +57,15 @@ try {
     policy,
   });
   for (const item of response.items) {
-    console.log(JSON.stringify({ item_id: item.item_id, title: item.title, score: item.score, reason: item.reason }));
+    console.log(JSON.stringify({
+      item_id: item.item_id,
+      title: item.title,
+      score: item.score,
+      source: item.source_kind, // the typed source: "SOURCE_ITEM_KNN", "SOURCE_CANDIDATE_GAN"...
+      reason: item.reason,
+    }));
   }
-  console.error(`request ${response.request_id}: ${response.items.length} items` +
+  console.error(`request ${response.request_id}: ${response.items.length} items by ${response.policy_kind}` +
     (response.degraded_stages.length ? `, degraded: ${response.degraded_stages.join(", ")}` : ""));
 } catch (error) {
   console.error(`${grpc.status[error.code]}: ${error.details}`);

@@ -28,6 +28,7 @@ from recsys.ranking.v1 import ranking_pb2
 from services.gateway.budget import Budget
 from services.gateway.reasons import Evidence, explain
 from services.gateway.store import GatewayStore, LoggedRequest
+from services.gateway.typed_fields import resolved_recommend, with_typed_fields
 from shared import metrics, sources
 from shared.clients import SuiteClients
 from shared.errors import InvalidArgument, require
@@ -416,6 +417,7 @@ class Recommender:
     async def recommend(
         self, request: gateway_pb2.RecommendRequest, time_remaining: float | None = None
     ) -> gateway_pb2.RecommendResponse:
+        request = resolved_recommend(request)
         decision = await self.decide(request, time_remaining)
         progress = decision.progress
         response = gateway_pb2.RecommendResponse(
@@ -442,6 +444,7 @@ class Recommender:
                 title=item.title if item else "",
                 price=item.price if item else 0.0,
             )
+        with_typed_fields(response)
         self._annotate(response, decision.candidate_count)
         metrics.RECOMMENDED_ITEMS.labels(
             progress.policy, str(progress.ranking_version), decision.surface

@@ -37,6 +37,7 @@ from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.rules import Planned, broken_rule, history_window
 from services.gateway.settings import PushConfig
 from services.gateway.store import metadata
+from services.gateway.typed_fields import with_template_kind
 from shared.db import Store, as_utc, upsert
 
 settings_table = Table(
@@ -108,7 +109,7 @@ class CampaignMismatch(ValueError):
 
 
 def _message(raw: str) -> gateway_pb2.PushMessage:
-    return json_format.Parse(raw, gateway_pb2.PushMessage())
+    return with_template_kind(json_format.Parse(raw, gateway_pb2.PushMessage()))
 
 
 class PushLog:

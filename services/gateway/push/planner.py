@@ -40,8 +40,10 @@ from services.gateway.push.templates import (
 from services.gateway.push.timing import QuietHours, send_time
 from services.gateway.recommend import Choice, Decision, Recommender
 from services.gateway.settings import CURRENCY_SYMBOLS, PushConfig
+from services.gateway.typed_fields import resolved_policy
 from shared import metrics
 from shared.clients import SuiteClients
+from shared.closed_sets import PUSH_TEMPLATES
 from shared.errors import FailedPrecondition, Unavailable, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
@@ -87,7 +89,7 @@ class PushPlanner:
         language = _language(request.language) if request.language else ""
         found = await asyncio.to_thread(self.push_log.settings_of, [request.user_id])
         settings = found.get(request.user_id)
-        outcome = await self._plan(request.user_id, language, settings, "", request.policy)
+        outcome = await self._plan(request.user_id, language, settings, "", resolved_policy(request))
         if not outcome.retry:
             outcome = (await asyncio.to_thread(self.push_log.record, [outcome]))[0]
         self._count(outcome)
@@ -284,6 +286,7 @@ class PushPlanner:
                     user_id=quote(decision.user_id, safe=""),
                 ),
                 template=occasion.name,
+                template_kind=PUSH_TEMPLATES.number(occasion.name),
                 reason=sentence,
                 language=language,
                 reason_facts=[gateway_pb2.ReasonFact(kind=k, value=v) for k, v in occasion.facts],

@@ -18,6 +18,7 @@ from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.policy.app import build as build_policy
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
+from shared.closed_sets import SOURCES, STAGES
 from shared.keys import FAILED_LIMIT
 from tests.support import ServerThread
 from tests.unit.gateway.suite import (
@@ -64,6 +65,26 @@ def test_the_shoppers_bucket_policy_chooses_and_every_item_carries_its_propensit
         recommend(gateway, "user1", 5, policy="thompson")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "no policy named 'thompson'" in raised.value.details()
+
+
+def field_violations(error: grpc.RpcError) -> list[str]:
+    """The fields the BadRequest detail of an error's google.rpc.Status names."""
+    status = status_pb2.Status.FromString(dict(error.trailing_metadata())["grpc-status-details-bin"])
+    bad = error_details_pb2.BadRequest()
+    return [v.field for detail in status.details if detail.Unpack(bad) for v in bad.field_violations]
+
+
+def test_typed_fields_name_the_surface_and_policy_and_answer_the_policy_and_sources(gateway) -> None:
+    response = recommend(
+        gateway, "user1", 5, surface_kind=common_pb2.SURFACE_PRODUCT, policy_kind=common_pb2.POLICY_GREEDY
+    )
+    assert response.policy == "greedy" and response.policy_kind == common_pb2.POLICY_GREEDY
+    assert all(item.source_kind == SOURCES.number(item.source) != 0 for item in response.items)
+    assert list(response.degraded) == []
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend(gateway, "user1", 5, policy="bandit", policy_kind=common_pb2.POLICY_GREEDY)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(raised.value) == ["policy_kind"]
 
 
 def test_count_zero_means_ten_and_bounds_are_enforced(gateway) -> None:
@@ -262,6 +283,7 @@ def test_dead_stages_degrade_instead_of_failing(suite, dead, sources, reason) ->
     finally:
         degraded_gateway.stop()
     assert list(response.degraded_stages) == list(dead)
+    assert [(STAGES.name_of[d.stage], d.source) for d in response.degraded] == [(s, 0) for s in dead]
     assert len(response.items) == 5
     assert response.items[0].source in sources
     assert response.items[0].reason.startswith(reason)

@@ -45,7 +45,8 @@ def test_the_node_client_gets_recommendations(suite) -> None:
     items = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(items) == 4
     assert all(item["item_id"] in ITEMS and item["title"] == f"Title {item['item_id']}" for item in items)
-    assert "4 items" in result.stderr
+    assert all(item["source"] in {"SOURCE_ITEM_KNN", "SOURCE_EASE", "SOURCE_POPULAR"} for item in items)
+    assert "4 items by POLICY_GREEDY" in result.stderr
 
 
 def test_the_node_client_sees_the_gateways_status_codes(suite) -> None:

@@ -154,6 +154,7 @@ def test_a_price_drop_down_the_slate_beats_a_top_pick_and_names_both_prices(pric
     assert slate[0] not in dropped and dropped & set(slate[1:]), slate
     push = generate(gateway, "looker", policy="greedy").push
     assert push.template == "price_drop" and push.item_ids[0] in dropped, push
+    assert push.template_kind == gateway_pb2.PUSH_TEMPLATE_PRICE_DROP
     assert "£3.00" in push.body and "£4.00" in push.body
     assert ("price_drop", "4.00") in {(f.kind, f.value) for f in push.reason_facts}
     check_push(priced, push)

@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos dashboard-check images base-image image-start k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos dashboard-check images base-image pin-images image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -70,6 +70,12 @@ images:
 
 base-image:
 	deploy/base-image.sh
+
+# The third-party images pinned to the digests their registry serves now (skopeo; MIRROR=host
+# looks them up in, and pulls them from, your own registry): writes k8s/components/image-digests,
+# which the prod overlay includes. Rerun to move to new digests; commit the result.
+pin-images: install
+	$(PY) -m tools.deploy.pin_images $(if $(MIRROR),--mirror $(MIRROR))
 
 # Every Job, Deployment and CronJob of the prod overlay started from the built images against the
 # local PostgreSQL, as tests/k8s/test_image_start.py does from venvs (RECSYS_CONTAINER_ENGINE and

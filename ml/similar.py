@@ -96,12 +96,13 @@ class ItemIndex:
                 return []
             self._index.hnsw.efSearch = max(MIN_SEARCH_DEPTH, depth)
             scores, rows = self._index.search(query, depth)
-            found = [
-                (self._owners[row], float(score), int(np.argmax(seeds @ self._vectors[row])))
-                for row, score in zip(rows[0], scores[0], strict=True)
-                if row >= 0  # faiss pads a short answer with -1
-            ]
+            kept = rows[0] >= 0  # faiss pads a short answer with -1
+            rows, scores = rows[0][kept], scores[0][kept]
+            owners = [self._owners[row] for row in rows.tolist()]
+            closest_seeds = np.argmax(self._vectors[rows] @ seeds.T, axis=1) if len(rows) else rows
         chosen = [
-            (owner, score, seed) for owner, score, seed in found if owner is not None and owner not in exclude
+            (owner, score, seed)
+            for owner, score, seed in zip(owners, scores.tolist(), closest_seeds.tolist(), strict=True)
+            if owner is not None and owner not in exclude
         ]
         return chosen[:count]

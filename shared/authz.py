@@ -41,7 +41,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
         _PROFILE + "AckRewards": ("gateway",),
         _ITEMS + "UpsertItems": (TRAINER,),
         _ITEMS + "GetItems": ("gateway", "candidates", "profile", TRAINER),
-        _ITEMS + "Popular": ("gateway", "candidates"),
+        _ITEMS + "Popular": ("gateway",),  # the gateway's own fallback; candidates loads the model
         _ITEMS + "SimilarItems": ("candidates",),
         _ITEMS + "Related": ("candidates",),
         _ITEMS + "RelatedToItems": ("candidates",),

@@ -1,4 +1,5 @@
-"""Wires the candidates service: item-kNN and EASE, the served fusion, items client, the GAN, servicer.
+"""Wires the candidates service: item-kNN, EASE and popular in process, the served fusion, items
+client, the GAN, servicer.
 
 With RECSYS_CANDIDATES_GAN on, the generator is asked through TF Serving
 (RECSYS_MODELSERVER_ADDR); while it is down or has no model yet, answers come from
@@ -7,7 +8,15 @@ the other sources, flagged degraded, and the service is ready all the same.
 
 from __future__ import annotations
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, SERVING, CooccurrenceModel, ServingConfig
+from ml.artifacts import (
+    CANDIDATE_GAN,
+    COOCCURRENCE,
+    POPULARITY,
+    SERVING,
+    CooccurrenceModel,
+    PopularityModel,
+    ServingConfig,
+)
 from ml.ease import EASE, EaseModel
 from recsys.candidates.v1 import candidates_pb2_grpc
 from services.candidates.gan_source import GanSource
@@ -30,6 +39,7 @@ def build(settings: Settings) -> ServiceApp:
         settings.model_dir, COOCCURRENCE, CooccurrenceModel.load, settings.model_poll_s
     )
     ease = ModelWatcher(settings.model_dir, EASE, EaseModel.load, settings.model_poll_s)
+    popularity = ModelWatcher(settings.model_dir, POPULARITY, PopularityModel.load, settings.model_poll_s)
     serving = ModelWatcher(settings.model_dir, SERVING, ServingConfig.load, settings.model_poll_s)
     gan, closers = None, []
     if settings.candidate_gan:
@@ -46,8 +56,10 @@ def build(settings: Settings) -> ServiceApp:
     return assemble(
         NAME,
         candidates_pb2_grpc.add_CandidatesServiceServicer_to_server,
-        CandidatesServicer(clients, Neighbours(cooccurrence, ease), FusionChoice(own.fusion, serving), gan),
-        models=[cooccurrence, ease, serving],
+        CandidatesServicer(
+            clients, Neighbours(cooccurrence, ease), popularity, FusionChoice(own.fusion, serving), gan
+        ),
+        models=[cooccurrence, ease, popularity, serving],
         clients=clients,
         closers=closers,
     )

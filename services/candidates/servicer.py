@@ -12,7 +12,15 @@ import grpc
 from google.protobuf import field_mask_pb2
 from opentelemetry import trace
 
-from ml.artifacts import CANDIDATE_GAN, COOCCURRENCE, POPULARITY, SERVING, CooccurrenceModel, ServingConfig
+from ml.artifacts import (
+    CANDIDATE_GAN,
+    COOCCURRENCE,
+    POPULARITY,
+    SERVING,
+    CooccurrenceModel,
+    PopularityModel,
+    ServingConfig,
+)
 from ml.ease import EASE, EaseModel
 from ml.retrieval import Fusion, Retrieved, fused_order, merge, neighbour_candidates
 from ml.text_encoder import ITEM_EMBEDDINGS
@@ -114,23 +122,28 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         self,
         clients: SuiteClients,
         neighbours: Neighbours,
+        popularity: ModelWatcher[PopularityModel],
         fusion: FusionChoice,
         gan: GanSource | None = None,
     ) -> None:
         self.clients = clients
         self.neighbours = neighbours
+        self.popularity = popularity
         self.fusion = fusion
         self.gan = gan
 
-    async def _popular(
-        self, count: int, exclude: list[str], segment: str, answers: RemoteAnswers
-    ) -> tuple[list[Retrieved], int]:
-        response = await self.clients.items.Popular(
-            items_pb2.PopularRequest(count=min(count, MAX_COUNT), exclude_item_ids=exclude, segment=segment)
-        )
-        answers.popular_segment = response.segment
-        found = [Retrieved(i.item_id, sources.POPULAR, i.score, buyers=i.buyers) for i in response.items]
-        return found, response.model_version.version
+    def _popular(self, count: int, exclude: set[str], segment: str, answers: RemoteAnswers) -> None:
+        """The most popular items (among the segment's buyers where the model knows the segment), from
+        the popularity model this process loads (none until one is published)."""
+        model = self.popularity.model
+        if model is None:
+            return
+        ranking, answers.popular_segment = model.in_segment(segment)
+        answers.lists[sources.POPULAR] = [
+            Retrieved(item_id, sources.POPULAR, score, buyers=buyers)
+            for item_id, score, buyers in ranking.top(count, exclude)
+        ]
+        answers.versions[POPULARITY] = self.popularity.version
 
     async def _text_neighbours(
         self, history: list[str], excluded: list[str], count: int
@@ -186,16 +199,13 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return found, 0
 
     async def _remote_sources(
-        self, history: list[str], exclude: set[str], count: int, segment: str, fusion: Fusion
+        self, history: list[str], exclude: set[str], count: int, fusion: Fusion
     ) -> RemoteAnswers:
-        """The popular items and, for a shopper with a history, the generator's and the text and graph
-        neighbours, concurrently; a source `fusion` does not use is not asked (popular always is: a
-        shopper without a history has nothing else)."""
+        """For a shopper with a history, the generator's and the text and graph neighbours, concurrently;
+        a source `fusion` does not use is not asked."""
         excluded = sorted(exclude)  # sent to every source the items service answers
         remote = RemoteAnswers()
-        asked: dict[str, tuple[str | None, Awaitable[object]]] = {
-            sources.POPULAR: (POPULARITY, self._popular(count, excluded, segment, remote))
-        }
+        asked: dict[str, tuple[str | None, Awaitable[object]]] = {}
         if history:  # with no history the others have nothing to go on
             if self.gan is not None and fusion.uses(sources.GENERATOR):
                 asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
@@ -263,11 +273,13 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         exclude = set(request.exclude_item_ids)
         fusion, serving_version = self.fusion.current()
         answers, neighbours = await asyncio.gather(
-            self._remote_sources(history, exclude, count, request.segment, fusion),
+            self._remote_sources(history, exclude, count, fusion),
             asyncio.to_thread(
                 self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
             ),
         )
+        # popular is always asked: a shopper without a history has nothing else
+        self._popular(count, exclude, request.segment, answers)
         remote, versions, degraded = answers.lists, answers.versions, answers.degraded
         remote.update(neighbours)
         versions.update(self.neighbours.versions())

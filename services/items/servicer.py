@@ -34,9 +34,7 @@ DEFAULT_SIMILAR = 20
 MAX_SIMILAR = 500
 # Item fields that a read mask copies by plain assignment (singular scalars and enums).
 SCALAR_FIELDS = frozenset(
-    f.name
-    for f in common_pb2.Item.DESCRIPTOR.fields
-    if f.message_type is None and not f.is_repeated
+    f.name for f in common_pb2.Item.DESCRIPTOR.fields if f.message_type is None and not f.is_repeated
 )
 
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import field_mask_pb2
 from opentelemetry import trace
 
 from ml.artifacts import (
@@ -27,6 +26,7 @@ from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
+from services.candidates.availability import Availability
 from services.candidates.gan_source import GanSource
 from shared import metrics, sources
 from shared.clients import SuiteClients
@@ -40,7 +40,6 @@ MAX_COUNT = 1000
 MAX_IDS = 10_000
 MAX_SIMILAR = 500  # the most SimilarItems returns
 AVAILABILITY = "availability"
-OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
 MERGE_ORDER = (
     sources.GENERATOR,
     sources.ITEM_KNN,
@@ -55,8 +54,6 @@ GRAPH_RECENCY = 0.8
 # The item-text query: the shopper's latest items, each one step back weighing this much less.
 TEXT_SEEDS = 50
 TEXT_RECENCY = 0.9
-# What the availability check reads of each item.
-AVAILABILITY_FIELDS = field_mask_pb2.FieldMask(paths=["hidden", "stock_status"])
 # How many fused candidates, per candidate asked for, the availability check looks at.
 AVAILABILITY_MARGIN = 1.5
 
@@ -127,6 +124,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         gan: GanSource | None = None,
     ) -> None:
         self.clients = clients
+        self.availability = Availability(clients)
         self.neighbours = neighbours
         self.popularity = popularity
         self.fusion = fusion
@@ -237,22 +235,17 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         """The lists cut to the items a fusion of `count` could use, without hidden and out-of-stock
         ones; None when the catalog cannot say.
 
-        Only the best AVAILABILITY_MARGIN x count fused items (quotas included) are asked
-        about: the catalog call is the costliest part of Generate. Items the catalog does
-        not know are kept: the gateway's catalog stage drops them.
+        Only the best AVAILABILITY_MARGIN x count fused items (quotas included) are checked, and the
+        catalog is asked only about those it has not answered for lately (availability.py).
         """
         wide, _ = fused_order(lists, fusion.weights, fusion.quotas, round(count * AVAILABILITY_MARGIN))
         if not wide:
             return lists
         try:
-            response = await self.clients.items.GetItems(
-                items_pb2.GetItemsRequest(item_ids=wide, read_mask=AVAILABILITY_FIELDS)
-            )
+            usable = await self.availability.usable(wide)
         except grpc.aio.AioRpcError as error:
             log.warning("availability check failed: %s %s", error.code().name, error.details())
             return None
-        gone = {i.item_id for i in response.items if i.hidden or i.stock_status == OUT_OF_STOCK}
-        usable = set(wide) - gone
         return {source: [c for c in found if c.item_id in usable] for source, found in lists.items()}
 
     async def Generate(

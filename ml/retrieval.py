@@ -155,14 +155,12 @@ def neighbour_candidates(
     last = np.append(targets[order][1:] != targets[order][:-1], True)
     strongest = np.full(len(model.item_ids), -1, np.int64)
     strongest[targets[order][last]] = anchor_of[order][last]
+    # whole columns at once: one Python object per value, not a NumPy scalar per lookup
+    ids = model.item_ids[ranked].astype(str).tolist()
+    anchors = model.item_ids[found.anchors[strongest[ranked]]].astype(str).tolist()
     return [
-        Retrieved(
-            str(model.item_ids[row]),
-            source,
-            float(totals[row]),
-            str(model.item_ids[found.anchors[strongest[row]]]),
-        )
-        for row in ranked.tolist()
+        Retrieved(item_id, source, score, anchor)
+        for item_id, score, anchor in zip(ids, totals[ranked].tolist(), anchors, strict=True)
     ]
 
 

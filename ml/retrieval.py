@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -11,6 +12,8 @@ from ml.artifacts import CooccurrenceModel
 from shared import sources
 from shared.config import EnvReader
 from shared.sources import Placement
+
+T = TypeVar("T")
 
 # The most history items (latest first) the neighbour sources read: the profile service's recent list.
 HISTORY_ANCHORS = 200
@@ -54,6 +57,16 @@ class Fusion:
         """Whether `source`'s list can reach the fused list: it has a weight or a quota (a source
         training dropped has neither, and is not asked)."""
         return self.weights.get(source, 0.0) > 0 or self.quotas.get(source, 0.0) > 0
+
+    def serves(self, source: str) -> bool:
+        """Whether serving computes `source`'s list: popular always (a shopper without a history has
+        nothing else), the others when they can reach the fused list."""
+        return source == sources.POPULAR or self.uses(source)
+
+    def served(self, lists: Mapping[str, T]) -> dict[str, T]:
+        """The lists of the sources serving computes: what the ranker learns from must be what it
+        will see (a dropped source's placements would be features that never come)."""
+        return {source: found for source, found in lists.items() if self.serves(source)}
 
 
 def read_fusion(read: EnvReader) -> Fusion:

@@ -322,7 +322,9 @@ def _candidates(
     found: Mapping[str, list[Retrieved]], held: Held, retrieval: SourcesConfig
 ) -> list[RankCandidate]:
     """The shopper's fused candidates, or none when they hold no item the shopper bought (such a
-    list teaches nothing; its fused order alone is cheaper to compute than the candidates)."""
+    list teaches nothing; its fused order alone is cheaper to compute than the candidates). Only the
+    lists serving computes are read, as the candidates service does."""
+    found = retrieval.fusion.served(found)
     order, _ = fused_order(found, retrieval.fusion.weights, retrieval.fusion.quotas, CANDIDATES)
     if held.items.isdisjoint(order):
         return []

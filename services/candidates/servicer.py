@@ -76,13 +76,13 @@ class Neighbours:
     ease: ModelWatcher[EaseModel]
 
     def retrieve(
-        self, history: list[str], exclude: set[str], count: int, decays: Mapping[str, float]
+        self, history: list[str], exclude: set[str], count: int, decays: Mapping[str, float], fusion: Fusion
     ) -> dict[str, list[Retrieved]]:
-        """Both sources' lists; `decays`: each one's recency decay (absent: 1.0)."""
+        """The lists of the two sources `fusion` serves; `decays`: each one's recency decay (absent: 1.0)."""
         models = {sources.ITEM_KNN: self.cooccurrence.model, sources.EASE: self.ease.model}
         return {
             source: neighbour_candidates(model, history, exclude, source, count, decays.get(source, 1.0))
-            for source, model in models.items()
+            for source, model in fusion.served(models).items()
         }
 
     def versions(self) -> dict[str, int]:
@@ -205,11 +205,11 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         remote = RemoteAnswers()
         asked: dict[str, tuple[str | None, Awaitable[object]]] = {}
         if history:  # with no history the others have nothing to go on
-            if self.gan is not None and fusion.uses(sources.GENERATOR):
+            if self.gan is not None and fusion.serves(sources.GENERATOR):
                 asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
-            if fusion.uses(sources.ITEM_TEXT):
+            if fusion.serves(sources.ITEM_TEXT):
                 asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, excluded, count))
-            if fusion.uses(sources.KNOWLEDGE_GRAPH):
+            if fusion.serves(sources.KNOWLEDGE_GRAPH):
                 # the graph is the live catalog: no model version to report
                 asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
@@ -268,7 +268,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         answers, neighbours = await asyncio.gather(
             self._remote_sources(history, exclude, count, fusion),
             asyncio.to_thread(
-                self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
+                self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays(), fusion
             ),
         )
         # popular is always asked: a shopper without a history has nothing else

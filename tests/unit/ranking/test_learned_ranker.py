@@ -277,3 +277,25 @@ def test_nested_carves_add_lists_to_learn_from_inside_the_fitting_part(simulated
     trained = fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=ANY, more=more)
     assert trained.lists == len(lists) + len(more)
     assert trained.validation_lists == lists.later.sum()  # the gate's lists are the outer carve's alone
+
+
+def test_the_ranker_learns_only_from_the_sources_serving_computes() -> None:
+    from ml.ranking.train import _candidates
+    from ml.retrieval import Fusion, Retrieved
+    from ml.validation import Held
+
+    def listed(source: str, *items: str) -> list[Retrieved]:
+        return [Retrieved(item, source, 1.0 / (rank + 1)) for rank, item in enumerate(items)]
+
+    found = {
+        sources.ITEM_KNN: listed(sources.ITEM_KNN, "a", "b"),
+        sources.EASE: listed(sources.EASE, "b", "c"),
+        sources.POPULAR: listed(sources.POPULAR, "c", "d"),
+    }
+    held = Held(history=["x"], purchases=1, last_active=0.0, items={"b"})
+    # item-kNN dropped in training (no weight, no quota): serving never computes its list
+    dropped = SourcesConfig(fusion=Fusion({sources.EASE: 1.0}, {sources.EASE: 0.5}))
+    seen = {p.source for c in _candidates(found, held, dropped) for p in c.found_by}
+    assert seen == {sources.EASE, sources.POPULAR}  # popular always: new shoppers have nothing else
+    kept = SourcesConfig(fusion=Fusion({sources.EASE: 1.0, sources.ITEM_KNN: 0.5}, {}))
+    assert sources.ITEM_KNN in {p.source for c in _candidates(found, held, kept) for p in c.found_by}

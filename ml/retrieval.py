@@ -46,6 +46,10 @@ DEFAULT_QUOTAS: dict[str, float] = {
 }
 
 
+# The sources the candidates service computes itself, from models it loads.
+IN_PROCESS = frozenset({sources.POPULAR, sources.ITEM_KNN, sources.EASE})
+
+
 @dataclass(frozen=True)
 class Fusion:
     """How the sources' lists are fused (`merge`): the candidates service and training use the same."""
@@ -59,9 +63,11 @@ class Fusion:
         return self.weights.get(source, 0.0) > 0 or self.quotas.get(source, 0.0) > 0
 
     def serves(self, source: str) -> bool:
-        """Whether serving computes `source`'s list: popular always (a shopper without a history has
-        nothing else), the others when they can reach the fused list."""
-        return source == sources.POPULAR or self.uses(source)
+        """Whether serving computes `source`'s list: the in-process sources always (popular is all a
+        shopper without a history has; item-kNN's and EASE's placements are ranking features even
+        when the fused order gives them no weight, and they cost little), the others (a call to
+        another service each) when they can reach the fused list."""
+        return source in IN_PROCESS or self.uses(source)
 
     def served(self, lists: Mapping[str, T]) -> dict[str, T]:
         """The lists of the sources serving computes: what the ranker learns from must be what it

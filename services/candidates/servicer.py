@@ -76,13 +76,14 @@ class Neighbours:
     ease: ModelWatcher[EaseModel]
 
     def retrieve(
-        self, history: list[str], exclude: set[str], count: int, decays: Mapping[str, float], fusion: Fusion
+        self, history: list[str], exclude: set[str], count: int, decays: Mapping[str, float]
     ) -> dict[str, list[Retrieved]]:
-        """The lists of the two sources `fusion` serves; `decays`: each one's recency decay (absent: 1.0)."""
+        """Both sources' lists, whatever their fusion weight (their placements are ranking features);
+        `decays`: each one's recency decay (absent: 1.0)."""
         models = {sources.ITEM_KNN: self.cooccurrence.model, sources.EASE: self.ease.model}
         return {
             source: neighbour_candidates(model, history, exclude, source, count, decays.get(source, 1.0))
-            for source, model in fusion.served(models).items()
+            for source, model in models.items()
         }
 
     def versions(self) -> dict[str, int]:
@@ -268,7 +269,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         answers, neighbours = await asyncio.gather(
             self._remote_sources(history, exclude, count, fusion),
             asyncio.to_thread(
-                self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays(), fusion
+                self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
             ),
         )
         # popular is always asked: a shopper without a history has nothing else

@@ -288,14 +288,16 @@ def test_the_ranker_learns_only_from_the_sources_serving_computes() -> None:
         return [Retrieved(item, source, 1.0 / (rank + 1)) for rank, item in enumerate(items)]
 
     found = {
-        sources.ITEM_KNN: listed(sources.ITEM_KNN, "a", "b"),
+        sources.GENERATOR: listed(sources.GENERATOR, "a", "b"),
+        sources.ITEM_KNN: listed(sources.ITEM_KNN, "a", "e"),
         sources.EASE: listed(sources.EASE, "b", "c"),
         sources.POPULAR: listed(sources.POPULAR, "c", "d"),
     }
     held = Held(history=["x"], purchases=1, last_active=0.0, items={"b"})
-    # item-kNN dropped in training (no weight, no quota): serving never computes its list
+    # the generator dropped in training (no weight, no quota): serving never asks the model server
     dropped = SourcesConfig(fusion=Fusion({sources.EASE: 1.0}, {sources.EASE: 0.5}))
     seen = {p.source for c in _candidates(found, held, dropped) for p in c.found_by}
-    assert seen == {sources.EASE, sources.POPULAR}  # popular always: new shoppers have nothing else
-    kept = SourcesConfig(fusion=Fusion({sources.EASE: 1.0, sources.ITEM_KNN: 0.5}, {}))
-    assert sources.ITEM_KNN in {p.source for c in _candidates(found, held, kept) for p in c.found_by}
+    # the in-process sources stay, weight or not: serving computes them and the ranker reads them
+    assert seen == {sources.ITEM_KNN, sources.EASE, sources.POPULAR}
+    kept = SourcesConfig(fusion=Fusion({sources.EASE: 1.0, sources.GENERATOR: 0.5}, {}))
+    assert sources.GENERATOR in {p.source for c in _candidates(found, held, kept) for p in c.found_by}

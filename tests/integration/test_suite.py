@@ -118,6 +118,9 @@ def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
         RECSYS_SHUTDOWN_GRACE_S="2",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}",
         OTEL_BSP_SCHEDULE_DELAY="100",
+        # The operator's fusion, with the GAN in it: on this little data validation may give the
+        # GAN no weight and drop it, and then no Recommend would reach the model server.
+        RECSYS_CANDIDATES_WEIGHTS="candidate-gan=1",
     )
     if database_url:
         env["RECSYS_DATABASE_URL"] = database_url
@@ -259,8 +262,8 @@ def test_reflection_lists_the_gateway_and_health(running: RunningSuite) -> None:
 def test_one_trace_holds_spans_from_all_six_services_and_the_model_server(running: RunningSuite) -> None:
     response = running.recommend(CUSTOMER, 5)
     # 30,000 lines give the ranker about 100 lists, too few to publish it (tests/unit/ranking tests the
-    # gate): ranking keeps the fused candidate order training chose (the serving configuration), and
-    # the fusion weighs the GAN beside item-kNN and EASE.
+    # gate): ranking keeps the fused candidate order (the serving configuration), and the operator's
+    # fusion weighs the GAN beside item-kNN and EASE.
     assert {"candidate_gan", "cooccurrence", "ease", "serving"} <= {v.name for v in response.model_versions}
     wanted = {f"recsys-{name}" for name in (*SERVICES, MODEL_SERVER)}
     deadline = time.monotonic() + 10

@@ -18,7 +18,6 @@ from recsys.items.v1 import items_pb2
 from shared.clients import SuiteClients
 
 AVAILABILITY_TTL_S = 10.0
-OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
 # What the check reads of each item.
 AVAILABILITY_FIELDS = field_mask_pb2.FieldMask(paths=["hidden", "stock_status"])
 # Entries beyond this are swept (expired first, then all): the memory stays bounded on any catalog.

@@ -118,13 +118,11 @@ def _skopeo_error(line: str) -> str:
     return logged.group(1).replace('\\"', '"') if logged else line
 
 
-def pin(images: list[str], mirror: str = "", insecure: bool = False) -> list[Pin]:
-    pins = []
-    for image in images:
-        name, tag = split_reference(image)
-        pulled_from = source_repository(name, mirror)
-        pins.append(Pin(name, tag, pulled_from, manifest_digest(pulled_from, tag, insecure)))
-    return pins
+def pin(image: str, mirror: str = "", insecure: bool = False) -> Pin:
+    """`image` (name:tag as the manifests write it) with the digest its tag names where it is pulled from."""
+    name, tag = split_reference(image)
+    pulled_from = source_repository(name, mirror)
+    return Pin(name, tag, pulled_from, manifest_digest(pulled_from, tag, insecure))
 
 
 def component(pins: list[Pin]) -> str:
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         images = third_party_images()
         pins = []
         for image in images:
-            found = pin([image], args.mirror, args.insecure)[0]
+            found = pin(image, args.mirror, args.insecure)
             print(f"{image} -> {found.pulled_from}@{found.digest}")
             pins.append(found)
     except PinError as error:

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from shared.config import default_home, load_settings
+from tools.cli.main import COMMANDS, app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +29,21 @@ def _recsys(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
-# What `recsys --help` must not load: TensorFlow (seconds), the model code and the database layer
-# (about half a second between them); each command loads what it needs when it runs.
-HEAVY = ("tensorflow", "pipelines.train", "pipelines.settings", "sqlalchemy", "alembic")
+# What `recsys --help` must not load: TensorFlow (seconds), the model code, the database layer,
+# NumPy and SciPy, and any command's module; each command loads what it needs when it runs.
+HEAVY = (
+    "tensorflow",
+    "pipelines.train",
+    "pipelines.settings",
+    "sqlalchemy",
+    "alembic",
+    "numpy",
+    "scipy",
+    "ml.",
+    "services.",
+    "tools.evaluation",
+    *(command.target.split(":")[0] for command in COMMANDS),
+)
 
 
 def test_help_does_not_load_tensorflow_the_model_code_or_the_database_layer(tmp_path: Path) -> None:
@@ -48,6 +63,26 @@ def test_help_does_not_load_tensorflow_the_model_code_or_the_database_layer(tmp_
     shown = _recsys("--help", cwd=tmp_path)
     assert shown.returncode == 0
     assert "Usage: recsys" in shown.stdout and shown.stderr == ""
+
+
+def test_each_listed_command_loads_under_its_name_with_the_summary_help_shows() -> None:
+    for listed in COMMANDS:
+        command = listed.load()
+        assert command.name == listed.name
+        first_paragraph = " ".join((command.help or "").split("\n\n")[0].split())
+        assert first_paragraph == listed.summary, listed.name
+
+
+def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--help"], terminal_width=200, prog_name="recsys")
+    assert shown.exit_code == 0
+    for listed in COMMANDS:
+        assert f" {listed.name} " in shown.output
+    typo = runner.invoke(app, ["recomend", "17850"], prog_name="recsys")
+    assert typo.exit_code == 2 and "Did you mean 'recommend'?" in typo.output
+    nested = runner.invoke(app, ["data", "import", "--help"], terminal_width=200, prog_name="recsys")
+    assert nested.exit_code == 0 and "online-retail" in nested.output
 
 
 def test_a_missing_key_is_one_line_on_stderr(tmp_path: Path) -> None:

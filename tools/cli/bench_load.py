@@ -219,7 +219,10 @@ def bench_load(
     count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
     out: Annotated[Path | None, typer.Option(help="Write load.md and load.json into this folder.")] = None,
 ) -> None:
-    """The whole suite (demo data, candidate GAN, learned ranker, bandit) and a null pipeline of the
+    """The whole suite and a null pipeline of the same shape under one load generator: throughput,
+    latency percentiles and CPU milliseconds per Recommend of every process.
+
+    It starts the suite (demo data, candidate GAN, learned ranker, bandit) and a null pipeline of the
     same shape (a gateway calling four stages in turn, 4 KB replies, no work), each on free ports,
     driven by one generator: concurrency 1, then each offered rate open-loop (calls due at a constant
     rate, latency counted from when each was due). Prints achieved rps, p50/p99/p99.9, errors by

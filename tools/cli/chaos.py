@@ -117,7 +117,9 @@ def chaos(
     seed: Annotated[int, typer.Option(help="Seed of the fuzzer.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write chaos.md and chaos.json into this folder.")] = None,
 ) -> None:
-    """Under steady load, kill -9 and SIGSTOP each process in turn and keep the policy down for
+    """Kill, hang, fuzz and overload the suite under steady load; print each invariant beside its target.
+
+    Under steady load, kill -9 and SIGSTOP each process in turn and keep the policy down for
     OUTAGE_S; resend unacknowledged feedback; then fuzz every RPC, refuse every wrong certificate
     and key, and offer OVERLOAD_FACTOR x capacity. Prints each invariant beside its target.
 

@@ -40,7 +40,10 @@ def dashboard_check(
         Path | None, typer.Option(help="Write dashboard.md and dashboard.json into this folder.")
     ] = None,
 ) -> None:
-    """Start a throwaway suite on a copy of the trained local state (`make run` once first) and a
+    """Drive a throwaway suite scraped by a real Prometheus and check that every dashboard panel
+    draws and every alert rule loads.
+
+    Start a throwaway suite on a copy of the trained local state (`make run` once first) and a
     real Prometheus scraping every process each second with the alert rules loaded; drive SECONDS
     of Recommends, clicks, purchases, carts, new shoppers and a push campaign's first shoppers;
     then ask Prometheus every query of k8s/components/observability/config/recsys-dashboard.json.

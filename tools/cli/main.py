@@ -96,6 +96,11 @@ COMMANDS = (
     LazyCommand(
         "push", "tools.cli.push:push_app", "Personalized push messages: one shopper, settings, campaigns."
     ),
+    LazyCommand(
+        "promo",
+        "tools.cli.promo:promo_app",
+        "Promotions: which shoppers receive which coupon or activity, within a budget.",
+    ),
 )
 
 app = typer.Typer(

@@ -18,6 +18,11 @@ promo_app = typer.Typer(
 )
 
 
+@promo_app.callback()
+def promo() -> None:
+    """Promotions: which shoppers receive which coupon or activity, within a budget."""
+
+
 @promo_app.command()
 def simulate(
     seeds: Annotated[int, typer.Option(help="Simulated shops (seeds 0..N-1).", min=1)] = 3,

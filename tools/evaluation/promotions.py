@@ -45,6 +45,8 @@ HISTORY_DAYS = 90
 HALF_LIFE_S = 30 * 86_400.0
 TOP_CATEGORIES = 20
 COMPARED = (RANDOM_BASELINE, LIKELY_BUYERS_BASELINE, UPLIFT)
+# The uplift allocation given the truth's own chances: what a perfect model would earn.
+CEILING = "truth-ceiling"
 
 
 @dataclass(frozen=True)
@@ -264,11 +266,12 @@ def run_seed(seed: int, setup: Setup) -> SeedResult:
         explore_share=setup.explore_share,
     )
     values, spent_by, sent_by = {}, {}, {}
-    for policy in COMPARED:
-        decisions = [d for d in allocate(f"window-{seed}", policy, scored, rules, seed) if d.sent]
-        values[policy] = np.array([true_value(d, truth) for d in decisions])
-        spent_by[policy] = spent(decisions)
-        sent_by[policy] = len(decisions)
+    known = _candidates(w, lambda f, o: truth[(f.user_id, o.offer_id)])
+    for name, policy, pool in (*((p, p, scored) for p in COMPARED), (CEILING, UPLIFT, known)):
+        decisions = [d for d in allocate(f"window-{seed}", policy, pool, rules, seed) if d.sent]
+        values[name] = np.array([true_value(d, truth) for d in decisions])
+        spent_by[name] = spent(decisions)
+        sent_by[name] = len(decisions)
     return SeedResult(seed, values, spent_by, sent_by, _off_policy(rows, truth, seed), model.rows)
 
 
@@ -277,7 +280,7 @@ def summarize(results: list[SeedResult], budget: float, draws: int = 2000) -> di
     from the bootstrap over each seed's sent offers."""
     rng = np.random.default_rng(0)
     summary = {}
-    for policy in COMPARED:
+    for policy in (*COMPARED, CEILING):
         per_seed = [r.values[policy] for r in results]
         point = float(np.mean([v.sum() for v in per_seed])) / budget
         boot = (

@@ -78,3 +78,13 @@ def test_the_readme_chaos_table_matches_the_result_file() -> None:
     assert report["commit"].removesuffix("+changes") in readme
     for invariant, target, measured, met in invariants(report):
         assert f"| {invariant} | {target} | {measured} | {'yes' if met else '**no**'} |" in readme, invariant
+
+
+def test_the_promotion_figures_in_the_docs_are_the_result_files() -> None:
+    results = json.loads((ROOT / "docs" / "results" / "promotions.json").read_text())
+    docs = (ROOT / "docs" / "promotions.md").read_text()
+    for name, figures in results["allocations"].items():
+        shown = f"{figures['margin_per_budget_unit']:+.4f} [{figures['low']:+.4f}, {figures['high']:+.4f}]"
+        assert shown in docs, name
+    assert results["within_budget"] is True
+    assert results["command"] in docs

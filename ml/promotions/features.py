@@ -32,8 +32,6 @@ FEATURES = (
     "price_cut_x_category_affinity",
     "price_cut_x_log_basket_over_typical_price",
     "price_cut_x_log_purchases",
-    "price_index",
-    "price_cut_x_price_index",
     "activity_x_category_affinity",
 )
 
@@ -49,9 +47,6 @@ class ShopperFacts:
     price_high: float = 0.0
     events_per_day: float = 0.0
     purchase_count: int = 0
-    # Mean log of (price paid / the median price of the item's category) over the shopper's
-    # purchases: below 0 for shoppers who pick the cheaper items of each category.
-    price_index: float = 0.0
 
     @classmethod
     def from_profile(cls, profile: profile_pb2.Profile) -> ShopperFacts:
@@ -96,8 +91,6 @@ def features(shopper: ShopperFacts, offer: Offer, basket_price: float) -> np.nda
             cut * affinity,
             cut * relative,
             cut * math.log1p(shopper.purchase_count),
-            shopper.price_index,
-            cut * shopper.price_index,
             is_activity * affinity,
         ]
     )

@@ -12,7 +12,6 @@ offers, combined over seeds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,21 +108,16 @@ def promotion_catalog(shop: Shop, seed: int, setup: Setup) -> tuple[list[Offer],
     return offers, found
 
 
-def _facts(
-    seed: int, person: Shopper, shop: Shop, index: dict[str, int], medians: dict[tuple[str, str], float]
-) -> ShopperFacts:
+def _facts(seed: int, person: Shopper, shop: Shop, index: dict[str, int]) -> ShopperFacts:
     """The shopper's portrait after their simulated history, folded as the profile service does."""
     portrait = Portrait()
     purchases = 0
-    relative_prices: list[float] = []
     now = START + HISTORY_DAYS * 86_400.0
     for event in shopper_events(seed, person, shop, START, HISTORY_DAYS):
         n = index[event.item_id]
         facts = ItemFacts(">".join(shop.category_paths[n]), shop.brands[n], float(shop.prices[n]))
         portrait.fold(event.type, event.timestamp, facts, None, HALF_LIFE_S)
-        if event.type == PURCHASE:
-            purchases += 1
-            relative_prices.append(math.log(shop.prices[n] / medians[shop.category_paths[n]]))
+        purchases += event.type == PURCHASE
     view = portrait.view(now, HALF_LIFE_S, TOP_CATEGORIES)
     return ShopperFacts(
         user_id=person.user_id,
@@ -133,7 +127,6 @@ def _facts(
         price_high=view.price_high,
         events_per_day=view.events_per_day,
         purchase_count=purchases,
-        price_index=float(np.mean(relative_prices)) if relative_prices else 0.0,
     )
 
 
@@ -142,8 +135,7 @@ def world(seed: int, setup: Setup) -> World:
     people = [shopper(seed, n) for n in range(setup.shoppers)]
     offers, found = promotion_catalog(shop, seed, setup)
     index = {str(item_id): n for n, item_id in enumerate(shop.item_ids)}
-    medians = {path: category.price for path, category in categories(shop).items()}
-    return World(seed, shop, people, [_facts(seed, p, shop, index, medians) for p in people], offers, found)
+    return World(seed, shop, people, [_facts(seed, p, shop, index) for p in people], offers, found)
 
 
 def _truth(w: World) -> dict[tuple[str, str], tuple[float, float]]:

@@ -65,7 +65,7 @@ def test_no_protected_attribute_is_an_input() -> None:
 
 def test_the_features_are_the_listed_ones_and_move_with_behaviour() -> None:
     offer = offer_from_item(_coupon(percent_off="0.2", max_discount="5"))
-    keen = ShopperFacts("U1", {"Home>Kitchen": 0.6}, typical_price=4.0, purchase_count=9, price_index=-0.3)
+    keen = ShopperFacts("U1", {"Home>Kitchen": 0.6}, typical_price=4.0, purchase_count=9)
     stranger = ShopperFacts("U2")
     row = features(keen, offer, basket_price=8.0)
     assert row.shape == (len(FEATURES),)

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 from ml.promotions.features import FEATURES
 from ml.promotions.uplift import LoggedOutcome, NotEnoughLogs, UpliftModel
 
-SENSITIVE = FEATURES.index("price_index")
+SENSITIVE = FEATURES.index("log_typical_price")
 
 
 def _logs(rows: int, seed: int = 0) -> tuple[list[LoggedOutcome], np.ndarray]:

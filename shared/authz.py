@@ -45,7 +45,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
         _ITEMS + "SimilarItems": ("candidates",),
         _ITEMS + "Related": ("candidates",),
         _ITEMS + "RelatedToItems": ("candidates",),
-        _ITEMS + "ExportItems": (TRAINER,),
+        _ITEMS + "ExportItems": ("gateway", TRAINER),  # promotion plans read category prices; snapshots
         "/recsys.candidates.v1.CandidatesService/Generate": ("gateway",),
         "/recsys.ranking.v1.RankingService/Rank": ("gateway",),
         "/recsys.ranking.v1.RankingService/GetServing": (TRAINER,),  # operators (grpcurl)

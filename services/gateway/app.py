@@ -5,8 +5,10 @@ from __future__ import annotations
 from recsys.gateway.v1 import gateway_pb2_grpc
 from services.gateway.admission import Admission
 from services.gateway.feedback import FeedbackRecorder
+from services.gateway.promotions.log import PromotionLog
+from services.gateway.promotions.planner import PromotionPlanner
 from services.gateway.push.log import PushLog
-from services.gateway.push.planner import PushPlanner
+from services.gateway.push.planner import PushPlanner, money_format
 from services.gateway.recommend import Recommender
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import read_gateway_settings
@@ -26,12 +28,18 @@ def build(settings: Settings) -> ServiceApp:
     recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider)
     push_log = PushLog(store, own.push)
     feedback = FeedbackRecorder(clients, settings.stage_deadline_s, push_log, own.reward_relay_s)
+    promotion_log = PromotionLog(store)
+    promotions = PromotionPlanner(
+        clients, promotion_log, push_log, settings.model_dir, own.promotions, money_format(own.push.currency)
+    )
     servicer = GatewayServicer(
         recommender,
         feedback,
         PushPlanner(recommender, push_log, clients, own.push),
         push_log,
         Admission(own.recommend_concurrency),
+        promotions,
+        promotion_log,
     )
     return assemble(
         NAME,

@@ -30,8 +30,18 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class PromotionConfig:
+    """How promotion plans are made (docs/promotions.md)."""
+
+    holdout_share: float = 0.1  # shoppers held out of an uplift plan (logged, sent nothing)
+    explore_share: float = 0.1  # the share of an uplift plan's budget spent on random pairs
+    margin_rate: float = 0.3  # the shop's margin on a sale, as a share of its price
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     push: PushConfig = field(default_factory=PushConfig)
+    promotions: PromotionConfig = field(default_factory=PromotionConfig)
     # Ranked items sent to the policy, which chooses the slate among them; the policy service
     # reads the same variable.
     consider: int = 50
@@ -44,6 +54,11 @@ class GatewaySettings:
 def read_gateway_settings(read: EnvReader) -> GatewaySettings:
     return GatewaySettings(
         push=_push_config(read),
+        promotions=PromotionConfig(
+            holdout_share=read.number("RECSYS_PROMO_HOLDOUT_SHARE", 0.1, 0, 0.9),
+            explore_share=read.number("RECSYS_PROMO_EXPLORE_SHARE", 0.1, 0, 1),
+            margin_rate=read.number("RECSYS_PROMO_MARGIN_RATE", 0.3, 0.01, 1),
+        ),
         consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
         reward_relay_s=read.number("RECSYS_REWARD_RELAY_S", 5, 0.1, 3600),
         recommend_concurrency=int(read.number("RECSYS_RECOMMEND_CONCURRENCY", 8, 1, 10_000)),

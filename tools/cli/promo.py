@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +12,11 @@ import typer
 from rich.table import Table
 
 from ml.promotions.allocate import LIKELY_BUYERS_BASELINE, UPLIFT
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console, errors, progress_bar
+from recsys.gateway.v1 import gateway_pb2
+from shared.auth import bearer_metadata, read_key
+from shared.clients import SuiteClients
+from tools.cli.common import settings, with_clients
 from tools.evaluation.promotions import CEILING, COMPARED, Setup, run_seed, summarize
 from tools.provenance import commit, write_result
 
@@ -69,6 +76,111 @@ def simulate(
     if out is not None:
         table, data = write_result(out, "promotions", report, _markdown(report))
         console.print(f"written: {table}, {data}")
+
+
+PLAN_DEADLINE_S = 3600.0  # a plan reads every eligible shopper's profile before it streams
+FIELDS = ("user_id", "offer_id", "sent", "propensity", "expected_incremental_margin", "committed", "reason")
+
+
+def _start(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        errors.print(
+            f"[red]--start {text!r} is not an ISO date or time (e.g. 2026-12-14 or 2026-12-14T09:00)[/red]"
+        )
+        raise typer.Exit(2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@promo_app.command("plan")
+def plan(
+    offers: Annotated[
+        list[str],
+        typer.Option(
+            "--offer",
+            help="An offer's item id (repeatable): a coupon or an activity of the promotion catalog.",
+        ),
+    ],
+    budget: Annotated[
+        float,
+        typer.Option(
+            help="The most the plan may commit (each sent coupon's max_discount, each activity's cost)."
+        ),
+    ],
+    plan_id: Annotated[
+        str,
+        typer.Option("--plan-id", help="Rerun with the same id to read the same plan again. Default: new."),
+    ] = "",
+    cap: Annotated[int, typer.Option(help="Most offers per shopper (1-10).")] = 1,
+    start: Annotated[
+        str, typer.Option(help="When the offers become valid (ISO date or time, UTC; default now).")
+    ] = "",
+    days: Annotated[float, typer.Option(help="How long they stay valid.", min=0.01)] = 7.0,
+    segment: Annotated[str, typer.Option(help="Only this segment's shoppers; empty: everyone.")] = "",
+    out: Annotated[Path, typer.Option(help="Where to write the decisions (CSV).")] = Path("promotions.csv"),
+) -> None:
+    """Ask the gateway which shoppers receive which offers within the budget, and write the decisions.
+
+    Every recipient of an offer gets the offer's own terms; shoppers who opted out of pushes are
+    never chosen; a random share of shoppers is held out (sent = false) so that uplift can be learned.
+    """
+    config = settings()
+    key = read_key(config)
+    opens = _start(start)
+    request = gateway_pb2.PlanPromotionsRequest(
+        plan_id=plan_id or f"promo-{datetime.now(UTC):%Y%m%dT%H%M%S}",
+        offer_ids=offers,
+        budget=budget,
+        per_shopper_cap=cap,
+        segment=segment,
+    )
+    request.window_start.FromDatetime(opens)
+    request.window_end.FromDatetime(opens + timedelta(days=days))
+
+    async def ask(clients: SuiteClients) -> list[gateway_pb2.PlanPromotionsResponse]:
+        stream = clients.gateway.PlanPromotions(
+            request, metadata=bearer_metadata(key), timeout=PLAN_DEADLINE_S
+        )
+        return [decision async for decision in stream]
+
+    with console.status("deciding the plan (reading every eligible shopper's profile)"):
+        decisions = with_clients(ask, config)
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FIELDS)
+        for d in decisions:
+            writer.writerow([getattr(d, name) for name in FIELDS])
+    _print_plan(request.plan_id, decisions, budget)
+    console.print(f"decisions written to {out}")
+    console.print(
+        f"read it again: recsys promo plan --plan-id {request.plan_id} "
+        + " ".join(f"--offer {o}" for o in offers)
+        + f" --budget {budget:g} --cap {cap} --start {opens.isoformat()} --days {days:g}"
+        + (f" --segment '{segment}'" if segment else "")
+    )
+
+
+def _print_plan(plan_id: str, decisions: list[gateway_pb2.PlanPromotionsResponse], budget: float) -> None:
+    if not decisions:
+        console.print(f"plan {plan_id}: no shopper is worth an offer within the budget")
+        return
+    first = decisions[0]
+    sent = Counter(d.offer_id for d in decisions if d.sent)
+    held = Counter(d.offer_id for d in decisions if not d.sent)
+    table = Table(
+        title=f"plan {plan_id} ({first.policy}{', replayed' if first.replayed else ''}): "
+        f"committed {decisions[-1].committed:,.2f} of {budget:,.2f}",
+        title_justify="left",
+    )
+    for column in ("offer", "sent", "held out", "expected incremental margin"):
+        table.add_column(column, justify="left" if column == "offer" else "right")
+    for offer in sorted(set(sent) | set(held)):
+        margin = sum(d.expected_incremental_margin for d in decisions if d.sent and d.offer_id == offer)
+        table.add_row(offer, str(sent[offer]), str(held[offer]), f"{margin:,.2f}")
+    console.print(table)
+    for d in [d for d in decisions if d.sent][:3]:
+        console.print(f"  {d.user_id} <- {d.offer_id}: {d.reason}")
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -56,7 +56,7 @@ CAMPAIGN_CONCURRENCY = 8  # shoppers planned at once
 LIST_DEADLINE_S = 10.0
 
 
-def _money(currency: str) -> Callable[[float], str]:
+def money_format(currency: str) -> Callable[[float], str]:
     symbol = CURRENCY_SYMBOLS[currency]
     return lambda amount: f"{symbol}{amount:,.2f}"
 
@@ -76,7 +76,7 @@ class PushPlanner:
         self.clients = clients
         self.config = config
         self.quiet = QuietHours(config.quiet_start, config.quiet_end)
-        self.money = _money(config.currency)
+        self.money = money_format(config.currency)
         # Every outcome's series from the start, at 0: a rate needs a first sample before the first push.
         for occasion in OCCASIONS:
             for language in LANGUAGES:

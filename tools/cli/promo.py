@@ -12,10 +12,13 @@ import typer
 from rich.table import Table
 
 from ml.promotions.allocate import LIKELY_BUYERS_BASELINE, UPLIFT
+from ml.promotions.uplift import MODEL
 from pipelines.progress import console, errors, progress_bar
 from recsys.gateway.v1 import gateway_pb2
+from services.gateway.settings import read_gateway_settings
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
+from shared.config import load_section
 from tools.cli.common import settings, with_clients
 from tools.evaluation.promotions import CEILING, COMPARED, Setup, run_seed, summarize
 from tools.provenance import commit, write_result
@@ -181,6 +184,50 @@ def _print_plan(plan_id: str, decisions: list[gateway_pb2.PlanPromotionsResponse
     console.print(table)
     for d in [d for d in decisions if d.sent][:3]:
         console.print(f"  {d.user_id} <- {d.offer_id}: {d.reason}")
+
+
+@promo_app.command("train")
+def train() -> None:
+    """Learn uplift from the logged plans whose window has ended, and publish the model if, on logs
+    it was not fitted on, the offers it would send earn a positive incremental margin.
+
+    Snapshots events and catalog through the APIs (an outcome is a purchase in the offer's category
+    during its window) and reads the decisions from the gateway. Until a model is published, plans
+    are randomized trials.
+    """
+    from pipelines.promotions import train_uplift  # here: the other promo commands need no training code
+    from pipelines.train import export_snapshot
+
+    config = settings()
+    key = read_key(config)
+    margin_rate = load_section(config, read_gateway_settings).promotions.margin_rate
+
+    async def gather(clients: SuiteClients) -> tuple:
+        snapshot = await export_snapshot(clients, config.snapshot_dir)
+        stream = clients.gateway.ExportPromotionDecisions(
+            gateway_pb2.ExportPromotionDecisionsRequest(),
+            metadata=bearer_metadata(key),
+            timeout=PLAN_DEADLINE_S,
+        )
+        return snapshot, [decision async for decision in stream]
+
+    snapshot, decisions = with_clients(gather, config)
+    report = train_uplift(decisions, snapshot, config.model_dir, margin_rate, config.model_versions_kept)
+    console.print(
+        f"{report.decisions:,} logged decisions of ended plans: {report.sent:,} sent "
+        f"({report.bought_sent:,} bought in the window), {report.decisions - report.sent:,} held out "
+        f"({report.bought_held_out:,} bought)"
+    )
+    if report.estimate is not None:
+        e = report.estimate
+        console.print(
+            f"off-policy, cross-fitted: the offers the new model would send earn {e.value:+.3f} per offer "
+            f"[{e.low:+.3f}, {e.high:+.3f}] over {e.pairs:,} logged pairs"
+        )
+    if report.version is not None:
+        console.print(f"published {MODEL} version {report.version}: the next plans aim by uplift")
+    else:
+        console.print(report.reason)
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:

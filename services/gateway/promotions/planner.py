@@ -15,7 +15,8 @@ import json
 import math
 import statistics
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -36,6 +37,7 @@ from shared.clients import SuiteClients
 from shared.errors import FailedPrecondition, InvalidArgument, Unavailable, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import latest_version
+from shared.timestamps import OUT_OF_RANGE, to_datetime
 
 MAX_PLAN_ID = 64
 MAX_OFFERS = 100
@@ -61,8 +63,17 @@ def _arguments(request: gateway_pb2.PlanPromotionsRequest, cap: int) -> str:
     )
 
 
-def validate(request: gateway_pb2.PlanPromotionsRequest) -> int:
-    """Checks the request; returns the per-shopper cap it asks for."""
+@dataclass(frozen=True)
+class Checked:
+    """A valid request's cap and window."""
+
+    cap: int
+    window_start: datetime
+    window_end: datetime
+
+
+def validate(request: gateway_pb2.PlanPromotionsRequest) -> Checked:
+    """Checks the request; returns the per-shopper cap and window it asks for."""
     require(
         len(request.plan_id.strip()) > 0 and len(request.plan_id) <= MAX_PLAN_ID,
         f"plan_id must hold 1 to {MAX_PLAN_ID} characters",
@@ -78,14 +89,15 @@ def validate(request: gateway_pb2.PlanPromotionsRequest) -> int:
     )
     require(request.HasField("window_start"), "window_start must be set")
     require(request.HasField("window_end"), "window_end must be set")
-    require(
-        request.window_end.ToDatetime() > request.window_start.ToDatetime(),
-        "window_end must be after window_start: the window is empty",
-    )
+    start, end = to_datetime(request.window_start), to_datetime(request.window_end)
+    require(start is not None, f"window_start: {OUT_OF_RANGE}", field="window_start")
+    require(end is not None, f"window_end: {OUT_OF_RANGE}", field="window_end")
+    assert start is not None and end is not None
+    require(end > start, "window_end must be after window_start: the window is empty")
     require(
         len(request.segment) <= MAX_SEGMENT_LENGTH, f"segment must be at most {MAX_SEGMENT_LENGTH} characters"
     )
-    return request.per_shopper_cap or 1
+    return Checked(request.per_shopper_cap or 1, start, end)
 
 
 class PromotionPlanner:
@@ -108,15 +120,15 @@ class PromotionPlanner:
     async def plan(
         self, request: gateway_pb2.PlanPromotionsRequest
     ) -> AsyncIterator[gateway_pb2.PlanPromotionsResponse]:
-        cap = validate(request)
-        arguments = _arguments(request, cap)
+        checked = validate(request)
+        arguments = _arguments(request, checked.cap)
         try:
             stored = await asyncio.to_thread(self.log.find, request.plan_id, arguments)
         except PlanMismatch as error:
             raise FailedPrecondition(str(error)) from error
         replayed = stored is not None
         if stored is None:
-            stored = await asyncio.to_thread(self.log.store, await self._decide(request, cap, arguments))
+            stored = await asyncio.to_thread(self.log.store, await self._decide(request, checked, arguments))
         for decision in stored.decisions:
             yield gateway_pb2.PlanPromotionsResponse(
                 user_id=decision.user_id,
@@ -132,14 +144,12 @@ class PromotionPlanner:
             )
 
     async def _decide(
-        self, request: gateway_pb2.PlanPromotionsRequest, cap: int, arguments: str
+        self, request: gateway_pb2.PlanPromotionsRequest, checked: Checked, arguments: str
     ) -> StoredPlan:
         offers = await self._offers(list(request.offer_ids))
         baskets = await self._basket_prices({offer.category for offer in offers})
         model = await asyncio.to_thread(self._model)
         shoppers = await self._shoppers(request.segment)
-        window_start = request.window_start.ToDatetime(tzinfo=UTC)
-        window_end = request.window_end.ToDatetime(tzinfo=UTC)
         rows = {
             (s.user_id, o.offer_id): features(s, o, baskets[o.category]) for s in shoppers for o in offers
         }
@@ -156,7 +166,7 @@ class PromotionPlanner:
         policy = UPLIFT if model is not None else TRIAL
         rules = Rules(
             budget=request.budget,
-            per_shopper_cap=cap,
+            per_shopper_cap=checked.cap,
             holdout_share=self.config.holdout_share if model is not None else TRIAL_HOLDOUT_SHARE,
             margin_rate=self.config.margin_rate,
             explore_share=self.config.explore_share,
@@ -168,9 +178,9 @@ class PromotionPlanner:
             arguments=arguments,
             policy=policy,
             feature_names=list(FEATURES),
-            window_start=window_start,
-            window_end=window_end,
-            decisions=self._stored(chosen, facts, rows, window_end, model is not None),
+            window_start=checked.window_start,
+            window_end=checked.window_end,
+            decisions=self._stored(chosen, facts, rows, checked.window_end, model is not None),
         )
 
     def _stored(
@@ -291,11 +301,12 @@ async def export_decisions(
     log: PromotionLog, request: gateway_pb2.ExportPromotionDecisionsRequest, clock: Callable[[], datetime]
 ) -> AsyncIterator[gateway_pb2.ExportPromotionDecisionsResponse]:
     """The decisions of every plan whose window has ended, with what the model saw."""
-    before = (
-        request.windows_ended_before.ToDatetime(tzinfo=UTC)
-        if request.HasField("windows_ended_before")
-        else clock()
-    )
+    before = clock()
+    if request.HasField("windows_ended_before"):
+        given = to_datetime(request.windows_ended_before)
+        require(given is not None, f"windows_ended_before: {OUT_OF_RANGE}", field="windows_ended_before")
+        assert given is not None
+        before = given
     for plan, decisions in await asyncio.to_thread(lambda: list(log.ended(before))):
         for d in decisions:
             response = gateway_pb2.ExportPromotionDecisionsResponse(

@@ -162,6 +162,7 @@ def test_the_same_plan_id_replays_and_other_arguments_are_refused(promo_suite) -
         (lambda r: r.offer_ids.append("coupon-broken"), "offer_ids[2]"),
         (lambda r: r.window_end.CopyFrom(r.window_start), "window_end"),
         (lambda r: r.ClearField("window_start"), "window_start"),
+        (lambda r: setattr(r.window_start, "seconds", -(2**44)), "window_start"),
         (lambda r: setattr(r, "plan_id", ""), "plan_id"),
         (lambda r: setattr(r, "per_shopper_cap", 11), "per_shopper_cap"),
     ],

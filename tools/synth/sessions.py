@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from recsys.common.v1 import common_pb2
+from tools.synth.reviews import review_text
 from tools.synth.shop import Shop
 from tools.synth.shoppers import BROWSE_POOL, Shopper, affinity, click_probability, purchase_probability
 
@@ -19,8 +20,6 @@ ADD_TO_CART = common_pb2.EVENT_TYPE_ADD_TO_CART
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 REVIEW = common_pb2.EVENT_TYPE_REVIEW
 DAY = 86_400.0
-POSITIVE = ("Love it, exactly as pictured.", "Great quality, would buy again.", "Lovely gift, arrived fast.")
-NEGATIVE = ("Smaller than expected.", "Poor quality, disappointed.", "Arrived damaged, not happy.")
 DIRT_KINDS = (
     "exact-duplicate",
     "near-duplicate",
@@ -46,6 +45,8 @@ class SynthEvent:
     surface: str = ""
     session_id: str = ""
     dirt: str = ""
+    # Reviews only: the shopper's true satisfaction with the item (simulator truth, never sent).
+    satisfaction: float = 0.0
 
     def as_proto(self) -> common_pb2.Event:
         event = common_pb2.Event(
@@ -113,7 +114,7 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                 rating = int(np.clip(np.round(3 + satisfaction), 1, 5))
                 counter += 1
                 written = moment + DAY * rng.uniform(2, 10)  # days later; the session goes on now
-                texts = POSITIVE if rating >= 4 else NEGATIVE
+                rng.integers(3)  # the draw that once chose a fixed text: the event stream stays as it was
                 yield SynthEvent(
                     event_id=f"{person.user_id}-e{counter}",
                     user_id=person.user_id,
@@ -121,8 +122,9 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                     type=REVIEW,
                     timestamp=written,
                     rating=rating,
-                    text=texts[int(rng.integers(len(texts)))],
+                    text=review_text(seed, person.number, counter, float(satisfaction)),
                     session_id=session_id,
+                    satisfaction=float(satisfaction),
                 )
 
 

@@ -67,3 +67,20 @@ def test_items_shown_over_and_over_get_fewer_clicks() -> None:
         fresh += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1))
         tired += sum(clicked for _, clicked, _ in respond(9, person, shop, liked, 1, shown_before=[5] * 10))
     assert tired < 0.5 * fresh
+
+
+def test_review_texts_grow_warmer_with_satisfaction() -> None:
+    from tools.synth.reviews import TONES
+    from tools.synth.sessions import shopper_events
+    from tools.synth.writer import START
+
+    shop = make_shop(300, seed=5)
+    tones, satisfactions = [], []
+    for number in range(400):
+        for event in shopper_events(5, shopper(5, number), shop, START, 30):
+            if event.type == REVIEW:
+                found = [n for n, pool in enumerate(TONES) for phrase in pool if phrase in event.text]
+                tones.append(np.mean(found))
+                satisfactions.append(event.satisfaction)
+    assert len(tones) > 30 and len(set(np.round(tones))) >= 3
+    assert np.corrcoef(tones, satisfactions)[0, 1] > 0.5

@@ -59,7 +59,8 @@ def review_text(seed: int, shopper_number: int, counter: int, satisfaction: floa
     rng = np.random.default_rng([seed, 10, shopper_number, counter])
     phrases = []
     for _ in range(int(rng.integers(2, 4))):
-        tone = int(np.clip(np.round(2 + satisfaction - TONE_CENTRE + rng.normal(0, TONE_NOISE)), 0, len(TONES) - 1))
+        felt = 2 + satisfaction - TONE_CENTRE + rng.normal(0, TONE_NOISE)
+        tone = int(np.clip(np.round(felt), 0, len(TONES) - 1))
         pool = TONES[tone]
         phrases.append(pool[int(rng.integers(len(pool)))])
     return " ".join(dict.fromkeys(phrases))

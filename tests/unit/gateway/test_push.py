@@ -19,7 +19,7 @@ from services.gateway.push.timing import QuietHours
 from services.gateway.store import GatewayStore
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
-from tests.unit.gateway.suite import ITEMS, SEGMENTS, gateway_with_dead, recommend
+from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
 
 QUIET = QuietHours(22, 8)
 
@@ -158,6 +158,18 @@ def test_a_price_drop_down_the_slate_beats_a_top_pick_and_names_both_prices(pric
     assert "£3.00" in push.body and "£4.00" in push.body
     assert ("price_drop", "4.00") in {(f.kind, f.value) for f in push.reason_facts}
     check_push(priced, push)
+
+
+def test_every_shopper_shown_an_item_sees_its_one_list_price(priced, gateway) -> None:
+    """Personalization chooses what a shopper sees, never what they pay: each price is the catalog's."""
+    catalog = {**{i: 4.0 for i in ITEMS}, **{i: 3.0 for i in ITEMS[10:20]}}
+    seen: dict[str, set[float]] = {}
+    for user in [*BASKETS, "a-new-shopper"]:
+        for policy in ("greedy", "bandit"):
+            for item in recommend(gateway, user, 10, policy=policy).items:
+                seen.setdefault(item.item_id, set()).add(item.price)
+    assert len(seen) > 15
+    assert all(prices == {catalog[item]} for item, prices in seen.items())
 
 
 def test_caps_and_the_dedupe_window_hold_across_calls(priced, gateway) -> None:

@@ -5,12 +5,14 @@ uplift plan once one is published, replays, clear refusals, and the export the t
 from __future__ import annotations
 
 import asyncio
+import csv
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
+from typer.testing import CliRunner
 
 from ml.promotions.features import FEATURES
 from ml.promotions.uplift import MODEL, LoggedOutcome, UpliftModel
@@ -26,6 +28,7 @@ from shared.clients import SuiteClients
 from shared.models import publish
 from tests.support import ServerThread, make_settings, suite_env
 from tests.unit.gateway.test_gateway import field_violations
+from tools.cli.main import app
 
 SHOPPERS = [f"shopper{n:02d}" for n in range(40)]
 OPTED_OUT = "shopper00"
@@ -218,3 +221,24 @@ def test_with_a_published_model_the_plan_aims_by_uplift_and_logs_what_it_saw(pro
             timeout=30,
         )
     )
+
+
+def test_recsys_promo_plan_writes_the_decisions_and_says_how_to_read_them_again(
+    promo_suite, tmp_path, monkeypatch
+) -> None:
+    settings, _, _ = promo_suite
+    for name, value in settings.env.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "plan.csv"
+    arguments = [
+        "promo", "plan", "--offer", "coupon-kitchen", "--plan-id", "cli-1",
+        "--start", "2030-01-06", "--days", "7", "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, [*arguments, "--budget=4"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert rows and {row["offer_id"] for row in rows} == {"coupon-kitchen"}
+    assert sum(row["sent"] == "True" for row in rows) == 2  # 4 of budget, 2 per coupon
+    assert "recsys promo plan --plan-id cli-1 --offer coupon-kitchen --budget 4" in result.output
+    refused = CliRunner().invoke(app, [*arguments, "--budget=-1"], terminal_width=200)
+    assert refused.exit_code == 1 and "INVALID_ARGUMENT" in refused.output

@@ -113,10 +113,16 @@ def promo_suite(tmp_path_factory):
             server.stop()
 
 
-def _request(plan_id: str, budget: float = 6.0, offers=("coupon-kitchen", "workshop-tools"), days: float = 7):
+def _request(
+    plan_id: str,
+    budget: float = 6.0,
+    offers=("coupon-kitchen", "workshop-tools"),
+    days: float = 7,
+    start: datetime = START,
+):
     request = gateway_pb2.PlanPromotionsRequest(plan_id=plan_id, offer_ids=list(offers), budget=budget)
-    request.window_start.FromDatetime(START)
-    request.window_end.FromDatetime(START + timedelta(days=days))
+    request.window_start.FromDatetime(start)
+    request.window_end.FromDatetime(start + timedelta(days=days))
     return request
 
 
@@ -214,13 +220,12 @@ def test_with_a_published_model_the_plan_aims_by_uplift_and_logs_what_it_saw(pro
     assert {e.category for e in mine} <= {"Home>Kitchen", "Garden>Tools"}
     not_yet = timestamp_pb2.Timestamp()
     not_yet.FromDatetime(START)
-    assert not list(
-        stub.ExportPromotionDecisions(
-            gateway_pb2.ExportPromotionDecisionsRequest(windows_ended_before=not_yet),
-            metadata=metadata,
-            timeout=30,
-        )
+    early = stub.ExportPromotionDecisions(
+        gateway_pb2.ExportPromotionDecisionsRequest(windows_ended_before=not_yet),
+        metadata=metadata,
+        timeout=30,
     )
+    assert not [e for e in early if e.plan_id == "uplift-1"]
 
 
 def test_recsys_promo_plan_writes_the_decisions_and_says_how_to_read_them_again(
@@ -242,3 +247,18 @@ def test_recsys_promo_plan_writes_the_decisions_and_says_how_to_read_them_again(
     assert "recsys promo plan --plan-id cli-1 --offer coupon-kitchen --budget 4" in result.output
     refused = CliRunner().invoke(app, [*arguments, "--budget=-1"], terminal_width=200)
     assert refused.exit_code == 1 and "INVALID_ARGUMENT" in refused.output
+
+
+def test_recsys_promo_train_reads_the_ended_plans_and_says_when_they_are_too_few(
+    promo_suite, monkeypatch
+) -> None:
+    settings, _, _ = promo_suite
+    ended = _plan(
+        promo_suite, _request("ended-1", budget=6.0, days=1, start=datetime(2025, 1, 6, tzinfo=UTC))
+    )
+    for name, value in settings.env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["promo", "train"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert f"{len(ended)} logged decisions of ended plans" in result.output
+    assert "not trained:" in result.output and "uplift needs 200" in result.output

@@ -136,3 +136,16 @@ def intra_list_diversity(
         n = len(vectors)
         per_list.append(1.0 - (similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
     return float(np.mean(per_list)) if per_list else 0.0
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a random positive scores above a random negative (ties
+    count half); NaN without both kinds."""
+    from scipy.stats import rankdata
+
+    positive = positive.astype(bool)
+    found, missing = int(positive.sum()), int((~positive).sum())
+    if not found or not missing:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - found * (found + 1) / 2) / (found * missing))

@@ -97,6 +97,11 @@ COMMANDS = (
         "push", "tools.cli.push:push_app", "Personalized push messages: one shopper, settings, campaigns."
     ),
     LazyCommand(
+        "sentiment",
+        "tools.cli.sentiment:sentiment_app",
+        "Review sentiment: a text classifier taught by ratings, scored against true satisfaction.",
+    ),
+    LazyCommand(
         "promo",
         "tools.cli.promo:promo_app",
         "Promotions: which shoppers receive which coupon or activity, within a budget.",

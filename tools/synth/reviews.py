@@ -49,9 +49,15 @@ TONES = (
     ),
 )
 TONE_NOISE = 0.8
-# Shoppers review what they chose to buy, so satisfaction runs high: the middle tone sits at the
-# typical satisfaction of a bought item, and each tone step is one unit of satisfaction from it.
+# Shoppers review what they chose to buy, so satisfaction runs high: the middle tone (and 4
+# stars) sits at the typical satisfaction of a bought item; a tone step is one unit from it.
 TONE_CENTRE = 2.5
+STARS_PER_UNIT = 0.8
+
+
+def rating_of(satisfaction: float) -> int:
+    """The stars a shopper gives: mostly 4 and 5, as shops see, but not all 5."""
+    return int(np.clip(np.round(4.0 + STARS_PER_UNIT * (satisfaction - TONE_CENTRE)), 1, 5))
 
 
 def review_text(seed: int, shopper_number: int, counter: int, satisfaction: float) -> str:

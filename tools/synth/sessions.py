@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from recsys.common.v1 import common_pb2
-from tools.synth.reviews import review_text
+from tools.synth.reviews import rating_of, review_text
 from tools.synth.shop import Shop
 from tools.synth.shoppers import BROWSE_POOL, Shopper, affinity, click_probability, purchase_probability
 
@@ -111,7 +111,7 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                 )
             if bought and rng.random() < 0.3:
                 satisfaction = affinity(person, shop, np.array([item]))[0] + rng.normal(0, 0.7)
-                rating = int(np.clip(np.round(3 + satisfaction), 1, 5))
+                rating = rating_of(float(satisfaction))
                 counter += 1
                 written = moment + DAY * rng.uniform(2, 10)  # days later; the session goes on now
                 rng.integers(3)  # the draw that once chose a fixed text: the event stream stays as it was

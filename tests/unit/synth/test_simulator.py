@@ -84,3 +84,11 @@ def test_review_texts_grow_warmer_with_satisfaction() -> None:
                 satisfactions.append(event.satisfaction)
     assert len(tones) > 30 and len(set(np.round(tones))) >= 3
     assert np.corrcoef(tones, satisfactions)[0, 1] > 0.5
+
+
+def test_ratings_are_mostly_four_and_five_stars_but_not_all() -> None:
+    from tools.synth.reviews import rating_of
+
+    stars = [rating_of(s) for s in np.random.default_rng(0).normal(2.5, 1.0, size=2000)]
+    shares = np.bincount(stars, minlength=6)[1:] / len(stars)
+    assert shares[3] + shares[4] > 0.6 and shares[4] < 0.5 and shares[:3].sum() > 0.1

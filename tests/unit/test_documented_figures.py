@@ -88,3 +88,14 @@ def test_the_promotion_figures_in_the_docs_are_the_result_files() -> None:
         assert shown in docs, name
     assert results["within_budget"] is True
     assert results["command"] in docs
+
+
+def test_the_sentiment_figures_in_the_docs_are_the_result_file() -> None:
+    results = json.loads((ROOT / "docs" / "results" / "sentiment.json").read_text())
+    docs = (ROOT / "docs" / "profiles-and-items.md").read_text()
+    for name, key in (
+        ("classifier (taught by ratings)", "classifier_auc"),
+        ("opinion-word count", "word_count_baseline_auc"),
+        ("the rating itself", "rating_auc"),
+    ):
+        assert re.search(rf"\\| {re.escape(name)}[^|]* \\| {results['mean'][key]:.3f} \\|", docs), name

@@ -17,6 +17,54 @@ import numpy as np
 from ml.text_encoder import words
 
 MODEL = "review_sentiment"
+MIN_PER_CLASS = 20
+# The baseline every classifier must beat: the balance of a few opinion words.
+POSITIVE_WORDS = frozenset(
+    [
+        "love",
+        "loved",
+        "great",
+        "excellent",
+        "perfect",
+        "lovely",
+        "beautiful",
+        "good",
+        "nice",
+        "happy",
+        "recommend",
+    ]
+)
+NEGATIVE_WORDS = frozenset(
+    ["bad", "broken", "poor", "terrible", "awful", "disappointed", "cheap", "flimsy", "returned", "worst"]
+)
+
+
+class TooFewReviews(ValueError):
+    """Not enough rated reviews of both kinds to learn from; the message says how many."""
+
+
+def opinion_words(text: str) -> float | None:
+    """The balance of opinion words in [-1, 1]; None when the text holds none."""
+    found = [word.strip(".,!?;:").lower() for word in text.split()]
+    positive = sum(word in POSITIVE_WORDS for word in found)
+    negative = sum(word in NEGATIVE_WORDS for word in found)
+    return (positive - negative) / (positive + negative) if positive + negative else None
+
+
+def weak_labels(ratings: list[int]) -> np.ndarray:
+    """1 for 4-5 stars, 0 for 1-3 (shoppers rate what they chose to buy: 3 stars is a complaint),
+    -1 (unused) for no rating."""
+    values = np.array(ratings)
+    return np.where(values >= 4, 1, np.where((values >= 1) & (values <= 3), 0, -1))
+
+
+def check_labels(labels: np.ndarray) -> None:
+    """TooFewReviews unless both classes have MIN_PER_CLASS rated reviews."""
+    positive, negative = int((labels == 1).sum()), int((labels == 0).sum())
+    if min(positive, negative) < MIN_PER_CLASS:
+        raise TooFewReviews(
+            f"{positive} positive and {negative} negative rated reviews; at least {MIN_PER_CLASS} of each"
+        )
 
 
 def terms(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from ml.sentiment import SentimentModel, terms
+from ml.sentiment import SentimentModel, check_labels, terms, weak_labels
 
 
 @dataclass(frozen=True)
@@ -22,25 +22,13 @@ class SentimentConfig:
     seed: int = 0
 
 
-class TooFewReviews(ValueError):
-    """Not enough rated reviews of both kinds to learn from; the message says how many."""
-
-
-def weak_labels(ratings: list[int]) -> np.ndarray:
-    """1 for 4-5 stars, 0 for 1-3 (shoppers rate what they chose to buy: 3 stars is a complaint),
-    -1 (unused) for no rating."""
-    values = np.array(ratings)
-    return np.where(values >= 4, 1, np.where((values >= 1) & (values <= 3), 0, -1))
-
-
 def fit_sentiment(
     texts: list[str], ratings: list[int], config: SentimentConfig = SentimentConfig()
 ) -> SentimentModel:
     labels = weak_labels(ratings)
+    check_labels(labels)
     used = labels >= 0
     positive, negative = int((labels == 1).sum()), int((labels == 0).sum())
-    if min(positive, negative) < 20:
-        raise TooFewReviews(f"{positive} positive and {negative} negative rated reviews; at least 20 of each")
     kept = [text for text, keep in zip(texts, used.tolist(), strict=True) if keep]
     counts = Counter(term for text in kept for term in set(terms(text)))
     vocabulary = np.array(

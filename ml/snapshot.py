@@ -54,6 +54,9 @@ class Snapshot:
     catalog_facts: np.ndarray | None = None  # each item's facts, encoded by _encoded_facts
     segments: np.ndarray | None = None  # each event's Event.segment ("" when the platform sent none)
     ratings: np.ndarray | None = None  # each event's Event.rating (0: none)
+    # Reviews with a text: their event rows and texts (kept apart: most events have no text).
+    review_rows: np.ndarray | None = None
+    review_texts: np.ndarray | None = None
 
     @property
     def item_texts(self) -> list[str]:
@@ -74,6 +77,8 @@ class Snapshot:
         return dataclasses.replace(
             self,
             **{name: getattr(self, name)[mask] for name in EVENT_COLUMNS if getattr(self, name) is not None},
+            review_rows=None,
+            review_texts=None,
         )
 
     @property
@@ -107,8 +112,21 @@ class Snapshot:
             return np.full(int(self._interaction_mask().sum()), "", dtype=str)
         return self.segments[self._interaction_mask()]
 
+    def reviews(self) -> tuple[list[str], list[int]]:
+        """The texts of the reviews that have one, with their ratings (0: none)."""
+        if self.review_rows is None or self.review_texts is None:
+            return [], []
+        if self.ratings is None:
+            return self.review_texts.tolist(), [0] * len(self.review_texts)
+        return self.review_texts.tolist(), [int(r) for r in self.ratings[self.review_rows].tolist()]
+
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
+        reviews = folder / "reviews.npz"
+        review_rows, review_texts = None, None
+        if reviews.exists():
+            with np.load(reviews) as found:
+                review_rows, review_texts = found["rows"], found["texts"]
         with np.load(folder / "events.npz") as events, np.load(folder / "items.npz") as items:
             return cls(
                 folder=folder,
@@ -126,6 +144,8 @@ class Snapshot:
                 catalog_price_scaled=items["price_scaled"],
                 catalog_texts=items.get("texts"),
                 catalog_facts=items.get("facts"),
+                review_rows=review_rows,
+                review_texts=review_texts,
             )
 
 
@@ -143,6 +163,9 @@ class SnapshotWriter:
             "segments": [],
             "ratings": [],
         }
+        self._event_count = 0
+        self._review_rows: list[int] = []
+        self._review_texts: list[str] = []
         self._items: dict[str, list[np.ndarray]] = {
             "item_ids": [],
             "titles": [],
@@ -153,6 +176,11 @@ class SnapshotWriter:
         }
 
     def add_events(self, events: Sequence[common_pb2.Event]) -> None:
+        for n, event in enumerate(events):
+            if event.type == REVIEW and event.text:
+                self._review_rows.append(self._event_count + n)
+                self._review_texts.append(event.text)
+        self._event_count += len(events)
         columns = self._events
         columns["user_ids"].append(np.array([e.user_id for e in events], dtype=str))
         columns["item_ids"].append(np.array([e.item_id for e in events], dtype=str))
@@ -210,4 +238,9 @@ class SnapshotWriter:
         )
         items["price_scaled"] = robust_scale_by_group(items["prices"], items["categories"])
         np.savez(self.folder / "items.npz", **items)
+        np.savez(
+            self.folder / "reviews.npz",
+            rows=np.array(self._review_rows, dtype=np.int64),
+            texts=np.array(self._review_texts, dtype=str) if self._review_texts else np.array([], dtype="U1"),
+        )
         return Snapshot.load(self.folder)

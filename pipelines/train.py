@@ -31,12 +31,14 @@ from ml.candidates_offline import SourcesConfig
 from ml.cooccurrence import fit_cooccurrence
 from ml.ease import EASE, fit_ease
 from ml.popularity import choose_half_life, fit_popularity
+from ml.sentiment import MODEL as SENTIMENT
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
 from ml.validation import MIN_SHOPPERS, Carve, carve
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
+from pipelines.sentiment import fit_review_sentiment
 from pipelines.settings import TrainingSettings, training_settings
 from pipelines.validation import NothingToValidate, QuotaCheck, Validation, validate
 from recsys.items.v1 import items_pb2
@@ -440,6 +442,11 @@ TRAINERS: dict[str, Trainer] = {
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
     "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
+    # Scores review texts without a rating in the portrait; published only where it beats the
+    # opinion-word rule on held-out rated reviews (pipelines/sentiment.py).
+    "review-sentiment": Trainer(
+        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), in_recommend=False
+    ),
     # Learns from the validation shoppers' candidate lists: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (ml/ranking/views.py).
     "ranking": Trainer(RANKER, _fit_ranker),

@@ -1,7 +1,11 @@
-"""Wires the profile service: store, catalog check, user VAE and servicer."""
+"""Wires the profile service: store, catalog check, user VAE, review sentiment and servicer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ml.sentiment import MODEL as SENTIMENT
+from ml.sentiment import SentimentModel, opinion_words
 from ml.vae import USER_VAE, UserEncoder
 from recsys.profile.v1 import profile_pb2_grpc
 from services.profile.catalog import CatalogCheck
@@ -16,13 +20,25 @@ from shared.server import ServiceApp, assemble
 NAME = "profile"
 
 
+def text_score(sentiment: ModelWatcher[SentimentModel]) -> Callable[[str], float | None]:
+    """A review text's sentiment: the published classifier's, else the opinion-word rule."""
+
+    def score(text: str) -> float | None:
+        model = sentiment.model
+        return float(model.scores([text])[0]) if model is not None else opinion_words(text)
+
+    return score
+
+
 def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_profile_settings)
+    sentiment = ModelWatcher(settings.model_dir, SENTIMENT, SentimentModel.load, settings.model_poll_s)
     store = ProfileStore(
         settings.database_url(NAME),
         own.half_life_days,
         consumed_types=own.consumed_types,
         cached_profiles=own.cached_profiles,
+        text_score=text_score(sentiment),
     )
     clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
     vae = ModelWatcher(settings.model_dir, USER_VAE, UserEncoder.load, settings.model_poll_s)
@@ -33,5 +49,5 @@ def build(settings: Settings) -> ServiceApp:
         store=store,
         migrate_on_start=settings.migrate_on_start,
         clients=clients,
-        models=[vae],
+        models=[vae, sentiment],
     )

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ml.sentiment import opinion_words
 from recsys.common.v1 import common_pb2
 
 MAX_AFFINITIES = 50
@@ -34,24 +36,6 @@ EVENT_WEIGHTS = {
 }
 # Events that say what the shopper pays for: their prices shape the price band.
 PRICED = {common_pb2.EVENT_TYPE_CLICK, common_pb2.EVENT_TYPE_ADD_TO_CART, common_pb2.EVENT_TYPE_PURCHASE}
-POSITIVE_WORDS = frozenset(
-    [
-        "love",
-        "loved",
-        "great",
-        "excellent",
-        "perfect",
-        "lovely",
-        "beautiful",
-        "good",
-        "nice",
-        "happy",
-        "recommend",
-    ]
-)
-NEGATIVE_WORDS = frozenset(
-    ["bad", "broken", "poor", "terrible", "awful", "disappointed", "cheap", "flimsy", "returned", "worst"]
-)
 
 
 @dataclass(frozen=True)
@@ -63,14 +47,14 @@ class ItemFacts:
     price: float
 
 
-def review_sentiment(rating: int, text: str) -> float | None:
-    """In [-1, 1]: the rating (1 to 5) when given, else the balance of opinion words; None if neither."""
+def review_sentiment(
+    rating: int, text: str, text_score: Callable[[str], float | None] = opinion_words
+) -> float | None:
+    """In [-1, 1]: the rating (1 to 5) when given, else the text's score (the published sentiment
+    classifier's, else the balance of opinion words); None if neither says anything."""
     if 1 <= rating <= 5:
         return (rating - 3) / 2
-    found = [word.strip(".,!?;:").lower() for word in text.split()]
-    positive = sum(word in POSITIVE_WORDS for word in found)
-    negative = sum(word in NEGATIVE_WORDS for word in found)
-    return (positive - negative) / (positive + negative) if positive + negative else None
+    return text_score(text) if text else None
 
 
 @dataclass

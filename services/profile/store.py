@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ml.sentiment import opinion_words
 from services.profile.cache import VersionedCache
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
@@ -156,8 +157,11 @@ class ProfileStore(Store):
         clock: Clock = system_clock,
         consumed_types: Sequence[int] = (PURCHASE, REVIEW),
         cached_profiles: int = DEFAULT_CACHED_PROFILES,
+        text_score: Callable[[str], float | None] = opinion_words,
     ) -> None:
         super().__init__(url, clock)
+        # A review text's sentiment, for reviews without a rating (services/profile/app.py).
+        self.text_score = text_score
         self.half_life_s = half_life_days * 86_400
         # Event types that mark an item as consumed (never recommended again); purchases always do.
         self.consumed_types = tuple(consumed_types)
@@ -372,7 +376,9 @@ class ProfileStore(Store):
                 record.type,
                 record.timestamp.timestamp(),
                 facts.get(record.item_id),
-                review_sentiment(record.rating, record.text) if record.type == REVIEW else None,
+                review_sentiment(record.rating, record.text, self.text_score)
+                if record.type == REVIEW
+                else None,
                 self.half_life_s,
             )
         statement = upsert(self.engine, portraits)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.metrics import auc
+from ml.sentiment import opinion_words
 from ml.sentiment_train import fit_sentiment
-from services.profile.portrait import review_sentiment
 from tools.synth.sessions import REVIEW, shopper_events
 from tools.synth.shop import make_shop
 from tools.synth.shoppers import shopper
@@ -52,7 +52,7 @@ def run_seed(seed: int, shoppers: int = 6000, items: int = 400) -> SentimentResu
     model = fit_sentiment([r[1] for r in train], [r[2] for r in train])
     satisfaction = np.array([r[3] for r in test])
     truth = satisfaction > np.median(satisfaction)
-    baseline = np.array([review_sentiment(0, r[1]) or 0.0 for r in test])
+    baseline = np.array([opinion_words(r[1]) or 0.0 for r in test])
     return SentimentResult(
         seed=seed,
         train_reviews=len(train),

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.sentiment import SentimentModel, terms
-from ml.sentiment_train import TooFewReviews, fit_sentiment, weak_labels
+from ml.sentiment import SentimentModel, TooFewReviews, terms, weak_labels
+from ml.sentiment_train import fit_sentiment
 from tools.synth.reviews import rating_of, review_text
 
 

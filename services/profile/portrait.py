@@ -69,6 +69,9 @@ class Portrait:
     sentiment_weight: float = 0.0
     sentiment: float = 0.0
     hours: list[float] = field(default_factory=lambda: [0.0] * 24)
+    # Review sentiment per category path and per brand: [decayed weight, decayed sum of sentiment].
+    category_reviews: dict[str, list[float]] = field(default_factory=dict)
+    brand_reviews: dict[str, list[float]] = field(default_factory=dict)
 
     def fold(
         self,
@@ -100,6 +103,10 @@ class Portrait:
         if sentiment is not None:
             self.sentiment_weight += scale
             self.sentiment += scale * sentiment
+            if facts is not None and facts.category:
+                _add_review(self.category_reviews, facts.category, scale, sentiment)
+            if facts is not None and facts.brand:
+                _add_review(self.brand_reviews, facts.brand, scale, sentiment)
 
     def _move_origin(self, when: float, half_life_s: float) -> None:
         shrink = 2.0 ** (-(when - self.origin) / half_life_s)
@@ -108,6 +115,10 @@ class Portrait:
             for key in table:
                 table[key] *= shrink
         self.hours = [value * shrink for value in self.hours]
+        for reviews in (self.category_reviews, self.brand_reviews):
+            for pair in reviews.values():
+                pair[0] *= shrink
+                pair[1] *= shrink
         for name in (
             "activity",
             "price_weight",
@@ -137,6 +148,8 @@ class Portrait:
             price_high=math.exp(mean + spread) if self.price_weight else 0.0,
             sentiment=self.sentiment / self.sentiment_weight if self.sentiment_weight else 0.0,
             hour_shares=[value / total_hours if total_hours else 0.0 for value in self.hours],
+            category_sentiments=_most_reviewed(self.category_reviews, top),
+            brand_sentiments=_most_reviewed(self.brand_reviews, top),
         )
 
     def to_json(self) -> str:
@@ -157,6 +170,8 @@ class PortraitView:
     price_high: float
     sentiment: float
     hour_shares: list[float]
+    category_sentiments: list[tuple[str, float]]  # (category path, mean sentiment), most reviewed first
+    brand_sentiments: list[tuple[str, float]]
 
 
 def _add(table: dict[str, float], key: str, value: float) -> None:
@@ -172,3 +187,19 @@ def _strongest(table: dict[str, float], top: int) -> list[tuple[str, float]]:
     total = sum(value for value in table.values() if value > 0)
     ranked = sorted(table.items(), key=lambda pair: (-pair[1], pair[0]))[:top]
     return [(key, value / total if total else 0.0) for key, value in ranked]
+
+
+def _add_review(table: dict[str, list[float]], key: str, weight: float, sentiment: float) -> None:
+    pair = table.setdefault(key, [0.0, 0.0])
+    pair[0] += weight
+    pair[1] += weight * sentiment
+    if len(table) > 2 * MAX_AFFINITIES:
+        keep = sorted(table.items(), key=lambda item: item[1][0], reverse=True)[:MAX_AFFINITIES]
+        table.clear()
+        table.update(keep)
+
+
+def _most_reviewed(table: dict[str, list[float]], top: int) -> list[tuple[str, float]]:
+    """The most reviewed keys with their mean sentiment (decay cancels out of a mean)."""
+    ranked = sorted(table.items(), key=lambda item: (-item[1][0], item[0]))[:top]
+    return [(key, total / weight) for key, (weight, total) in ranked if weight > 0]

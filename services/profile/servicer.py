@@ -147,6 +147,10 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
                 events_per_day=view.events_per_day,
                 review_sentiment=view.sentiment,
                 hour_shares=view.hour_shares,
+                category_sentiments=[
+                    profile_pb2.Affinity(name=n, score=s) for n, s in view.category_sentiments
+                ],
+                brand_sentiments=[profile_pb2.Affinity(name=n, score=s) for n, s in view.brand_sentiments],
             )
         )
         encoder = self.vae.model if self.vae else None

@@ -49,6 +49,23 @@ def test_price_band_sentiment_and_hours() -> None:
     assert review_sentiment(0, "no opinion here") is None
 
 
+def test_review_sentiment_is_kept_per_category_and_brand_and_survives_storage() -> None:
+    review = common_pb2.EVENT_TYPE_REVIEW
+    portrait = Portrait()
+    portrait.fold(review, 0.0, ItemFacts("Home>Mugs", "Acme", 4.0), 1.0, HALF_LIFE)
+    portrait.fold(review, HALF_LIFE, ItemFacts("Home>Mugs", "Zed", 4.0), -0.5, HALF_LIFE)
+    portrait.fold(review, HALF_LIFE, ItemFacts("Garden>Pots", "Acme", 4.0), -1.0, HALF_LIFE)
+    portrait.fold(PURCHASE, HALF_LIFE, ItemFacts("Kids>Toys", "Acme", 4.0), None, HALF_LIFE)
+    view = Portrait.from_json(portrait.to_json()).view(HALF_LIFE, HALF_LIFE, top=5)
+    # the older review counts half: (0.5 x 1 + 1 x -0.5) / 1.5 = 0
+    assert view.category_sentiments == [
+        ("Home>Mugs", pytest.approx(0.0)),
+        ("Garden>Pots", pytest.approx(-1.0)),
+    ]
+    assert dict(view.brand_sentiments) == pytest.approx({"Acme": (0.5 - 1.0) / 1.5, "Zed": -0.5})
+    assert Portrait.from_json(json.dumps({"origin": 0.0})).view(0.0, HALF_LIFE, 5).category_sentiments == []
+
+
 def test_a_million_events_for_one_shopper_keep_the_portrait_bounded() -> None:
     rng = np.random.default_rng(0)
     categories = rng.integers(100_000, size=1_000_000)
@@ -121,3 +138,10 @@ def test_a_new_event_changes_the_next_profile(suite) -> None:
     assert json.dumps([(a.name, a.score) for a in again.categories]) == json.dumps(
         [(a.name, a.score) for a in after.categories]
     )
+    # a review without a rating: its text's sentiment enters the portrait for its category and brand
+    review = _event(10, "pot", common_pb2.EVENT_TYPE_REVIEW, now)
+    review.text = "Broken and flimsy"
+    profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=[review])]), timeout=10)
+    reviewed = profile.GetProfile(profile_pb2.GetProfileRequest(user_id="shopper"), timeout=5).profile.portrait
+    assert [(a.name, a.score) for a in reviewed.category_sentiments] == [("Garden>Pots", -1.0)]
+    assert [(a.name, a.score) for a in reviewed.brand_sentiments] == [("Terra", -1.0)]

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 import grpc
+import numpy as np
+from google.protobuf import timestamp_pb2
 
 from ml.promotions.allocate import TRIAL, UPLIFT, Candidate, Decision, Rules, allocate
 from ml.promotions.features import FEATURES, ShopperFacts, features
@@ -72,6 +74,14 @@ class Checked:
     window_end: datetime
 
 
+def _moment(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A caller's Timestamp as a UTC datetime; INVALID_ARGUMENT naming `field` when out of range."""
+    moment = to_datetime(stamp)
+    if moment is None:
+        raise InvalidArgument(f"{field}: {OUT_OF_RANGE}", field=field)
+    return moment
+
+
 def validate(request: gateway_pb2.PlanPromotionsRequest) -> Checked:
     """Checks the request; returns the per-shopper cap and window it asks for."""
     require(
@@ -89,10 +99,7 @@ def validate(request: gateway_pb2.PlanPromotionsRequest) -> Checked:
     )
     require(request.HasField("window_start"), "window_start must be set")
     require(request.HasField("window_end"), "window_end must be set")
-    start, end = to_datetime(request.window_start), to_datetime(request.window_end)
-    require(start is not None, f"window_start: {OUT_OF_RANGE}", field="window_start")
-    require(end is not None, f"window_end: {OUT_OF_RANGE}", field="window_end")
-    assert start is not None and end is not None
+    start, end = _moment(request.window_start, "window_start"), _moment(request.window_end, "window_end")
     require(end > start, "window_end must be after window_start: the window is empty")
     require(
         len(request.segment) <= MAX_SEGMENT_LENGTH, f"segment must be at most {MAX_SEGMENT_LENGTH} characters"
@@ -150,19 +157,15 @@ class PromotionPlanner:
         baskets = await self._basket_prices({offer.category for offer in offers})
         model = await asyncio.to_thread(self._model)
         shoppers = await self._shoppers(request.segment)
-        rows = {
-            (s.user_id, o.offer_id): features(s, o, baskets[o.category]) for s in shoppers for o in offers
-        }
-        candidates = []
-        for shopper in shoppers:
-            for offer in offers:
-                without, with_offer = (0.0, 0.0)
-                if model is not None:
-                    p0, p1 = model.chances(rows[(shopper.user_id, offer.offer_id)])
-                    without, with_offer = float(p0[0]), float(p1[0])
-                candidates.append(
-                    Candidate(shopper.user_id, offer, baskets[offer.category], without, with_offer)
-                )
+        pairs = [(s, o) for s in shoppers for o in offers]
+        rows = {(s.user_id, o.offer_id): features(s, o, baskets[o.category]) for s, o in pairs}
+        without = with_offer = np.zeros(len(pairs))
+        if model is not None and pairs:
+            without, with_offer = model.chances(np.stack(list(rows.values())))
+        candidates = [
+            Candidate(s.user_id, o, baskets[o.category], float(p0), float(p1))
+            for (s, o), p0, p1 in zip(pairs, without, with_offer, strict=True)
+        ]
         policy = UPLIFT if model is not None else TRIAL
         rules = Rules(
             budget=request.budget,
@@ -187,7 +190,7 @@ class PromotionPlanner:
         self,
         chosen: list[Decision],
         facts: dict[str, ShopperFacts],
-        rows: dict,
+        rows: dict[tuple[str, str], np.ndarray],
         window_end: datetime,
         modelled: bool,
     ) -> list[StoredDecision]:
@@ -303,10 +306,7 @@ async def export_decisions(
     """The decisions of every plan whose window has ended, with what the model saw."""
     before = clock()
     if request.HasField("windows_ended_before"):
-        given = to_datetime(request.windows_ended_before)
-        require(given is not None, f"windows_ended_before: {OUT_OF_RANGE}", field="windows_ended_before")
-        assert given is not None
-        before = given
+        before = _moment(request.windows_ended_before, "windows_ended_before")
     for plan, decisions in await asyncio.to_thread(lambda: list(log.ended(before))):
         for d in decisions:
             response = gateway_pb2.ExportPromotionDecisionsResponse(

@@ -142,6 +142,8 @@ def test_a_new_event_changes_the_next_profile(suite) -> None:
     review = _event(10, "pot", common_pb2.EVENT_TYPE_REVIEW, now)
     review.text = "Broken and flimsy"
     profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=[review])]), timeout=10)
-    reviewed = profile.GetProfile(profile_pb2.GetProfileRequest(user_id="shopper"), timeout=5).profile.portrait
+    reviewed = profile.GetProfile(
+        profile_pb2.GetProfileRequest(user_id="shopper"), timeout=5
+    ).profile.portrait
     assert [(a.name, a.score) for a in reviewed.category_sentiments] == [("Garden>Pots", -1.0)]
     assert [(a.name, a.score) for a in reviewed.brand_sentiments] == [("Terra", -1.0)]

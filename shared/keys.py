@@ -34,6 +34,7 @@ METHOD_SCOPES = {
     "GeneratePush": "push",
     "PlanPushCampaign": "push",
     "UpdatePushSettings": "push",
+    "PlanPromotions": "push",  # offers reach shoppers as pushes do; ExportPromotionDecisions is admin
 }
 MIN_KEY_LENGTH = 16
 RELOAD_EVERY_S = 1.0

@@ -603,6 +603,15 @@ def test_keys_carry_scopes_and_rates(suite, tmp_path) -> None:
             wrong_scope = refused("push-only-key-0123456789")
             assert wrong_scope.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "lacks the 'recommend' scope" in wrong_scope.details()
+            push_only = bearer_metadata("push-only-key-0123456789")
+            with pytest.raises(grpc.RpcError) as planned:  # the push scope lets it reach validation
+                list(stub.PlanPromotions(gateway_pb2.PlanPromotionsRequest(), metadata=push_only, timeout=5))
+            assert planned.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(grpc.RpcError) as exported:
+                export = gateway_pb2.ExportPromotionDecisionsRequest()
+                list(stub.ExportPromotionDecisions(export, metadata=push_only, timeout=5))
+            assert exported.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "'admin'" in exported.value.details()
             assert stub.Recommend(
                 request, metadata=bearer_metadata("one-a-second-0123456789"), timeout=5
             ).items

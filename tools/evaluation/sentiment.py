@@ -15,7 +15,6 @@ import numpy as np
 
 from ml.metrics import auc
 from ml.sentiment import opinion_words
-from ml.sentiment_train import fit_sentiment
 from tools.synth.sessions import REVIEW, shopper_events
 from tools.synth.shop import make_shop
 from tools.synth.shoppers import shopper
@@ -46,6 +45,8 @@ def reviews(seed: int, shoppers: int, items: int) -> list[tuple[int, str, int, f
 
 
 def run_seed(seed: int, shoppers: int = 6000, items: int = 400) -> SentimentResult:
+    from ml.sentiment_train import fit_sentiment  # loads TensorFlow
+
     found = reviews(seed, shoppers, items)
     train = [r for r in found if r[0] % 2 == 0]
     test = [r for r in found if r[0] % 2 == 1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import statistics
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +41,8 @@ from shared.errors import FailedPrecondition, InvalidArgument, Unavailable, requ
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import latest_version
 from shared.timestamps import OUT_OF_RANGE, to_datetime
+
+logger = logging.getLogger(__name__)
 
 MAX_PLAN_ID = 64
 MAX_OFFERS = 100
@@ -123,6 +126,9 @@ class PromotionPlanner:
         self.model_dir = model_dir
         self.config = config
         self.money = money
+        # Plans being decided in this process, by plan_id, with their arguments: a call cut before
+        # its plan is stored leaves the decision running, and the next call for it waits on it.
+        self._deciding: dict[str, tuple[str, asyncio.Task[StoredPlan]]] = {}
 
     async def plan(
         self, request: gateway_pb2.PlanPromotionsRequest
@@ -135,7 +141,7 @@ class PromotionPlanner:
             raise FailedPrecondition(str(error)) from error
         replayed = stored is not None
         if stored is None:
-            stored = await asyncio.to_thread(self.log.store, await self._decide(request, checked, arguments))
+            stored = await self._decided(request, checked, arguments)
         for decision in stored.decisions:
             yield gateway_pb2.PlanPromotionsResponse(
                 user_id=decision.user_id,
@@ -149,6 +155,33 @@ class PromotionPlanner:
                 replayed=replayed,
                 decisions_total=len(stored.decisions),
             )
+
+    async def _decided(
+        self, request: gateway_pb2.PlanPromotionsRequest, checked: Checked, arguments: str
+    ) -> StoredPlan:
+        """The stored plan, decided by a task of its own that outlives the call that started it."""
+        running = self._deciding.get(request.plan_id)
+        if running is not None and running[0] != arguments:
+            raise FailedPrecondition(
+                f"plan {request.plan_id!r} is being planned with other arguments; use a new plan_id"
+            )
+        if running is None:
+            task = asyncio.create_task(self._decide_and_store(request, checked, arguments))
+            self._deciding[request.plan_id] = (arguments, task)
+            task.add_done_callback(lambda done: self._finished(request.plan_id, done))
+        else:
+            task = running[1]
+        return await asyncio.shield(task)
+
+    def _finished(self, plan_id: str, task: asyncio.Task[StoredPlan]) -> None:
+        self._deciding.pop(plan_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("promotion plan %s could not be decided: %s", plan_id, task.exception())
+
+    async def _decide_and_store(
+        self, request: gateway_pb2.PlanPromotionsRequest, checked: Checked, arguments: str
+    ) -> StoredPlan:
+        return await asyncio.to_thread(self.log.store, await self._decide(request, checked, arguments))
 
     async def _decide(
         self, request: gateway_pb2.PlanPromotionsRequest, checked: Checked, arguments: str

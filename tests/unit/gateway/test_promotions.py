@@ -21,6 +21,11 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.app import build as build_gateway
+from services.gateway.promotions.log import PromotionLog
+from services.gateway.promotions.planner import PromotionPlanner
+from services.gateway.push.log import PushLog
+from services.gateway.settings import PromotionConfig, PushConfig
+from services.gateway.store import GatewayStore
 from services.items.app import build as build_items
 from services.profile.app import build as build_profile
 from shared.auth import bearer_metadata, read_key
@@ -262,3 +267,47 @@ def test_recsys_promo_train_reads_the_ended_plans_and_says_when_they_are_too_few
     assert result.exit_code == 0, result.output
     assert f"{len(ended)} logged decisions of ended plans" in result.output
     assert "not trained:" in result.output and "uplift needs 200" in result.output
+
+
+class CountingPlanner(PromotionPlanner):
+    """The gateway's planner, counting the plans it decides (and slow to start each, so that a
+    call can be cut while its plan is being decided)."""
+
+    decided = 0
+
+    async def _decide(self, request, checked, arguments):
+        type(self).decided += 1
+        await asyncio.sleep(0.3)
+        return await super()._decide(request, checked, arguments)
+
+
+def test_a_call_cut_while_its_plan_is_decided_leaves_the_decision_to_the_next_call(promo_suite) -> None:
+    settings, _, _ = promo_suite
+
+    async def scenario() -> list[gateway_pb2.PlanPromotionsResponse]:
+        clients = SuiteClients(settings.addresses, 10)
+        store = GatewayStore(settings.database_url("gateway"))
+        planner = CountingPlanner(
+            clients,
+            PromotionLog(store),
+            PushLog(store, PushConfig()),
+            settings.model_dir,
+            PromotionConfig(),
+            str,
+        )
+        try:
+            request = _request("cut-1", start=datetime(2031, 1, 6, tzinfo=UTC))
+            first = asyncio.create_task(_drain(planner.plan(request)))
+            await asyncio.sleep(0.1)  # the decision has started
+            first.cancel()  # the caller went away (a deadline, a cut connection)
+            return await _drain(planner.plan(request))
+        finally:
+            await clients.close()
+            store.close()
+
+    decisions = asyncio.run(scenario())
+    assert decisions and CountingPlanner.decided == 1
+
+
+async def _drain(stream) -> list:
+    return [item async for item in stream]

@@ -443,9 +443,10 @@ TRAINERS: dict[str, Trainer] = {
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
     "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
     # Scores review texts without a rating in the portrait; published only where it beats the
-    # opinion-word rule on held-out rated reviews (pipelines/sentiment.py).
+    # opinion-word rule on held-out rated reviews (pipelines/sentiment.py). Not served: `recsys up`
+    # retrains when a served model is missing, and a shop without rated reviews never publishes it.
     "review-sentiment": Trainer(
-        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), in_recommend=False
+        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), served=False, in_recommend=False
     ),
     # Learns from the validation shoppers' candidate lists: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (ml/ranking/views.py).

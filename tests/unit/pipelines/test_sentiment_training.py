@@ -91,3 +91,10 @@ def test_the_profile_service_scores_an_unrated_review_with_the_published_classif
         server.stop()
     # "gorgeous" is no opinion word of the rule (it would say nothing); the classifier says 2 sigmoid(3) - 1
     assert abs(portrait.review_sentiment - (2 / (1 + np.exp(-3.0)) - 1)) < 1e-6
+
+
+def test_recsys_up_does_not_wait_for_a_model_a_shop_without_reviews_never_publishes() -> None:
+    from pipelines.train import SERVED, TRAINERS
+
+    # `recsys up` retrains the served models whenever one of them is missing
+    assert "review-sentiment" in TRAINERS and "review-sentiment" not in SERVED

@@ -36,6 +36,7 @@ from services.gateway.promotions.log import PlanMismatch, PromotionLog, StoredDe
 from services.gateway.promotions.reasons import reason
 from services.gateway.push.log import PushLog
 from services.gateway.settings import PromotionConfig
+from services.gateway.shoppers import list_page
 from shared.clients import SuiteClients
 from shared.errors import FailedPrecondition, InvalidArgument, Unavailable, require
 from shared.limits import MAX_SEGMENT_LENGTH
@@ -305,7 +306,9 @@ class PromotionPlanner:
                 return ShopperFacts.from_profile(found.profile)
 
         while True:
-            page = await self._page(segment, last)
+            page = list(
+                (await list_page(self.clients, segment, last, PAGE, LIST_DEADLINE_S, "try again")).user_ids
+            )
             if not page:
                 return shoppers
             settings = await asyncio.to_thread(self.push_log.settings_of, page)
@@ -317,20 +320,6 @@ class PromotionPlanner:
                     f"the profile service could not read a shopper ({error.code().name}); try again"
                 ) from error
             last = page[-1]
-
-    async def _page(self, segment: str, after: str) -> list[str]:
-        listing = self.clients.profile.ListUsers(
-            profile_pb2.ListUsersRequest(segment=segment, after_user_id=after, batch_size=PAGE, limit=PAGE),
-            timeout=LIST_DEADLINE_S,
-        )
-        try:
-            async for page in listing:
-                return list(page.user_ids)
-        except grpc.aio.AioRpcError as error:
-            raise Unavailable(
-                f"the profile service could not list the shoppers ({error.code().name}); try again"
-            ) from error
-        return []
 
 
 async def export_decisions(

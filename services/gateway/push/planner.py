@@ -21,11 +21,8 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import grpc
-
 from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2
-from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import CampaignMismatch, Outcome, PushLog, UserSettings
 from services.gateway.push.occasions import TOP_PICK, PushFacts, occasions
 from services.gateway.push.templates import (
@@ -40,11 +37,12 @@ from services.gateway.push.templates import (
 from services.gateway.push.timing import QuietHours, send_time
 from services.gateway.recommend import Choice, Decision, Recommender
 from services.gateway.settings import CURRENCY_SYMBOLS, PushConfig
+from services.gateway.shoppers import list_page
 from services.gateway.typed_fields import resolved_policy
 from shared import metrics
 from shared.clients import SuiteClients
 from shared.closed_sets import PUSH_TEMPLATES
-from shared.errors import FailedPrecondition, Unavailable, require
+from shared.errors import FailedPrecondition, require
 from shared.limits import MAX_ID_LENGTH, MAX_SEGMENT_LENGTH
 
 log = logging.getLogger(__name__)
@@ -113,32 +111,20 @@ class PushPlanner:
             raise FailedPrecondition(str(error)) from error
         last, total = "", 0
         while True:
-            page = await self._list_page(request.segment, last)
+            page = await list_page(
+                self.clients,
+                request.segment,
+                last,
+                CAMPAIGN_PAGE,
+                LIST_DEADLINE_S,
+                "rerun the same campaign_id to resume",
+            )
             if not page.user_ids:
                 return
             total = total or page.total  # only the first page carries it
             async for response in self._plan_page(campaign_id, list(page.user_ids), total):
                 yield response
             last = page.user_ids[-1]
-
-    async def _list_page(self, segment: str, after: str) -> profile_pb2.ListUsersResponse:
-        """The next page of the segment's shoppers after `after` (one short call per page, so that a
-        long campaign holds no stream open)."""
-        listing = self.clients.profile.ListUsers(
-            profile_pb2.ListUsersRequest(
-                segment=segment, after_user_id=after, batch_size=CAMPAIGN_PAGE, limit=CAMPAIGN_PAGE
-            ),
-            timeout=LIST_DEADLINE_S,
-        )
-        try:
-            async for page in listing:
-                return page
-        except grpc.aio.AioRpcError as error:
-            raise Unavailable(
-                f"the profile service could not list the shoppers ({error.code().name}); rerun the same "
-                "campaign_id to resume"
-            ) from error
-        return profile_pb2.ListUsersResponse()
 
     async def _plan_page(
         self, campaign_id: str, user_ids: list[str], total: int

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.promotions.allocate import incremental_margin
 from ml.promotions.features import FEATURES
 from ml.promotions.offpolicy import Estimate, LoggedMargin, incremental_margin_per_offer
 from ml.promotions.uplift import MODEL, LoggedOutcome, NotEnoughLogs, UpliftModel
@@ -94,10 +95,12 @@ def _cross_fitted(
         for n, (outcome, user, decision) in enumerate(zip(outcomes, users, decisions, strict=True)):
             if _fold(user) == held:
                 without, with_offer = model.chances(outcome.features)
-                value = (
-                    (with_offer[0] - without[0]) * margin_rate * decision.basket_price
-                    - with_offer[0] * decision.discount
-                    - decision.cost
+                value = incremental_margin(
+                    float(without[0]),
+                    float(with_offer[0]),
+                    margin_rate * decision.basket_price,
+                    decision.discount,
+                    decision.cost,
                 )
                 chosen[n] = value > 0
     return incremental_margin_per_offer(margins, chosen)

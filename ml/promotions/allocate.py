@@ -30,6 +30,15 @@ LIKELY_BUYERS_BASELINE = "likely-buyers-baseline"
 POLICIES = (UPLIFT, TRIAL, RANDOM_BASELINE, LIKELY_BUYERS_BASELINE)
 
 
+def incremental_margin(
+    without: float, with_offer: float, margin: float, discount: float, cost: float
+) -> float:
+    """Expected margin of sending an offer, against not sending it: the extra sales' `margin`, less
+    the `discount` every redeeming buyer takes (those who would have bought anyway too), less the
+    invitation's `cost`."""
+    return (with_offer - without) * margin - with_offer * discount - cost
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A pair the plan may send, with the model's chances (p0 without, p1 with the offer)."""
@@ -41,12 +50,12 @@ class Candidate:
     with_offer: float
 
     def expected_incremental_margin(self, margin_rate: float) -> float:
-        """Extra margin from the sales the offer adds, less the discount every redeeming buyer takes
-        (those who would have bought anyway too), less the invitation's cost."""
-        return (
-            (self.with_offer - self.without) * margin_rate * self.basket_price
-            - self.with_offer * self.offer.discount(self.basket_price)
-            - (self.offer.cost if self.offer.kind == ACTIVITY else 0.0)
+        return incremental_margin(
+            self.without,
+            self.with_offer,
+            margin_rate * self.basket_price,
+            self.offer.discount(self.basket_price),
+            self.offer.cost if self.offer.kind == ACTIVITY else 0.0,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +80,14 @@ class SentimentModel:
     weights: np.ndarray
     bias: float
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Each term's column, built once: the profile service scores reviews one at a time."""
+        return {term: n for n, term in enumerate(self.vocabulary.tolist())}
+
     def columns(self, texts: list[str]) -> np.ndarray:
         """Multi-hot rows over the vocabulary (terms it does not know are left out)."""
-        index = {term: n for n, term in enumerate(self.vocabulary.tolist())}
+        index = self.index
         rows = np.zeros((len(texts), len(index)), dtype=np.float32)
         for row, text in enumerate(texts):
             for term in terms(text):

@@ -7,6 +7,7 @@ without TensorFlow. The score is in [-1, 1], like a rating mapped to that range.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.snapshot import REVIEW, Snapshot
 from ml.text_encoder import words
 
 MODEL = "review_sentiment"
@@ -50,6 +52,11 @@ def opinion_words(text: str) -> float | None:
     positive = sum(word in POSITIVE_WORDS for word in found)
     negative = sum(word in NEGATIVE_WORDS for word in found)
     return (positive - negative) / (positive + negative) if positive + negative else None
+
+
+def rating_sentiment(rating: int) -> float | None:
+    """A rating of 1 to 5 stars mapped to [-1, 1]; None for no rating."""
+    return (rating - 3) / 2 if 1 <= rating <= 5 else None
 
 
 def weak_labels(ratings: list[int]) -> np.ndarray:
@@ -112,3 +119,24 @@ class SentimentModel:
         meta = json.loads((folder / "sentiment.json").read_text())
         weights = np.load(folder / "sentiment.npz")["weights"]
         return cls(np.array(meta["vocabulary"], dtype=str), weights, float(meta["bias"]))
+
+
+def scored_reviews(snapshot: Snapshot, model: SentimentModel | None) -> Snapshot:
+    """`snapshot` with each event's review sentiment (`Snapshot.sentiments`): the rating's where a
+    review is rated, else its text's (`model`'s score, or without one the opinion-word rule), NaN
+    for other events and for reviews that say nothing. The portrait reads reviews the same way
+    (services/profile/portrait.review_sentiment)."""
+    sentiments = np.full(snapshot.event_count, np.nan, dtype=np.float32)
+    reviews = snapshot.types == REVIEW
+    if snapshot.ratings is not None:
+        rated = reviews & (snapshot.ratings >= 1) & (snapshot.ratings <= 5)
+        sentiments[rated] = [rating_sentiment(r) for r in snapshot.ratings[rated].tolist()]
+    if snapshot.review_rows is not None and snapshot.review_texts is not None and len(snapshot.review_rows):
+        open_rows = snapshot.review_rows[np.isnan(sentiments[snapshot.review_rows])]
+        texts = snapshot.review_texts[np.isnan(sentiments[snapshot.review_rows])].tolist()
+        if model is not None:
+            sentiments[open_rows] = model.scores(texts)
+        else:
+            found = [opinion_words(text) for text in texts]
+            sentiments[open_rows] = [np.nan if score is None else score for score in found]
+    return dataclasses.replace(snapshot, sentiments=sentiments)

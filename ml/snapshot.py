@@ -25,7 +25,16 @@ DISMISS = common_pb2.EVENT_TYPE_DISMISS
 NEUTRAL_RATING = 3
 
 # The per-event columns, all of one length.
-EVENT_COLUMNS = ("user_ids", "item_ids", "types", "timestamps", "quantities", "segments", "ratings")
+EVENT_COLUMNS = (
+    "user_ids",
+    "item_ids",
+    "types",
+    "timestamps",
+    "quantities",
+    "segments",
+    "ratings",
+    "sentiments",
+)
 FACT_SEPARATOR, FIELD_SEPARATOR = "\x1e", "\x1f"  # ASCII record and unit separators
 
 
@@ -57,6 +66,9 @@ class Snapshot:
     # Reviews with a text: their event rows and texts (kept apart: most events have no text).
     review_rows: np.ndarray | None = None
     review_texts: np.ndarray | None = None
+    # Each event's review sentiment in [-1, 1], NaN where it has none: derived when a training run
+    # starts (ml/sentiment.py: scored_reviews), never stored.
+    sentiments: np.ndarray | None = None
 
     @property
     def item_texts(self) -> list[str]:

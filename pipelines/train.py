@@ -32,6 +32,7 @@ from ml.cooccurrence import fit_cooccurrence
 from ml.ease import EASE, fit_ease
 from ml.popularity import choose_half_life, fit_popularity
 from ml.sentiment import MODEL as SENTIMENT
+from ml.sentiment import SentimentModel, scored_reviews
 from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
@@ -429,6 +430,13 @@ def _last_order(model_dir: Path) -> str:
 
 
 TRAINERS: dict[str, Trainer] = {
+    # Scores review texts without a rating in the portrait; published only where it beats the
+    # opinion-word rule on held-out rated reviews (pipelines/sentiment.py). Not served: `recsys up`
+    # retrains when a served model is missing, and a shop without rated reviews never publishes it.
+    # First: the ranker's review features read the reviews it scores (fit_and_publish).
+    "review-sentiment": Trainer(
+        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), served=False, in_recommend=False
+    ),
     POPULARITY: Trainer(
         POPULARITY, lambda run: fit_popularity(run.snapshot, run.sources.popularity_half_life_days)
     ),
@@ -442,12 +450,6 @@ TRAINERS: dict[str, Trainer] = {
     "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
     "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
-    # Scores review texts without a rating in the portrait; published only where it beats the
-    # opinion-word rule on held-out rated reviews (pipelines/sentiment.py). Not served: `recsys up`
-    # retrains when a served model is missing, and a shop without rated reviews never publishes it.
-    "review-sentiment": Trainer(
-        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), served=False, in_recommend=False
-    ),
     # Learns from the validation shoppers' candidate lists: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (ml/ranking/views.py).
     "ranking": Trainer(RANKER, _fit_ranker),
@@ -492,11 +494,22 @@ def with_chosen_half_life(training: TrainingSettings, snapshot: Snapshot) -> Tra
     return dataclasses.replace(training, sources=sources, popularity_half_life_days=chosen)
 
 
+def published_sentiment(model_dir: Path) -> SentimentModel | None:
+    """The latest published review sentiment classifier, if any."""
+    version = latest_version(model_dir, SENTIMENT)
+    return None if version is None else SentimentModel.load(model_dir / SENTIMENT / str(version))
+
+
 def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) -> dict[str, tuple[int, float]]:
-    """Fits each named model; returns name -> (published version, seconds spent)."""
+    """Fits each named model, in the order of TRAINERS (a model may read those before it); returns
+    name -> (published version, seconds spent). Reviews are scored by the published sentiment
+    classifier, by the one this run publishes from then on."""
     run = TrainingRun(
-        snapshot, with_chosen_half_life(training_settings(settings), snapshot), settings.model_dir
+        scored_reviews(snapshot, published_sentiment(settings.model_dir)),
+        with_chosen_half_life(training_settings(settings), snapshot),
+        settings.model_dir,
     )
+    names = sorted(names, key=list(TRAINERS).index)
     published = {}
     begun = time.perf_counter()
     for step, name in enumerate(names, start=1):
@@ -514,5 +527,7 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
             keep=settings.model_versions_kept,
         )
         published[trainer.model] = (version, time.perf_counter() - started)
+        if trainer.model == SENTIMENT:
+            run.snapshot = scored_reviews(run.snapshot, model)  # type: ignore[arg-type]
         console.print(f"step {step}/{len(names)}: {name} done in {time.perf_counter() - started:.1f}s")
     return published

@@ -39,9 +39,10 @@ class RankerConfig:
     def item_bias(self) -> bool:
         return "item" not in self.removed
 
-    def feature_mask(self) -> np.ndarray:
-        gone = {name for group in self.removed for name in GROUPS[group]}
-        return np.array([0.0 if name in gone else 1.0 for name in FEATURES], dtype=np.float32)
+    def feature_mask(self, features: tuple[str, ...] = FEATURES) -> np.ndarray:
+        """1 for each of `features` the ranker reads, 0 for those of the groups it leaves out."""
+        gone = {name for group in self.removed for name in GROUPS.get(group, ())}
+        return np.array([0.0 if name in gone else 1.0 for name in features], dtype=np.float32)
 
     @classmethod
     def from_json(cls, saved: dict) -> RankerConfig:

@@ -58,6 +58,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "vae": ("vae_score", "vae_score_vs_best"),
     "embedding": ("text_similarity_max", "text_similarity_mean"),
     "graph": ("graph_similarity_max", "graph_similarity_mean"),
+    # What the item's reviews say (ml/sentiment.py: scored_reviews): their mean sentiment, shrunk
+    # towards neutral by one review's weight, and how many there are.
+    "sentiment": ("review_sentiment", "reviews"),
     # No time of day or weekday: training would learn them from when purchases happened and
     # serving would read them from when the request came, two different things (the same
     # trained suite scored 0.080 and 0.094 at two hours of the day). They come back once
@@ -98,6 +101,8 @@ class ItemTable:
     recent_popularity: np.ndarray
     first_sold: np.ndarray
     reference_time: float
+    review_sentiment: np.ndarray  # the sum of the item's review sentiments
+    reviews: np.ndarray  # the number of its reviews that say something
     cooccurrence: CooccurrenceModel
     views: LearnedViews | None = field(default=None, compare=False)
     index: dict[str, int] = field(default_factory=dict, compare=False)
@@ -115,6 +120,8 @@ class ItemTable:
             recent_popularity=self.recent_popularity,
             first_sold=self.first_sold,
             reference_time=np.array(self.reference_time),
+            review_sentiment=self.review_sentiment,
+            reviews=self.reviews,
         )
         self.cooccurrence.save(folder)
         if self.views is not None:
@@ -124,6 +131,8 @@ class ItemTable:
     def load(cls, folder: Path) -> ItemTable:
         with np.load(folder / "items.npz") as data:
             arrays = {name: data[name] for name in data.files}
+        for name in ("review_sentiment", "reviews"):  # tables saved before reviews were read
+            arrays.setdefault(name, np.zeros(len(arrays["item_ids"])))
         return cls(
             **{name: value for name, value in arrays.items() if name != "reference_time"},
             reference_time=float(arrays["reference_time"]),
@@ -175,6 +184,12 @@ def item_table(
     rows, known = rows_of(items)
     np.minimum.at(first_sold, rows, times[known])
     first_sold[np.isinf(first_sold)] = np.nan
+    review_sentiment, reviews = np.zeros(len(item_ids)), np.zeros(len(item_ids))
+    if snapshot.sentiments is not None:
+        said = ~np.isnan(snapshot.sentiments)
+        rows, known = rows_of(snapshot.item_ids[said])
+        np.add.at(review_sentiment, rows, snapshot.sentiments[said][known])
+        np.add.at(reviews, rows, 1.0)
     return ItemTable(
         item_ids=item_ids,
         prices=prices,
@@ -183,6 +198,8 @@ def item_table(
         recent_popularity=recent,
         first_sold=first_sold,
         reference_time=float(times.max()) if len(times) else 0.0,
+        review_sentiment=review_sentiment,
+        reviews=reviews,
         cooccurrence=cooccurrence,
     )
 
@@ -246,6 +263,11 @@ def _items(table: ItemTable, rows: np.ndarray, matrix: np.ndarray) -> None:
     matrix[:, COLUMN["recent_popularity"]] = np.where(known, np.log1p(table.recent_popularity[safe]), 0.0)
     age = (table.reference_time - table.first_sold[safe]) / DAY_S
     matrix[:, COLUMN["days_on_sale"]] = np.where(known & np.isfinite(age), np.log1p(np.maximum(age, 0)), 0.0)
+    reviews = np.where(known, table.reviews[safe], 0.0)
+    matrix[:, COLUMN["review_sentiment"]] = np.where(known, table.review_sentiment[safe], 0.0) / (
+        reviews + 1.0
+    )
+    matrix[:, COLUMN["reviews"]] = np.log1p(reviews)
 
 
 def _profile(table: ItemTable, shopper: Shopper, rows: np.ndarray, matrix: np.ndarray) -> None:

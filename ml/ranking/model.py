@@ -26,14 +26,21 @@ from ml.ranking.serving import ServingRanker, save_weights
 class RankerNet(tf.Module):
     """The scoring function; item index 0 is "unknown item" (no vector, no bias)."""
 
-    def __init__(self, items: int, config: RankerConfig, mean: np.ndarray, std: np.ndarray) -> None:
+    def __init__(
+        self,
+        items: int,
+        config: RankerConfig,
+        mean: np.ndarray,
+        std: np.ndarray,
+        features: tuple[str, ...] = FEATURES,
+    ) -> None:
         super().__init__()
         rng = np.random.default_rng(config.seed)
         self.config = config
         self.mean = tf.constant(mean, tf.float32)
         self.std = tf.constant(std, tf.float32)
-        self.mask = tf.constant(config.feature_mask())
-        widths = [len(FEATURES), *config.hidden, 1]
+        self.mask = tf.constant(config.feature_mask(features))
+        widths = [len(features), *config.hidden, 1]
         self.layers = [
             (
                 tf.Variable(rng.normal(0, np.sqrt(2 / n_in), (n_in, n_out)).astype(np.float32), name=f"w{i}"),

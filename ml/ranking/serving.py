@@ -8,6 +8,7 @@ gradients equal the training networks' (RankerNet, RankerEnsemble), which a test
 
 weights.npz holds `mean` and `std`, and each member's variables prefixed by its number
 (`m0.w0`, `m0.vec`, ...); a single network's unprefixed variables load as one member.
+A ranker trained before a feature was added keeps serving: it reads the columns it was trained on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.ranking.config import ITEM_BIAS, LATENT, MLP, RankerConfig
-from ml.ranking.features import FEATURES
+from ml.ranking.features import COLUMN, FEATURES
 
 WEIGHTS = "weights.npz"
 META = "ranker.json"
@@ -61,17 +62,24 @@ def members_of(weights: dict[str, np.ndarray], config: RankerConfig) -> list[Ser
 
 
 class ServingRanker:
-    """One loaded ranker (an ensemble of one or more networks), scoring one shopper's list per call."""
+    """One loaded ranker (an ensemble of one or more networks), scoring one shopper's list per call.
+    `features` names the columns it was trained on, in its order (a subset of FEATURES)."""
 
-    def __init__(self, config: RankerConfig, weights: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, config: RankerConfig, weights: dict[str, np.ndarray], features: tuple[str, ...] = FEATURES
+    ) -> None:
         self.config = config
+        self.features = features
+        self.columns = None if features == FEATURES else np.array([COLUMN[name] for name in features])
         self.mean = weights["mean"].astype(np.float32)
         self.std = weights["std"].astype(np.float32)
-        self.mask = config.feature_mask()
+        self.mask = config.feature_mask(features)
         self.members = members_of(weights, config)
 
     def standardize(self, features: np.ndarray) -> np.ndarray:
-        return (features.astype(np.float32) - self.mean) / self.std * self.mask
+        """Standardized inputs of the networks from a [N, FEATURES] matrix."""
+        read = features if self.columns is None else features[:, self.columns]
+        return (read.astype(np.float32) - self.mean) / self.std * self.mask
 
     def _member_outputs(
         self, member: ServingMember, z: np.ndarray, items: np.ndarray, history: np.ndarray
@@ -118,7 +126,7 @@ class ServingRanker:
         rows = np.argsort(-scores, kind="stable")[:best]
         z = out["z"]
         attributions = out["gradient"][rows] * (z[rows] - z.mean(0, keepdims=True))
-        names = list(FEATURES)
+        names = list(self.features)
         for part in (LATENT, ITEM_BIAS):
             if part in out:
                 names.append(part)
@@ -148,8 +156,12 @@ def save_weights(weights: dict[str, np.ndarray], config: RankerConfig, folder: P
 def load_serving(folder: Path) -> tuple[ServingRanker, dict]:
     """The ranker published in `folder` and its metadata."""
     meta = json.loads((folder / META).read_text())
-    if meta["features"] != list(FEATURES):
-        raise ValueError(f"{folder} was trained on other features; retrain it (recsys train ranking)")
+    unknown = sorted(set(meta["features"]) - set(FEATURES))
+    if unknown:
+        raise ValueError(
+            f"{folder} was trained on features this version does not compute ({', '.join(unknown)}); "
+            "retrain it (recsys train ranking)"
+        )
     with np.load(folder / WEIGHTS) as data:
         weights = {name: data[name] for name in data.files}
-    return ServingRanker(RankerConfig.from_json(meta["config"]), weights), meta
+    return ServingRanker(RankerConfig.from_json(meta["config"]), weights, tuple(meta["features"])), meta

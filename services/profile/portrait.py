@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ml.sentiment import opinion_words
+from ml.sentiment import opinion_words, rating_sentiment
 from recsys.common.v1 import common_pb2
 
 MAX_AFFINITIES = 50
@@ -52,8 +52,9 @@ def review_sentiment(
 ) -> float | None:
     """In [-1, 1]: the rating (1 to 5) when given, else the text's score (the published sentiment
     classifier's, else the balance of opinion words); None if neither says anything."""
-    if 1 <= rating <= 5:
-        return (rating - 3) / 2
+    rated = rating_sentiment(rating)
+    if rated is not None:
+        return rated
     return text_score(text) if text else None
 
 

@@ -70,6 +70,15 @@ def evaluate(
             "with each feature group removed (an ablation; with the GAN unless --no-gan).",
         ),
     ] = False,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help="With --ranking: remove only this feature group (repeatable; default: each group in "
+            "turn). Groups: retrieval, collaborative, profile, item, vae, embedding, graph, sentiment, "
+            "context (ml/ranking/features.py).",
+        ),
+    ] = None,
     cold_start: Annotated[
         bool,
         typer.Option(
@@ -115,6 +124,7 @@ def evaluate(
     if cold_start and protocol != "retail-temporal":
         errors.print("[red]--cold-start needs --protocol retail-temporal (a time cutoff)[/red]")
         raise typer.Exit(2)
+    ablated = _ablated_groups(group)
     config = settings()
     chosen = PROTOCOLS[protocol]
     dataset = chosen.data()
@@ -139,6 +149,8 @@ def evaluate(
                 (lambda s: fit_candidate_gan(s, with_gan)) if gan else None,
                 console.print,
                 seeds,
+                groups=ablated,
+                reviews=dataset.reviews,
             )
         )
     if served:
@@ -167,6 +179,7 @@ def evaluate(
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
         + (" --ranking" if ranking else "")
+        + "".join(f" --group {name}" for name in group or ())
         + (f" --seeds {seeds}" if (ranking or served) and seeds > 1 else "")
         + (" --served" if served else "")
         + (" --cold-start" if cold_start else "")
@@ -177,6 +190,17 @@ def evaluate(
     paths = report.write(folder)
     console.print(report.markdown())
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _ablated_groups(named: list[str] | None) -> tuple[str, ...]:
+    """The feature groups the ranking ablation removes one at a time: `named`, else every group."""
+    from ml.ranking.features import GROUPS
+
+    unknown = [name for name in named or () if name not in GROUPS]
+    if unknown:
+        errors.print(f"[red]unknown feature group(s) {', '.join(unknown)}; choose {', '.join(GROUPS)}[/red]")
+        raise typer.Exit(2)
+    return tuple(named) if named else tuple(GROUPS)
 
 
 def provenance(seeds: int, dataset: Dataset) -> dict[str, str]:

@@ -30,7 +30,7 @@ from tools.evaluation.protocols import (
 from tools.evaluation.report import ModelResult
 from tools.evaluation.truth import truth_result
 from tools.importers import online_retail
-from tools.synth.sessions import PURCHASE, shopper_events
+from tools.synth.sessions import PURCHASE, REVIEW, SynthEvent, shopper_events
 from tools.synth.shop import REGIMES, catalog, make_shop
 from tools.synth.shoppers import shopper
 from tools.synth.writer import START
@@ -42,14 +42,27 @@ SIMULATED_SEED = 0
 
 
 @dataclass(frozen=True)
+class Reviews:
+    """Reviews with their rating and text, one entry per review (timestamps in seconds)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    ratings: np.ndarray
+    texts: np.ndarray
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Purchases in time order and the catalog they come from; `digest` identifies the data (a hash
-    of the shipped files, or of the simulated purchases) and `origin` says where it comes from."""
+    of the shipped files, or of the simulated purchases) and `origin` says where it comes from.
+    Simulated shops also have their shoppers' reviews."""
 
     interactions: Interactions
     items: list[common_pb2.Item]
     digest: str
     origin: str
+    reviews: Reviews | None = None
 
 
 def online_retail_data() -> Dataset:
@@ -73,8 +86,11 @@ def simulated(regime: str, seed: int = SIMULATED_SEED) -> Dataset:
     moments: list[float] = []
     quantities: list[int] = []
     prices: list[float] = []
+    reviews: list[SynthEvent] = []
     for number in range(SIMULATED_SHOPPERS):
         for event in shopper_events(seed, shopper(seed, number), shop, START, SIMULATED_DAYS):
+            if event.type == REVIEW:
+                reviews.append(event)
             if event.type == PURCHASE:
                 users.append(event.user_id)
                 items.append(event.item_id)
@@ -99,6 +115,13 @@ def simulated(regime: str, seed: int = SIMULATED_SEED) -> Dataset:
         digest.hexdigest()[:16],
         f"simulated shop, regime {regime!r}, seed {seed}, {SIMULATED_SHOPPERS} shoppers, "
         f"{SIMULATED_ITEMS} items, {SIMULATED_DAYS} days",
+        Reviews(
+            users=np.array([r.user_id for r in reviews], dtype=str),
+            items=np.array([r.item_id for r in reviews], dtype=str),
+            timestamps=np.array([r.timestamp for r in reviews], dtype=np.float64),
+            ratings=np.array([r.rating for r in reviews], dtype=np.int32),
+            texts=np.array([r.text for r in reviews], dtype=str),
+        ),
     )
 
 

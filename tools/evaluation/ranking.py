@@ -8,6 +8,7 @@ ml/validation.py and ml/ranking/train.py) and reorders the same test lists throu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -18,10 +19,12 @@ from ml.ranking.features import GROUPS, RankCandidate, Shopper
 from ml.ranking.gate import PublishGate
 from ml.ranking.ranker import RankerModel
 from ml.ranking.train import TrainedRanker, fit_ranker, published_table, training_lists
-from ml.snapshot import Snapshot
+from ml.sentiment import scored_reviews
+from ml.snapshot import REVIEW, Snapshot
 from pipelines.settings import TrainingSettings
 from recsys.common.v1 import common_pb2
 from tools.evaluation.candidates import MERGED, recent_histories, test_candidates, training_snapshot
+from tools.evaluation.datasets import Reviews
 from tools.evaluation.protocols import Split
 from tools.evaluation.report import ModelResult, mean_of_seeds
 from tools.evaluation.run import score
@@ -35,10 +38,40 @@ CANDIDATES_ALONE = "candidates alone (fused order)"
 RANKER = "ranker"
 
 
+def reviewed_snapshot(split: Split, catalog: Sequence[common_pb2.Item], reviews: Reviews | None) -> Snapshot:
+    """The training snapshot with the reviews a shop would hold at its end, scored
+    (ml/sentiment.py): those of pairs bought in the training part, written by its last purchase."""
+    snapshot = training_snapshot(split, catalog)
+    if reviews is None:
+        return snapshot
+    bought = set(zip(snapshot.user_ids.tolist(), snapshot.item_ids.tolist(), strict=True))
+    known = np.array(
+        [(u, i) in bought for u, i in zip(reviews.users.tolist(), reviews.items.tolist(), strict=True)],
+        dtype=bool,
+    )
+    keep = known & (reviews.timestamps <= snapshot.timestamps.max())
+    count, added = snapshot.event_count, int(keep.sum())
+    texts = reviews.texts[keep]
+    with_text = np.flatnonzero(texts != "")
+    joined = dataclasses.replace(
+        snapshot,
+        user_ids=np.concatenate([snapshot.user_ids, reviews.users[keep]]),
+        item_ids=np.concatenate([snapshot.item_ids, reviews.items[keep]]),
+        types=np.concatenate([snapshot.types, np.full(added, REVIEW, dtype=snapshot.types.dtype)]),
+        timestamps=np.concatenate([snapshot.timestamps, reviews.timestamps[keep]]),
+        quantities=np.concatenate([snapshot.quantities, np.zeros(added, dtype=snapshot.quantities.dtype)]),
+        ratings=np.concatenate([np.zeros(count, dtype=np.int32), reviews.ratings[keep]]),
+        review_rows=count + with_text,
+        review_texts=texts[with_text],
+    )
+    return scored_reviews(joined, None)
+
+
 def _shoppers(split: Split, snapshot: Snapshot) -> dict[int, Shopper]:
-    """Each test user as the gateway would describe them: history, purchases, last activity."""
-    purchases = dict(zip(*np.unique(snapshot.user_ids, return_counts=True), strict=True))
-    last_active = dict(zip(snapshot.user_ids.tolist(), snapshot.timestamps.tolist(), strict=True))
+    """Each test user as the gateway would describe them: history, purchases, last purchase."""
+    users = snapshot.interactions()[0]
+    purchases = dict(zip(*np.unique(users, return_counts=True), strict=True))
+    last_active = dict(zip(users.tolist(), snapshot.interaction_times().tolist(), strict=True))
     return {
         user: Shopper(history, int(purchases[split.user_ids[user]]), last_active[split.user_ids[user]])
         for user, history in recent_histories(split).items()
@@ -63,10 +96,13 @@ def ablation(
     fit_generator: Callable[[Snapshot], object] | None,
     progress: Callable[[str], None] = lambda _: None,
     seeds: int = 1,
+    groups: Sequence[str] = tuple(GROUPS),
+    reviews: Reviews | None = None,
 ) -> list[ModelResult]:
-    """Each variant is trained `seeds` times (seeds 0..seeds-1: initialization, batch order and the
-    early-stopping share differ) and reported by its mean."""
-    snapshot = training_snapshot(split, catalog)
+    """The ranker, and the ranker without each of `groups`. Each variant is trained `seeds` times
+    (seeds 0..seeds-1: initialization, batch order and the early-stopping share differ) and
+    reported by its mean. The shop's `reviews`, when given, reach the ranker's review features."""
+    snapshot = reviewed_snapshot(split, catalog, reviews)
     started = time.perf_counter()
     found, _ = test_candidates(snapshot, split, settings.sources, fit_generator)
     lists = {
@@ -80,7 +116,7 @@ def ablation(
     training, vocabulary = training_lists(snapshot, settings.sources, fit_generator)
     table = published_table(snapshot, settings.sources, vocabulary)
     shoppers = _shoppers(split, snapshot)
-    for removed in [None, *GROUPS]:
+    for removed in [None, *groups]:
         name = RANKER if removed is None else f"ranker without {removed}"
         per_seed = []
         for seed in range(seeds):

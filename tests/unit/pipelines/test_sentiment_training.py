@@ -10,6 +10,7 @@ import numpy as np
 
 from ml.sentiment import MODEL, SentimentModel
 from ml.snapshot import SnapshotWriter
+from pipelines import train as pipeline
 from pipelines.sentiment import fit_review_sentiment
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
@@ -98,3 +99,25 @@ def test_recsys_up_does_not_wait_for_a_model_a_shop_without_reviews_never_publis
 
     # `recsys up` retrains the served models whenever one of them is missing
     assert "review-sentiment" in TRAINERS and "review-sentiment" not in SERVED
+
+
+def test_the_models_trained_after_the_classifier_read_the_reviews_it_scored(
+    tmp_path: Path, monkeypatch
+) -> None:
+    satisfaction = np.random.default_rng(0).normal(2.5, 1.2, size=1500)
+    texts = [review_text(0, n, n, float(s)) for n, s in enumerate(satisfaction)]
+    ratings = [rating_of(float(s)) if n < 1200 else 0 for n, s in enumerate(satisfaction)]
+    snapshot = _snapshot(tmp_path / "s", texts, ratings)
+    seen: list[np.ndarray] = []
+    probe = pipeline.Trainer("probe", lambda run: seen.append(run.snapshot.sentiments))
+    monkeypatch.setattr(
+        pipeline, "TRAINERS", {"review-sentiment": pipeline.TRAINERS["review-sentiment"], "probe": probe}
+    )
+    settings = make_settings(str(tmp_path))
+    published = pipeline.fit_and_publish(
+        snapshot, settings, ["probe", "review-sentiment"]
+    )  # run in TRAINERS order
+    assert MODEL in published
+    model = SentimentModel.load(settings.model_dir / MODEL / str(published[MODEL][0]))
+    unrated = np.flatnonzero(snapshot.types == common_pb2.EVENT_TYPE_REVIEW)[1200:]
+    np.testing.assert_allclose(seen[0][unrated], model.scores(texts[1200:]), atol=1e-6)

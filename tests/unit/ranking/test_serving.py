@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -10,9 +11,9 @@ import tensorflow as tf
 
 from ml.ranking.config import RankerConfig
 from ml.ranking.ensemble import RankerEnsemble
-from ml.ranking.features import FEATURES
+from ml.ranking.features import FEATURES, GROUPS
 from ml.ranking.model import RankerNet
-from ml.ranking.serving import load_serving, save_weights
+from ml.ranking.serving import META, load_serving, save_weights
 
 
 def _net(config: RankerConfig, items: int = 30) -> RankerNet:
@@ -93,3 +94,34 @@ def test_an_ensemble_serves_the_mean_of_its_networks_scores_and_gradients(tmp_pa
     assert meta["members"] == 3 and len(served.members) == 3 and meta["items"] == 30
     alone = members[1].serving().outputs(features, items, history)["total"]
     assert not np.allclose(out["total"], alone)  # the members differ: the mean is not any one of them
+
+
+def test_a_ranker_trained_before_a_feature_was_added_keeps_serving_on_its_own_columns(tmp_path) -> None:
+    config = RankerConfig(dim=4, hidden=(8,))
+    older = tuple(name for name in FEATURES if name not in GROUPS["sentiment"])
+    rng = np.random.default_rng(11)
+    net = RankerNet(30, config, rng.normal(size=len(older)), rng.uniform(0.5, 2.0, size=len(older)), older)
+    save_weights(net.weights(), config, tmp_path, {})
+    meta = json.loads((tmp_path / META).read_text())
+    (tmp_path / META).write_text(json.dumps({**meta, "features": list(older)}))
+
+    served, _ = load_serving(tmp_path)
+    wide = rng.normal(size=(12, len(FEATURES))).astype(np.float32)
+    columns = [FEATURES.index(name) for name in older]
+    items, history = rng.integers(0, 31, size=12), np.array([1, 4])
+    expected = tf.add_n(
+        list(net.parts(net.standardize(tf.constant(wide[:, columns])), items, history).values())
+    )
+    np.testing.assert_allclose(
+        served.outputs(wide, items, history)["total"], expected.numpy(), rtol=1e-5, atol=1e-5
+    )
+    explained = served.explain(wide, items, history, top=3, best=4)
+    assert {name for found in explained.contributions.values() for name, _ in found} <= {
+        *older,
+        "latent_factors",
+        "item_bias",
+    }
+
+    (tmp_path / META).write_text(json.dumps({**meta, "features": [*older, "a_feature_from_the_future"]}))
+    with pytest.raises(ValueError, match="a_feature_from_the_future"):
+        load_serving(tmp_path)

@@ -27,7 +27,7 @@ def test_reviews_of_training_purchases_written_before_its_end_are_kept_and_score
     snapshot = reviewed_snapshot(split, [], reviews)
     kept = snapshot.types == REVIEW
     # u1 bought c after the cut (held out) and u3 never bought a: only two reviews are the shop's
-    assert sorted(zip(snapshot.user_ids[kept].tolist(), snapshot.item_ids[kept].tolist())) == [
+    assert sorted(zip(snapshot.user_ids[kept].tolist(), snapshot.item_ids[kept].tolist(), strict=True)) == [
         ("u1", "a"),
         ("u2", "c"),
     ]

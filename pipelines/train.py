@@ -30,6 +30,7 @@ from ml.artifacts import (
 from ml.candidates_offline import SourcesConfig
 from ml.cooccurrence import fit_cooccurrence
 from ml.ease import EASE, fit_ease
+from ml.event_weights import MODEL as EVENT_WEIGHTS
 from ml.popularity import choose_half_life, fit_popularity
 from ml.sentiment import MODEL as SENTIMENT
 from ml.sentiment import SentimentModel, scored_reviews
@@ -37,6 +38,7 @@ from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
 from ml.validation import MIN_SHOPPERS, Carve, carve
+from pipelines.event_weights import fit_published_event_weights
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
 from pipelines.sentiment import fit_review_sentiment
@@ -436,6 +438,11 @@ TRAINERS: dict[str, Trainer] = {
     # First: the ranker's review features read the reviews it scores (fit_and_publish).
     "review-sentiment": Trainer(
         SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), served=False, in_recommend=False
+    ),
+    # How much each event type counts in the portrait's affinities, learned from which categories
+    # shoppers bought next (pipelines/event_weights.py); not served, as review-sentiment.
+    "event-weights": Trainer(
+        EVENT_WEIGHTS, lambda run: fit_published_event_weights(run.snapshot), served=False, in_recommend=False
     ),
     POPULARITY: Trainer(
         POPULARITY, lambda run: fit_popularity(run.snapshot, run.sources.popularity_half_life_days)

@@ -1,9 +1,12 @@
-"""Wires the profile service: store, catalog check, user VAE, review sentiment and servicer."""
+"""Wires the profile service: store, catalog check, user VAE, review sentiment, event weights and
+servicer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from ml.event_weights import DEFAULT_WEIGHTS, EventWeights
+from ml.event_weights import MODEL as EVENT_WEIGHTS
 from ml.sentiment import MODEL as SENTIMENT
 from ml.sentiment import SentimentModel, opinion_words
 from ml.vae import USER_VAE, UserEncoder
@@ -30,15 +33,22 @@ def text_score(sentiment: ModelWatcher[SentimentModel]) -> Callable[[str], float
     return score
 
 
+def event_weights(published: ModelWatcher[EventWeights]) -> Callable[[], Mapping[int, float]]:
+    """How much each event type counts in the portrait: the published weights, else the defaults."""
+    return lambda: published.model.weights if published.model is not None else DEFAULT_WEIGHTS
+
+
 def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_profile_settings)
     sentiment = ModelWatcher(settings.model_dir, SENTIMENT, SentimentModel.load, settings.model_poll_s)
+    weights = ModelWatcher(settings.model_dir, EVENT_WEIGHTS, EventWeights.load, settings.model_poll_s)
     store = ProfileStore(
         settings.database_url(NAME),
         own.half_life_days,
         consumed_types=own.consumed_types,
         cached_profiles=own.cached_profiles,
         text_score=text_score(sentiment),
+        event_weights=event_weights(weights),
     )
     clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
     vae = ModelWatcher(settings.model_dir, USER_VAE, UserEncoder.load, settings.model_poll_s)
@@ -49,5 +59,5 @@ def build(settings: Settings) -> ServiceApp:
         store=store,
         migrate_on_start=settings.migrate_on_start,
         clients=clients,
-        models=[vae, sentiment],
+        models=[vae, sentiment, weights],
     )

@@ -16,24 +16,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ml.event_weights import DEFAULT_WEIGHTS
 from ml.sentiment import opinion_words, rating_sentiment
 from recsys.common.v1 import common_pb2
 
 MAX_AFFINITIES = 50
 MAX_EXPONENT = 500.0  # 2^500 is far from float overflow; past it the origin moves
-EVENT_WEIGHTS = {
-    common_pb2.EVENT_TYPE_VIEW: 0.2,
-    common_pb2.EVENT_TYPE_CLICK: 1.0,
-    common_pb2.EVENT_TYPE_ADD_TO_CART: 2.0,
-    common_pb2.EVENT_TYPE_PURCHASE: 4.0,
-    common_pb2.EVENT_TYPE_REVIEW: 1.0,
-    common_pb2.EVENT_TYPE_LIKE: 2.0,
-    common_pb2.EVENT_TYPE_SHARE: 2.0,
-    common_pb2.EVENT_TYPE_DISMISS: -1.0,
-}
 # Events that say what the shopper pays for: their prices shape the price band.
 PRICED = {common_pb2.EVENT_TYPE_CLICK, common_pb2.EVENT_TYPE_ADD_TO_CART, common_pb2.EVENT_TYPE_PURCHASE}
 
@@ -81,14 +72,16 @@ class Portrait:
         facts: ItemFacts | None,
         sentiment: float | None,
         half_life_s: float,
+        weights: Mapping[int, float] = DEFAULT_WEIGHTS,
     ) -> None:
-        """Adds one event at `when` (seconds since the epoch)."""
+        """Adds one event at `when` (seconds since the epoch); `weights` says how much each event type
+        counts for its item's category and brand (learned per shop: ml/event_weights.py)."""
         if not self.activity and not self.price_weight and not self.sentiment_weight:
             self.origin = when
         if (when - self.origin) / half_life_s > MAX_EXPONENT:
             self._move_origin(when, half_life_s)
         scale = 2.0 ** ((when - self.origin) / half_life_s)
-        weight = EVENT_WEIGHTS.get(event_type, 0.0)
+        weight = weights.get(event_type, 0.0)
         self.activity += scale
         self.hours[int(when // 3600) % 24] += scale
         if facts is not None:

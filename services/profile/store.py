@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ml.event_weights import DEFAULT_WEIGHTS
 from ml.sentiment import opinion_words
 from services.profile.cache import VersionedCache
 from services.profile.cleaning import Seen
@@ -158,10 +159,13 @@ class ProfileStore(Store):
         consumed_types: Sequence[int] = (PURCHASE, REVIEW),
         cached_profiles: int = DEFAULT_CACHED_PROFILES,
         text_score: Callable[[str], float | None] = opinion_words,
+        event_weights: Callable[[], Mapping[int, float]] = lambda: DEFAULT_WEIGHTS,
     ) -> None:
         super().__init__(url, clock)
         # A review text's sentiment, for reviews without a rating (services/profile/app.py).
         self.text_score = text_score
+        # How much each event type counts in the portrait: the published weights, else the defaults.
+        self.event_weights = event_weights
         self.half_life_s = half_life_days * 86_400
         # Event types that mark an item as consumed (never recommended again); purchases always do.
         self.consumed_types = tuple(consumed_types)
@@ -371,6 +375,7 @@ class ProfileStore(Store):
         folded = {
             user: Portrait.from_json(stored[user]) if user in stored else Portrait() for user in user_ids
         }
+        weights = self.event_weights()
         for record in sorted(fresh, key=lambda r: r.timestamp):
             folded[record.user_id].fold(
                 record.type,
@@ -380,6 +385,7 @@ class ProfileStore(Store):
                 if record.type == REVIEW
                 else None,
                 self.half_life_s,
+                weights,
             )
         statement = upsert(self.engine, portraits)
         statement = statement.on_conflict_do_update(

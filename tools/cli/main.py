@@ -102,6 +102,11 @@ COMMANDS = (
         "Review sentiment: a text classifier taught by ratings, scored against true satisfaction.",
     ),
     LazyCommand(
+        "signals",
+        "tools.cli.signals:signals_app",
+        "Event weights: how much a view, like, share or purchase says about what a shopper buys next.",
+    ),
+    LazyCommand(
         "promo",
         "tools.cli.promo:promo_app",
         "Promotions: which shoppers receive which coupon or activity, within a budget.",

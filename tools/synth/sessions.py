@@ -1,5 +1,5 @@
-"""Sessions of the synthetic shoppers (view, click, cart, purchase, review funnel) and
-optional dirt injection, streamed one shopper at a time."""
+"""Sessions of the synthetic shoppers (view, click, cart, purchase, review funnel; on request, likes
+and shares of what they clicked) and optional dirt injection, streamed one shopper at a time."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ CLICK = common_pb2.EVENT_TYPE_CLICK
 ADD_TO_CART = common_pb2.EVENT_TYPE_ADD_TO_CART
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 REVIEW = common_pb2.EVENT_TYPE_REVIEW
+LIKE = common_pb2.EVENT_TYPE_LIKE
+SHARE = common_pb2.EVENT_TYPE_SHARE
 DAY = 86_400.0
 DIRT_KINDS = (
     "exact-duplicate",
@@ -65,10 +67,26 @@ class SynthEvent:
         return event
 
 
-def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: int) -> Iterator[SynthEvent]:
+def like_probability(taste: float) -> float:
+    """A clicked item is liked more surely than it is bought when it matches the shopper's taste."""
+    return float(1.0 / (1.0 + np.exp(-2.0 * (taste - 3.0))))
+
+
+def share_probability(taste: float) -> float:
+    """Shares are rarer than likes and follow taste as closely."""
+    return float(1.0 / (1.0 + np.exp(-2.0 * (taste - 3.8))))
+
+
+def shopper_events(
+    seed: int, person: Shopper, shop: Shop, start: float, days: int, social: bool = False
+) -> Iterator[SynthEvent]:
     """One shopper's sessions in time order (a review follows its purchase in the stream, though it
-    is written days later)."""
+    is written days later). With `social`, clicked items are also liked and shared, the more surely
+    the more they match the shopper's taste; every other event is the same with or without."""
     rng = np.random.default_rng([seed, 4, person.number])
+    # Likes and shares draw from their own stream: every other event is as it was without them.
+    social_rng = np.random.default_rng([seed, 9, person.number])
+    shared = 0
     sessions = 1 + rng.poisson(person.activity * shop.regime.sessions_scale)
     burst = shop.regime.burst_days
     if burst is None:
@@ -109,6 +127,20 @@ def shopper_events(seed: int, person: Shopper, shop: Shop, start: float, days: i
                     surface="product" if step != VIEW else "home",
                     session_id=session_id,
                 )
+            if social and clicked:
+                taste = float(affinity(person, shop, np.array([item]))[0])
+                for kind, chance in ((LIKE, like_probability(taste)), (SHARE, share_probability(taste))):
+                    if social_rng.random() < chance:
+                        shared += 1
+                        yield SynthEvent(
+                            event_id=f"{person.user_id}-x{shared}",
+                            user_id=person.user_id,
+                            item_id=str(shop.item_ids[item]),
+                            type=kind,
+                            timestamp=moment + 1.0 + social_rng.exponential(20.0),
+                            surface="product",
+                            session_id=session_id,
+                        )
             if bought and rng.random() < 0.3:
                 satisfaction = affinity(person, shop, np.array([item]))[0] + rng.normal(0, 0.7)
                 rating = rating_of(float(satisfaction))
@@ -174,7 +206,8 @@ class DirtInjector:
         for event in events:
             yield event
             last = event.timestamp
-            if event.type == REVIEW or self.rng.random() >= self.rate:
+            # Reviews, likes and shares pass clean: dirt follows the same draws as before they existed.
+            if event.type in (REVIEW, LIKE, SHARE) or self.rng.random() >= self.rate:
                 continue
             yield self._dirty(event, DIRT_KINDS[int(self.rng.integers(len(DIRT_KINDS)))])
         if last and self.rng.random() < self.rate / 10:

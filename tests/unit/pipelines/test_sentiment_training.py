@@ -94,11 +94,12 @@ def test_the_profile_service_scores_an_unrated_review_with_the_published_classif
     assert abs(portrait.review_sentiment - (2 / (1 + np.exp(-3.0)) - 1)) < 1e-6
 
 
-def test_recsys_up_does_not_wait_for_a_model_a_shop_without_reviews_never_publishes() -> None:
+def test_recsys_up_does_not_wait_for_models_a_shop_may_never_publish() -> None:
     from pipelines.train import SERVED, TRAINERS
 
     # `recsys up` retrains the served models whenever one of them is missing
-    assert "review-sentiment" in TRAINERS and "review-sentiment" not in SERVED
+    for name in ("review-sentiment", "event-weights"):
+        assert name in TRAINERS and name not in SERVED
 
 
 def test_the_models_trained_after_the_classifier_read_the_reviews_it_scored(

@@ -2,6 +2,7 @@
 with the items service answering the catalog facts, on SQLite and PostgreSQL."""
 
 import json
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,18 +10,22 @@ import grpc
 import numpy as np
 import pytest
 
+from ml.event_weights import DEFAULT_WEIGHTS, EventWeights
+from ml.event_weights import MODEL as EVENT_WEIGHTS
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.items.app import build as build_items
 from services.profile.app import build as build_profile
 from services.profile.portrait import MAX_AFFINITIES, ItemFacts, Portrait, review_sentiment
+from shared.models import publish
 from tests.support import ServerThread, make_settings, suite_env
 
 DAY = 86_400.0
 HALF_LIFE = 30 * DAY
 CLICK = common_pb2.EVENT_TYPE_CLICK
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
+LIKE = common_pb2.EVENT_TYPE_LIKE
 
 
 def test_an_event_one_half_life_older_counts_half() -> None:
@@ -87,20 +92,34 @@ def test_a_million_events_for_one_shopper_keep_the_portrait_bounded() -> None:
     assert Portrait.from_json(portrait.to_json()) == portrait
 
 
-@pytest.fixture
-def suite(tmp_path: Path, database_url: str):
+@contextmanager
+def _serving(tmp_path: Path, database_url: str, weights: EventWeights | None = None):
+    """Items and profile services; the profile with `weights` published as its event weights."""
     settings = make_settings(str(tmp_path), **suite_env(), RECSYS_PROFILE_DATABASE_URL=database_url)
+    if weights is not None:
+        publish(settings.model_dir, EVENT_WEIGHTS, weights.save)
     servers = [
         ServerThread(build, settings, settings.ports[name])
         for name, build in (("items", build_items), ("profile", build_profile))
     ]
     items_channel = grpc.insecure_channel(settings.addresses["items"])
     profile_channel = grpc.insecure_channel(settings.addresses["profile"])
-    yield items_pb2_grpc.ItemsServiceStub(items_channel), profile_pb2_grpc.ProfileServiceStub(profile_channel)
-    items_channel.close()
-    profile_channel.close()
-    for server in servers:
-        server.stop()
+    try:
+        yield (
+            items_pb2_grpc.ItemsServiceStub(items_channel),
+            profile_pb2_grpc.ProfileServiceStub(profile_channel),
+        )
+    finally:
+        items_channel.close()
+        profile_channel.close()
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def suite(tmp_path: Path, database_url: str):
+    with _serving(tmp_path, database_url) as stubs:
+        yield stubs
 
 
 def _event(number: int, item: str, kind: int, when: datetime) -> common_pb2.Event:
@@ -147,3 +166,25 @@ def test_a_new_event_changes_the_next_profile(suite) -> None:
     ).profile.portrait
     assert [(a.name, a.score) for a in reviewed.category_sentiments] == [("Garden>Pots", -1.0)]
     assert [(a.name, a.score) for a in reviewed.brand_sentiments] == [("Terra", -1.0)]
+
+
+@pytest.mark.parametrize("like_weight", [None, 10.0])
+def test_the_published_event_weights_decide_what_a_like_counts(
+    tmp_path: Path, database_url: str, like_weight
+) -> None:
+    weights = None if like_weight is None else EventWeights({**DEFAULT_WEIGHTS, LIKE: like_weight})
+    with _serving(tmp_path, database_url, weights) as (items, profile):
+        catalog = [
+            common_pb2.Item(item_id="mug", title="Mug", price=6.0, category_path=["Home", "Mugs"]),
+            common_pb2.Item(item_id="pot", title="Pot", price=12.0, category_path=["Garden", "Pots"]),
+        ]
+        items.UpsertItems(iter([items_pb2.UpsertItemsRequest(items=catalog)]), timeout=10)
+        now = datetime.now(UTC)
+        events = [_event(1, "pot", PURCHASE, now), _event(2, "mug", LIKE, now)]
+        profile.RecordEvents(iter([profile_pb2.RecordEventsRequest(events=events)]), timeout=10)
+        portrait = profile.GetProfile(
+            profile_pb2.GetProfileRequest(user_id="shopper"), timeout=5
+        ).profile.portrait
+    first = portrait.categories[0].name
+    # by default a purchase (4) outweighs a like (2); the published weights make the like count 10
+    assert first == ("Garden>Pots" if like_weight is None else "Home>Mugs")

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from tools.importers import generic_csv
-from tools.synth.sessions import REVIEW
+from tools.synth.sessions import CLICK, LIKE, REVIEW, SHARE, shopper_events
 from tools.synth.shop import make_shop
 from tools.synth.shoppers import affinity, respond, shopper
 from tools.synth.writer import MAPPING, synthesize
@@ -92,3 +92,23 @@ def test_ratings_are_mostly_four_and_five_stars_but_not_all() -> None:
     stars = [rating_of(s) for s in np.random.default_rng(0).normal(2.5, 1.0, size=2000)]
     shares = np.bincount(stars, minlength=6)[1:] / len(stars)
     assert shares[3] + shares[4] > 0.6 and shares[4] < 0.5 and shares[:3].sum() > 0.1
+
+
+def test_likes_and_shares_follow_taste_and_leave_every_other_event_as_it_was() -> None:
+    shop = make_shop(200, 4)
+    plain, social = [], []
+    for number in range(150):
+        person = shopper(4, number)
+        plain += list(shopper_events(4, person, shop, 1.7e9, 30))
+        social += [(person, e) for e in shopper_events(4, person, shop, 1.7e9, 30, social=True)]
+    assert [e for _, e in social if e.type not in (LIKE, SHARE)] == plain
+    kinds = Counter(e.type for _, e in social)
+    assert kinds[CLICK] > kinds[LIKE] > kinds[SHARE] > 0
+    index = {item: n for n, item in enumerate(shop.item_ids.tolist())}
+    taste = {
+        kind: np.mean(
+            [affinity(p, shop, np.array([index[e.item_id]]))[0] for p, e in social if e.type == kind]
+        )
+        for kind in (CLICK, LIKE, SHARE)
+    }
+    assert taste[SHARE] > taste[LIKE] > taste[CLICK]

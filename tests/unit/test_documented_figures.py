@@ -99,3 +99,14 @@ def test_the_sentiment_figures_in_the_docs_are_the_result_file() -> None:
         ("the rating itself", "rating_auc"),
     ):
         assert re.search(rf"\\| {re.escape(name)}[^|]* \\| {results['mean'][key]:.3f} \\|", docs), name
+
+
+def test_the_event_weight_figures_in_the_docs_are_the_result_file() -> None:
+    results = json.loads((ROOT / "docs" / "results" / "event-weights.json").read_text())
+    docs = (ROOT / "docs" / "profiles-and-items.md").read_text()
+    for name, key in (
+        ("learned weights", "learned_ndcg"),
+        ("default weights", "default_ndcg"),
+        ("default weights, likes and shares left out", "without_likes_and_shares_ndcg"),
+    ):
+        assert f"| {name} | {results['mean'][key]:.4f} |" in docs, name

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console
+from tools.cli.seeded import markdown_rows, run_seeds, seeded_report, seeds_table
 from tools.evaluation.sentiment import run_seed
-from tools.provenance import commit, write_result
+from tools.provenance import write_result
 
 sentiment_app = typer.Typer(
     help="Review sentiment: a text classifier taught by ratings, scored against true satisfaction.",
@@ -40,26 +39,12 @@ def evaluate(
     """Per simulated shop: learn from half of the shoppers' reviews and ratings, score the other
     half's texts, and print the AUC against the simulator's true satisfaction (above or below the
     median review's) beside the opinion-word count baseline and the rating itself."""
-    results = []
-    with progress_bar() as bar:
-        task = bar.add_task("simulated shops", total=seeds)
-        for seed in range(seeds):
-            results.append(run_seed(seed, shoppers))
-            bar.advance(task)
-    report: dict[str, Any] = {
-        "command": f"recsys sentiment evaluate --seeds {seeds} --shoppers {shoppers}",
-        "commit": commit(),
-        "seeds": list(range(seeds)),
-        "per_seed": [r.__dict__ for r in results],
-        "mean": {key: statistics.fmean(getattr(r, key) for r in results) for _, key in COLUMNS},
-    }
-    table = Table(title=f"AUC against true satisfaction, {seeds} seeds", title_justify="left")
-    table.add_column("scorer")
-    table.add_column("mean AUC", justify="right")
-    table.add_column("per seed", justify="right")
-    for name, key in COLUMNS:
-        per_seed = ", ".join(f"{getattr(r, key):.3f}" for r in results)
-        table.add_row(name, f"{report['mean'][key]:.3f}", per_seed)
+    results = run_seeds(seeds, lambda seed: run_seed(seed, shoppers))
+    report = seeded_report(
+        f"recsys sentiment evaluate --seeds {seeds} --shoppers {shoppers}", results, COLUMNS
+    )
+    title = f"AUC against true satisfaction, {seeds} seeds"
+    table = seeds_table(title, "scorer", "mean AUC", report, COLUMNS, 3)
     console.print(table)
     console.print(f"reproduce: {report['command']}")
     if out is not None:
@@ -68,12 +53,7 @@ def evaluate(
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    rows = [
-        f"| {name} | {report['mean'][key]:.3f} | "
-        + ", ".join(f"{r[key]:.3f}" for r in report["per_seed"])
-        + " |"
-        for name, key in COLUMNS
-    ]
+    rows = markdown_rows(report, COLUMNS, 3)
     return "\n".join(
         [
             f"# Review sentiment on simulated reviews ({len(report['seeds'])} seeds)",

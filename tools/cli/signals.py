@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pipelines.progress import console, progress_bar
+from pipelines.progress import console
+from tools.cli.seeded import markdown_rows, run_seeds, seeded_report, seeds_table
 from tools.evaluation.event_weights import run_seed
-from tools.provenance import commit, write_result
+from tools.provenance import write_result
 
 signals_app = typer.Typer(
     help="Event weights: how much a view, like, share or purchase says about what a shopper buys next.",
@@ -41,29 +40,10 @@ def evaluate(
     and print, for shoppers held out of the learning, the NDCG of the categories they bought after
     the time cut, ordered by the learned weights, the defaults, and the defaults without likes and
     shares; with the learned weights and whether training would publish them."""
-    results = []
-    with progress_bar() as bar:
-        task = bar.add_task("simulated shops", total=seeds)
-        for seed in range(seeds):
-            results.append(run_seed(seed, shoppers))
-            bar.advance(task)
-    report: dict[str, Any] = {
-        "command": f"recsys signals evaluate --seeds {seeds} --shoppers {shoppers}",
-        "commit": commit(),
-        "seeds": list(range(seeds)),
-        "per_seed": [r.__dict__ for r in results],
-        "mean": {key: statistics.fmean(getattr(r, key) for r in results) for _, key in COLUMNS},
-    }
-    table = Table(
-        title=f"NDCG of the categories held-out shoppers bought next, {seeds} seeds", title_justify="left"
-    )
-    table.add_column("weights")
-    table.add_column("mean NDCG", justify="right")
-    table.add_column("per seed", justify="right")
-    for name, key in COLUMNS:
-        table.add_row(
-            name, f"{report['mean'][key]:.4f}", ", ".join(f"{getattr(r, key):.4f}" for r in results)
-        )
+    results = run_seeds(seeds, lambda seed: run_seed(seed, shoppers))
+    report = seeded_report(f"recsys signals evaluate --seeds {seeds} --shoppers {shoppers}", results, COLUMNS)
+    title = f"NDCG of the categories held-out shoppers bought next, {seeds} seeds"
+    table = seeds_table(title, "weights", "mean NDCG", report, COLUMNS, 4)
     console.print(table)
     for r in results:
         console.print(
@@ -77,12 +57,7 @@ def evaluate(
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    rows = [
-        f"| {name} | {report['mean'][key]:.4f} | "
-        + ", ".join(f"{r[key]:.4f}" for r in report["per_seed"])
-        + " |"
-        for name, key in COLUMNS
-    ]
+    rows = markdown_rows(report, COLUMNS, 4)
     seeds = [
         f"| {r['seed']} | {r['held_out_shoppers']} | [{r['gain_low']:+.4f}, {r['gain_high']:+.4f}] | "
         f"{'yes' if r['published'] else 'no'} | "

@@ -5,6 +5,8 @@ import math
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\| `(?P<protocol>[a-z-]+)` \| (?P<cells>.+) \|$")
 
@@ -110,3 +112,17 @@ def test_the_event_weight_figures_in_the_docs_are_the_result_file() -> None:
         ("default weights, likes and shares left out", "without_likes_and_shares_ndcg"),
     ):
         assert f"| {name} | {results['mean'][key]:.4f} |" in docs, name
+
+
+@pytest.mark.parametrize("protocol", ["sim-taste", "sim-popular"])
+def test_the_review_feature_ablation_in_the_docs_is_the_result_file(protocol: str) -> None:
+    results = json.loads((ROOT / "docs" / "results" / f"{protocol}-ranking-sentiment.json").read_text())
+    ndcg = {r["name"]: r["at_k"]["20"]["ndcg"] for r in results["results"]}
+    row = next(
+        line
+        for line in (ROOT / "docs" / "ranking.md").read_text().splitlines()
+        if line.startswith(f"| {protocol} |")
+    )
+    assert row.split(" | ")[1].startswith(f"{ndcg['ranker']:.4f}")
+    assert row.split(" | ")[2].startswith(f"{ndcg['ranker without sentiment']:.4f}")
+    assert row.split(" | ")[3].startswith(f"{ndcg['candidates alone (fused order)']:.4f}")

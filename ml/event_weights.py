@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.metrics import paired_gain_interval
 from ml.snapshot import Snapshot
 from recsys.common.v1 import common_pb2
 
@@ -48,6 +49,12 @@ HELD_SHARE = 0.3  # of the shoppers, to judge on
 SEARCH = (0.0, 0.5, 1.0, 2.0, 4.0)
 SEARCH_ROUNDS = 1
 MIN_STEP_GAIN = 1e-3
+CONFIDENCE, BOOTSTRAP_SAMPLES = 0.95, 2000  # the held-out gain's interval
+
+
+def type_name(kind: int) -> str:
+    """An event type as people write it: "like" for EVENT_TYPE_LIKE."""
+    return common_pb2.EventType.Name(kind).removeprefix("EVENT_TYPE_").lower()
 
 
 class TooFewEvents(ValueError):
@@ -138,8 +145,8 @@ def learn_weights(pairs: CategoryPairs) -> tuple[dict[int, float], tuple[int, ..
     """Weights from `pairs`: for the types with MIN_EVENTS events, a coordinate search from the
     defaults, each weight in turn set to the multiple of its default in SEARCH (signs kept) that
     orders the shoppers' categories best (mean NDCG, by at least MIN_STEP_GAIN); the purchase weight
-    stays, as the scale.
-    The other types keep their defaults. TooFewEvents when purchases are too rare."""
+    stays, as the scale. The other types keep their defaults. TooFewEvents when purchases are too
+    rare."""
     totals = pairs.counts.sum(axis=0)
     anchor = TYPES.index(ANCHOR)
     if totals[anchor] < MIN_EVENTS:
@@ -159,14 +166,6 @@ def learn_weights(pairs: CategoryPairs) -> tuple[dict[int, float], tuple[int, ..
     return weights, learnable
 
 
-def paired_interval(gains: np.ndarray, seed: int, samples: int = 2000) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean of `gains`."""
-    rng = np.random.default_rng(seed)
-    means = gains[rng.integers(0, len(gains), (samples, len(gains)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def fit_event_weights(
     snapshot: Snapshot, seed: int = 0, references: Mapping[str, Mapping[int, float]] | None = None
 ) -> EventWeights:
@@ -184,7 +183,7 @@ def fit_event_weights(
     weights, _ = learn_weights(pairs.take(~held))
     learned_ndcg = ndcg_per_shopper(judged, weights)
     default_ndcg = ndcg_per_shopper(judged, DEFAULT_WEIGHTS)
-    low, high = paired_interval(learned_ndcg - default_ndcg, seed)
+    _, low, high = paired_gain_interval(learned_ndcg, default_ndcg, CONFIDENCE, BOOTSTRAP_SAMPLES, seed)
     final, learned = learn_weights(pairs)
     figures = {
         "held_out_shoppers": float(len(learned_ndcg)),

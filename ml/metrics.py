@@ -149,3 +149,16 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
         return float("nan")
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - found * (found + 1) / 2) / (found * missing))
+
+
+def paired_gain_interval(
+    learned: np.ndarray, baseline: np.ndarray, confidence: float, samples: int, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean paired gain of `learned` over `baseline` (one value per list or
+    shopper), with its percentile bootstrap interval at `confidence`."""
+    gains = learned - baseline
+    rng = np.random.default_rng(seed)
+    means = gains[rng.integers(0, len(gains), (samples, len(gains)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(gains.mean()), float(low), float(high)

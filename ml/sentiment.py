@@ -132,8 +132,9 @@ def scored_reviews(snapshot: Snapshot, model: SentimentModel | None) -> Snapshot
         rated = reviews & (snapshot.ratings >= 1) & (snapshot.ratings <= 5)
         sentiments[rated] = [rating_sentiment(r) for r in snapshot.ratings[rated].tolist()]
     if snapshot.review_rows is not None and snapshot.review_texts is not None and len(snapshot.review_rows):
-        open_rows = snapshot.review_rows[np.isnan(sentiments[snapshot.review_rows])]
-        texts = snapshot.review_texts[np.isnan(sentiments[snapshot.review_rows])].tolist()
+        unrated = np.isnan(sentiments[snapshot.review_rows])
+        open_rows = snapshot.review_rows[unrated]
+        texts = snapshot.review_texts[unrated].tolist()
         if model is not None:
             sentiments[open_rows] = model.scores(texts)
         else:

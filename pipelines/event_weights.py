@@ -7,16 +7,15 @@ held-out gain's 95% interval lies above zero. Otherwise the portrait keeps the d
 
 from __future__ import annotations
 
-from ml.event_weights import DEFAULT_WEIGHTS, EventWeights, TooFewEvents, fit_event_weights
+from ml.event_weights import DEFAULT_WEIGHTS, EventWeights, TooFewEvents, fit_event_weights, type_name
 from ml.snapshot import Snapshot
 from pipelines.progress import console
-from recsys.common.v1 import common_pb2
 
 
 def weights_line(weights: EventWeights) -> str:
     """Each type's weight, with its default where learning changed it."""
     return ", ".join(
-        f"{common_pb2.EventType.Name(kind).removeprefix('EVENT_TYPE_').lower()} {weight:g}"
+        f"{type_name(kind)} {weight:g}"
         + (f" (default {DEFAULT_WEIGHTS[kind]:g})" if weight != DEFAULT_WEIGHTS[kind] else "")
         for kind, weight in weights.weights.items()
     )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.metrics import paired_gain_interval
+
 
 @dataclass(frozen=True)
 class PublishGate:
@@ -37,9 +39,4 @@ def gain_interval(
 ) -> tuple[float, float, float]:
     """(mean, low, high): the paired gain of `learned` over `baseline` per list, with a percentile
     bootstrap interval at `gate.confidence`."""
-    gains = learned - baseline
-    rng = np.random.default_rng(seed)
-    means = gains[rng.integers(0, len(gains), (gate.bootstrap_samples, len(gains)))].mean(axis=1)
-    tail = (1 - gate.confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(gains.mean()), float(low), float(high)
+    return paired_gain_interval(learned, baseline, gate.confidence, gate.bootstrap_samples, seed)

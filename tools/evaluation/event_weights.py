@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.event_weights import DEFAULT_WEIGHTS, EventWeights, fit_event_weights
+from ml.event_weights import DEFAULT_WEIGHTS, EventWeights, fit_event_weights, type_name
 from ml.snapshot import Snapshot, SnapshotWriter
 from recsys.common.v1 import common_pb2
 from tools.synth.sessions import shopper_events
@@ -72,8 +72,5 @@ def run_seed(seed: int, shoppers: int) -> EventWeightsResult:
         gain_low=figures["gain_low"],
         gain_high=figures["gain_high"],
         published=bool(figures["published"]),
-        weights={
-            common_pb2.EventType.Name(kind).removeprefix("EVENT_TYPE_").lower(): round(weight, 4)
-            for kind, weight in found.weights.items()
-        },
+        weights={type_name(kind): round(weight, 4) for kind, weight in found.weights.items()},
     )

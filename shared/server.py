@@ -61,6 +61,9 @@ class ServiceApp:
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     shutdown: Callable[[], Awaitable[None]] | None = None
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+    # Run before every other interceptor, tracing and logging included: only what must stay
+    # cheap when the process is saturated (refusing calls over its limit).
+    front_interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
     # The public entry (the gateway): callers present API keys, so a client certificate is asked for
     # but not required, and methods are not authorized by certificate identity.
     public: bool = False
@@ -83,6 +86,7 @@ class RunningServer:
         authorization = [IdentityInterceptor()] if settings.tls and not app.public else []
         self.server = grpc.aio.server(
             interceptors=[
+                *app.front_interceptors,
                 telemetry.server_interceptor(),
                 AccessLogInterceptor(),
                 MetricsInterceptor(app.name),
@@ -224,6 +228,7 @@ def assemble(
     models: Sequence[ModelWatcher[Any]] = (),
     clients: SuiteClients | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    front_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     dependencies: Sequence[Callable[[], Awaitable[object]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
     background: Sequence[Callable[[], Awaitable[None]]] = (),
@@ -260,5 +265,6 @@ def assemble(
         background=[*(model.watch for model in models), *background],
         shutdown=shutdown,
         interceptors=list(interceptors),
+        front_interceptors=list(front_interceptors),
         public=public,
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recsys.gateway.v1 import gateway_pb2_grpc
-from services.gateway.admission import Admission
+from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from services.gateway.admission import Admission, EarlyRefusal
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.promotions.log import PromotionLog
 from services.gateway.promotions.planner import PromotionPlanner
@@ -19,6 +19,7 @@ from shared.config import Settings, load_section
 from shared.server import ServiceApp, assemble
 
 NAME = "gateway"
+RECOMMEND = f"/{gateway_pb2.DESCRIPTOR.services_by_name['GatewayService'].full_name}/Recommend"
 
 
 def build(settings: Settings) -> ServiceApp:
@@ -32,12 +33,13 @@ def build(settings: Settings) -> ServiceApp:
     promotions = PromotionPlanner(
         clients, promotion_log, push_log, settings.model_dir, own.promotions, money_format(own.push.currency)
     )
+    admission = Admission(own.recommend_concurrency)
     servicer = GatewayServicer(
         recommender,
         feedback,
         PushPlanner(recommender, push_log, clients, own.push),
         push_log,
-        Admission(own.recommend_concurrency),
+        admission,
         promotions,
         promotion_log,
     )
@@ -49,6 +51,7 @@ def build(settings: Settings) -> ServiceApp:
         migrate_on_start=settings.migrate_on_start,
         clients=clients,
         interceptors=[ApiKeyInterceptor(key_table(settings))],
+        front_interceptors=[EarlyRefusal(admission, [RECOMMEND])],
         background=[feedback.relay],
         public=True,
     )

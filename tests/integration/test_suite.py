@@ -9,6 +9,7 @@ Traces go to an OTLP receiver run by the test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -36,9 +37,11 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
+from shared.replicas import Replicas
 from shared.tls import open_sync_channel
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
+from tools.chaos.load import GatewayReplicas
 from tools.cli.supervisor import Suite, check_health, free_port
 
 pytestmark = pytest.mark.integration
@@ -126,7 +129,7 @@ def _start(home: Path, database_url: str | None) -> Iterator[RunningSuite]:
         env["RECSYS_DATABASE_URL"] = database_url
     full_env = {**os.environ, **env}
     settings = load_settings({**full_env, "RECSYS_CANDIDATES_GAN": "1"})
-    suite = Suite(settings)
+    suite = Suite(settings, gateway_replicas=2)
     suite.start(env)
     try:
         suite.wait_ready(timeout=60, only=("profile", "items"))
@@ -320,6 +323,51 @@ def test_a_killed_service_is_restarted_and_serves_again(running: RunningSuite) -
     assert suite.restarts["policy"] == 1
     assert said[0].startswith("policy exited with code -9; restarting it in 1s")
     assert said[1] == "policy restarted (restart 1)"
+
+
+def _recommend_through_replicas(running: RunningSuite, label: str) -> Replicas:
+    """Six Recommends through the replica-aware client over both gateway processes, each given 5 s
+    and hedged after 1 s; every one must be answered."""
+
+    async def calls() -> Replicas:
+        async with GatewayReplicas(running.suite.gateway_addresses, running.suite.credentials) as stubs:
+            replicas = Replicas(stubs, hedge_after_s=1.0)
+            for number in range(6):
+                request = gateway_pb2.RecommendRequest(
+                    user_id=CUSTOMER, count=5, request_id=f"{label}-{number}"
+                )
+                answer = await replicas.call(
+                    lambda stub, seconds, r=request: stub.Recommend(
+                        r, metadata=running.metadata, timeout=seconds
+                    ),
+                    5.0,
+                )
+                assert answer.items
+            return replicas
+
+    return asyncio.run(calls())
+
+
+def test_a_hung_or_killed_gateway_replica_costs_its_clients_no_answer(running: RunningSuite) -> None:
+    suite = running.suite
+    replica = suite.processes["gateway-2"]
+    os.kill(replica.pid, signal.SIGSTOP)
+    try:
+        hung = _recommend_through_replicas(running, "hung-replica")
+    finally:
+        os.kill(replica.pid, signal.SIGCONT)
+    assert hung.hedges >= 1
+    replica.kill()
+    replica.wait()
+    gone = _recommend_through_replicas(running, "gone-replica")
+    assert gone.failovers == 1
+    said: list[str] = []
+    deadline = time.monotonic() + 60
+    while check_health(suite.address("gateway-2"), 1.0, credentials=suite.credentials) != "SERVING":
+        assert time.monotonic() < deadline, said
+        suite.supervise(said.append)
+        time.sleep(0.2)
+    assert suite.restarts["gateway-2"] == 1
 
 
 def test_sigterm_turns_health_not_serving_before_exit(running: RunningSuite) -> None:

@@ -1,14 +1,17 @@
 """Steady traffic while faults are injected: Recommend due at a constant rate with a client
 deadline, and feedback batches answering the served slates, each resent until acknowledged (as a
-client of the documented contract does). Every answer is kept with the phase it fell in."""
+client of the documented contract does), both spread over the gateway's replicas by the client of
+shared/replicas.py. Every answer is kept with the phase it fell in."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import grpc
@@ -17,6 +20,7 @@ from recsys.common.v1 import common_pb2
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
 from shared.clients import RECONNECT_OPTIONS
+from shared.replicas import Replicas
 from shared.tls import open_async_channel
 
 FEEDBACK_EVERY_S = 0.5
@@ -49,19 +53,41 @@ class Ledger:
         return found
 
 
+Gateways = Replicas[gateway_pb2_grpc.GatewayServiceStub]
+
+
+class GatewayReplicas(AsyncExitStack):
+    """`async with GatewayReplicas(addresses, credentials) as stubs`: one channel per gateway
+    process (a client as the docs advise: it tries a restarted gateway again within a second)."""
+
+    def __init__(self, addresses: Sequence[str], credentials: grpc.ChannelCredentials | None) -> None:
+        super().__init__()
+        self.addresses = list(addresses)
+        self.credentials = credentials
+
+    async def __aenter__(self) -> list[gateway_pb2_grpc.GatewayServiceStub]:  # type: ignore[override]
+        await super().__aenter__()
+        stubs = []
+        for address in self.addresses:
+            channel = open_async_channel(address, self.credentials, RECONNECT_OPTIONS)
+            stubs.append(gateway_pb2_grpc.GatewayServiceStub(await self.enter_async_context(channel)))
+        return stubs
+
+
 class SteadyLoad:
-    """Drives one gateway until `stop` is set; `phase` names what is being done to the suite now."""
+    """Drives the gateway's replicas until `stop` is set; `phase` names what is being done to the
+    suite now."""
 
     def __init__(
         self,
-        address: str,
+        addresses: Sequence[str],
         credentials: grpc.ChannelCredentials | None,
         key: str,
         users: Sequence[str],
         rate: float,
         deadline_s: float,
     ) -> None:
-        self.address = address
+        self.addresses = list(addresses)
         self.credentials = credentials
         self.metadata = bearer_metadata(key)
         self.users = itertools.cycle(users)
@@ -69,35 +95,42 @@ class SteadyLoad:
         self.deadline_s = deadline_s
         self.phase = "steady"
         self.ledger = Ledger()
+        self.recommend_calls: Gateways | None = None  # set while running: its hedge and failover counts
         self._served: list[tuple[str, gateway_pb2.RecommendResponse]] = []  # (shopper, slate)
         self._numbers = itertools.count()
 
-    def _channel(self) -> grpc.aio.Channel:
-        """A client as the docs advise: it tries a restarted gateway again within a second."""
-        return open_async_channel(self.address, self.credentials, RECONNECT_OPTIONS)
-
     async def run(self, stop: asyncio.Event) -> None:
-        async with self._channel() as channel:
-            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-            await asyncio.gather(self._recommend(stub, stop), self._feedback(stub, stop))
+        async with GatewayReplicas(self.addresses, self.credentials) as stubs:
+            self.recommend_calls = Replicas(stubs)
+            # a feedback batch takes longer than a Recommend: it fails over, but is never hedged
+            feedback_calls = Replicas(stubs, hedge_after_s=None)
+            await asyncio.gather(
+                self._recommend(self.recommend_calls, stop), self._feedback(feedback_calls, stop)
+            )
 
-    async def _recommend(self, stub: gateway_pb2_grpc.GatewayServiceStub, stop: asyncio.Event) -> None:
+    async def _recommend(self, gateways: Gateways, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         interval, due = 1.0 / self.rate, loop.time()
         calls: set[asyncio.Task[None]] = set()
         while not stop.is_set():
             due += interval
             await asyncio.sleep(max(0.0, due - loop.time()))
-            task = asyncio.create_task(self._one(stub, due, self.phase))
+            task = asyncio.create_task(self._one(gateways, due, self.phase))
             calls.add(task)
             task.add_done_callback(calls.discard)
         await asyncio.gather(*calls)
 
-    async def _one(self, stub: gateway_pb2_grpc.GatewayServiceStub, due: float, phase: str) -> None:
+    async def _one(self, gateways: Gateways, due: float, phase: str) -> None:
         loop = asyncio.get_running_loop()
-        request = gateway_pb2.RecommendRequest(user_id=next(self.users), count=10)
+        # the caller's request id makes a hedged or failed-over repeat answer the decision logged first
+        request = gateway_pb2.RecommendRequest(
+            user_id=next(self.users), count=10, request_id=uuid.uuid4().hex
+        )
         try:
-            response = await stub.Recommend(request, metadata=self.metadata, timeout=self.deadline_s)
+            response = await gateways.call(
+                lambda stub, seconds: stub.Recommend(request, metadata=self.metadata, timeout=seconds),
+                self.deadline_s,
+            )
         except grpc.aio.AioRpcError as error:
             self.ledger.answers.append(Answer(phase, error.code().name, False, (loop.time() - due) * 1000))
             return
@@ -131,7 +164,7 @@ class SteadyLoad:
             rewards.add(click.event_id)
         return events, rewards
 
-    async def _feedback(self, stub: gateway_pb2_grpc.GatewayServiceStub, stop: asyncio.Event) -> None:
+    async def _feedback(self, gateways: Gateways, stop: asyncio.Event) -> None:
         """Sends a batch every FEEDBACK_EVERY_S; a batch not acknowledged is sent again, unchanged,
         before any new one (events are idempotent by id). Ends once everything is acknowledged."""
         waiting: list[tuple[list[common_pb2.Event], set[str]]] = []
@@ -142,11 +175,13 @@ class SteadyLoad:
                 waiting.append((events, rewards))
             while waiting:
                 events, rewards = waiting[0]
+                request = gateway_pb2.RecordFeedbackRequest(events=events)
                 try:
-                    await stub.RecordFeedback(
-                        gateway_pb2.RecordFeedbackRequest(events=events),
-                        metadata=self.metadata,
-                        timeout=FEEDBACK_DEADLINE_S,
+                    await gateways.call(
+                        lambda stub, seconds, r=request: stub.RecordFeedback(
+                            r, metadata=self.metadata, timeout=seconds
+                        ),
+                        FEEDBACK_DEADLINE_S,
                     )
                 except grpc.aio.AioRpcError as error:
                     self.ledger.feedback_failures[error.code().name] += 1

@@ -1,6 +1,7 @@
 """The suite past its capacity: capacity measured closed-loop first, then calls offered at a
-multiple of it, open-loop. Goodput counts undegraded answers within the deadline; refusals
-(RESOURCE_EXHAUSTED) are timed from when each call was sent."""
+multiple of it, open-loop, over every gateway replica (failing over, never hedging: a client must
+not add load to a suite past its capacity). Goodput counts undegraded answers within the deadline;
+refusals (RESOURCE_EXHAUSTED) are timed from when each call was sent."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import itertools
 import statistics
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ import grpc
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
-from shared.tls import open_async_channel
+from shared.replicas import Replicas
+from tools.chaos.load import GatewayReplicas
 
 CAPACITY_CALLERS = 8
 
@@ -40,18 +43,27 @@ class Tally:
 
 class _Caller:
     def __init__(
-        self, stub: gateway_pb2_grpc.GatewayServiceStub, key: str, users: Sequence[str], deadline_s: float
+        self,
+        gateways: Replicas[gateway_pb2_grpc.GatewayServiceStub],
+        key: str,
+        users: Sequence[str],
+        deadline_s: float,
     ):
-        self.stub = stub
+        self.gateways = gateways
         self.metadata = bearer_metadata(key)
         self.users = itertools.cycle(users)
         self.deadline_s = deadline_s
 
     async def call(self, tally: Tally) -> None:
         sent = time.perf_counter()
-        request = gateway_pb2.RecommendRequest(user_id=next(self.users), count=10)
+        request = gateway_pb2.RecommendRequest(
+            user_id=next(self.users), count=10, request_id=uuid.uuid4().hex
+        )
         try:
-            response = await self.stub.Recommend(request, metadata=self.metadata, timeout=self.deadline_s)
+            response = await self.gateways.call(
+                lambda stub, seconds: stub.Recommend(request, metadata=self.metadata, timeout=seconds),
+                self.deadline_s,
+            )
         except grpc.aio.AioRpcError as error:
             tally.codes[error.code().name] += 1
             if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -94,7 +106,7 @@ class OverloadResult:
 
 
 async def overload(
-    address: str,
+    addresses: Sequence[str],
     credentials: grpc.ChannelCredentials | None,
     key: str,
     users: Sequence[str],
@@ -102,8 +114,8 @@ async def overload(
     seconds: float,
     deadline_s: float,
 ) -> OverloadResult:
-    async with open_async_channel(address, credentials) as channel:
-        caller = _Caller(gateway_pb2_grpc.GatewayServiceStub(channel), key, users, deadline_s)
+    async with GatewayReplicas(addresses, credentials) as stubs:
+        caller = _Caller(Replicas(stubs, hedge_after_s=None), key, users, deadline_s)
         found = await capacity(caller, seconds)
         rate = max(1.0, factor * found.goodput_rps)
         return OverloadResult(found, rate, await offered(caller, rate, seconds))

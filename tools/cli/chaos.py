@@ -33,6 +33,8 @@ from tools.provenance import commit, write_result
 SETTLE_S = 5.0
 REWARDS_WAIT_S = 90.0
 RSS_GROWTH_MB = 50.0
+# As the Kubernetes base runs it: a lost gateway is a lost replica, and the clients go to the other.
+GATEWAY_REPLICAS = 2
 
 
 def _rss_mb(pid: int) -> float:
@@ -81,7 +83,7 @@ async def _ready_again(suite: Suite, phase: str) -> None:
     """Until every process answers SERVING again (the supervisor restarts what exited meanwhile)."""
     deadline = time.monotonic() + SUITE_READY_S
     for name in suite.names:
-        address = suite.settings.addresses[name]
+        address = suite.address(name)
         while await asyncio.to_thread(check_health, address, 1.0, "", suite.credentials) != "SERVING":
             if time.monotonic() > deadline:
                 raise SuiteError(f"after {phase}: {name} not SERVING within {SUITE_READY_S:g}s")
@@ -160,11 +162,11 @@ def _run(
     overload_factor: float,
     seed: int,
 ) -> dict[str, Any]:
-    with scratch_suite(base, home, "chaos suite") as scratch:
+    with scratch_suite(base, home, "chaos suite", GATEWAY_REPLICAS) as scratch:
         suite, config, keys, users = scratch.suite, scratch.config, scratch.keys, scratch.users
         credentials = {identity: channel_credentials(config, identity) for identity in IDENTITIES}
         load = SteadyLoad(
-            config.addresses["gateway"],
+            suite.gateway_addresses,
             credentials["trainer"],
             keys["admin"],
             users,
@@ -180,6 +182,9 @@ def _run(
             "deadline_ms": deadline_ms,
             "phases": _phase_rows(load, deadline_ms),
             "restarts": dict(suite.restarts),
+            "gateway_replicas": GATEWAY_REPLICAS,
+            "hedged": load.recommend_calls.hedges if load.recommend_calls else 0,
+            "failed_over": load.recommend_calls.failovers if load.recommend_calls else 0,
             "supervisor_said": len(said),
         }
         report |= _deliveries(home, load)
@@ -206,7 +211,7 @@ def _run(
         console.print(f"overload: {overload_factor:g}x capacity")
         result = asyncio.run(
             overload(
-                config.addresses["gateway"],
+                suite.gateway_addresses,
                 credentials["trainer"],
                 keys["admin"],
                 users,
@@ -388,6 +393,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         f"Fuzzed answers by code: {fuzz_codes}.",
         f"Restarts by the supervisor: {report['restarts']}.",
+        f"The gateway ran as {report['gateway_replicas']} processes; the load's client (shared/replicas.py) "
+        f"hedged {report['hedged']} Recommends to the other replica and failed over {report['failed_over']}.",
         "",
     ]
     lines += [f"- {method} answered {code} to `{payload}` (hex)" for method, code, payload in _bugs(report)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from pipelines.progress import console, errors
-from shared.config import MODEL_SERVER, SERVICES, Settings
+from shared.config import SERVICES, Settings
 from tools.cli.bench_load import SHOPPER_EVENTS, SUITE_READY_S, trained
 from tools.cli.common import settings
 from tools.cli.supervisor import Suite, free_ports_env
@@ -98,20 +98,20 @@ class Scratch:
 
 
 @contextmanager
-def scratch_suite(base: Settings, home: Path, label: str) -> Iterator[Scratch]:
-    """Every process (the model server included) on a copy of `base`'s state in `home`, on free
-    ports, ready; stopped on exit."""
+def scratch_suite(base: Settings, home: Path, label: str, gateway_replicas: int = 1) -> Iterator[Scratch]:
+    """Every process (the model server included, the gateway as `gateway_replicas` processes) on a
+    copy of `base`'s state in `home`, on free ports, ready; stopped on exit."""
     copy_state(base, home)
     keys = keys_file(home)
     ports = free_ports_env()
     variables = scratch_variables(home, ports)
     config = base.overriding(**variables)
     users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
-    suite = Suite(config)
+    suite = Suite(config, gateway_replicas)
     suite.start(variables)
     try:
         console.print(f"{label} on a copy of {base.home} in {home}; waiting for every process")
-        suite.wait_ready(timeout=SUITE_READY_S, only=(MODEL_SERVER, *SERVICES))
+        suite.wait_ready(timeout=SUITE_READY_S, only=suite.names)
         yield Scratch(suite, config, keys, ports, users)
     finally:
         suite.stop()

@@ -97,22 +97,45 @@ def check_health(
     return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+GATEWAY = "gateway"
+
+
 @dataclass
 class Suite:
     """The running processes of the suite; with `settings.candidate_gan`, also the local model
-    server, serving the candidate GAN to the candidates service."""
+    server, serving the candidate GAN to the candidates service. With `gateway_replicas` above one,
+    the gateway runs as that many processes (gateway, gateway-2, ...), each on its own free ports,
+    as the Kubernetes base runs two."""
 
     settings: Settings
+    gateway_replicas: int = 1
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)  # how often each service was restarted
     _env: dict[str, str] = field(default_factory=dict, repr=False)
     _started: dict[str, float] = field(default_factory=dict, repr=False)
     _next_wait: dict[str, float] = field(default_factory=dict, repr=False)
     _due: dict[str, float] = field(default_factory=dict, repr=False)
+    _replica_ports: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # (gRPC, metrics)
 
     @property
     def names(self) -> tuple[str, ...]:
-        return (MODEL_SERVER, *SERVICES) if self.settings.candidate_gan else SERVICES
+        services = (MODEL_SERVER, *SERVICES) if self.settings.candidate_gan else SERVICES
+        return (*services, *self.replica_names)
+
+    @property
+    def replica_names(self) -> tuple[str, ...]:
+        """The gateway's processes beyond the first."""
+        return tuple(f"{GATEWAY}-{number}" for number in range(2, self.gateway_replicas + 1))
+
+    def address(self, name: str) -> str:
+        if name in self._replica_ports:
+            return f"127.0.0.1:{self._replica_ports[name][0]}"
+        return self.settings.addresses[name]
+
+    @property
+    def gateway_addresses(self) -> list[str]:
+        """Every gateway process's address, the first one's first."""
+        return [self.address(GATEWAY), *(self.address(name) for name in self.replica_names)]
 
     def log_file(self, name: str) -> Path:
         return self.settings.log_dir / f"{name}.log"
@@ -129,17 +152,23 @@ class Suite:
         self._env = {**os.environ, **(env or {}), "RECSYS_HOME": str(self.settings.home)}
         if self.settings.candidate_gan:
             self._env |= {"RECSYS_CANDIDATES_GAN": "1", "RECSYS_MODELSERVER_MODELS": CANDIDATE_GAN}
+        self._replica_ports = {name: (free_port(), free_port()) for name in self.replica_names}
         for name in self.names:
             self._spawn(name)
 
     def _spawn(self, name: str) -> None:
+        env, module = self._env, name
+        if name in self._replica_ports:
+            port, metrics_port = self._replica_ports[name]
+            env = {**env, "RECSYS_GATEWAY_PORT": str(port), "RECSYS_GATEWAY_METRICS_PORT": str(metrics_port)}
+            module = GATEWAY
         with self.log_file(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", f"services.{module}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=self._env,
+                env=env,
                 start_new_session=True,
             )
         self._started[name] = time.monotonic()
@@ -190,10 +219,7 @@ class Suite:
                         f"{name} exited with code {process.returncode}; end of "
                         f"{self.log_file(name)}:\n{self._tail(name)}"
                     )
-                if (
-                    check_health(self.settings.addresses[name], 1.0, credentials=self.credentials)
-                    == "SERVING"
-                ):
+                if check_health(self.address(name), 1.0, credentials=self.credentials) == "SERVING":
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 name = sorted(pending)[0]

@@ -549,6 +549,39 @@ def test_calls_beyond_the_in_flight_bound_are_refused_at_once(suite, bound: dict
     assert refused_in < 1.0
 
 
+def test_while_full_recommend_is_refused_before_its_key_or_its_bytes_are_read(suite) -> None:
+    """The early refusal runs before the key check and the parsing: a keyless call with bytes that
+    are no RecommendRequest still gets RESOURCE_EXHAUSTED with when to retry; once the admitted
+    call is answered, the same keyless call is UNAUTHENTICATED again."""
+    settings, _ = suite
+    with hung_addresses(3) as (profile, candidates, ranking):
+        bounded = gateway_with(
+            suite,
+            {"profile": profile, "candidates": candidates, "ranking": ranking},
+            RECSYS_STAGE_DEADLINE_MS="2000",
+            RECSYS_RECOMMEND_CONCURRENCY="1",
+        )
+        try:
+            with grpc.insecure_channel(bounded.address) as channel:
+                stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                raw = channel.unary_unary("/recsys.gateway.v1.GatewayService/Recommend")
+                request = gateway_pb2.RecommendRequest(user_id="user1", count=5)
+                busy = stub.Recommend.future(request, metadata=bearer_metadata(read_key(settings)), timeout=5)
+                time.sleep(0.5)
+                with pytest.raises(grpc.RpcError) as refused:
+                    raw(b"\xff\xff not a message", timeout=3)
+                assert busy.result().items
+                with pytest.raises(grpc.RpcError) as keyless:
+                    raw(request.SerializeToString(), timeout=3)
+        finally:
+            bounded.stop()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = status_pb2.Status.FromString(dict(refused.value.trailing_metadata())["grpc-status-details-bin"])
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in status.details)
+    assert keyless.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_a_stage_that_comes_back_after_an_outage_is_used_again_within_seconds(suite) -> None:
     """gRPC's default reconnect backoff grows towards two minutes: after ten seconds away a stage
     mostly waits several more seconds before it is tried again (the backoff is jittered)."""

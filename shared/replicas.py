@@ -1,0 +1,116 @@
+"""A caller of several equivalent replicas (the gateway's, behind one deadline): one replica per call,
+the next one at once when a replica is gone, and a hedge to the next one when an answer is late.
+
+gRPC's own load balancing spreads calls over replicas and retries a refused connection, but a
+replica that hangs (stopped, or stuck in a long pause) keeps its connection open: every call sent
+to it waits for its whole deadline. gRPC's C core does not hedge, so this client does: when the
+first replica has not answered within `hedge_after_s`, the same request goes to the next one and
+the first answer wins (the other attempt is cancelled); with `hedge_after_s=None` it only fails
+over. A replica that was gone or lost a hedge is tried last for `eject_s`, so a hang costs the
+calls of its first moments, not every call. Hedges are budgeted: at most `hedge_share` of the
+calls (plus a small burst), so that a suite that is slow everywhere is not sent twice the load.
+
+Only for calls that are safe to send twice: Recommend with its request_id set (a repeat answers
+the decision logged first), and RecordFeedback (events are idempotent by id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import grpc
+
+Stub = TypeVar("Stub")
+Reply = TypeVar("Reply")
+
+HEDGE_AFTER_S = 0.1
+HEDGE_SHARE = 0.1
+HEDGE_BURST = 10.0
+EJECT_S = 5.0
+# Codes that say the replica, not the request, is the problem: the next replica is tried at once.
+REPLICA_GONE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+class Replicas(Generic[Stub]):
+    """One stub per replica; `call` sends a request to them as the module describes."""
+
+    def __init__(
+        self,
+        stubs: Sequence[Stub],
+        hedge_after_s: float | None = HEDGE_AFTER_S,
+        eject_s: float = EJECT_S,
+        hedge_share: float = HEDGE_SHARE,
+    ) -> None:
+        if not stubs:
+            raise ValueError("Replicas needs at least one stub")
+        self.stubs = list(stubs)
+        self.hedge_after_s = hedge_after_s
+        self.eject_s = eject_s
+        self.hedge_share = hedge_share
+        self._hedge_tokens = HEDGE_BURST
+        self._ejected_until = [0.0] * len(self.stubs)
+        self._turn = itertools.count()
+        self.hedges = 0  # calls that were sent to a second replica because the first was late
+        self.failovers = 0  # calls sent to another replica because one was gone
+
+    def _order(self) -> list[int]:
+        """Every replica once: those in good standing first, taking turns, the ejected ones last."""
+        start = next(self._turn) % len(self.stubs)
+        rotated = [(start + i) % len(self.stubs) for i in range(len(self.stubs))]
+        now = time.monotonic()
+        return sorted(rotated, key=lambda index: self._ejected_until[index] > now)
+
+    def _eject(self, index: int) -> None:
+        self._ejected_until[index] = time.monotonic() + self.eject_s
+
+    async def call(self, send: Callable[[Stub, float], Awaitable[Reply]], timeout_s: float) -> Reply:
+        """`send(stub, seconds_left)` on one replica, then others as the module describes; the
+        first answer, or the last replica's error when none answered."""
+        ends_at = time.monotonic() + timeout_s
+        self._hedge_tokens = min(self._hedge_tokens + self.hedge_share, HEDGE_BURST)
+        waiting = self._order()
+        attempts: dict[asyncio.Future[Reply], int] = {}
+        last_error: grpc.aio.AioRpcError | None = None
+
+        def launch() -> None:
+            index = waiting.pop(0)
+            left = max(ends_at - time.monotonic(), 0.0)
+            attempts[asyncio.ensure_future(send(self.stubs[index], left))] = index
+
+        launch()
+        try:
+            while attempts:
+                may_hedge = bool(waiting) and self._hedge_tokens >= 1
+                hedge_in = self.hedge_after_s if may_hedge else None  # None: no hedging
+                done, _ = await asyncio.wait(attempts, timeout=hedge_in, return_when=asyncio.FIRST_COMPLETED)
+                if not done:  # late: hedge to the next replica
+                    self._hedge_tokens -= 1
+                    self.hedges += 1
+                    launch()
+                    continue
+                for attempt in done:
+                    index = attempts.pop(attempt)
+                    error = attempt.exception()
+                    if error is None:
+                        for loser in attempts.values():
+                            self._eject(loser)
+                        return attempt.result()
+                    if not isinstance(error, grpc.aio.AioRpcError):
+                        raise error
+                    last_error = error
+                    if error.code() in REPLICA_GONE:
+                        self._eject(index)
+                        if waiting and time.monotonic() < ends_at:
+                            self.failovers += 1
+                            launch()
+                    elif not attempts:
+                        raise error
+        finally:
+            for attempt in attempts:
+                attempt.cancel()
+        assert last_error is not None
+        raise last_error

@@ -37,7 +37,7 @@ from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
 from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
-from shared.replicas import Replicas
+from shared.replicas import Hedging, Replicas
 from shared.tls import open_sync_channel
 from tests.conftest import fresh_schema
 from tests.support import HealthWatch, suite_env
@@ -331,7 +331,7 @@ def _recommend_through_replicas(running: RunningSuite, label: str) -> Replicas:
 
     async def calls() -> Replicas:
         async with GatewayReplicas(running.suite.gateway_addresses, running.suite.credentials) as stubs:
-            replicas = Replicas(stubs, hedge_after_s=1.0)
+            replicas = Replicas(stubs, Hedging(after_s=1.0))
             for number in range(6):
                 request = gateway_pb2.RecommendRequest(
                     user_id=CUSTOMER, count=5, request_id=f"{label}-{number}"

@@ -103,7 +103,7 @@ class SteadyLoad:
         async with GatewayReplicas(self.addresses, self.credentials) as stubs:
             self.recommend_calls = Replicas(stubs)
             # a feedback batch takes longer than a Recommend: it fails over, but is never hedged
-            feedback_calls = Replicas(stubs, hedge_after_s=None)
+            feedback_calls = Replicas(stubs, hedging=None)
             await asyncio.gather(
                 self._recommend(self.recommend_calls, stop), self._feedback(feedback_calls, stop)
             )

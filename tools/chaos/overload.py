@@ -115,7 +115,7 @@ async def overload(
     deadline_s: float,
 ) -> OverloadResult:
     async with GatewayReplicas(addresses, credentials) as stubs:
-        caller = _Caller(Replicas(stubs, hedge_after_s=None), key, users, deadline_s)
+        caller = _Caller(Replicas(stubs, hedging=None), key, users, deadline_s)
         found = await capacity(caller, seconds)
         rate = max(1.0, factor * found.goodput_rps)
         return OverloadResult(found, rate, await offered(caller, rate, seconds))

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.replicas import Replicas
+from shared.replicas import Hedging, Replicas
 from tools.cli.supervisor import free_port
 
 Stub = health_pb2_grpc.HealthStub
@@ -72,7 +72,7 @@ def test_a_late_replica_is_hedged_then_tried_last() -> None:
 
     async def scenario() -> None:
         async with serving(hung, healthy) as stubs:
-            replicas = Replicas(stubs, hedge_after_s=0.05)
+            replicas = Replicas(stubs, Hedging(after_s=0.05))
             started = time.monotonic()
             for _ in range(6):
                 answer = await replicas.call(check, 3.0)
@@ -89,7 +89,7 @@ def test_a_gone_replica_is_failed_over_at_once() -> None:
 
     async def scenario() -> None:
         async with serving(None, healthy) as stubs:
-            replicas = Replicas(stubs, hedge_after_s=None)
+            replicas = Replicas(stubs, hedging=None)
             for _ in range(4):
                 await replicas.call(check, 3.0)
             assert replicas.failovers == 1  # then the gone one is tried last, and never reached
@@ -130,9 +130,25 @@ def test_hedges_stay_within_their_budget() -> None:
 
     async def scenario() -> None:
         async with serving(slow, also_slow) as stubs:
-            replicas = Replicas(stubs, hedge_after_s=0.005, hedge_share=0.0)
+            replicas = Replicas(stubs, Hedging(after_s=0.005, share=0.0))
             for _ in range(15):
                 await replicas.call(check, 3.0)
             assert replicas.hedges == 10  # the burst, then no more with a share of zero
+
+    run(scenario)
+
+
+def test_the_hedge_waits_as_long_as_most_recent_answers_took() -> None:
+    steady = Replica(delay_s=0.04)
+
+    async def scenario() -> None:
+        async with serving(steady, Replica(delay_s=0.04)) as stubs:
+            replicas = Replicas(stubs, Hedging(remembered=40))
+            assert replicas.hedge_after(3.0) == Hedging.first_s  # nothing timed yet
+            for _ in range(20):
+                await replicas.call(check, 3.0)
+            assert 0.04 <= replicas.hedge_after(3.0) < 0.1  # about the answers' own time
+            assert replicas.hedge_after(0.05) == 0.025  # at most half of a short call's timeout
+            assert replicas.hedges == 0
 
     run(scenario)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import sparse
 
+from ml.deadline import Deadline, passed
 from ml.metrics import recall_of_hits, top_k
 from ml.vae import UserEncoder
 
@@ -50,6 +51,7 @@ class TrainedVae:
     epochs: int
     validation_recall: float
     popular_recall: float
+    cut: bool = False  # its deadline stopped it before early stopping did
 
     def save(self, folder: Path) -> None:
         self.encoder.save(folder)
@@ -91,6 +93,7 @@ def fit_vae(
     items: np.ndarray,
     config: VaeConfig = VaeConfig(),
     on_epoch: Callable[[int, float, float], None] = lambda epoch, loss, recall: None,
+    deadline: Deadline = None,
 ) -> TrainedVae:
     item_ids, matrix = _matrix(users, items, config.max_items)
     rng = np.random.default_rng(config.seed)
@@ -148,6 +151,7 @@ def fit_vae(
 
     best: tuple[float, int, dict[str, np.ndarray]] = (-1.0, 0, {})
     seen_input = tf.constant(seen)
+    cut = False
     for epoch in range(1, config.epochs + 1):
         beta = tf.constant(config.beta * min(1.0, epoch / config.anneal_epochs), tf.float32)
         # One fancy index per epoch; each batch is then a cheap contiguous slice of its rows.
@@ -163,6 +167,9 @@ def fit_vae(
             best = (recall, epoch, {name: variable.numpy() for name, variable in weights.items()})
         elif epoch - best[1] >= config.patience:
             break
+        if passed(deadline) and epoch < config.epochs:
+            cut = True
+            break
     recall, epoch, kept = best
     encoder = UserEncoder(
         item_ids=item_ids.astype(str),
@@ -175,4 +182,4 @@ def fit_vae(
         decoder=kept["decoder"],
         decoder_bias=kept["decoder_bias"],
     )
-    return TrainedVae(encoder, epoch, recall, popular_recall)
+    return TrainedVae(encoder, epoch, recall, popular_recall, cut)

@@ -14,6 +14,10 @@ from ml.retrieval import read_fusion
 from ml.validation import AUTO, MODES
 from shared.config import EnvReader, Settings, load_section
 
+# A training run's default time budget: `recsys train all` on 200,000 purchases of 12,000 items
+# fits in it on two cores; smaller shops never reach it.
+TRAIN_MAX_MINUTES = 10.0
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -29,6 +33,8 @@ class TrainingSettings:
     gan_max_memory_mb: int = MAX_MEMORY_MB
     # The GAN's training (validation stage and refit together) stops within about this long.
     gan_max_minutes: float = MAX_MINUTES
+    # The whole training run's time budget (pipelines/budget.py); None: none.
+    max_minutes: float | None = TRAIN_MAX_MINUTES
     # Weight of the GAN generator's adversarial term (0: a denoising autoencoder; an ablation).
     gan_adversarial: float = 1.0
     # Feature groups `recsys train ranking` leaves out (ml/ranking/features.py): a served ablation.
@@ -71,6 +77,7 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         gan_mixed_precision=read.flag("RECSYS_GAN_MIXED_PRECISION", False),
         gan_max_memory_mb=int(read.number("RECSYS_GAN_MAX_MEMORY_MB", MAX_MEMORY_MB, 256, 1_048_576)),
         gan_max_minutes=read.number("RECSYS_GAN_MAX_MINUTES", MAX_MINUTES, 0.1, 10_080),
+        max_minutes=read.number("RECSYS_TRAIN_MAX_MINUTES", TRAIN_MAX_MINUTES, 0, 10_080) or None,
         gan_adversarial=read.number("RECSYS_GAN_ADVERSARIAL", 1.0, 0.0, 100.0),
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),

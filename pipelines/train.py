@@ -29,6 +29,7 @@ from ml.artifacts import (
 )
 from ml.candidates_offline import SourcesConfig
 from ml.cooccurrence import fit_cooccurrence
+from ml.deadline import Deadline, seconds_left
 from ml.ease import EASE, fit_ease
 from ml.event_weights import MODEL as EVENT_WEIGHTS
 from ml.popularity import choose_half_life, fit_popularity
@@ -38,6 +39,7 @@ from ml.snapshot import Snapshot, SnapshotWriter
 from ml.text_encoder import ITEM_EMBEDDINGS
 from ml.vae import USER_VAE
 from ml.validation import MIN_SHOPPERS, Carve, carve
+from pipelines.budget import RunBudget
 from pipelines.event_weights import fit_published_event_weights
 from pipelines.progress import console, errors, progress_bar
 from pipelines.report import print_report, weights_text
@@ -59,6 +61,9 @@ if TYPE_CHECKING:  # TensorFlow: loaded only when the GAN or the ranker is train
 EXPORT_DEADLINE_S = 1800.0
 # Models that lost on validation are kept here, `<model_dir>/refused/<name>/<version>/`, never served.
 REFUSED = "refused"
+# The step that refits the candidate GAN; the least a GAN is given when the run's budget is spent.
+GAN_REFIT = "candidates"
+MIN_GAN_MINUTES = 0.1
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Trainer:
     fit: Callable[[TrainingRun], object | None]
     served: bool = True
     in_recommend: bool = True
+    # The share of the run's time budget kept for this step while earlier ones run (pipelines/budget.py).
+    reserve: float = 0.0
 
 
 @dataclass
@@ -86,11 +93,27 @@ class TrainingRun:
     snapshot: Snapshot
     training: TrainingSettings
     model_dir: Path
+    budget: RunBudget
+    step: str = ""  # the step running now
     ranker_outcome: dict[str, object] | None = None  # None: the ranker was not trained in this run
     _carve: Carve | None = None
     _carve_gan: TrainedGan | None = None
     _carve_gan_tried: bool = False
     _validation: Validation | None = None
+
+    def deadline(self) -> Deadline:
+        """When the step running now has to be done (pipelines/budget.py)."""
+        return self.budget.deadline(self.step)
+
+    def gan_minutes(self, spent_s: float = 0.0) -> float:
+        """The GAN's budget for both its stages: RECSYS_GAN_MAX_MINUTES, or less when the run's
+        budget leaves less (with `spent_s` already spent on the GAN) before its refit step must be
+        done; the carve's GAN is trained earlier, within validation, and shares that time."""
+        step = GAN_REFIT if GAN_REFIT in self.budget.steps else self.step
+        left = seconds_left(self.budget.deadline(step))
+        if left is None:
+            return self.training.gan_max_minutes
+        return max(min(self.training.gan_max_minutes, (left + spent_s) / 60), MIN_GAN_MINUTES)
 
     def carve(self) -> Carve:
         """The validation carve (ml/validation.py), the same for every model of the run."""
@@ -115,6 +138,7 @@ class TrainingRun:
             self._carve_gan = _trained_gan(
                 "on the validation carve's fitting part",
                 self.training,
+                self.gan_minutes(),
                 lambda config, on_epoch: fit_gan_on_carve(carved.fit, held, config, on_epoch),
             )
         return self._carve_gan
@@ -149,13 +173,13 @@ class TrainingRun:
         return self._validation.sources if self._validation is not None else self.training.sources
 
 
-def _gan_config(settings: TrainingSettings) -> GanConfig:
+def _gan_config(settings: TrainingSettings, max_minutes: float) -> GanConfig:
     from ml.gan.model import GanConfig  # TensorFlow loads only when needed
 
     return GanConfig(
         mixed_precision=settings.gan_mixed_precision,
         max_memory_mb=settings.gan_max_memory_mb,
-        max_minutes=settings.gan_max_minutes,
+        max_minutes=max_minutes,
         adversarial=settings.gan_adversarial,
     )
 
@@ -163,13 +187,14 @@ def _gan_config(settings: TrainingSettings) -> GanConfig:
 def _trained_gan(
     what: str,
     settings: TrainingSettings,
+    max_minutes: float,
     fit: Callable[[GanConfig, EpochCallback], TrainedGan],
 ) -> TrainedGan | None:
-    """`fit(config, on_epoch)` under progress bars, its outcome printed; None when the memory
-    bound refuses it (printed)."""
+    """`fit(config, on_epoch)` within `max_minutes` under progress bars, its outcome printed;
+    None when the memory bound refuses it (printed)."""
     from ml.gan.train import GanMemoryError
 
-    config = _gan_config(settings)
+    config = _gan_config(settings, max_minutes)
     with progress_bar() as progress:
         tasks = {
             "validation": progress.add_task("candidate GAN, choosing the epochs", total=config.max_epochs),
@@ -194,12 +219,14 @@ def _trained_gan(
         f"{trained.validation_recall:.4f}, {trained.seconds_per_epoch:.2f}s per epoch on "
         f"{trained.replicas} replica(s)"
         + (", mixed precision" if config.mixed_precision else "")
-        + (f", cut short by the {config.max_minutes:g}-minute budget" if trained.budget_bound else "")
+        + (f", cut short by its {config.max_minutes:.3g}-minute budget" if trained.budget_bound else "")
     )
     return trained
 
 
-def fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> TrainedGan | None:
+def fit_candidate_gan(
+    snapshot: Snapshot, settings: TrainingSettings, max_minutes: float | None = None
+) -> TrainedGan | None:
     """The GAN on `snapshot` alone, early-stopped on its own latest purchases, then refitted on
     all (ml/gan/train.py: fit_gan): for runs without a validation carve (`recsys eval`)."""
     from ml.gan.train import fit_gan
@@ -207,6 +234,7 @@ def fit_candidate_gan(snapshot: Snapshot, settings: TrainingSettings) -> Trained
     return _trained_gan(
         "(own hold-out, then refit)",
         settings,
+        settings.gan_max_minutes if max_minutes is None else max_minutes,
         lambda config, on_epoch: fit_gan(snapshot, config, on_epoch=on_epoch),
     )
 
@@ -222,12 +250,13 @@ def _served_gan(run: TrainingRun) -> TrainedGan | None:
     if chosen is None:
         if run.carve_can_stop_a_gan():
             return None  # it could not be trained on the carve (printed): nor on everything
-        return fit_candidate_gan(run.snapshot, run.training)
+        return fit_candidate_gan(run.snapshot, run.training, run.gan_minutes())
     from ml.gan.train import refit_gan
 
     return _trained_gan(
         "refitted on every purchase",
         run.training,
+        run.gan_minutes(spent_s=chosen.seconds),
         lambda config, on_epoch: refit_gan(run.snapshot, chosen, config, on_epoch=on_epoch),
     )
 
@@ -312,6 +341,7 @@ def _fit_ranker(run: TrainingRun) -> object | None:
                 on_epoch,
                 gate=settings.ranker_gate,
                 more=more,
+                deadline=run.deadline(),
             )
         except RankerRefused as error:
             run.ranker_outcome = {"published": False, "why": str(error)}
@@ -335,6 +365,7 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         f"{trained.validation_ndcg:.4f} against {trained.candidate_ndcg:.4f} for the candidate order: "
         f"gain {mean:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] over {trained.validation_lists} lists "
         f"({trained.validated_on})"
+        + (f"; cut short by {run.budget.describe()}: {', '.join(trained.cut)}" if trained.cut else "")
     )
     run.ranker_outcome = {
         "published": True,
@@ -344,6 +375,7 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         "validation_lists": trained.validation_lists,
         "validated_on": trained.validated_on,
         "feature_groups_dropped": list(trained.dropped),
+        "cut_by_time_budget": list(trained.cut),
     }
     return trained
 
@@ -389,10 +421,12 @@ def _fit_user_vae(run: TrainingRun) -> object:
                 completed=epoch,
                 description=f"user VAE (loss {loss:.1f}, held-out recall@20 {recall:.4f})",
             ),
+            deadline=run.deadline(),
         )
     console.print(
         f"user VAE: best epoch {trained.epochs}, held-out recall@20 {trained.validation_recall:.4f} "
         f"(most popular {trained.popular_recall:.4f}), {trained.encoder.dim}-dim latent"
+        + (f", cut short by {run.budget.describe()}" if trained.cut else "")
     )
     return trained
 
@@ -437,29 +471,38 @@ TRAINERS: dict[str, Trainer] = {
     # retrains when a served model is missing, and a shop without rated reviews never publishes it.
     # First: the ranker's review features read the reviews it scores (fit_and_publish).
     "review-sentiment": Trainer(
-        SENTIMENT, lambda run: fit_review_sentiment(run.snapshot), served=False, in_recommend=False
+        SENTIMENT,
+        lambda run: fit_review_sentiment(run.snapshot),
+        served=False,
+        in_recommend=False,
+        reserve=0.02,
     ),
     # How much each event type counts in the portrait's affinities, learned from which categories
     # shoppers bought next (pipelines/event_weights.py); not served, as review-sentiment.
     "event-weights": Trainer(
-        EVENT_WEIGHTS, lambda run: fit_published_event_weights(run.snapshot), served=False, in_recommend=False
+        EVENT_WEIGHTS,
+        lambda run: fit_published_event_weights(run.snapshot),
+        served=False,
+        in_recommend=False,
+        reserve=0.02,
     ),
     POPULARITY: Trainer(
         POPULARITY, lambda run: fit_popularity(run.snapshot, run.sources.popularity_half_life_days)
     ),
-    COOCCURRENCE: Trainer(COOCCURRENCE, lambda run: fit_cooccurrence(run.snapshot)),
+    COOCCURRENCE: Trainer(COOCCURRENCE, lambda run: fit_cooccurrence(run.snapshot), reserve=0.01),
     # Closed-form item-item regression (exact up to RECSYS_EASE_MAX_ITEMS items, else over the head).
-    EASE: Trainer(EASE, _fit_ease),
+    # Its step also runs the validation stage (the carve's GAN included), which every later model reads.
+    EASE: Trainer(EASE, _fit_ease, reserve=0.15),
     # The GAN candidate generator, served through TF Serving's API when the suite runs with it
     # (`recsys up --gan`); minutes of training on CPU, so `recsys up` does not train it.
-    "candidates": Trainer(CANDIDATE_GAN, _served_gan, served=False),
+    GAN_REFIT: Trainer(CANDIDATE_GAN, _served_gan, served=False, reserve=0.1),
     # The item text encoder behind items.SimilarItems and the item-text candidate source.
-    "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder),
+    "items-text": Trainer(ITEM_EMBEDDINGS, _fit_text_encoder, reserve=0.06),
     # The shoppers' latent vectors in GetProfile (the ranker fits its own copy of the VAE).
-    "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False),
+    "profile-vae": Trainer(USER_VAE, _fit_user_vae, in_recommend=False, reserve=0.06),
     # Learns from the validation shoppers' candidate lists: trained after the sources it reorders.
     # It fits its own text encoder, user VAE and graph embeddings (ml/ranking/views.py).
-    "ranking": Trainer(RANKER, _fit_ranker),
+    "ranking": Trainer(RANKER, _fit_ranker, reserve=0.35),
     # The fusion and the order chosen on validation, with the report behind them: trained last.
     SERVING: Trainer(SERVING, _serving_config),
 }
@@ -511,18 +554,27 @@ def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) ->
     """Fits each named model, in the order of TRAINERS (a model may read those before it); returns
     name -> (published version, seconds spent). Reviews are scored by the published sentiment
     classifier, by the one this run publishes from then on."""
+    training = training_settings(settings)
+    names = sorted(names, key=list(TRAINERS).index)
+    budget = RunBudget(
+        None if training.max_minutes is None else training.max_minutes * 60,
+        {name: trainer.reserve for name, trainer in TRAINERS.items()},
+        names,
+    )
     run = TrainingRun(
         scored_reviews(snapshot, published_sentiment(settings.model_dir)),
-        with_chosen_half_life(training_settings(settings), snapshot),
+        with_chosen_half_life(training, snapshot),
         settings.model_dir,
+        budget,
     )
-    names = sorted(names, key=list(TRAINERS).index)
+    console.print(f"training {len(names)} steps within {budget.describe()}")
     published = {}
     begun = time.perf_counter()
     for step, name in enumerate(names, start=1):
         trainer = TRAINERS[name]
         started = time.perf_counter()
         console.print(f"[bold]step {step}/{len(names)}: {name}[/bold] ({started - begun:.0f}s into training)")
+        run.step = name
         model = trainer.fit(run)
         if model is None:
             console.print(f"step {step}/{len(names)}: {name}: nothing published")

@@ -7,7 +7,9 @@ to it waits for its whole deadline. gRPC's C core does not hedge, so this client
 first replica has not answered by the time 95% of recent answers had come (`Hedging`), the same
 request goes to the next replica and the first answer wins (the other attempt is cancelled);
 with `hedging=None` it only fails over. A replica that was gone or lost a hedge is tried last for
-`eject_s`, so a hang costs the calls of its first moments, not every call. Hedges are budgeted:
+`eject_s`, and then on probation: its next call is sent to it and to another replica at once, and
+it is trusted again only when it answers first. So a hang costs the calls of its first moments,
+not every call, and not one call per ejection either. Hedges are budgeted:
 at most `Hedging.share` of the calls (plus a small burst), so that a suite that is slow
 everywhere is not sent twice the load.
 
@@ -44,7 +46,7 @@ class Hedging:
     quantile: float = 0.95
     first_s: float = 0.1  # the delay until `remembered // 10` answers have been timed
     floor_s: float = 0.02
-    ceiling_share: float = 0.5  # never later than this share of the call's timeout
+    ceiling_share: float = 0.4  # never later than this share of the call's timeout
     share: float = 0.1  # hedges per call, in the long run
     burst: float = 10.0
     remembered: int = 256  # answer times the quantile is taken over
@@ -67,9 +69,11 @@ class Replicas(Generic[Stub]):
         self._tokens = hedging.burst if hedging else 0.0
         self._answer_times: deque[float] = deque(maxlen=hedging.remembered if hedging else 1)
         self._ejected_until = [0.0] * len(self.stubs)
+        self._on_probation: set[int] = set()
         self._turn = itertools.count()
         self.hedges = 0  # calls that were sent to a second replica because the first was late
         self.failovers = 0  # calls sent to another replica because one was gone
+        self.trials = 0  # calls sent to a replica on probation and another at once
 
     def _order(self) -> list[int]:
         """Every replica once: those in good standing first, taking turns, the ejected ones last."""
@@ -80,6 +84,7 @@ class Replicas(Generic[Stub]):
 
     def _eject(self, index: int) -> None:
         self._ejected_until[index] = time.monotonic() + self.eject_s
+        self._on_probation.add(index)
 
     def hedge_after(self, timeout_s: float) -> float | None:
         """How long a call with `timeout_s` waits for its first replica before it hedges (None:
@@ -106,13 +111,18 @@ class Replicas(Generic[Stub]):
         waiting = self._order()
         attempts: dict[asyncio.Future[Reply], int] = {}
         last_error: grpc.aio.AioRpcError | None = None
+        late: set[int] = set()  # replicas asked before a hedge was sent: they were late
 
         def launch() -> None:
             index = waiting.pop(0)
             left = max(ends_at - time.monotonic(), 0.0)
             attempts[asyncio.ensure_future(send(self.stubs[index], left))] = index
 
+        on_probation = waiting[0] in self._on_probation
         launch()
+        if on_probation and waiting:  # and the next one at once
+            self.trials += 1
+            launch()
         try:
             while attempts:
                 may_hedge = bool(waiting) and hedge_in is not None and self._tokens >= 1
@@ -120,6 +130,7 @@ class Replicas(Generic[Stub]):
                     attempts, timeout=hedge_in if may_hedge else None, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:  # late: hedge to the next replica
+                    late.update(attempts.values())
                     self._tokens -= 1
                     self.hedges += 1
                     launch()
@@ -128,9 +139,11 @@ class Replicas(Generic[Stub]):
                     index = attempts.pop(attempt)
                     error = attempt.exception()
                     if error is None:
+                        self._on_probation.discard(index)
                         self._answer_times.append(time.monotonic() - started)
                         for loser in attempts.values():
-                            self._eject(loser)
+                            if loser in late or loser in self._on_probation:
+                                self._eject(loser)
                         return attempt.result()
                     if not isinstance(error, grpc.aio.AioRpcError):
                         raise error

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, merged, source_lists
 from ml.cooccurrence import fit_cooccurrence
+from ml.deadline import Deadline, passed
 from ml.metrics import ndcg_of_hits, top_k
 from ml.ranking.config import RankerConfig
 from ml.ranking.ensemble import RankerEnsemble
@@ -168,6 +169,8 @@ class TrainedRanker:
     dropped: tuple[str, ...] = ()
     # Which lists judged it: "later purchases" (after a time carve) or "a random share of shoppers".
     validated_on: str = ""
+    # What its deadline cut short (fewer networks, fewer epochs, no refit without harmful groups).
+    cut: tuple[str, ...] = ()
 
     def save(self, folder: Path) -> None:
         self.table.save(folder)
@@ -200,9 +203,11 @@ def fit_net(
     config: RankerConfig,
     on_epoch: Callable[[int, float, float], None] = lambda *_: None,
     scale: tuple[np.ndarray, np.ndarray] | None = None,
+    deadline: Deadline = None,
 ) -> tuple[RankerNet, int, float]:
-    """One network trained listwise with early stopping on NDCG@20 of the `stopping` lists; the best
-    epoch's weights. `scale`: the features' (mean, std), by default from `train`."""
+    """One network trained listwise with early stopping on NDCG@20 of the `stopping` lists (or
+    stopped at `deadline`, after `config.min_epochs`); the best epoch's weights. `scale`: the
+    features' (mean, std), by default from `train`."""
     tf.random.set_seed(config.seed)
     mean, std = scale or standardization(train)
     net = RankerNet(items, config, mean, std)
@@ -239,6 +244,8 @@ def fit_net(
             best = (quality, epoch, net.weights())
         elif epoch >= config.min_epochs and epoch - best[1] >= config.patience:
             break
+        if epoch >= config.min_epochs and passed(deadline):
+            break
     net.assign(best[2])
     return net, best[1], best[0]
 
@@ -248,13 +255,17 @@ def fit_ensemble(
     items: int,
     config: RankerConfig,
     on_epoch: Callable[[int, int, float, float], None] = lambda *_: None,
+    deadline: Deadline = None,
 ) -> tuple[RankerEnsemble, list[int]]:
     """`config.members` networks (ml/ranking/ensemble.py), member k seeded `config.seed + k`, each
     learning from its own random share of `train` and stopping early on the rest; the ensemble and
-    each member's best epoch. `on_epoch(member, epoch, loss, stopping NDCG@20)`."""
+    each member's best epoch. `on_epoch(member, epoch, loss, stopping NDCG@20)`. Past `deadline`
+    no further member is started (the first always is)."""
     scale = standardization(train)
     members, epochs = [], []
     for k in range(config.members):
+        if k and passed(deadline):
+            break
         seed = config.seed + k
         order = np.random.default_rng(seed).permutation(len(train))
         cut = max(1, round(config.stopping_share * len(train))) if len(train) > 1 else 0
@@ -265,6 +276,7 @@ def fit_ensemble(
             dataclasses.replace(config, seed=seed),
             lambda epoch, loss, quality, k=k: on_epoch(k, epoch, loss, quality),
             scale,
+            deadline,
         )
         members.append(net)
         epochs.append(epoch)
@@ -426,12 +438,14 @@ def fit_ranker(
     table: ItemTable | None = None,
     gate: PublishGate | None = None,
     more: RankingLists | None = None,
+    deadline: Deadline = None,
 ) -> TrainedRanker:
     """Trains on `lists` (see `training_lists`), plus `more` lists to learn from only (see
     `nested_lists`), and pairs the network with `table`, by default `published_table(snapshot,
     ...)`. Raises RankerRefused when there are too few lists to learn from or to judge on (`gate`),
     or when the validation gain over the candidate order is not surely above zero: such a ranker is
-    not fit to publish."""
+    not fit to publish. Past `deadline` it trains fewer networks and epochs and skips the refit
+    without harmful feature groups (`TrainedRanker.cut` says which)."""
     config = config or RankerConfig()
     gate = gate or PublishGate()
     started = time.perf_counter()
@@ -457,12 +471,16 @@ def fit_ranker(
     train, validation = lists.take(train_rows), lists.take(validation_rows)
     if more is not None and len(more):
         train = concatenate(train, more)
-    net, epochs = fit_ensemble(train, len(vocabulary), config, on_epoch)
+    net, epochs = fit_ensemble(train, len(vocabulary), config, on_epoch, deadline)
+    cut = [f"{len(epochs)} of {config.members} networks"] if len(epochs) < config.members else []
     quality = ndcg(_scores(net, validation), validation)
     harmful = harmful_groups(net, validation, gate, config.seed) if gate.drop_harmful_groups else ()
+    if harmful and passed(deadline):
+        cut.append(f"no refit without the harmful groups {', '.join(harmful)}")
+        harmful = ()
     if harmful:
         without = dataclasses.replace(config, removed=(*config.removed, *harmful))
-        refit, refit_epochs = fit_ensemble(train, len(vocabulary), without, on_epoch)
+        refit, refit_epochs = fit_ensemble(train, len(vocabulary), without, on_epoch, deadline)
         refit_quality = ndcg(_scores(refit, validation), validation)
         if refit_quality >= quality:
             net, epochs, quality = refit, refit_epochs, refit_quality
@@ -498,5 +516,6 @@ def fit_ranker(
         validation_lists=held,
         gain=gain,
         dropped=harmful,
+        cut=tuple(cut),
         validated_on=validated_on,
     )

@@ -19,6 +19,6 @@ started=$(date +%s)
   2> /dev/null | grep -E "events"
 echo "import: $(( $(date +%s) - started )) s"
 started=$(date +%s)
-/usr/bin/time -v .venv/bin/recsys train all 2> "$home/train.err" | grep -E "^(step|candidate GAN|popularity|ranker|item text|user VAE|EASE|validation|published)"
+/usr/bin/time -v .venv/bin/recsys train all 2> "$home/train.err" | grep -E "^(training|step|candidate GAN|popularity|ranker|item text|user VAE|EASE|validation|published)"
 echo "train all: $(( $(date +%s) - started )) s, peak memory $(grep 'Maximum resident' "$home/train.err" | awk '{printf "%.2f GB", $6 / 1048576}')"
 echo "state and logs in $home; reproduce: make bench-wide-catalog"

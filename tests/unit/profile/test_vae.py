@@ -97,3 +97,18 @@ def test_the_encoder_survives_save_and_load(tmp_path: Path, trained: TrainedVae)
     loaded = UserEncoder.load(tmp_path)
     items = trained.encoder.item_ids[:5].tolist()
     np.testing.assert_allclose(loaded.latent(items), trained.encoder.latent(items))
+
+
+def test_past_its_deadline_the_vae_stops_after_the_epoch_it_is_in() -> None:
+    shop = make_shop(60, SEED)
+    rows = [
+        (event.user_id, event.item_id)
+        for number in range(120)
+        for event in shopper_events(SEED, shopper(SEED, number), shop, START, 30)
+        if event.type in (CLICK, PURCHASE)
+    ]
+    users, items = np.array([u for u, _ in rows]), np.array([i for _, i in rows])
+    config = VaeConfig(hidden=16, latent=4, epochs=5, patience=5)
+    late = fit_vae(users, items, config, deadline=time.monotonic() - 1)
+    assert (late.epochs, late.cut) == (1, True)
+    assert fit_vae(users, items, config).cut is False

@@ -1,6 +1,7 @@
 """The learned ranker on simulated shoppers: better than retrieval's order on held-out purchases."""
 
 import dataclasses
+import time
 from datetime import UTC, datetime
 
 import grpc
@@ -301,3 +302,14 @@ def test_the_ranker_learns_only_from_the_sources_serving_computes() -> None:
     assert seen == {sources.ITEM_KNN, sources.EASE, sources.POPULAR}
     kept = SourcesConfig(fusion=Fusion({sources.EASE: 1.0, sources.GENERATOR: 0.5}, {}))
     assert sources.GENERATOR in {p.source for c in _candidates(found, held, kept) for p in c.found_by}
+
+
+def test_past_its_deadline_the_ranker_trains_one_network_for_its_minimum_epochs(simulated_lists) -> None:
+    earlier, lists, vocabulary = simulated_lists
+    in_time = fit_ranker(earlier, SourcesConfig(), lists, vocabulary, TINY, gate=ANY)
+    late = fit_ranker(
+        earlier, SourcesConfig(), lists, vocabulary, TINY, gate=ANY, deadline=time.monotonic() - 1
+    )
+    assert len(in_time.epochs) == TINY.members and in_time.cut == ()
+    assert len(late.epochs) == 1 and late.epochs[0] <= TINY.min_epochs
+    assert late.cut == (f"1 of {TINY.members} networks",)

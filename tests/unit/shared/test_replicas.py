@@ -148,7 +148,32 @@ def test_the_hedge_waits_as_long_as_most_recent_answers_took() -> None:
             for _ in range(20):
                 await replicas.call(check, 3.0)
             assert 0.04 <= replicas.hedge_after(3.0) < 0.1  # about the answers' own time
-            assert replicas.hedge_after(0.05) == 0.025  # at most half of a short call's timeout
+            assert replicas.hedge_after(0.05) == pytest.approx(0.4 * 0.05)  # at most 40% of a short timeout
             assert replicas.hedges == 0
+
+    run(scenario)
+
+
+def test_after_its_ejection_a_replica_is_tried_beside_another_until_it_answers_first() -> None:
+    hung, healthy = Replica(delay_s=5.0), Replica()
+
+    async def scenario() -> None:
+        async with serving(hung, healthy) as stubs:
+            replicas = Replicas(stubs, Hedging(after_s=0.2), eject_s=0.05)
+            await replicas.call(check, 3.0)  # hedged: the hung replica is ejected
+            for _ in range(4):
+                await asyncio.sleep(0.06)  # its ejection is over: it is on probation
+                started = time.monotonic()
+                await replicas.call(check, 3.0)
+                assert time.monotonic() - started < 0.15  # its partner answered; nobody waited to hedge
+            # taking turns, it was first in line for every other call: then asked beside the other
+            assert replicas.hedges == 1 and replicas.trials == 2
+            hung.delay_s = 0.0  # it is back
+            await asyncio.sleep(0.06)
+            await replicas.call(check, 3.0)
+            trusted = replicas.trials
+            for _ in range(4):
+                await replicas.call(check, 3.0)
+            assert replicas.trials in (trusted, trusted + 1)  # at most once more, if it lost a race
 
     run(scenario)

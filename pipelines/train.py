@@ -550,16 +550,20 @@ def published_sentiment(model_dir: Path) -> SentimentModel | None:
     return None if version is None else SentimentModel.load(model_dir / SENTIMENT / str(version))
 
 
-def fit_and_publish(snapshot: Snapshot, settings: Settings, names: list[str]) -> dict[str, tuple[int, float]]:
+def fit_and_publish(
+    snapshot: Snapshot, settings: Settings, names: list[str], started: float | None = None
+) -> dict[str, tuple[int, float]]:
     """Fits each named model, in the order of TRAINERS (a model may read those before it); returns
     name -> (published version, seconds spent). Reviews are scored by the published sentiment
-    classifier, by the one this run publishes from then on."""
+    classifier, by the one this run publishes from then on. The run's time budget counts from
+    `started` (time.monotonic(); by default now), so that it can include the snapshot's export."""
     training = training_settings(settings)
     names = sorted(names, key=list(TRAINERS).index)
     budget = RunBudget(
         None if training.max_minutes is None else training.max_minutes * 60,
         {name: trainer.reserve for name, trainer in TRAINERS.items()},
         names,
+        time.monotonic() if started is None else started,
     )
     run = TrainingRun(
         scored_reviews(snapshot, published_sentiment(settings.model_dir)),

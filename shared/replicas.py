@@ -10,8 +10,9 @@ with `hedging=None` it only fails over. A replica that was gone or lost a hedge 
 `eject_s`, and then on probation: its next call is sent to it and to another replica at once, and
 it is trusted again only when it answers first. So a hang costs the calls of its first moments,
 not every call, and not one call per ejection either. Hedges are budgeted:
-at most `Hedging.share` of the calls (plus a small burst), so that a suite that is slow
-everywhere is not sent twice the load.
+at most `Hedging.share` of the calls (plus a burst), so that a suite that is slow everywhere is
+not sent twice the load; the share is above the 5-10% of calls a healthy suite's own slow tail
+hedges, so that a hang never finds the budget spent.
 
 Only for calls that are safe to send twice: Recommend with its request_id set (a repeat answers
 the decision logged first), and RecordFeedback (events are idempotent by id).
@@ -47,8 +48,8 @@ class Hedging:
     first_s: float = 0.1  # the delay until `remembered // 10` answers have been timed
     floor_s: float = 0.02
     ceiling_share: float = 0.4  # never later than this share of the call's timeout
-    share: float = 0.1  # hedges per call, in the long run
-    burst: float = 10.0
+    share: float = 0.2  # hedges per call, in the long run
+    burst: float = 20.0
     remembered: int = 256  # answer times the quantile is taken over
 
 

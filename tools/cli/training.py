@@ -50,6 +50,7 @@ def run_training(config: Settings, names: list[str]) -> None:
     training(config)  # a bad training setting stops before the export
 
     async def work(clients: SuiteClients) -> None:
+        started = time.monotonic()  # the time budget (RECSYS_TRAIN_MAX_MINUTES) counts the export in
         snapshot = await export_snapshot(clients, config.snapshot_dir)
         console.print(
             f"snapshot {snapshot.folder}: {snapshot.event_count} events, "
@@ -59,7 +60,7 @@ def run_training(config: Settings, names: list[str]) -> None:
             # A fresh shop (or the nightly job on a fresh cluster): not an error, nothing to learn.
             console.print("no purchases yet: nothing to train; the models in place keep serving")
             return
-        published = await asyncio.to_thread(fit_and_publish, snapshot, config, names)
+        published = await asyncio.to_thread(fit_and_publish, snapshot, config, names, started)
         for name, (version, seconds) in published.items():
             console.print(f"published {name} version {version} ({seconds:.1f}s)")
         if CANDIDATE_GAN in published:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `recsys train all` (GAN included) on a wide synthetic catalog: 22,000 shoppers, 12,000 items,
 # 200,000 purchases, imported the documented way into a fresh suite; prints the import and training
-# times and the training command's peak memory. Usage: make bench-wide-catalog (about 20 minutes
-# on 2 cores with the default RECSYS_GAN_MAX_MINUTES of 10).
+# times and the training command's peak memory. Usage: make bench-wide-catalog (about 15 minutes
+# on 2 cores with the default RECSYS_TRAIN_MAX_MINUTES of 10).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 home=$(mktemp -d)

@@ -275,7 +275,8 @@ def _evaluate_served(
     and only then is the whole suite awaited. With several seeds the ranker and the
     serving choice are retrained for each (the other models do not depend on the seed)
     and the suite asked again; each row is the mean, with the spread of NDCG@20. Every
-    call is a shadow call: the suite learns nothing while it is being measured. The suite is told
+    call is a shadow call: the suite learns nothing while it is being measured, and it trains
+    without a time budget, so that the same seeds train the same models on any machine. The suite is told
     the kind of task it is judged on (RECSYS_VALIDATION), as an operator who knows it would: its
     models are then chosen and gated on a validation split of the same kind.
     """
@@ -295,7 +296,13 @@ def _evaluate_served(
     first = ["candidates", *SERVED] if gan else SERVED
     per_seed: dict[str, list[ModelResult]] = {name: [] for name in policies.values()}
     mode = split.kind
-    env = {"RECSYS_CANDIDATES_GAN": "1" if gan else "0", "RECSYS_VALIDATION": mode, "RECSYS_POLICY_SEED": "0"}
+    env = {
+        "RECSYS_CANDIDATES_GAN": "1" if gan else "0",
+        "RECSYS_VALIDATION": mode,
+        "RECSYS_POLICY_SEED": "0",
+        # no time budget: with one, what is trained would depend on the machine's speed
+        "RECSYS_TRAIN_MAX_MINUTES": "0",
+    }
     with fresh_suite(home, env) as (suite, suite_config):
         stored = with_clients(lambda c: load_training_part(c, split, dataset.items), suite_config)
         console.print(

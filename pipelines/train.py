@@ -64,6 +64,9 @@ REFUSED = "refused"
 # The step that refits the candidate GAN; the least a GAN is given when the run's budget is spent.
 GAN_REFIT = "candidates"
 MIN_GAN_MINUTES = 0.1
+# How much longer the ranker's learned views take to fit on every event than on the validation
+# carve's fitting part (about 80% of them).
+REFIT_PACE = 1.25
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,9 @@ def _nested_lists(run: TrainingRun, validation: Validation, vocabulary: np.ndarr
 
 def _fit_ranker(run: TrainingRun) -> object | None:
     from ml.ranking.config import RankerConfig
-    from ml.ranking.train import RankerRefused, fit_ranker, training_lists
+    from ml.ranking.features import vocabulary_of
+    from ml.ranking.train import RankerRefused, fit_ranker, published_table, training_lists
+    from ml.ranking.views_train import ViewsConfig, fit_views
 
     settings = run.training
     validation = run.validation()
@@ -304,6 +309,10 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         "ranker: learning from the validation shoppers' candidate lists (sources and learned views "
         "fitted on the rest), then the views on everything"
     )
+    vocabulary = vocabulary_of(run.snapshot)
+    started = time.monotonic()
+    carve_views = fit_views(validation.carve.fit, vocabulary, ViewsConfig(), console.print)
+    refit, networks_until = views_plan(run, time.monotonic() - started)
     lists, vocabulary = training_lists(
         run.snapshot,
         run.sources,
@@ -311,7 +320,10 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         validation=validation.carve,
         fitted=validation.fitted,
         found=validation.lists,
+        vocabulary=vocabulary,
+        learned=carve_views,
     )
+    table = None if refit else published_table(run.snapshot, run.sources, vocabulary, learned=carve_views)
     more = _nested_lists(run, validation, vocabulary)
     config = RankerConfig(
         removed=settings.ranker_left_out, seed=settings.ranker_seed, members=settings.ranker_members
@@ -339,9 +351,10 @@ def _fit_ranker(run: TrainingRun) -> object | None:
                 vocabulary,
                 config,
                 on_epoch,
+                table=table,
                 gate=settings.ranker_gate,
                 more=more,
-                deadline=run.deadline(),
+                deadline=networks_until,
             )
         except RankerRefused as error:
             run.ranker_outcome = {"published": False, "why": str(error)}
@@ -378,6 +391,26 @@ def _fit_ranker(run: TrainingRun) -> object | None:
         "cut_by_time_budget": list(trained.cut),
     }
     return trained
+
+
+def views_plan(run: TrainingRun, carve_views_s: float) -> tuple[bool, Deadline]:
+    """Whether the ranker's learned views are fitted again on everything for serving, and until
+    when its networks may train. The refit is planned when the step's deadline leaves room for it
+    (REFIT_PACE times what the carve's views took) and as much again for the networks; else the
+    views fitted on the carve are served as they are (printed) and the networks get all the time."""
+    deadline = run.deadline()
+    left = seconds_left(deadline)
+    if deadline is None or left is None:
+        return True, None
+    refit_s = REFIT_PACE * carve_views_s
+    if left >= 2 * refit_s:
+        return True, deadline - refit_s
+    console.print(
+        f"ranker: serving the learned views fitted on the validation carve: fitting them again on "
+        f"everything would take about {refit_s:.0f}s, and {run.budget.describe()} leaves {left:.0f}s "
+        "for that and the networks"
+    )
+    return False, deadline
 
 
 def _fit_text_encoder(run: TrainingRun) -> object:

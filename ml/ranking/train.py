@@ -40,6 +40,7 @@ from ml.ranking.features import (
 )
 from ml.ranking.gate import PublishGate, RankerRefused, gain_interval
 from ml.ranking.model import RankerNet
+from ml.ranking.views import LearnedViews
 from ml.ranking.views_train import ViewsConfig, fit_views
 from ml.retrieval import Retrieved, fused_order
 from ml.snapshot import Snapshot
@@ -292,17 +293,19 @@ def training_lists(
     fitted: FittedSources | None = None,
     vocabulary: np.ndarray | None = None,
     found: Mapping[str, Mapping[str, list[Retrieved]]] | None = None,
+    learned: LearnedViews | None = None,
 ) -> tuple[RankingLists, np.ndarray]:
     """The lists to learn from and the vocabulary (by default every item of `snapshot`). The candidate
     sources (`fitted`, else fitted here) and the learned views are fitted on the fitting part of
     `validation` (by default the automatic carve of `snapshot`). `found`: every held shopper's source
-    lists from `fitted`, when the caller has them already (the validation stage does)."""
+    lists from `fitted`, when the caller has them already (the validation stage does). `learned`:
+    the views, when the caller has fitted them on that fitting part already."""
     validation = validation or carve(snapshot)
     vocabulary = vocabulary_of(snapshot) if vocabulary is None else vocabulary
     fitted = fitted or fit_sources(validation.fit, retrieval, fit_generator)
     table = dataclasses.replace(
         item_table(validation.fit, fitted.knn, retrieval.popularity_half_life_days, vocabulary),
-        views=fit_views(validation.fit, vocabulary, views or ViewsConfig()),
+        views=learned or fit_views(validation.fit, vocabulary, views or ViewsConfig()),
     )
     users = sorted(validation.held)
     histories = {user: validation.held[user].history for user in users}
@@ -418,13 +421,18 @@ def concatenate(first: RankingLists, *rest: RankingLists) -> RankingLists:
 
 
 def published_table(
-    snapshot: Snapshot, retrieval: SourcesConfig, vocabulary: np.ndarray, views: ViewsConfig | None = None
+    snapshot: Snapshot,
+    retrieval: SourcesConfig,
+    vocabulary: np.ndarray,
+    views: ViewsConfig | None = None,
+    learned: LearnedViews | None = None,
 ) -> ItemTable:
     """Item facts, co-buys and learned views from all of `snapshot`: what the published ranker serves
-    with (the network learned from lists made before the time cut)."""
+    with (the network learned from lists made before the time cut). `learned`: views fitted before
+    (on the validation carve), served as they are instead of fitted again on everything."""
     return dataclasses.replace(
         item_table(snapshot, fit_cooccurrence(snapshot), retrieval.popularity_half_life_days, vocabulary),
-        views=fit_views(snapshot, vocabulary, views or ViewsConfig()),
+        views=learned or fit_views(snapshot, vocabulary, views or ViewsConfig()),
     )
 
 

@@ -40,6 +40,9 @@ class SuiteError(RuntimeError):
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_FREE_PORT = 10_000
 _handed_out: set[int] = set()
+# Its own source of randomness: model code reseeds the global one (TensorFlow's set_random_seed does),
+# which made the same ports come up again and again until none was left to try.
+_port_draws = random.SystemRandom()
 
 
 def _ephemeral_floor() -> int:
@@ -56,7 +59,7 @@ def free_port() -> int:
     the server binds it, by any outgoing connection's source port."""
     candidates = range(LOWEST_FREE_PORT, _ephemeral_floor())
     for _ in range(200):
-        port = random.choice(candidates) if len(candidates) > 100 else 0
+        port = _port_draws.choice(candidates) if len(candidates) > 100 else 0
         if port in _handed_out:
             continue
         with socket.socket() as probe:

@@ -1,13 +1,14 @@
 """The training run's time budget: each step may use what the steps after it are not promised."""
 
 import dataclasses
+import time
 
 import pytest
 
 from ml.ease import EASE
 from pipelines.budget import RunBudget
 from pipelines.settings import TRAIN_MAX_MINUTES, training_settings
-from pipelines.train import GAN_REFIT, TRAINERS, TrainingRun
+from pipelines.train import GAN_REFIT, REFIT_PACE, TRAINERS, TrainingRun, views_plan
 from tests.support import make_settings
 from tests.unit.ml.test_validation import returning_shop
 
@@ -47,3 +48,19 @@ def test_the_gan_gets_what_the_run_leaves_until_its_refit_step_must_be_done(tmp_
     assert run.gan_minutes(spent_s=12.0) == pytest.approx(refit_done_by + 0.2, abs=0.01)  # the refit
     roomy = dataclasses.replace(budget, seconds=6000.0)
     assert TrainingRun(returning_shop(), training, tmp_path, roomy).gan_minutes() == training.gan_max_minutes
+
+
+def test_the_ranker_refits_its_views_on_everything_only_when_the_budget_leaves_room(tmp_path) -> None:
+    training = training_settings(make_settings(str(tmp_path)))
+    reserves = {name: trainer.reserve for name, trainer in TRAINERS.items()}
+
+    def plan(seconds: float | None) -> tuple[bool, float | None]:
+        run = TrainingRun(returning_shop(), training, tmp_path, RunBudget(seconds, reserves, ["ranking"]))
+        run.step = "ranking"
+        return views_plan(run, carve_views_s=10.0)
+
+    assert plan(None) == (True, None)
+    roomy, networks_until = plan(600.0)
+    assert roomy and networks_until == pytest.approx(time.monotonic() + 600 - REFIT_PACE * 10, abs=1)
+    short, networks_until = plan(20.0)
+    assert not short and networks_until == pytest.approx(time.monotonic() + 20, abs=1)

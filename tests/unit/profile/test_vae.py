@@ -22,17 +22,21 @@ from tools.synth.writer import START
 SEED = 4
 
 
-@pytest.fixture(scope="module")
-def trained() -> TrainedVae:
-    shop = make_shop(200, SEED)
+def clicks_and_purchases(items: int, shoppers: int) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of the simulated shoppers' clicks and purchases over 30 days."""
+    shop = make_shop(items, SEED)
     rows = [
         (event.user_id, event.item_id)
-        for number in range(400)
+        for number in range(shoppers)
         for event in shopper_events(SEED, shopper(SEED, number), shop, START, 30)
         if event.type in (CLICK, PURCHASE)
     ]
-    users = np.array([user for user, _ in rows])
-    items = np.array([item for _, item in rows])
+    return np.array([user for user, _ in rows]), np.array([item for _, item in rows])
+
+
+@pytest.fixture(scope="module")
+def trained() -> TrainedVae:
+    users, items = clicks_and_purchases(200, 400)
     config = VaeConfig(
         hidden=64, latent=8, epochs=60, batch_size=32, learning_rate=3e-3, patience=10, holdout_share=0.2
     )
@@ -100,14 +104,7 @@ def test_the_encoder_survives_save_and_load(tmp_path: Path, trained: TrainedVae)
 
 
 def test_past_its_deadline_the_vae_stops_after_the_epoch_it_is_in() -> None:
-    shop = make_shop(60, SEED)
-    rows = [
-        (event.user_id, event.item_id)
-        for number in range(120)
-        for event in shopper_events(SEED, shopper(SEED, number), shop, START, 30)
-        if event.type in (CLICK, PURCHASE)
-    ]
-    users, items = np.array([u for u, _ in rows]), np.array([i for _, i in rows])
+    users, items = clicks_and_purchases(60, 120)
     config = VaeConfig(hidden=16, latent=4, epochs=5, patience=5)
     late = fit_vae(users, items, config, deadline=time.monotonic() - 1)
     assert (late.epochs, late.cut) == (1, True)

@@ -167,7 +167,12 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Snapshot events and catalog through the APIs (once), fit the models, publish new versions."""
+    """Snapshot events and catalog through the APIs (once), fit the models, publish new versions.
+
+    The run keeps to RECSYS_TRAIN_MAX_MINUTES (10 by default, the export included; 0: no budget):
+    the GAN, the user VAE and the ranker's networks stop at their deadline with their best and say
+    so; a run that fits is never cut.
+    """
     # imported here, not at the top: `recsys --help` stays fast (training pulls in the model code)
     from pipelines import train as pipeline
     from tools.cli import training

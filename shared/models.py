@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from shared import heap
 from shared.metrics import model_loaded
 
 log = logging.getLogger(__name__)
@@ -82,4 +83,5 @@ class ModelWatcher(Generic[Model]):
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
-            await self.refresh()
+            if await self.refresh():
+                heap.settle()  # the version replaced can be collected; the new one is set aside

@@ -11,7 +11,6 @@ calls for up to RECSYS_SHUTDOWN_GRACE_S.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -25,7 +24,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from threadpoolctl import threadpool_limits
 
-from shared import telemetry
+from shared import heap, telemetry
 from shared.authz import IdentityInterceptor
 from shared.clients import STUB_DESCRIPTORS, SuiteClients
 from shared.config import ConfigError, Settings, load_settings
@@ -149,7 +148,7 @@ class RunningServer:
                 break
             await asyncio.sleep(STARTUP_RETRY_S)
         self._tasks.extend(asyncio.create_task(task()) for task in self.app.background)
-        settle_heap()
+        heap.settle()  # shared/heap.py: no full collection over the start-up heap under load
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         log.info("%s ready", self.app.name)
@@ -171,15 +170,6 @@ class RunningServer:
         if self.app.shutdown is not None:
             await self.app.shutdown()
         log.info("%s stopped", self.app.name)
-
-
-def settle_heap() -> None:
-    """Moves every object alive now (modules, models, caches built at start-up) out of the cyclic
-    garbage collector's sight. Its full collections walked all of them: under load they stalled the
-    gateway's event loop 50 to 240 ms at a time, every few seconds, and every call waiting on the
-    loop paid for it. Objects made later are collected as before."""
-    gc.collect()
-    gc.freeze()
 
 
 async def serve(app: ServiceApp, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from rich.table import Table
 from ml.artifacts import CANDIDATE_GAN
 from pipelines.progress import console, errors
 from shared.auth import ensure_key_file, read_key
-from shared.config import SERVICES, Settings
+from shared.config import MODEL_SERVER, SERVICES, Settings
 from shared.models import latest_version
 from tools.cli.common import ask_recommend, print_recommendations, settings, with_clients
 from tools.cli.data import import_demo
@@ -83,7 +83,10 @@ def up(
     try:
         suite.start()
         # The model server becomes ready with its first GAN version; the suite serves without it.
-        suite.wait_ready(only=SERVICES)
+        # With a version published it is ready within seconds: awaited, so that the first answers
+        # (the demo's) ask the GAN too.
+        gan_published = config.candidate_gan and latest_version(config.model_dir, CANDIDATE_GAN) is not None
+        suite.wait_ready(only=(MODEL_SERVER, *SERVICES) if gan_published else SERVICES)
         table = Table(title=f"recsys is up ({time.perf_counter() - started:.1f}s)", title_justify="left")
         table.add_column("service")
         table.add_column("address")

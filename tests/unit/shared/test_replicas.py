@@ -72,12 +72,12 @@ def test_a_late_replica_is_hedged_then_tried_last() -> None:
 
     async def scenario() -> None:
         async with serving(hung, healthy) as stubs:
-            replicas = Replicas(stubs, Hedging(after_s=0.05))
+            replicas = Replicas(stubs, Hedging(after_s=0.3))
             started = time.monotonic()
             for _ in range(6):
                 answer = await replicas.call(check, 3.0)
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
-            assert time.monotonic() - started < 1.5  # not one call waited for the hung replica
+            assert time.monotonic() - started < 2.5  # one hedge's wait, no call waited for the hung replica
             assert replicas.hedges == 1
             assert hung.asked == 1 and healthy.asked == 6
 
@@ -139,17 +139,17 @@ def test_hedges_stay_within_their_budget() -> None:
 
 
 def test_the_hedge_waits_as_long_as_most_recent_answers_took() -> None:
-    steady = Replica(delay_s=0.04)
-
     async def scenario() -> None:
-        async with serving(steady, Replica(delay_s=0.04)) as stubs:
+        async with serving(Replica(delay_s=0.04), Replica(delay_s=0.04)) as stubs:
             replicas = Replicas(stubs, Hedging(remembered=40))
             assert replicas.hedge_after(3.0) == Hedging.first_s  # nothing timed yet
+            took = []
             for _ in range(20):
+                started = time.monotonic()
                 await replicas.call(check, 3.0)
-            assert 0.04 <= replicas.hedge_after(3.0) < 0.1  # about the answers' own time
+                took.append(time.monotonic() - started)
+            assert 0.04 <= replicas.hedge_after(3.0) <= max(took)  # the 95th percentile of those times
             assert replicas.hedge_after(0.05) == pytest.approx(0.4 * 0.05)  # at most 40% of a short timeout
-            assert replicas.hedges == 0
 
     run(scenario)
 
@@ -159,13 +159,13 @@ def test_after_its_ejection_a_replica_is_tried_beside_another_until_it_answers_f
 
     async def scenario() -> None:
         async with serving(hung, healthy) as stubs:
-            replicas = Replicas(stubs, Hedging(after_s=0.2), eject_s=0.05)
+            replicas = Replicas(stubs, Hedging(after_s=1.0), eject_s=0.05)
             await replicas.call(check, 3.0)  # hedged: the hung replica is ejected
             for _ in range(4):
                 await asyncio.sleep(0.06)  # its ejection is over: it is on probation
                 started = time.monotonic()
                 await replicas.call(check, 3.0)
-                assert time.monotonic() - started < 0.15  # its partner answered; nobody waited to hedge
+                assert time.monotonic() - started < 0.8  # its partner answered; nobody waited to hedge
             # taking turns, it was first in line for every other call: then asked beside the other
             assert replicas.hedges == 1 and replicas.trials == 2
             hung.delay_s = 0.0  # it is back

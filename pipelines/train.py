@@ -399,9 +399,9 @@ def views_plan(run: TrainingRun, carve_views_s: float) -> tuple[bool, Deadline]:
     (REFIT_PACE times what the carve's views took) and as much again for the networks; else the
     views fitted on the carve are served as they are (printed) and the networks get all the time."""
     deadline = run.deadline()
-    left = seconds_left(deadline)
-    if deadline is None or left is None:
+    if deadline is None:
         return True, None
+    left = max(deadline - time.monotonic(), 0.0)
     refit_s = REFIT_PACE * carve_views_s
     if left >= 2 * refit_s:
         return True, deadline - refit_s

@@ -243,8 +243,9 @@ def fit_candidate_gan(
 
 
 def _served_gan(run: TrainingRun) -> TrainedGan | None:
-    """The GAN to serve: the carve's GAN's epochs, refitted on every purchase; without a carve
-    GAN (too few validation shoppers), `fit_candidate_gan`. None when this run's validation dropped
+    """The GAN to serve: the carve's GAN's epochs, refitted on every purchase, or the carve's GAN
+    itself when the time budget leaves no room for one epoch on everything; without a carve GAN
+    (too few validation shoppers), `fit_candidate_gan`. None when this run's validation dropped
     the generator (pipelines/validation.py): serving does not ask it, so it is not refitted."""
     if sources.GENERATOR in run.dropped_sources():
         console.print("candidate GAN not refitted: validation dropped it (above); serving does not ask it")
@@ -254,12 +255,20 @@ def _served_gan(run: TrainingRun) -> TrainedGan | None:
         if run.carve_can_stop_a_gan():
             return None  # it could not be trained on the carve (printed): nor on everything
         return fit_candidate_gan(run.snapshot, run.training, run.gan_minutes())
-    from ml.gan.train import refit_gan
+    from ml.gan.train import refit_affordable, refit_gan
 
+    minutes = run.gan_minutes(spent_s=chosen.seconds)
+    left_s = minutes * 60 - chosen.seconds
+    if not refit_affordable(run.snapshot, chosen, left_s):
+        console.print(
+            "candidate GAN: serving the one fitted on the validation carve (its best epoch): one epoch "
+            f"on every purchase would take longer than the {max(left_s, 0):.0f}s the time budget leaves"
+        )
+        return chosen
     return _trained_gan(
         "refitted on every purchase",
         run.training,
-        run.gan_minutes(spent_s=chosen.seconds),
+        minutes,
         lambda config, on_epoch: refit_gan(run.snapshot, chosen, config, on_epoch=on_epoch),
     )
 

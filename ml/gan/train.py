@@ -297,6 +297,13 @@ def _affordable(seconds_per_epoch: float, rows_then: int, rows_now: int, budget_
     return min(wanted, max(1, int(budget_s / max(pace, 1e-9))))
 
 
+def refit_affordable(snapshot: Snapshot, chosen: TrainedGan, budget_s: float) -> bool:
+    """Whether one epoch over every interaction of `snapshot` fits in `budget_s`, at the pace
+    `chosen` (from `fit_gan_on_carve`) was trained at on the carve's pairs."""
+    pairs = len(first_interactions(snapshot).rows)
+    return chosen.seconds_per_epoch * pairs / max(chosen.pairs, 1) <= budget_s
+
+
 def fit_gan(
     snapshot: Snapshot,
     config: GanConfig | None = None,

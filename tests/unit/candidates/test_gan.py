@@ -17,6 +17,7 @@ from ml.gan.train import (
     fit_gan_on_carve,
     held_out_recall_of,
     hold_out_recent,
+    refit_affordable,
     refit_gan,
     stopping_rows,
 )
@@ -134,6 +135,9 @@ def test_the_carve_gan_ends_at_its_best_epoch_and_the_refit_trains_that_many_on_
     served = refit_gan(everything, chosen, config)
     assert served.epochs == chosen.epochs and len(served.item_ids) > len(chosen.item_ids) - 5
     assert served.pairs == int((matrix > 0).sum()) and served.seconds > chosen.seconds
+    one_epoch_s = chosen.seconds_per_epoch * served.pairs / chosen.pairs
+    assert refit_affordable(everything, chosen, one_epoch_s * 1.01)
+    assert not refit_affordable(everything, chosen, one_epoch_s * 0.99)
 
 
 def test_early_stopping_reads_a_fixed_sample_of_the_shoppers_with_held_items(monkeypatch) -> None:

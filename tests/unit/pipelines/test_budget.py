@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ml.ease import EASE
-from pipelines.budget import RunBudget
+from pipelines.budget import CLOSING_SHARE, RunBudget
 from pipelines.settings import TRAIN_MAX_MINUTES, training_settings
 from pipelines.train import GAN_REFIT, REFIT_PACE, TRAINERS, TrainingRun, views_plan
 from tests.support import make_settings
@@ -17,15 +17,15 @@ RESERVES = {"ease": 0.2, "candidates": 0.1, "ranking": 0.4}
 
 def test_a_step_runs_until_the_end_less_what_later_steps_are_promised() -> None:
     budget = RunBudget(600.0, RESERVES, ["popularity", "ease", "candidates", "ranking"], started=1000.0)
-    assert budget.deadline("popularity") == pytest.approx(1000 + 600 * (1 - 0.7))
-    assert budget.deadline("ease") == pytest.approx(1000 + 600 * (1 - 0.5))
-    assert budget.deadline("candidates") == pytest.approx(1000 + 600 * (1 - 0.4))
-    assert budget.deadline("ranking") == pytest.approx(1600)
+    assert budget.deadline("popularity") == pytest.approx(1000 + 600 * (1 - 0.7 - CLOSING_SHARE))
+    assert budget.deadline("ease") == pytest.approx(1000 + 600 * (1 - 0.5 - CLOSING_SHARE))
+    assert budget.deadline("candidates") == pytest.approx(1000 + 600 * (1 - 0.4 - CLOSING_SHARE))
+    assert budget.deadline("ranking") == pytest.approx(1600 - 600 * CLOSING_SHARE)
 
 
 def test_only_the_steps_of_the_run_are_promised_time() -> None:
     budget = RunBudget(600.0, RESERVES, ["ease", "ranking"], started=0.0)
-    assert budget.deadline("ease") == pytest.approx(600 * 0.6)
+    assert budget.deadline("ease") == pytest.approx(600 * (0.6 - CLOSING_SHARE))
 
 
 def test_no_budget_no_deadline() -> None:
@@ -43,7 +43,7 @@ def test_the_gan_gets_what_the_run_leaves_until_its_refit_step_must_be_done(tmp_
     steps = [EASE, GAN_REFIT, "ranking"]
     budget = RunBudget(60.0, {name: trainer.reserve for name, trainer in TRAINERS.items()}, steps)
     run = TrainingRun(returning_shop(), training, tmp_path, budget, step=EASE)
-    refit_done_by = 60 * (1 - TRAINERS["ranking"].reserve) / 60
+    refit_done_by = 60 * (1 - TRAINERS["ranking"].reserve - CLOSING_SHARE) / 60
     assert run.gan_minutes() == pytest.approx(refit_done_by, abs=0.01)  # the carve's GAN, in validation
     assert run.gan_minutes(spent_s=12.0) == pytest.approx(refit_done_by + 0.2, abs=0.01)  # the refit
     roomy = dataclasses.replace(budget, seconds=6000.0)
@@ -61,6 +61,8 @@ def test_the_ranker_refits_its_views_on_everything_only_when_the_budget_leaves_r
 
     assert plan(None) == (True, None)
     roomy, networks_until = plan(600.0)
-    assert roomy and networks_until == pytest.approx(time.monotonic() + 600 - REFIT_PACE * 10, abs=1)
+    assert roomy and networks_until == pytest.approx(
+        time.monotonic() + 600 * (1 - CLOSING_SHARE) - REFIT_PACE * 10, abs=1
+    )
     short, networks_until = plan(20.0)
-    assert not short and networks_until == pytest.approx(time.monotonic() + 20, abs=1)
+    assert not short and networks_until == pytest.approx(time.monotonic() + 20 * (1 - CLOSING_SHARE), abs=1)

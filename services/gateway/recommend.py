@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -58,15 +59,27 @@ class Choice:
     source: str
     score: float
     anchor_item_id: str = ""  # the shopper's item it is co-bought with
-    # the shopper's recent item it was found from by item-text or the knowledge graph, and for the
-    # graph the (relation, value) facts linking them
+    # the shopper's recent item it was found from by item-text or the knowledge graph
     related_item_id: str = ""
-    graph_path: list[tuple[str, str]] = field(default_factory=list)
     propensity: float = 1.0
     fusion_score: float = 0.0
-    found_by: list[common_pb2.SourceRank] = field(default_factory=list)
     top_features: list[str] = field(default_factory=list)
     buyers: int = 0  # its distinct buyers, when the popular source found it
+    # The candidates stage's record of it (None when it came from elsewhere): the fields only a few
+    # of the 200 candidates need are read from it when needed, not copied for every one.
+    candidate: candidates_pb2.Candidate | None = None
+
+    @property
+    def found_by(self) -> Sequence[common_pb2.SourceRank]:
+        """Each source that found it, with its rank and score there."""
+        return self.candidate.found_by if self.candidate is not None else ()
+
+    @property
+    def graph_path(self) -> list[tuple[str, str]]:
+        """For the knowledge graph, the (relation, value) facts linking it to `related_item_id`."""
+        if self.candidate is None:
+            return []
+        return [(link.relation, link.value) for link in self.candidate.graph_path]
 
 
 @dataclass
@@ -270,21 +283,27 @@ class Recommender:
         progress.popular_segment = response.popular_segment
         progress.versions.extend(response.model_versions)
         progress.degraded.extend(f"candidates/{source}" for source in response.degraded_sources)
-        return [
-            Choice(
-                c.item_id,
-                c.source,
-                c.score,
-                "" if c.source in RELATED_SOURCES else c.anchor_item_id,
-                related_item_id=c.anchor_item_id if c.source in RELATED_SOURCES else "",
-                graph_path=[(link.relation, link.value) for link in c.graph_path],
-                fusion_score=c.fusion_score,
-                found_by=list(c.found_by),
-                buyers=c.buyers,
+        exclude = progress.exclude
+        choices = []
+        for c in response.candidates:
+            item_id = c.item_id
+            if item_id in exclude:
+                continue
+            source, anchor = c.source, c.anchor_item_id
+            related = source in RELATED_SOURCES
+            choices.append(
+                Choice(
+                    item_id,
+                    source,
+                    c.score,
+                    "" if related else anchor,
+                    anchor if related else "",
+                    fusion_score=c.fusion_score,
+                    buyers=c.buyers,
+                    candidate=c,
+                )
             )
-            for c in response.candidates
-            if c.item_id not in progress.exclude
-        ]
+        return choices
 
     async def _rank(
         self, user_id: str, surface: str, choices: list[Choice], progress: Progress
@@ -292,13 +311,12 @@ class Recommender:
         request = ranking_pb2.RankRequest(
             user_id=user_id,
             history_item_ids=progress.history,
-            candidates=[
-                ranking_pb2.RankCandidate(item_id=c.item_id, fusion_score=c.fusion_score, found_by=c.found_by)
-                for c in choices
-            ],
             surface=surface,
             purchase_count=progress.purchase_count,
         )
+        add = request.candidates.add
+        for c in choices:
+            add(item_id=c.item_id, fusion_score=c.fusion_score, found_by=c.found_by)
         if progress.last_event_time is not None:
             request.last_event_time.CopyFrom(progress.last_event_time)
         request.request_time.GetCurrentTime()

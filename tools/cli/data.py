@@ -152,7 +152,7 @@ def import_csv(
     if not events_path.is_file():
         errors.print(f"[red]no events file at {events_path}[/red]")
         raise typer.Exit(2)
-    columns = _mapping(mapping, events_path)
+    columns = columns_of(mapping, events_path)
     problems: Counter[str] = Counter()
     try:
         catalog = (
@@ -181,7 +181,7 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def _mapping(option: str, events_path: Path) -> dict[str, str]:
+def columns_of(option: str, events_path: Path) -> dict[str, str]:
     """The mapping from the option (JSON or a file); else the columns named like the fields."""
     if option:
         text = Path(option).read_text() if Path(option).is_file() else option

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,11 +20,13 @@ from tools.evaluation.candidates import MERGED, source_rankings
 from tools.evaluation.datasets import PROTOCOLS, Dataset
 from tools.evaluation.new_shoppers import K as NEW_K
 from tools.evaluation.new_shoppers import NewShopperReport, evaluate_new_shoppers
+from tools.evaluation.own_data import SPLITS, NoPurchases, csv_dataset, own_split
 from tools.evaluation.protocols import Split
 from tools.evaluation.report import ModelResult, Report, mean_of_seeds
 from tools.evaluation.run import CURVE_KS, score
 from tools.evaluation.run import baselines as run_baselines
 from tools.evaluation.served import load_training_part, served_rankings
+from tools.importers import generic_csv
 from tools.provenance import commit
 
 if TYPE_CHECKING:
@@ -36,9 +39,34 @@ def evaluate(
         typer.Option(
             help="retail-temporal, random-holdout or leave-last-out (Online Retail), or sim-popular, "
             "sim-taste, sim-bunched or sim-bestseller (simulated shops of different kinds, each also "
-            "scored by the simulator's truth, its ceiling; see docs/validation.md)."
+            "scored by the simulator's truth, its ceiling; see docs/validation.md). Default: "
+            "retail-temporal, or your own data with --events."
         ),
-    ] = "retail-temporal",
+    ] = "",
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="Evaluate on your own events CSV instead of a bundled protocol, read as `recsys data "
+            "import csv` reads it (same --mapping, --items, --default-type); its purchases are judged.",
+        ),
+    ] = None,
+    mapping: Annotated[
+        str, typer.Option(help="With --events: JSON object field -> column, or a file holding one.")
+    ] = "",
+    items: Annotated[
+        Path | None,
+        typer.Option(help="With --events: an items CSV with columns named after the item fields."),
+    ] = None,
+    default_type: Annotated[
+        str, typer.Option(help="With --events: event type for rows without one, e.g. purchase.")
+    ] = "",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="With --events: what is held out: time (the latest 20% of the purchases), random "
+            "(a random 20% of shopper-item pairs) or last (each shopper's latest new item)."
+        ),
+    ] = "time",
     baselines: Annotated[
         bool,
         typer.Option(
@@ -111,9 +139,18 @@ def evaluate(
     ] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
 ) -> None:
-    """Offline evaluation on the bundled Online Retail data, with baselines measured in the same run."""
-    if protocol not in PROTOCOLS:
+    """Offline evaluation on the bundled data sets or your own events, with baselines measured in the
+    same run."""
+    if events is not None and protocol:
+        errors.print("[red]pass either --protocol or --events, not both[/red]")
+        raise typer.Exit(2)
+    if events is None and not protocol:
+        protocol = "retail-temporal"
+    if events is None and protocol not in PROTOCOLS:
         errors.print(f"[red]unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}[/red]")
+        raise typer.Exit(2)
+    if events is not None and split not in SPLITS:
+        errors.print(f"[red]unknown split {split!r}; choose {', '.join(SPLITS)}[/red]")
         raise typer.Exit(2)
     if not (baselines or served or candidates or ranking or cold_start):
         errors.print(
@@ -126,16 +163,32 @@ def evaluate(
         raise typer.Exit(2)
     ablated = _ablated_groups(group)
     config = settings()
-    chosen = PROTOCOLS[protocol]
-    dataset = chosen.data()
+    if events is None:
+        chosen = PROTOCOLS[protocol]
+        dataset = chosen.data()
+        held_out = chosen.split(dataset.interactions)
+        console.print(f"{protocol} ({chosen.description}): {held_out.stats}")
+        truth = chosen.truth
+        source = f"--protocol {protocol}"
+    else:
+        dataset = _own_dataset(events, mapping, items, default_type)
+        protocol = f"{events.name.split('.')[0]}-{split}"
+        held_out = own_split(dataset, split, protocol)
+        console.print(f"{protocol} ({dataset.origin}, split: {split}): {held_out.stats}")
+        truth = None
+        source = (
+            f"--events {events}"
+            + (f" --mapping '{mapping}'" if mapping else "")
+            + (f" --items {items}" if items else "")
+            + (f" --default-type {default_type}" if default_type else "")
+            + f" --split {split}"
+        )
     origin = provenance(seeds, dataset)  # the code and data as the run starts
-    split = chosen.split(dataset.interactions)
-    console.print(f"{protocol} ({chosen.description}): {split.stats}")
-    results = run_baselines(split, console.print) if baselines else []
-    if chosen.truth is not None and (baselines or served):
-        results.append(chosen.truth(split))
+    results = run_baselines(held_out, console.print) if baselines else []
+    if truth is not None and (baselines or served):
+        results.append(truth(held_out))
     if candidates:
-        results.extend(_evaluate_candidates(config, split))
+        results.extend(_evaluate_candidates(config, held_out))
     if ranking:
         from pipelines.train import fit_candidate_gan
         from tools.evaluation.ranking import ablation  # TensorFlow: loaded only by the runs that train
@@ -143,7 +196,7 @@ def evaluate(
         with_gan = training(config.overriding(RECSYS_CANDIDATES_GAN="1" if gan else "0"))
         results.extend(
             ablation(
-                split,
+                held_out,
                 dataset.items,
                 with_gan,
                 (lambda s: fit_candidate_gan(s, with_gan)) if gan else None,
@@ -154,7 +207,7 @@ def evaluate(
             )
         )
     if served:
-        results.extend(_evaluate_served(config, split, dataset, gan, seeds))
+        results.extend(_evaluate_served(config, held_out, dataset, gan, seeds))
     if cold_start:
         from tools.evaluation.cold_start import evaluate_cold_start  # TensorFlow, as above
 
@@ -174,8 +227,8 @@ def evaluate(
             if adversarial != 1.0 and gan and (served or ranking)
             else ""
         )
-        + "recsys eval --protocol "
-        + protocol
+        + "recsys eval "
+        + source
         + ("" if baselines else " --no-baselines")
         + (" --candidates" if candidates else "")
         + (" --ranking" if ranking else "")
@@ -185,11 +238,30 @@ def evaluate(
         + (" --cold-start" if cold_start else "")
         + (" --no-gan" if (served or ranking) and not gan else "")
     )
-    report = Report(protocol, split.stats, results, command, origin)
+    report = Report(protocol, held_out.stats, results, command, origin)
     folder = out or config.home / "eval" / f"{protocol}-{time.strftime('%Y%m%dT%H%M%S')}"
     paths = report.write(folder)
     console.print(report.markdown())
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _own_dataset(events: Path, mapping: str, items: Path | None, default_type: str) -> Dataset:
+    """The purchases of the operator's events file (tools/evaluation/own_data.py); a clear error
+    and exit 2 when it cannot be read or holds none."""
+    from tools.cli.data import columns_of
+
+    if not events.is_file() or (items is not None and not items.is_file()):
+        errors.print(f"[red]no such file: {events if not events.is_file() else items}[/red]")
+        raise typer.Exit(2)
+    problems: Counter[str] = Counter()
+    try:
+        dataset = csv_dataset(events, columns_of(mapping, events), items, default_type, problems)
+    except (generic_csv.MappingError, NoPurchases) as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    for reason, count in problems.most_common():
+        console.print(f"  left out {count:,} rows: {reason}")
+    return dataset
 
 
 def _ablated_groups(named: list[str] | None) -> tuple[str, ...]:

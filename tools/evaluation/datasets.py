@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from tools.evaluation.protocols import (
     Interactions,
     Split,
     leave_last_out,
+    purchases_in_time_order,
     random_holdout,
     retail_temporal,
     time_cut,
@@ -97,15 +97,7 @@ def simulated(regime: str, seed: int = SIMULATED_SEED) -> Dataset:
                 moments.append(event.timestamp)
                 quantities.append(event.quantity)
                 prices.append(event.price)
-    order = np.argsort(moments, kind="stable")
-    times = np.array([datetime.fromtimestamp(m, UTC).strftime(online_retail.TIME_FORMAT) for m in moments])
-    data = Interactions(
-        users=np.array(users)[order],
-        items=np.array(items)[order],
-        times=times[order],
-        quantities=np.array(quantities, dtype=np.int32)[order],
-        prices=np.array(prices, dtype=np.float64)[order],
-    )
+    data = purchases_in_time_order(users, items, moments, quantities, prices)
     digest = hashlib.sha256()
     for column in (data.users, data.items, data.times):
         digest.update("\n".join(column.tolist()).encode())

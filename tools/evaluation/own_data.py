@@ -15,15 +15,19 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 from recsys.common.v1 import common_pb2
 from tools.evaluation.datasets import Dataset
-from tools.evaluation.protocols import Interactions, Split, leave_last_out, random_holdout, time_cut
-from tools.importers import generic_csv, online_retail
+from tools.evaluation.protocols import (
+    Interactions,
+    Split,
+    leave_last_out,
+    purchases_in_time_order,
+    random_holdout,
+    time_cut,
+)
+from tools.importers import generic_csv
 
 SPLITS: dict[str, Callable[[Interactions], Split]] = {
     "time": time_cut,
@@ -77,17 +81,7 @@ def csv_dataset(
             f"{events} holds no purchase with a shopper, an item and a time "
             "(pass --default-type purchase when every row is one)"
         )
-    order = np.argsort(np.array(moments), kind="stable")
-    times = np.array(
-        [datetime.fromtimestamp(moment, UTC).strftime(online_retail.TIME_FORMAT) for moment in moments]
-    )
-    data = Interactions(
-        users=np.array(users)[order],
-        items=np.array(item_ids)[order],
-        times=times[order],
-        quantities=np.array(quantities, dtype=np.int32)[order],
-        prices=np.array(prices, dtype=np.float64)[order],
-    )
+    data = purchases_in_time_order(users, item_ids, moments, quantities, prices)
     if items is not None:
         with generic_csv.open_csv(items) as handle:
             header = next(csv.reader(handle), [])

@@ -11,6 +11,7 @@ relevant (they are excluded from every ranking).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,21 @@ class Interactions:
             kept(self.quantities),
             kept(self.prices),
         )
+
+
+def purchases_in_time_order(
+    users: list[str], items: list[str], moments: list[float], quantities: list[int], prices: list[float]
+) -> Interactions:
+    """Purchase lines given as columns with Unix times, as Interactions in time order."""
+    order = np.argsort(np.asarray(moments, dtype=np.float64), kind="stable")
+    times = np.array([datetime.fromtimestamp(m, UTC).strftime(online_retail.TIME_FORMAT) for m in moments])
+    return Interactions(
+        users=np.array(users)[order],
+        items=np.array(items)[order],
+        times=times[order],
+        quantities=np.array(quantities, dtype=np.int32)[order],
+        prices=np.array(prices, dtype=np.float64)[order],
+    )
 
 
 @dataclass(frozen=True)

@@ -58,36 +58,39 @@ def test_a_file_without_purchases_is_refused_with_what_to_do(tmp_path: Path) -> 
         csv_dataset(path, MAPPING)
 
 
-def test_recsys_eval_judges_the_baselines_on_the_operators_own_file(tmp_path: Path) -> None:
-    events = _shop_csv(tmp_path / "orders.csv")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.cli",
-            "eval",
-            "--events",
-            str(events),
-            "--mapping",
-            json.dumps(MAPPING),
-            "--split",
-            "last",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=tmp_path,
+def _recsys_eval(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`recsys eval` in its own process, as a user runs it, with a home of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", "eval", *args],
+        cwd=cwd,
         env={
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": f"{ROOT}:{ROOT / 'shared' / 'gen'}",
-            "RECSYS_HOME": str(tmp_path),
+            "RECSYS_HOME": str(cwd),
         },
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_recsys_eval_judges_the_baselines_on_the_operators_own_file(tmp_path: Path) -> None:
+    events = _shop_csv(tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    result = _recsys_eval(
+        "--events",
+        str(events),
+        "--mapping",
+        json.dumps(MAPPING),
+        "--split",
+        "last",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    report = json.loads((out / "results.json").read_text())
     assert report["protocol"] == "orders-last" and report["split"]["test_users"] == 60
     assert report["command"].startswith(f"recsys eval --events {events} --mapping ")
     names = [row["name"] for row in report["results"]]
@@ -96,17 +99,5 @@ def test_recsys_eval_judges_the_baselines_on_the_operators_own_file(tmp_path: Pa
 
 
 def test_protocol_and_events_together_are_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "eval", "--protocol", "sim-taste", "--events", "x.csv"],
-        cwd=tmp_path,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'shared' / 'gen'}",
-            "RECSYS_HOME": str(tmp_path),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _recsys_eval("--protocol", "sim-taste", "--events", "x.csv", cwd=tmp_path)
     assert result.returncode == 2 and "either --protocol or --events" in result.stderr

@@ -139,8 +139,7 @@ def evaluate(
     ] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for results.md, results.json, curves.png.")] = None,
 ) -> None:
-    """Offline evaluation on the bundled data sets or your own events, with baselines measured in the
-    same run."""
+    """Offline evaluation on the bundled data sets or your own events, with baselines from the same run."""
     if events is not None and protocol:
         errors.print("[red]pass either --protocol or --events, not both[/red]")
         raise typer.Exit(2)

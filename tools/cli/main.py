@@ -68,7 +68,7 @@ COMMANDS = (
     LazyCommand(
         "eval",
         "tools.cli.evaluate:evaluate",
-        "Offline evaluation on the bundled Online Retail data, with baselines measured in the same run.",
+        "Offline evaluation on the bundled data sets or your own events, with baselines from the same run.",
     ),
     LazyCommand(
         "bench-load",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import itertools
 import json
@@ -155,11 +154,7 @@ def import_csv(
     columns = columns_of(mapping, events_path)
     problems: Counter[str] = Counter()
     try:
-        catalog = (
-            generic_csv.read_items(items, {f: f for f in generic_csv.ITEM_FIELDS if f in _header(items)})
-            if items
-            else []
-        )
+        catalog = generic_csv.read_named_items(items) if items else []
         events = generic_csv.read_events(events_path, columns, default_type, problems)
         first = next(events, None)
     except generic_csv.MappingError as error:
@@ -176,11 +171,6 @@ def import_csv(
     )
 
 
-def _header(path: Path) -> list[str]:
-    with generic_csv.open_csv(path) as handle:
-        return next(csv.reader(handle), [])
-
-
 def columns_of(option: str, events_path: Path) -> dict[str, str]:
     """The mapping from the option (JSON or a file); else the columns named like the fields."""
     if option:
@@ -190,7 +180,7 @@ def columns_of(option: str, events_path: Path) -> dict[str, str]:
         except (json.JSONDecodeError, TypeError, ValueError) as error:
             errors.print(f"[red]--mapping is not a JSON object of field -> column: {error}[/red]")
             raise typer.Exit(2) from error
-    header = _header(events_path)
+    header = generic_csv.header(events_path)
     return {name: name for name in generic_csv.EVENT_FIELDS if name in header}
 
 

@@ -10,7 +10,6 @@ counted and left out, as the importer leaves them out.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -83,9 +82,7 @@ def csv_dataset(
         )
     data = purchases_in_time_order(users, item_ids, moments, quantities, prices)
     if items is not None:
-        with generic_csv.open_csv(items) as handle:
-            header = next(csv.reader(handle), [])
-        catalog = generic_csv.read_items(items, {f: f for f in generic_csv.ITEM_FIELDS if f in header})
+        catalog = generic_csv.read_named_items(items)
     else:
         catalog = [common_pb2.Item(item_id=item, title=item) for item in sorted(set(item_ids))]
     return Dataset(

@@ -147,6 +147,18 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in handle) - 1
 
 
+def header(path: Path) -> list[str]:
+    """The file's column names."""
+    with open_csv(path) as handle:
+        return next(csv.reader(handle), [])
+
+
+def read_named_items(path: Path) -> list[common_pb2.Item]:
+    """The items of a CSV whose columns are named after the item fields (ITEM_FIELDS)."""
+    columns = header(path)
+    return read_items(path, {field: field for field in ITEM_FIELDS if field in columns})
+
+
 def read_items(path: Path, mapping: Mapping[str, str]) -> list[common_pb2.Item]:
     with open_csv(path) as handle:
         reader = csv.DictReader(handle)

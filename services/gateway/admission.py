@@ -71,8 +71,10 @@ class EarlyRefusal(grpc.aio.ServerInterceptor):
             return await continuation(handler_call_details)
         error = self.admission.refusal()
 
-        async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def refuse(requests: Any, context: grpc.aio.ServicerContext) -> None:
             metrics.RPC_HANDLED.labels(SERVICE, method, error.code.name).inc()
             await abort_with(context, error)
 
-        return grpc.unary_unary_rpc_method_handler(refuse)  # no deserializer: the bytes stay unread
+        # Declared request-streaming so that the server hands the call over before its message
+        # arrives: the refusal never waits for, or reads, the request's bytes.
+        return grpc.stream_unary_rpc_method_handler(refuse)

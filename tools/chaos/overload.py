@@ -1,7 +1,9 @@
 """The suite past its capacity: capacity measured closed-loop first, then calls offered at a
 multiple of it, open-loop, over every gateway replica (failing over, never hedging: a client must
 not add load to a suite past its capacity). Goodput counts undegraded answers within the deadline;
-refusals (RESOURCE_EXHAUSTED) are timed from when each call was sent."""
+refusals (RESOURCE_EXHAUSTED) are timed from when each call was sent. Beside the offered load, a
+bare timer in a process of its own measures how late this machine wakes a process at all
+(tools/chaos/wakeup.py): the floor under any refusal's latency here."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
 from shared.replicas import Replicas
 from tools.chaos.load import GatewayReplicas
+from tools.chaos.wakeup import WakeupDelay, measure
 
 CAPACITY_CALLERS = 8
 
@@ -103,6 +106,7 @@ class OverloadResult:
     capacity: Tally
     offered_rps: float
     overload: Tally
+    wakeup: WakeupDelay  # the machine's own wake-up delay during the offered load
 
 
 async def overload(
@@ -118,4 +122,5 @@ async def overload(
         caller = _Caller(Replicas(stubs, hedging=None), key, users, deadline_s)
         found = await capacity(caller, seconds)
         rate = max(1.0, factor * found.goodput_rps)
-        return OverloadResult(found, rate, await offered(caller, rate, seconds))
+        answered, wakeup = await asyncio.gather(offered(caller, rate, seconds), measure(seconds))
+        return OverloadResult(found, rate, answered, wakeup)

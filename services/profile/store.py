@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -32,8 +33,9 @@ from services.profile.cache import VersionedCache
 from services.profile.cleaning import Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
+from shared.bulk import one_of, write_rows
 from shared.clock import Clock, system_clock
-from shared.db import Store, as_utc, lost_a_race, not_yet_stored, upsert
+from shared.db import Store, as_utc, lost_a_race, not_yet_stored
 
 RECENT_ITEMS_LIMIT = 200
 DEFAULT_CACHED_PROFILES = 10_000
@@ -175,7 +177,7 @@ class ProfileStore(Store):
         found: set[str] = set()
         for start in range(0, len(ids), LOOKUP_CHUNK):
             chunk = ids[start : start + LOOKUP_CHUNK]
-            query = select(events.c.event_id).where(events.c.event_id.in_(chunk))
+            query = select(events.c.event_id).where(one_of(connection, events.c.event_id, chunk))  # type: ignore[arg-type]
             found.update(connection.execute(query).scalars())  # type: ignore[attr-defined]
         return found
 
@@ -187,7 +189,7 @@ class ProfileStore(Store):
                 query = select(
                     events.c.event_id, events.c.user_id, events.c.item_id, events.c.type, events.c.ts
                 ).where(
-                    events.c.user_id.in_(user_ids[first : first + LOOKUP_CHUNK]),
+                    one_of(connection, events.c.user_id, user_ids[first : first + LOOKUP_CHUNK]),
                     events.c.ts >= start,
                     events.c.ts <= end,
                 )
@@ -261,8 +263,9 @@ class ProfileStore(Store):
                     fresh.append(record)
             if not fresh:
                 return result
-            connection.execute(
-                events.insert(),
+            write_rows(
+                connection,
+                events,
                 [
                     {
                         "event_id": r.event_id,
@@ -283,8 +286,7 @@ class ProfileStore(Store):
                 ],
             )
             answering = [{"event_id": r.event_id, "enqueued_at": self.clock()} for r in fresh if r.request_id]
-            if answering:
-                connection.execute(pending_rewards.insert(), answering)
+            write_rows(connection, pending_rewards, answering)
             self._update_users(connection, fresh)
             self._update_portraits(connection, fresh, facts)
             result.accepted = len(fresh)
@@ -340,29 +342,31 @@ class ProfileStore(Store):
         # SQLite spells the two-argument LEAST/GREATEST as scalar MIN/MAX.
         sqlite = self.engine.dialect.name == "sqlite"
         least, greatest = (func.min, func.max) if sqlite else (func.least, func.greatest)
-        statement = upsert(self.engine, users)
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[users.c.user_id],
-            set_={
-                "event_count": users.c.event_count + excluded.event_count,
-                "purchase_count": users.c.purchase_count + excluded.purchase_count,
-                "first_event_at": least(users.c.first_event_at, excluded.first_event_at),
-                "last_event_at": greatest(users.c.last_event_at, excluded.last_event_at),
-                # the segment of the latest event that named one
-                "segment": case(
-                    (
-                        and_(excluded.segment != "", excluded.last_event_at >= users.c.last_event_at),
-                        excluded.segment,
+
+        def adding(statement: Any) -> Any:
+            excluded = statement.excluded
+            return statement.on_conflict_do_update(
+                index_elements=[users.c.user_id],
+                set_={
+                    "event_count": users.c.event_count + excluded.event_count,
+                    "purchase_count": users.c.purchase_count + excluded.purchase_count,
+                    "first_event_at": least(users.c.first_event_at, excluded.first_event_at),
+                    "last_event_at": greatest(users.c.last_event_at, excluded.last_event_at),
+                    # the segment of the latest event that named one
+                    "segment": case(
+                        (
+                            and_(excluded.segment != "", excluded.last_event_at >= users.c.last_event_at),
+                            excluded.segment,
+                        ),
+                        (users.c.segment == "", excluded.segment),
+                        else_=users.c.segment,
                     ),
-                    (users.c.segment == "", excluded.segment),
-                    else_=users.c.segment,
-                ),
-            },
-        )
+                },
+            )
+
         # in id order: two batches of the same shoppers lock their rows in the same order
         rows = [{k: v for k, v in per_user[user].items() if k != "segment_at"} for user in sorted(per_user)]
-        connection.execute(statement, rows)  # type: ignore[attr-defined]
+        write_rows(connection, users, rows, adding)  # type: ignore[arg-type]
 
     def _update_portraits(
         self, connection: object, fresh: Sequence[EventRecord], facts: Mapping[str, ItemFacts]
@@ -370,7 +374,7 @@ class ProfileStore(Store):
         """Folds the events into their users' portraits. Two writers of one user take turns: the users
         upsert before this locks the user's row until commit, and the portrait is read after it."""
         user_ids = sorted({record.user_id for record in fresh})
-        query = select(portraits).where(portraits.c.user_id.in_(user_ids))
+        query = select(portraits).where(one_of(connection, portraits.c.user_id, user_ids))  # type: ignore[arg-type]
         stored = {row.user_id: row.state for row in connection.execute(query)}  # type: ignore[attr-defined]
         folded = {
             user: Portrait.from_json(stored[user]) if user in stored else Portrait() for user in user_ids
@@ -387,12 +391,13 @@ class ProfileStore(Store):
                 self.half_life_s,
                 weights,
             )
-        statement = upsert(self.engine, portraits)
-        statement = statement.on_conflict_do_update(
-            index_elements=[portraits.c.user_id], set_={"state": statement.excluded.state}
-        )
-        connection.execute(  # type: ignore[attr-defined]
-            statement, [{"user_id": user, "state": portrait.to_json()} for user, portrait in folded.items()]
+        write_rows(
+            connection,  # type: ignore[arg-type]
+            portraits,
+            [{"user_id": user, "state": portrait.to_json()} for user, portrait in folded.items()],
+            lambda statement: statement.on_conflict_do_update(
+                index_elements=[portraits.c.user_id], set_={"state": statement.excluded.state}
+            ),
         )
 
     def _recent_items(

@@ -1,0 +1,71 @@
+"""Writes and look-ups of many rows, each in one statement.
+
+On PostgreSQL an executemany is one Bind and Execute per row (psycopg pipelines them, but every row
+still costs the driver's Python and the server's executor a round of work), and an IN list of a
+thousand ids is rendered into the SQL text anew for every call. Here the rows travel as one JSON
+document (`INSERT ... SELECT ... FROM json_to_recordset(...)`; psycopg dumps arrays element by
+element in Python, json.dumps does it in C) and ids as one array (`= ANY(...)`): one statement and
+one or two parameters however many rows. SQLite runs in process, where executemany is already
+a loop in C: there the plain forms are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, any_, bindparam, cast, column, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSON
+from sqlalchemy.engine import Connection
+
+from shared.db import upsert
+
+Finish = Callable[[Any], Any]
+
+
+def _postgres(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} has no JSON form here")
+
+
+def _recordset(table: Any, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Any:
+    """SELECT over the rows, sent as one JSON document (dumped in C, parsed by the server) and
+    typed by the table's own columns."""
+    payload = json.dumps([{name: row[name] for name in names} for row in rows], default=_json_value)
+    document = cast(bindparam("bulk_rows", payload, type_=Text()), JSON)
+    typed = [column(name, table.c[name].type) for name in names]
+    source = (
+        func.json_to_recordset(document).table_valued(*typed).render_derived(name="bulk", with_types=True)
+    )
+    # WHERE true: without it PostgreSQL would read a following ON CONFLICT as the FROM's join clause.
+    return select(*(source.c[name] for name in names)).where(true())
+
+
+def write_rows(
+    connection: Connection, table: Any, rows: Sequence[Mapping[str, Any]], finish: Finish | None = None
+) -> None:
+    """Inserts `rows` (dicts with the same keys) into `table`; `finish` turns the dialect's INSERT
+    into the statement to run (an ON CONFLICT clause; its `excluded` refers to the new rows)."""
+    if not rows:
+        return
+    statement = upsert(connection.engine, table)
+    if _postgres(connection):
+        names = list(rows[0])
+        statement = statement.from_select(names, _recordset(table, names, rows))
+        connection.execute(finish(statement) if finish else statement)
+    else:
+        connection.execute(finish(statement) if finish else statement, list(rows))
+
+
+def one_of(connection: Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter whatever the count."""
+    if _postgres(connection):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

@@ -4,18 +4,17 @@ On PostgreSQL an executemany is one Bind and Execute per row (psycopg pipelines 
 still costs the driver's Python and the server's executor a round of work), and an IN list of a
 thousand ids is rendered into the SQL text anew for every call. Here the rows travel as one JSON
 document (`INSERT ... SELECT ... FROM json_to_recordset(...)`; psycopg dumps arrays element by
-element in Python, json.dumps does it in C) and ids as one array (`= ANY(...)`): one statement and
+element in Python, orjson does it in C) and ids as one array (`= ANY(...)`): one statement and
 one or two parameters however many rows. SQLite runs in process, where executemany is already
 a loop in C: there the plain forms are kept.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Text, any_, bindparam, cast, column, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY, JSON
 from sqlalchemy.engine import Connection
@@ -29,16 +28,10 @@ def _postgres(connection: Connection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} has no JSON form here")
-
-
 def _recordset(table: Any, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Any:
-    """SELECT over the rows, sent as one JSON document (dumped in C, parsed by the server) and
-    typed by the table's own columns."""
-    payload = json.dumps([{name: row[name] for name in names} for row in rows], default=_json_value)
+    """SELECT over the rows (dicts whose keys are `names`), sent as one JSON document (dumped in C,
+    datetimes as RFC 3339, parsed by the server) and typed by the table's own columns."""
+    payload = orjson.dumps(list(rows), option=orjson.OPT_NAIVE_UTC).decode()
     document = cast(bindparam("bulk_rows", payload, type_=Text()), JSON)
     typed = [column(name, table.c[name].type) for name in names]
     source = (

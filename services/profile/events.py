@@ -16,6 +16,7 @@ FUTURE_TOLERANCE = timedelta(days=1)
 PURCHASE = common_pb2.EVENT_TYPE_PURCHASE
 DISMISS = common_pb2.EVENT_TYPE_DISMISS
 REVIEW = common_pb2.EVENT_TYPE_REVIEW
+EVENT_TYPES = frozenset(common_pb2.EventType.values()) - {common_pb2.EVENT_TYPE_UNSPECIFIED}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
             return f"{name} is empty"
         if len(value) > MAX_ID_LENGTH:
             return f"{name} is longer than {MAX_ID_LENGTH} characters"
-    if event.type not in common_pb2.EventType.values() or event.type == 0:
+    if event.type not in EVENT_TYPES:
         return "type must be one of VIEW, CLICK, ADD_TO_CART, PURCHASE, REVIEW, LIKE, SHARE, DISMISS"
     if event.quantity < 0 or event.quantity > MAX_QUANTITY:
         return f"quantity must be between 0 and {MAX_QUANTITY}"

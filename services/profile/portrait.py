@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from ml.event_weights import DEFAULT_WEIGHTS
 from ml.sentiment import opinion_words, rating_sentiment
 from recsys.common.v1 import common_pb2
@@ -147,11 +149,16 @@ class Portrait:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"))
+        # orjson: a portrait is mostly floats, and the standard encoder's float formatting was a
+        # fifth of the profile service's time under a stream of feedback.
+        return orjson.dumps(self.__dict__).decode()
 
     @classmethod
     def from_json(cls, text: str) -> Portrait:
-        return cls(**json.loads(text))
+        try:
+            return cls(**orjson.loads(text))
+        except orjson.JSONDecodeError:  # written by the standard encoder (NaN, Infinity): read as it was
+            return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)

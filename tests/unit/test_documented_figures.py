@@ -126,3 +126,17 @@ def test_the_review_feature_ablation_in_the_docs_is_the_result_file(protocol: st
     assert row.split(" | ")[1].startswith(f"{ndcg['ranker']:.4f}")
     assert row.split(" | ")[2].startswith(f"{ndcg['ranker without sentiment']:.4f}")
     assert row.split(" | ")[3].startswith(f"{ndcg['candidates alone (fused order)']:.4f}")
+
+
+def test_the_ingestion_figures_in_capacity_md_are_the_result_files() -> None:
+    """Every events-a-second figure docs/capacity.md gives is in the import result it cites."""
+    docs = (ROOT / "docs" / "capacity.md").read_text()
+    section = docs[docs.index("## Ingestion") : docs.index("## What holds state")]
+    latest = (ROOT / "docs" / "results" / "import.md").read_text()
+    alternating = (ROOT / "docs" / "results" / "import-before-after.md").read_text()
+    figures = re.findall(r"\b\d{1,2},\d{3}\b", section)
+    assert len(figures) >= 6
+    for figure in figures:
+        if figure in ("1,000", "5,000", "200,000", "20,000"):
+            continue  # the benchmark's settings and the issue's target
+        assert f"({figure} events/s" in latest or f"({figure} events/s" in alternating, figure

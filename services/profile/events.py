@@ -36,7 +36,7 @@ class EventRecord:
     segment: str = ""
 
 
-def _problem(event: common_pb2.Event, now: datetime) -> str | None:
+def _problem(event: common_pb2.Event, now: datetime, moment: datetime | None) -> str | None:
     for name in ("event_id", "user_id", "item_id"):
         value = getattr(event, name)
         if not value.strip():
@@ -59,26 +59,25 @@ def _problem(event: common_pb2.Event, now: datetime) -> str | None:
         return f"surface is longer than {MAX_SURFACE_LENGTH} characters"
     if len(event.segment) > MAX_SEGMENT_LENGTH:
         return f"segment is longer than {MAX_SEGMENT_LENGTH} characters"
-    if event.HasField("timestamp"):
-        moment = to_datetime(event.timestamp)
-        if moment is None:
-            return OUT_OF_RANGE
-        if moment > now + FUTURE_TOLERANCE:
-            return "timestamp is more than a day in the future"
+    if moment is None:
+        return OUT_OF_RANGE
+    if moment > now + FUTURE_TOLERANCE:
+        return "timestamp is more than a day in the future"
     return None
 
 
 def validate(event: common_pb2.Event, now: datetime) -> EventRecord | str:
     """The event as a record, or the reason it is rejected."""
-    problem = _problem(event, now)
-    if problem:
-        return problem
+    moment = to_datetime(event.timestamp) if event.HasField("timestamp") else now
+    problem = _problem(event, now, moment)
+    if problem or moment is None:
+        return problem or OUT_OF_RANGE
     return EventRecord(
         event_id=event.event_id,
         user_id=event.user_id,
         item_id=event.item_id,
         type=event.type,
-        timestamp=to_datetime(event.timestamp) or now if event.HasField("timestamp") else now,
+        timestamp=moment,
         request_id=event.request_id,
         quantity=event.quantity or 1,
         price=event.price,

@@ -193,7 +193,7 @@ class ProfileStore(Store):
                     events.c.ts >= start,
                     events.c.ts <= end,
                 )
-                for row in connection.execute(query):
+                for row in connection.execute(query).all():
                     found.setdefault(row.user_id, []).append(
                         Seen(row.event_id, row.item_id, row.type, as_utc(row.ts))
                     )

@@ -57,8 +57,8 @@ def write_rows(
         connection.execute(finish(statement) if finish else statement, list(rows))
 
 
-def one_of(connection: Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter whatever the count."""
+def one_of(connection: Connection, key: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`key IN values`; on PostgreSQL `key = ANY(array)`, one parameter whatever the count."""
     if _postgres(connection):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(list(values))
+        return key == any_(bindparam(None, list(values), type_=ARRAY(key.type)))
+    return key.in_(list(values))

@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 TICK_S = 0.002
 
@@ -53,5 +53,4 @@ async def measure(seconds: float) -> WakeupDelay:
 
 
 if __name__ == "__main__":
-    result = summary(delays_ms(float(sys.argv[1])))
-    print(json.dumps({"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "samples": result.samples}))
+    print(json.dumps(asdict(summary(delays_ms(float(sys.argv[1]))))))

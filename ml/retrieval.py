@@ -128,8 +128,11 @@ def _totals(
     model: CooccurrenceModel, found: _Contributions, decay: float, exclude: set[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each item's summed weight under `decay` (excluded items 0) and each contribution's weight."""
-    weights = found.weights * decay ** found.steps.astype(np.float64)
-    weights[found.steps >= _anchors_read(decay)] = 0.0
+    if decay == 1.0:  # every anchor read weighs fully: no power of each contribution's step
+        weights = found.weights.astype(np.float64)
+    else:
+        weights = found.weights * decay ** found.steps.astype(np.float64)
+        weights[found.steps >= _anchors_read(decay)] = 0.0
     totals = np.bincount(found.targets, weights=weights, minlength=len(model.item_ids))
     for item in exclude:
         row = model.index.get(item)
@@ -164,23 +167,30 @@ def neighbour_candidates(
     if not len(positive):
         return []
     ranked = _best(positive, totals, model.item_ids, count)
-    # each ranked item's strongest single contribution names its anchor (the last of its group by
-    # weight); only the ranked items' contributions are sorted
-    wanted = np.zeros(len(model.item_ids), bool)
-    wanted[ranked] = True
-    mine = wanted[found.targets]
-    targets, weights, anchor_of = found.targets[mine], weights[mine], found.anchor_of[mine]
-    order = np.lexsort((weights, targets))
-    last = np.append(targets[order][1:] != targets[order][:-1], True)
-    strongest = np.full(len(model.item_ids), -1, np.int64)
-    strongest[targets[order][last]] = anchor_of[order][last]
+    strongest = _strongest_anchors(found, weights, ranked, len(model.item_ids))
     # whole columns at once: one Python object per value, not a NumPy scalar per lookup
     ids = model.item_ids[ranked].astype(str).tolist()
-    anchors = model.item_ids[found.anchors[strongest[ranked]]].astype(str).tolist()
+    anchors = model.item_ids[found.anchors[strongest]].astype(str).tolist()
     return [
         Retrieved(item_id, source, score, anchor)
         for item_id, score, anchor in zip(ids, totals[ranked].tolist(), anchors, strict=True)
     ]
+
+
+def _strongest_anchors(
+    found: _Contributions, weights: np.ndarray, ranked: np.ndarray, items: int
+) -> np.ndarray:
+    """For each ranked row, the index (into `found.anchors`) of the anchor whose single contribution
+    to it weighs the most; of equal ones, the last read. One dense [anchors x ranked] table, filled
+    from the contributions (an anchor reaches a neighbour at most once), then a column-wise argmax:
+    no sort of every contribution."""
+    column = np.full(items, -1, np.int64)
+    column[ranked] = np.arange(len(ranked))
+    mine = column[found.targets]
+    reached = mine >= 0
+    table = np.full((len(found.anchors), len(ranked)), -np.inf)
+    table[found.anchor_of[reached], mine[reached]] = weights[reached]
+    return len(found.anchors) - 1 - np.argmax(table[::-1], axis=0)
 
 
 def neighbour_tops(

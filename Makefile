@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog chaos dashboard-check images base-image pin-images image-start k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog bench-scale chaos dashboard-check images base-image pin-images image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -154,6 +154,12 @@ bench-push: install
 # import and training times, peak memory (about 30 minutes on 2 cores).
 bench-wide-catalog: install
 	tests/bench/wide_catalog.sh
+
+# A million simulated shoppers x 100,000 items x 30 days (about 40M events) imported, trained and
+# served on PostgreSQL, with each step's time and peak memory (hours on 2 cores; not in CI).
+# SCALE= passes other sizes, e.g. SCALE="--shoppers 50000 --items 10000".
+bench-scale: install
+	$(BIN)/recsys bench-scale --out docs/results $(SCALE)
 
 # Events/s of the Online Retail import through the gRPC API, SQLite and PostgreSQL.
 bench-import: install

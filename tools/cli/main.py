@@ -77,6 +77,12 @@ COMMANDS = (
         "latency percentiles and CPU milliseconds per Recommend of every process.",
     ),
     LazyCommand(
+        "bench-scale",
+        "tools.cli.bench_scale:bench_scale",
+        "A simulated shop of any size (a million shoppers by default) imported, trained and served on "
+        "PostgreSQL: each step's time and peak memory, and serving latency at a constant rate.",
+    ),
+    LazyCommand(
         "chaos",
         "tools.cli.chaos:chaos",
         "Kill, hang, fuzz and overload the suite under steady load; print each invariant beside its target.",

@@ -1,0 +1,49 @@
+"""One step of a long benchmark run as a child process: its wall time and its peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step took: seconds of wall time, the peak resident memory of its process (and of the
+    children it waited for), its exit code."""
+
+    name: str
+    seconds: float
+    peak_mb: float
+    returncode: int
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def summary(self) -> dict[str, object]:
+        return {**asdict(self), "seconds": round(self.seconds, 1), "peak_mb": round(self.peak_mb, 1)}
+
+
+def run_step(name: str, command: Sequence[str], env: Mapping[str, str]) -> Step:
+    """Runs `command` to its end, its output on this terminal (progress bars included)."""
+    started = time.monotonic()
+    process = subprocess.Popen(list(command), env=dict(env), stdin=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in kilobytes on Linux
+    return Step(name, time.monotonic() - started, usage.ru_maxrss / 1024, process.returncode)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process so far (VmHWM, Linux); 0 once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

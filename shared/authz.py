@@ -46,6 +46,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
         _ITEMS + "Related": ("candidates",),
         _ITEMS + "RelatedToItems": ("candidates",),
         _ITEMS + "ExportItems": ("gateway", TRAINER),  # promotion plans read category prices; snapshots
+        _ITEMS + "ListUnavailable": ("candidates",),  # its availability filter
         "/recsys.candidates.v1.CandidatesService/Generate": ("gateway",),
         "/recsys.ranking.v1.RankingService/Rank": ("gateway",),
         "/recsys.ranking.v1.RankingService/GetServing": (TRAINER,),  # operators (grpcurl)

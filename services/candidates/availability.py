@@ -1,68 +1,78 @@
-"""Which candidates may be shown (neither hidden nor out of stock), remembered for a few seconds.
+"""Which candidates may be shown: every item except those the catalog withholds (hidden, or out of
+stock), whose ids this process holds and reads again in the background.
 
-Asking the catalog about every fused candidate on every request was the costliest call of
-Generate; under load the same items come back request after request. An answer is reused for
-AVAILABILITY_TTL_S, so an item hidden or sold out stops being a candidate within that time (plus
-the items service's own cache time, CACHE_S in services/items/store.py).
+Asking the catalog about each request's fused candidates was one more call per Generate, and
+under load the same items came back request after request. Withheld items are usually few, so
+the whole list is read (`ItemsService.ListUnavailable`, from the database) at most every
+REFRESH_S, while the list read before it keeps serving: an item hidden or sold out stops being a
+candidate about REFRESH_S after it changed (a refresh starts with the first request after that).
+A request waits for the catalog only when the list is missing or older than MAX_AGE_S (the
+catalog has not answered the refreshes): then the catalog's error is the request's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from google.protobuf import field_mask_pb2
-
-from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
 from shared.clients import SuiteClients
 
-AVAILABILITY_TTL_S = 10.0
-# What the check reads of each item.
-AVAILABILITY_FIELDS = field_mask_pb2.FieldMask(paths=["hidden", "stock_status"])
-# Entries beyond this are swept (expired first, then all): the memory stays bounded on any catalog.
-MAX_ENTRIES = 500_000
+log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+MAX_AGE_S = 30.0
+# How long one read of the list may take.
+READ_TIMEOUT_S = 10.0
 
 
 class Availability:
-    """The catalog's recent answers: item id -> (when asked, may be shown). Used from one event loop."""
+    """The catalog's withheld items, read whole and refreshed. Used from one event loop."""
 
     def __init__(
         self,
         clients: SuiteClients,
-        ttl_s: float = AVAILABILITY_TTL_S,
+        refresh_s: float = REFRESH_S,
+        max_age_s: float = MAX_AGE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clients = clients
-        self.ttl_s = ttl_s
+        self.refresh_s = refresh_s
+        self.max_age_s = max_age_s
         self.clock = clock
-        self._known: dict[str, tuple[float, bool]] = {}
+        self._withheld: frozenset[str] | None = None
+        self._read_at = 0.0
+        self._reading: asyncio.Task[None] | None = None
 
-    async def usable(self, item_ids: Sequence[str]) -> set[str]:
-        """The ids among `item_ids` that may be shown; items the catalog does not know are kept (the
-        gateway's catalog stage drops them). Raises the catalog's error when it must be asked and
-        cannot answer."""
-        now = self.clock()
-        fresh = {
-            i: entry[1] for i in item_ids if (entry := self._known.get(i)) and now - entry[0] < self.ttl_s
-        }
-        missing = [i for i in item_ids if i not in fresh]
-        if missing:
-            response = await self.clients.items.GetItems(
-                items_pb2.GetItemsRequest(item_ids=missing, read_mask=AVAILABILITY_FIELDS)
-            )
-            shown = {i: True for i in missing}  # unknown to the catalog: kept
-            for item in response.items:
-                shown[item.item_id] = (
-                    not item.hidden and item.stock_status != common_pb2.STOCK_STATUS_OUT_OF_STOCK
-                )
-            self._remember(shown, now)
-            fresh.update(shown)
-        return {i for i in item_ids if fresh[i]}
+    async def withheld(self) -> frozenset[str]:
+        """The ids of the items that may not be shown (items the catalog does not know are not among
+        them: the gateway's catalog stage drops those). Raises the catalog's error when the list
+        must be read now and cannot be."""
+        age = self.clock() - self._read_at
+        if self._withheld is None or age >= self.refresh_s:
+            reading = self._refresh()
+            if self._withheld is None or age >= self.max_age_s:
+                await asyncio.shield(reading)
+        return self._withheld or frozenset()
 
-    def _remember(self, shown: dict[str, bool], now: float) -> None:
-        if len(self._known) + len(shown) > MAX_ENTRIES:
-            self._known = {i: e for i, e in self._known.items() if now - e[0] < self.ttl_s}
-            if len(self._known) + len(shown) > MAX_ENTRIES:
-                self._known = {}
-        self._known.update((i, (now, ok)) for i, ok in shown.items())
+    def _refresh(self) -> asyncio.Task[None]:
+        """The read in progress, or a new one (one at a time, whatever the number of requests)."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(_log_failure)
+        return self._reading
+
+    async def _read(self) -> None:
+        started = self.clock()
+        withheld: set[str] = set()
+        request = items_pb2.ListUnavailableRequest()
+        async for page in self.clients.items.ListUnavailable(request, timeout=READ_TIMEOUT_S):
+            withheld.update(page.item_ids)
+        self._withheld, self._read_at = frozenset(withheld), started
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("could not read the catalog's withheld items: %s", error)

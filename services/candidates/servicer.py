@@ -21,7 +21,7 @@ from ml.artifacts import (
     ServingConfig,
 )
 from ml.ease import EASE, EaseModel
-from ml.retrieval import Fusion, Retrieved, fused_order, merge, neighbour_candidates
+from ml.retrieval import Fusion, Retrieved, merge, neighbour_candidates
 from ml.text_encoder import ITEM_EMBEDDINGS
 from recsys.candidates.v1 import candidates_pb2, candidates_pb2_grpc
 from recsys.common.v1 import common_pb2
@@ -54,8 +54,6 @@ GRAPH_RECENCY = 0.8
 # The item-text query: the shopper's latest items, each one step back weighing this much less.
 TEXT_SEEDS = 50
 TEXT_RECENCY = 0.9
-# How many fused candidates, per candidate asked for, the availability check looks at.
-AVAILABILITY_MARGIN = 1.5
 
 
 @dataclass
@@ -230,24 +228,17 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     versions[model] = version
         return remote
 
-    async def _available(
-        self, lists: dict[str, list[Retrieved]], count: int, fusion: Fusion
-    ) -> dict[str, list[Retrieved]] | None:
-        """The lists cut to the items a fusion of `count` could use, without hidden and out-of-stock
-        ones; None when the catalog cannot say.
-
-        Only the best AVAILABILITY_MARGIN x count fused items (quotas included) are checked, and the
-        catalog is asked only about those it has not answered for lately (availability.py).
-        """
-        wide, _ = fused_order(lists, fusion.weights, fusion.quotas, round(count * AVAILABILITY_MARGIN))
-        if not wide:
-            return lists
+    async def _available(self, lists: dict[str, list[Retrieved]]) -> dict[str, list[Retrieved]] | None:
+        """The lists without the items the catalog withholds (hidden, out of stock); None when the
+        catalog cannot say (availability.py)."""
         try:
-            usable = await self.availability.usable(wide)
+            withheld = await self.availability.withheld()
         except grpc.aio.AioRpcError as error:
             log.warning("availability check failed: %s %s", error.code().name, error.details())
             return None
-        return {source: [c for c in found if c.item_id in usable] for source, found in lists.items()}
+        if not withheld:
+            return lists
+        return {source: [c for c in found if c.item_id not in withheld] for source, found in lists.items()}
 
     async def Generate(
         self, request: candidates_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -280,7 +271,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         if serving_version:
             versions[SERVING] = serving_version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
-        available = await self._available(lists, count, fusion)
+        available = await self._available(lists)
         if available is None:
             degraded.append(AVAILABILITY)
             available = lists

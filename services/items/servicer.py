@@ -29,6 +29,8 @@ DEFAULT_POPULAR = 100
 MAX_POPULAR = 1000
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
+DEFAULT_UNAVAILABLE_BATCH = 50_000
+MAX_UNAVAILABLE_BATCH = 100_000
 MAX_SEEDS = 100
 DEFAULT_SIMILAR = 20
 MAX_SIMILAR = 500
@@ -200,6 +202,20 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             if batch is None:
                 return
             yield items_pb2.ExportItemsResponse(items=batch)
+
+    async def ListUnavailable(
+        self, request: items_pb2.ListUnavailableRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[items_pb2.ListUnavailableResponse]:
+        require(
+            0 <= request.batch_size <= MAX_UNAVAILABLE_BATCH,
+            f"batch_size must be between 0 and {MAX_UNAVAILABLE_BATCH}",
+        )
+        batches = self.store.unavailable(request.batch_size or DEFAULT_UNAVAILABLE_BATCH)
+        while True:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            yield items_pb2.ListUnavailableResponse(item_ids=batch)
 
 
 def _masked(item: common_pb2.Item, mask: field_mask_pb2.FieldMask) -> common_pb2.Item:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    or_,
     select,
 )
 
@@ -236,6 +237,25 @@ class ItemsStore(Store):
                         read[row.item_id] = _item(row)
             self._remember(read, missing, now)
         return {**found, **read}
+
+    def unavailable(self, batch_size: int) -> Iterator[list[str]]:
+        """The ids of hidden and out-of-stock items in id order, in batches (keyset pagination); read
+        from the database, never from this replica's cache."""
+        withheld = or_(catalog.c.hidden, catalog.c.stock_status == common_pb2.STOCK_STATUS_OUT_OF_STOCK)
+        last = ""
+        while True:
+            query = (
+                select(catalog.c.item_id)
+                .where(withheld, catalog.c.item_id > last)
+                .order_by(catalog.c.item_id)
+                .limit(batch_size)
+            )
+            with self.engine.connect() as connection:
+                ids = list(connection.execute(query).scalars())
+            if not ids:
+                return
+            last = ids[-1]
+            yield ids
 
     def export(self, batch_size: int) -> Iterator[list[common_pb2.Item]]:
         """The whole catalog in id order, in batches (keyset pagination)."""

@@ -1,4 +1,5 @@
-"""The availability check remembers the catalog's answers for a while, over a real items service."""
+"""The availability filter holds the catalog's withheld items and reads them again in the background,
+over a real items service."""
 
 import asyncio
 from pathlib import Path
@@ -21,7 +22,9 @@ def _upsert(address: str, *items: common_pb2.Item) -> None:
         )
 
 
-def test_answers_are_reused_until_they_expire_then_the_catalog_is_asked_again(tmp_path: Path) -> None:
+def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_catalog_is_away(
+    tmp_path: Path,
+) -> None:
     settings = make_settings(str(tmp_path), **suite_env())
     items = ServerThread(build_items, settings, settings.ports["items"])
     now = [0.0]
@@ -32,22 +35,36 @@ def test_answers_are_reused_until_they_expire_then_the_catalog_is_asked_again(tm
             items.stop()
         running.append(False)
 
+    async def settled(availability: Availability) -> frozenset[str]:
+        """The list once the read a request started has finished."""
+        await availability.withheld()
+        if availability._reading is not None:
+            await asyncio.wait([availability._reading])
+        return await availability.withheld()
+
     async def scenario() -> None:
         clients = SuiteClients(settings.addresses, 5.0)
-        availability = Availability(clients, ttl_s=10.0, clock=lambda: now[0])
+        availability = Availability(clients, refresh_s=5.0, max_age_s=30.0, clock=lambda: now[0])
         try:
-            # an item the catalog does not know is kept (the gateway's catalog stage drops it)
-            assert await availability.usable(["tea", "cake", "milk", "ghost"]) == {"tea", "ghost"}
-            _upsert(items.address, common_pb2.Item(item_id="tea", title="Tea", hidden=True))
-            now[0] = 9.0
-            assert await availability.usable(["tea", "cake"]) == {"tea"}  # remembered, not asked
-            now[0] = 10.5
-            assert await availability.usable(["tea", "cake"]) == set()  # expired: asked, now hidden
+            # the first request waits for the list; items the catalog does not know are not in it
+            assert await availability.withheld() == {"cake", "milk"}
+            _upsert(
+                items.address,
+                common_pb2.Item(item_id="tea", title="Tea", hidden=True),
+                common_pb2.Item(item_id="milk", title="Milk", stock_status=common_pb2.STOCK_STATUS_IN_STOCK),
+            )
+            now[0] = 4.0
+            assert await settled(availability) == {"cake", "milk"}  # still fresh: not read again
+            now[0] = 5.5
+            # due: this request is answered from the list it has while the new one is read
+            assert await availability.withheld() == {"cake", "milk"}
+            assert await settled(availability) == {"cake", "tea"}
             await asyncio.to_thread(stop_items)
-            now[0] = 11.0
-            assert await availability.usable(["tea", "cake"]) == set()  # fresh: no catalog needed
+            now[0] = 20.0  # the refresh fails, the list read at 5.5 keeps serving
+            assert await settled(availability) == {"cake", "tea"}
+            now[0] = 36.0  # older than max_age_s: the request must wait for the catalog, which fails
             with pytest.raises(grpc.aio.AioRpcError):
-                await availability.usable(["tea", "bread"])  # never asked: the catalog must answer
+                await availability.withheld()
         finally:
             await clients.close()
 

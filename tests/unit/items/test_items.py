@@ -105,6 +105,32 @@ def test_export_streams_the_catalog_in_batches(items) -> None:
     assert [i.item_id for b in batches for i in b.items] == [f"i{n:03d}" for n in range(12)]
 
 
+def test_the_unavailable_items_are_listed_in_batches_in_id_order(items) -> None:
+    stub, _ = items
+    hidden = [mug(f"h{n:02d}") for n in range(4)]
+    for item in hidden:
+        item.hidden = True
+    sold_out = mug("s00")
+    sold_out.stock_status = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    upsert(stub, [*hidden, sold_out, mug("a00"), mug("z00")])
+    pages = [
+        list(page.item_ids)
+        for page in stub.ListUnavailable(items_pb2.ListUnavailableRequest(batch_size=2), timeout=10)
+    ]
+    assert pages == [["h00", "h01"], ["h02", "h03"], ["s00"]]
+    back = mug("h01")  # shown again, then read from the database at once (no cache in between)
+    upsert(stub, [back])
+    listed = [
+        i
+        for page in stub.ListUnavailable(items_pb2.ListUnavailableRequest(), timeout=10)
+        for i in page.item_ids
+    ]
+    assert listed == ["h00", "h02", "h03", "s00"]
+    with pytest.raises(grpc.RpcError) as refused:
+        list(stub.ListUnavailable(items_pb2.ListUnavailableRequest(batch_size=-1), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_popular_is_empty_until_trained_then_follows_the_newest_model(items) -> None:
     stub, settings = items
     empty = stub.Popular(items_pb2.PopularRequest(count=5), timeout=5)

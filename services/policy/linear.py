@@ -26,6 +26,15 @@ class LinearModel:
     def empty(cls, dimension: int) -> LinearModel:
         return cls(a=RIDGE * np.eye(dimension), b=np.zeros(dimension))
 
+    @classmethod
+    def zero(cls, dimension: int) -> LinearModel:
+        """No prior and no data: one replica's share of a state before it has learned anything."""
+        return cls(a=np.zeros((dimension, dimension)), b=np.zeros(dimension))
+
+    def plus(self, other: LinearModel) -> LinearModel:
+        """The state learned from both models' data (A, b and the update counts add up)."""
+        return LinearModel(a=self.a + other.a, b=self.b + other.b, updates=self.updates + other.updates)
+
     @property
     def dimension(self) -> int:
         return len(self.b)

@@ -3,13 +3,19 @@ exposure counts, and each learning policy's state.
 
 A decision and everything it changes (exposure counts, the bandit's A) commit
 in one transaction; so do a reward and its changes (counts, the bandit's b).
-State rows carry a revision: a write that finds another revision than the one
-it read retries, so concurrent writers (threads or replicas) never lose an update.
+
+A learning policy's state is the sum of parts, one row per replica (LinUCB's A and b are sums over
+impressions and rewards): each replica adds what it learns to its own part only, so replicas never
+wait for each other's writes, and reads every part when it writes its own. A part row carries a
+revision: a write that finds another revision than the one it read retries, so two writers that
+share a part (threads, or replicas given the same name) never lose an update. A policy_states row
+(written by replicas older than the parts) counts as one more part.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -99,6 +105,18 @@ states = Table(
     Column("updates", Integer, nullable=False),
     Column("revision", Integer, nullable=False),
 )
+# Each replica's share of a policy's state: sums of what it learned (A without the prior, b).
+state_parts = Table(
+    "policy_state_parts",
+    metadata,
+    Column("policy", String(64), nullable=False),
+    Column("part", String(128), nullable=False),
+    Column("a", LargeBinary, nullable=False),
+    Column("b", LargeBinary, nullable=False),
+    Column("updates", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    PrimaryKeyConstraint("policy", "part"),
+)
 WRITE_ATTEMPTS = 8
 
 
@@ -172,20 +190,47 @@ def _decision(row: Any) -> Decision:
     )
 
 
-def _stored_model(connection: Any, policy: str) -> tuple[LinearModel, Any]:
-    """The policy's state as stored (a fresh model when none is yet), and its row."""
-    row = connection.execute(select(states).where(states.c.policy == policy)).first()
-    if row is None:
-        return LinearModel.empty(len(FEATURES)), None
-    return LinearModel.from_bytes(row.a, row.b, row.updates), row
+@dataclass
+class StoredState:
+    """A policy's state as stored: this replica's part (and its row, None before its first write),
+    and the sum of every other part (the prior, and a policy_states row, included)."""
+
+    own: LinearModel
+    own_row: Any
+    others: LinearModel
+
+    @property
+    def model(self) -> LinearModel:
+        return self.others.plus(self.own)
+
+
+def _stored_state(connection: Any, policy: str, part: str) -> StoredState:
+    dimension = len(FEATURES)
+    legacy = connection.execute(select(states).where(states.c.policy == policy)).first()
+    others = (
+        LinearModel.from_bytes(legacy.a, legacy.b, legacy.updates)
+        if legacy is not None
+        else LinearModel.empty(dimension)
+    )
+    own, own_row = LinearModel.zero(dimension), None
+    for row in connection.execute(select(state_parts).where(state_parts.c.policy == policy)):
+        stored = LinearModel.from_bytes(row.a, row.b, row.updates)
+        if row.part == part:
+            own, own_row = stored, row
+        else:
+            others = others.plus(stored)
+    return StoredState(own, own_row, others)
 
 
 class PolicyStore(Store):
     service = "policy"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, url: str, clock: Clock = system_clock) -> None:
+    def __init__(self, url: str, clock: Clock = system_clock, part: str = "") -> None:
+        """`part`: the name of this replica's share of every learning policy's state (its host name
+        when empty)."""
         super().__init__(url, clock)
+        self.part = part or socket.gethostname()
         self._write = threading.Lock()
         self._models: dict[str, LinearModel] = {}
         self._decisions: GroupCommit[tuple[Decision, bool], Decision] = GroupCommit(self._log_decisions)
@@ -258,28 +303,33 @@ class PolicyStore(Store):
         """The policy's learned state, read once from the database and then kept current."""
         if policy not in self._models:
             with self.engine.connect() as connection:
-                self._models[policy] = _stored_model(connection, policy)[0]
+                self._models[policy] = _stored_state(connection, policy, self.part).model
         return self._models[policy]
 
     def _change_state(
         self, connection: Any, policy: str, change: Callable[[LinearModel], None]
     ) -> LinearModel:
-        model, row = _stored_model(connection, policy)
-        change(model)
-        a, b = model.to_bytes()
-        if row is None:
-            connection.execute(
-                states.insert().values(policy=policy, a=a, b=b, updates=model.updates, revision=1)
-            )
-            return model
+        """Applies `change` to this replica's part of the policy's state; returns the whole state."""
+        stored = _stored_state(connection, policy, self.part)
+        change(stored.own)
+        a, b = stored.own.to_bytes()
+        values = {"a": a, "b": b, "updates": stored.own.updates}
+        if stored.own_row is None:
+            first = state_parts.insert().values(policy=policy, part=self.part, revision=1, **values)
+            connection.execute(first)
+            return stored.model
         written = connection.execute(
-            update(states)
-            .where(states.c.policy == policy, states.c.revision == row.revision)
-            .values(a=a, b=b, updates=model.updates, revision=row.revision + 1)
+            update(state_parts)
+            .where(
+                state_parts.c.policy == policy,
+                state_parts.c.part == self.part,
+                state_parts.c.revision == stored.own_row.revision,
+            )
+            .values(revision=stored.own_row.revision + 1, **values)
         )
         if written.rowcount != 1:
             raise StaleState(policy)
-        return model
+        return stored.model
 
     def _bump(
         self, connection: Any, table: Table, column: str, added: Mapping[tuple[str, ...], float]
@@ -309,7 +359,7 @@ class PolicyStore(Store):
                     if attempt == WRITE_ATTEMPTS - 1:
                         raise
                 except IntegrityError as error:
-                    if "policy_states" not in str(error) or attempt == WRITE_ATTEMPTS - 1:
+                    if "policy_state_parts" not in str(error) or attempt == WRITE_ATTEMPTS - 1:
                         raise
 
     def log_decision(self, decision: Decision, learns: bool) -> Decision:

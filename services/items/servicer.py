@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -27,6 +28,8 @@ MAX_BATCH = 10_000
 MAX_GET = 1000
 DEFAULT_POPULAR = 100
 MAX_POPULAR = 1000
+T = TypeVar("T")
+
 DEFAULT_EXPORT_BATCH = 5000
 MAX_EXPORT_BATCH = 50_000
 DEFAULT_UNAVAILABLE_BATCH = 50_000
@@ -196,11 +199,7 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             0 <= request.batch_size <= MAX_EXPORT_BATCH,
             f"batch_size must be between 0 and {MAX_EXPORT_BATCH}",
         )
-        batches = self.store.export(request.batch_size or DEFAULT_EXPORT_BATCH)
-        while True:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                return
+        async for batch in _in_thread(self.store.export(request.batch_size or DEFAULT_EXPORT_BATCH)):
             yield items_pb2.ExportItemsResponse(items=batch)
 
     async def ListUnavailable(
@@ -211,11 +210,17 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             f"batch_size must be between 0 and {MAX_UNAVAILABLE_BATCH}",
         )
         batches = self.store.unavailable(request.batch_size or DEFAULT_UNAVAILABLE_BATCH)
-        while True:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                return
+        async for batch in _in_thread(batches):
             yield items_pb2.ListUnavailableResponse(item_ids=batch)
+
+
+async def _in_thread(batches: Iterator[T]) -> AsyncIterator[T]:
+    """Each batch of a store's blocking iterator, read in a worker thread (the database waits there)."""
+    while True:
+        batch = await asyncio.to_thread(next, batches, None)
+        if batch is None:
+            return
+        yield batch
 
 
 def _masked(item: common_pb2.Item, mask: field_mask_pb2.FieldMask) -> common_pb2.Item:

@@ -131,7 +131,7 @@ def test_the_review_feature_ablation_in_the_docs_is_the_result_file(protocol: st
 def test_the_ingestion_figures_in_capacity_md_are_the_result_files() -> None:
     """Every events-a-second figure docs/capacity.md gives is in the import result it cites."""
     docs = (ROOT / "docs" / "capacity.md").read_text()
-    section = docs[docs.index("## Ingestion") : docs.index("## What holds state")]
+    section = docs[docs.index("## Ingestion") : docs.index("## Scale")]
     latest = (ROOT / "docs" / "results" / "import.md").read_text()
     alternating = (ROOT / "docs" / "results" / "import-before-after.md").read_text()
     figures = re.findall(r"\b\d{1,2},\d{3}\b", section)
@@ -140,3 +140,32 @@ def test_the_ingestion_figures_in_capacity_md_are_the_result_files() -> None:
         if figure in ("1,000", "5,000", "200,000", "20,000"):
             continue  # the benchmark's settings and the issue's target
         assert f"({figure} events/s" in latest or f"({figure} events/s" in alternating, figure
+
+
+def test_the_scale_figures_in_capacity_md_are_the_result_file() -> None:
+    """docs/capacity.md's scale table and serving figures are those of docs/results/scale.json."""
+    docs = (ROOT / "docs" / "capacity.md").read_text()
+    section = " ".join(docs[docs.index("## Scale") : docs.index("## What holds state")].split())
+    scale = json.loads((ROOT / "docs" / "results" / "scale.json").read_text())
+    assert f"{scale['shoppers']:,} shoppers x {scale['items']:,} items x {scale['days']} days" in section
+    assert f"{scale['events']:,} events" in section and scale["commit"][:7] in section
+    for step in scale["steps"]:
+        seconds = step["seconds"]
+        duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        assert duration in section, step["name"]
+        if step["peak_mb"] and step["name"] != "start with every model":
+            assert f"{step['peak_mb'] / 1024:.2f} GB" in section, step["name"]
+    imported = next(step for step in scale["steps"] if step["name"] == "import")
+    assert f"{round(scale['events'] / imported['seconds'], -2):,.0f} events/s" in section
+    serving = scale["serving"]
+    assert f"{serving['achieved_rps']:.1f} answered a second" in section
+    assert f"p50 {serving['p50_ms']:.0f} ms and p99 {serving['p99_ms']:.0f} ms" in section
+    assert f"p99 {scale['demo_p99_ms']:.0f} ms" in section
+    demo = json.loads((ROOT / "docs" / "results" / "load-d27fb6e.json").read_text())["phases"]
+    at_rate = next(
+        p for p in demo if p["target"] == "suite" and p["phase"] == f"{serving['offered_rps']:g} rps"
+    )
+    assert at_rate["p99_ms"] == scale["demo_p99_ms"]
+    assert f"gave {at_rate['achieved_rps']:.1f} answered a second" in section
+    assert f"model server ({scale['services_peak_mb']['modelserver']:.0f} MB)" in section
+    assert max(mb for name, mb in scale["services_peak_mb"].items() if name != "modelserver") < 350

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,13 +30,15 @@ class Step:
 
 
 def run_step(name: str, command: Sequence[str], env: Mapping[str, str]) -> Step:
-    """Runs `command` to its end, its output on this terminal (progress bars included)."""
+    """Runs `command` to its end, its output on this terminal (progress bars included); its peak
+    memory is measured by a small launcher (tools/bench/peak.py), not counting this process's."""
     started = time.monotonic()
-    process = subprocess.Popen(list(command), env=dict(env), stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in kilobytes on Linux
-    return Step(name, time.monotonic() - started, usage.ru_maxrss / 1024, process.returncode)
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "peak"
+        launcher = [sys.executable, "-m", "tools.bench.peak", str(report), "--", *command]
+        returncode = subprocess.run(launcher, env=dict(env), stdin=subprocess.DEVNULL, check=False).returncode
+        kilobytes = int(report.read_text()) if report.exists() else 0
+    return Step(name, time.monotonic() - started, kilobytes / 1024, returncode)
 
 
 def peak_rss_mb(pid: int) -> float:

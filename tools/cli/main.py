@@ -79,8 +79,9 @@ COMMANDS = (
     LazyCommand(
         "bench-scale",
         "tools.cli.bench_scale:bench_scale",
-        "A simulated shop of any size (a million shoppers by default) imported, trained and served on "
-        "PostgreSQL: each step's time and peak memory, and serving latency at a constant rate.",
+        "A simulated shop imported the documented way into a fresh suite on PostgreSQL, trained with "
+        "`recsys train all`, then served at a constant offered rate; prints each step's wall time and "
+        "peak memory, and every service's.",
     ),
     LazyCommand(
         "chaos",

@@ -17,19 +17,26 @@ ALLOCATE = (
 )
 
 
-def test_a_step_reports_the_peak_memory_of_its_process_and_its_exit_code() -> None:
+def test_a_step_reports_the_peak_memory_of_its_own_process_and_its_exit_code() -> None:
+    """This (test) process is large; a step's peak is its command's alone, not that of the process
+    it was started from."""
     small = run_step("small", [sys.executable, "-c", ALLOCATE, "1"], os.environ)
     large = run_step("large", [sys.executable, "-c", ALLOCATE, "300"], os.environ)
     failed = run_step("failed", [sys.executable, "-c", "raise SystemExit(3)"], os.environ)
     assert small.ok and large.ok and small.seconds > 0
-    assert large.peak_mb >= 300 > small.peak_mb  # the 300 MB block was resident at its peak
+    assert large.peak_mb >= 300 > 100 > small.peak_mb  # the 300 MB block was resident at its peak
     assert not failed.ok and failed.returncode == 3
     assert large.summary()["name"] == "large"
 
 
 def test_the_peak_memory_of_a_running_process_is_read_and_a_gone_one_reads_zero() -> None:
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(5)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert process.stdout is not None and process.stdout.readline() == "started\n"
         assert peak_rss_mb(process.pid) > 1
     finally:
         process.kill()

@@ -8,6 +8,7 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -217,9 +218,10 @@ def bench_scale(
         errors.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     finally:
+        truth = json.loads((data / "truth.json").read_text()) if (data / "truth.json").exists() else {}
         if not keep:
             _schema(database, schema, create=False)
-    truth = json.loads((data / "truth.json").read_text()) if (data / "truth.json").exists() else {}
+            shutil.rmtree(work, ignore_errors=True)
     command = (
         f"recsys bench-scale --shoppers {shoppers} --items {items} --days {days} --seed {seed} "
         f"--rate {rate:g} --duration {duration:g} --train-minutes {train_minutes}"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Step:
-    """What one step took: seconds of wall time, the peak resident memory of its process (and of the
-    children it waited for), its exit code."""
+    """What one step took: seconds of wall time, the peak resident memory of its command's process
+    (and of the children that process waited for), its exit code."""
 
     name: str
     seconds: float

@@ -81,8 +81,8 @@ async def _serve(suite: Suite, users: list[str], rate: float, duration: float) -
         await caller.close()
 
 
-def _start(ports: dict[str, str], variables: dict[str, str]) -> tuple[Suite, Step]:
-    """The suite started and ready, with the time that took (loading every published model)."""
+def _start(ports: dict[str, str], variables: dict[str, str]) -> tuple[Suite, float]:
+    """The suite started and ready, with the seconds that took (loading every published model)."""
     started = time.monotonic()
     suite = Suite(settings().overriding(**ports, **variables))
     suite.start({**ports, **variables})
@@ -91,7 +91,7 @@ def _start(ports: dict[str, str], variables: dict[str, str]) -> tuple[Suite, Ste
     except SuiteError:
         suite.stop()
         raise
-    return suite, Step("start", time.monotonic() - started, 0.0, 0)
+    return suite, time.monotonic() - started
 
 
 def _duration(seconds: float) -> str:
@@ -206,8 +206,8 @@ def bench_scale(
             finally:
                 suite.stop()
             if trained:
-                suite, started = _start(ports, {**variables, "RECSYS_CANDIDATES_GAN": "1"})
-                note(Step("start with every model", started.seconds, 0.0, 0))
+                suite, seconds = _start(ports, {**variables, "RECSYS_CANDIDATES_GAN": "1"})
+                note(Step("start with every model", seconds, 0.0, 0))
                 try:
                     users = _shoppers(data / "events.csv.gz", SERVED_SHOPPERS)
                     serving = asyncio.run(_serve(suite, users, rate, duration))

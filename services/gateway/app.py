@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from services.gateway.admission import Admission, EarlyRefusal
+from services.gateway.catalog import HeldCatalog
 from services.gateway.feedback import FeedbackRecorder
 from services.gateway.promotions.log import PromotionLog
 from services.gateway.promotions.planner import PromotionPlanner
@@ -26,7 +27,8 @@ def build(settings: Settings) -> ServiceApp:
     own = load_section(settings, read_gateway_settings)
     store = GatewayStore(settings.database_url(NAME))
     clients = SuiteClients.of(settings, NAME, settings.stage_deadline_s)
-    recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider)
+    catalog = HeldCatalog(clients, own.held_items)
+    recommender = Recommender(clients, store, settings.stage_deadline_s, own.consider, catalog)
     push_log = PushLog(store, own.push)
     feedback = FeedbackRecorder(clients, settings.stage_deadline_s, push_log, own.reward_relay_s)
     promotion_log = PromotionLog(store)

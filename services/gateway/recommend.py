@@ -27,6 +27,7 @@ from recsys.policy.v1 import policy_pb2
 from recsys.profile.v1 import profile_pb2
 from recsys.ranking.v1 import ranking_pb2
 from services.gateway.budget import Budget
+from services.gateway.catalog import HeldCatalog
 from services.gateway.reasons import Evidence, explain
 from services.gateway.store import GatewayStore, LoggedRequest
 from services.gateway.typed_fields import resolved_recommend, with_typed_fields
@@ -219,8 +220,16 @@ def validate(request: gateway_pb2.RecommendRequest) -> tuple[int, str]:
 
 
 class Recommender:
-    def __init__(self, clients: SuiteClients, store: GatewayStore, deadline_s: float, consider: int) -> None:
+    def __init__(
+        self,
+        clients: SuiteClients,
+        store: GatewayStore,
+        deadline_s: float,
+        consider: int,
+        catalog: HeldCatalog | None = None,
+    ) -> None:
         self.clients = clients
+        self.catalog = catalog or HeldCatalog(clients)
         self.consider = consider  # the policy chooses among this many of the best ranked items
         self.store = store
         self.deadline_s = deadline_s
@@ -393,13 +402,10 @@ class Recommender:
             return {}
         try:
             with metrics.STAGE_SECONDS.labels("items").time():
-                response = await self.clients.items.GetItems(
-                    items_pb2.GetItemsRequest(item_ids=ids), timeout=progress.timeout("catalog")
-                )
+                return await self.catalog.items(ids, progress.timeout("catalog"))
         except grpc.aio.AioRpcError as error:
             progress.degrade("items", error)
             return {}
-        return {item.item_id: item for item in response.items}
 
     async def decide(
         self, request: gateway_pb2.RecommendRequest, time_remaining: float | None = None

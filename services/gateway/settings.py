@@ -49,6 +49,9 @@ class GatewaySettings:
     reward_relay_s: float = 5.0
     # Recommend calls one gateway answers at a time; more are refused at once (admission.py).
     recommend_concurrency: int = 8
+    # Catalog items this process holds for Recommend, following the catalog's changes (catalog.py);
+    # 0 asks the catalog for every request's items.
+    held_items: int = 20_000
 
 
 def read_gateway_settings(read: EnvReader) -> GatewaySettings:
@@ -62,6 +65,7 @@ def read_gateway_settings(read: EnvReader) -> GatewaySettings:
         consider=int(read.number("RECSYS_POLICY_CONSIDER", 50, 1, 1000)),
         reward_relay_s=read.number("RECSYS_REWARD_RELAY_S", 5, 0.1, 3600),
         recommend_concurrency=int(read.number("RECSYS_RECOMMEND_CONCURRENCY", 8, 1, 10_000)),
+        held_items=int(read.number("RECSYS_GATEWAY_HELD_ITEMS", 20_000, 0, 10_000_000)),
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     or_,
     select,
+    true,
 )
 
 from recsys.common.v1 import common_pb2
@@ -45,7 +46,7 @@ catalog = Table(
     Column("category_path", Text, nullable=False),
     Column("brand", String(256), nullable=False),
     Column("attributes", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
     Column("description", Text, nullable=False),
     Column("stock_status", SmallInteger, nullable=False),
     Column("domain", SmallInteger, nullable=False),
@@ -257,12 +258,19 @@ class ItemsStore(Store):
             last = ids[-1]
             yield ids
 
-    def export(self, batch_size: int) -> Iterator[list[common_pb2.Item]]:
-        """The whole catalog in id order, in batches (keyset pagination)."""
+    def export(
+        self, batch_size: int, updated_since: datetime | None = None
+    ) -> Iterator[list[common_pb2.Item]]:
+        """The whole catalog, or the items stored or changed at or after `updated_since`, in id order,
+        in batches (keyset pagination); read from the database, never from this replica's cache."""
+        changed = catalog.c.updated_at >= updated_since if updated_since is not None else true()
         last = ""
         while True:
             query = (
-                select(catalog).where(catalog.c.item_id > last).order_by(catalog.c.item_id).limit(batch_size)
+                select(catalog)
+                .where(changed, catalog.c.item_id > last)
+                .order_by(catalog.c.item_id)
+                .limit(batch_size)
             )
             with self.engine.connect() as connection:
                 rows = list(connection.execute(query))

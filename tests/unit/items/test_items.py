@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from ml.artifacts import POPULARITY, PopularityModel
@@ -103,6 +104,30 @@ def test_export_streams_the_catalog_in_batches(items) -> None:
     batches = list(stub.ExportItems(items_pb2.ExportItemsRequest(batch_size=5), timeout=10))
     assert [len(b.items) for b in batches] == [5, 5, 2]
     assert [i.item_id for b in batches for i in b.items] == [f"i{n:03d}" for n in range(12)]
+
+
+def test_an_export_with_updated_since_streams_only_the_items_changed_since(items) -> None:
+    stub, _ = items
+    upsert(stub, [mug("a"), mug("b"), mug("c")])
+    time.sleep(0.05)
+    since = Timestamp()
+    since.GetCurrentTime()
+    time.sleep(0.05)
+    upsert(stub, [mug("a"), mug("b", price=9.0), mug("d")])  # a unchanged, b changed, d new
+
+    def exported(request: items_pb2.ExportItemsRequest) -> list[tuple[str, float]]:
+        return [(i.item_id, i.price) for page in stub.ExportItems(request, timeout=10) for i in page.items]
+
+    assert exported(items_pb2.ExportItemsRequest(updated_since=since)) == [("b", 9.0), ("d", 3.0)]
+    assert exported(items_pb2.ExportItemsRequest(updated_since=since, batch_size=1)) == [
+        ("b", 9.0),
+        ("d", 3.0),
+    ]
+    assert len(exported(items_pb2.ExportItemsRequest())) == 4  # unset: every item
+    with pytest.raises(grpc.RpcError) as refused:
+        exported(items_pb2.ExportItemsRequest(updated_since=Timestamp(seconds=-(10**12))))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "updated_since" in refused.value.details()
 
 
 def test_the_unavailable_items_are_listed_in_batches_in_id_order(items) -> None:

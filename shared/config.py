@@ -36,7 +36,6 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_MAX_IN_FLIGHT = 256
-DEFAULT_STAGE_NICENESS = 10
 DEFAULT_API_KEY_RATE = 1000.0
 
 
@@ -77,10 +76,6 @@ class Settings:
     # RPCs one process handles at once; beyond it a call is refused at once with RESOURCE_EXHAUSTED
     # (admission control: an overloaded stage sheds load instead of queueing past every deadline).
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    # How much lower than the gateway's the other processes' CPU priority is when `recsys up` runs the
-    # suite on one machine (niceness, 0 to 19): the door that refuses calls past capacity keeps
-    # answering at once while the stages use every core. Kubernetes gives each pod its own share.
-    stage_niceness: int = DEFAULT_STAGE_NICENESS
     # A keys file with scopes and rates (shared/keys.py), read again when it changes; None: none
     # besides RECSYS_API_KEYS, or the generated local key file when that is not set either.
     api_keys_file: Path | None = None
@@ -288,7 +283,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         migrate_on_start=read.flag("RECSYS_MIGRATE_ON_START", True),
         model_versions_kept=int(read.number("RECSYS_MODEL_VERSIONS_KEPT", DEFAULT_KEPT, 1, 1000)),
         max_in_flight=int(read.number("RECSYS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1, 100_000)),
-        stage_niceness=int(read.number("RECSYS_STAGE_NICENESS", DEFAULT_STAGE_NICENESS, 0, 19)),
         api_keys_file=Path(env["RECSYS_API_KEYS_FILE"]) if env.get("RECSYS_API_KEYS_FILE") else None,
         api_key_rate=read.number("RECSYS_API_KEY_RATE", DEFAULT_API_KEY_RATE, 0, 1_000_000),
         tls=read.flag("RECSYS_TLS", True),

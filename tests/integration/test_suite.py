@@ -36,7 +36,7 @@ from recsys.items.v1 import items_pb2, items_pb2_grpc
 from recsys.policy.v1 import policy_pb2, policy_pb2_grpc
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from shared.auth import bearer_metadata, read_key
-from shared.config import DEFAULT_STAGE_NICENESS, MODEL_SERVER, SERVICES, Settings, load_settings
+from shared.config import MODEL_SERVER, SERVICES, Settings, load_settings
 from shared.replicas import Hedging, Replicas
 from shared.tls import open_sync_channel
 from tests.conftest import fresh_schema
@@ -156,17 +156,6 @@ def running(request, tmp_path_factory) -> Iterator[RunningSuite]:
 def test_status_reports_every_service_serving(running: RunningSuite) -> None:
     output = running.cli("status")
     assert output.count("SERVING") == len(SERVICES) + 1  # and the model server
-
-
-def test_the_stages_run_at_a_lower_cpu_priority_than_the_gateway(running: RunningSuite) -> None:
-    own = os.getpriority(os.PRIO_PROCESS, 0)
-    for name, process in running.suite.processes.items():
-        niceness = os.getpriority(os.PRIO_PROCESS, process.pid)
-        stage = not name.startswith("gateway")
-        assert niceness == (DEFAULT_STAGE_NICENESS if stage else own), name
-        autogroup = Path(f"/proc/{process.pid}/autogroup")
-        if autogroup.exists():  # the kernel weighs sessions as groups: the group's niceness counts
-            assert autogroup.read_text().split()[-1] == str(DEFAULT_STAGE_NICENESS if stage else 0), name
 
 
 def test_recommend_returns_distinct_real_items_the_customer_has_not_bought(running: RunningSuite) -> None:

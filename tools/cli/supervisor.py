@@ -103,21 +103,6 @@ def check_health(
 GATEWAY = "gateway"
 
 
-def lower_priority(pid: int, niceness: int) -> None:
-    """Lowers a process's CPU priority by `niceness`. Each service runs in a session of its own, and
-    where the kernel groups processes by session (autogroup) a niceness counts only inside the
-    group: then the group's is set too."""
-    if niceness <= 0:
-        return
-    autogroup = Path(f"/proc/{pid}/autogroup")
-    try:
-        if autogroup.exists():
-            autogroup.write_text(str(niceness))
-        os.setpriority(os.PRIO_PROCESS, pid, niceness)
-    except OSError:
-        pass  # the process is already gone, or the kernel does not allow it: it runs as it is
-
-
 @dataclass
 class Suite:
     """The running processes of the suite; with `settings.candidate_gan`, also the local model
@@ -189,8 +174,6 @@ class Suite:
                 env=env,
                 start_new_session=True,
             )
-        if module != GATEWAY:
-            lower_priority(self.processes[name].pid, self.settings.stage_niceness)
         self._started[name] = time.monotonic()
 
     def supervise(self, say: Callable[[str], None], hold: Collection[str] = ()) -> None:

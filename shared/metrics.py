@@ -56,6 +56,11 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )
+HELD_ITEMS = Counter(
+    "recsys_gateway_catalog_items_total",
+    "Catalog items Recommend needed, by whether the gateway held them (held) or asked the catalog (asked).",
+    ["outcome"],
+)
 STAGE_DEGRADED = Counter(
     "recsys_gateway_degraded_total", "Recommend stages that failed or were late.", ["stage"]
 )

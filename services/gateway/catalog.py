@@ -27,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2
+from shared import metrics
 from shared.clients import SuiteClients
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class HeldCatalog:
             else:
                 self._items.move_to_end(item_id)
                 found[item_id] = item
+        metrics.HELD_ITEMS.labels("held").inc(len(found))
+        metrics.HELD_ITEMS.labels("asked").inc(len(missing))
         if missing:
             response = await self.clients.items.GetItems(
                 items_pb2.GetItemsRequest(item_ids=missing), timeout=timeout

@@ -12,6 +12,7 @@ from recsys.common.v1 import common_pb2
 from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.gateway.catalog import HeldCatalog
 from services.items.app import build as build_items
+from shared import metrics
 from shared.clients import SuiteClients
 from tests.support import ServerThread, make_settings, suite_env
 
@@ -88,9 +89,15 @@ def test_at_most_capacity_items_are_held_the_least_recently_used_leaving_first(t
         clients = SuiteClients(settings.addresses, 5.0)
         catalog = HeldCatalog(clients, capacity=2)
         try:
-            for ids in (["a"], ["b"], ["a"], ["c"]):  # b is the least recently used when c comes
+            await catalog.items(["a"], 5.0)
+            assert catalog._following is not None
+            await asyncio.wait([catalog._following])  # the first look at the changes: held items count
+            held, asked = (metrics.HELD_ITEMS.labels(outcome) for outcome in ("held", "asked"))
+            before = held._value.get(), asked._value.get()
+            for ids in (["b"], ["a"], ["c"]):  # b is the least recently used when c comes
                 await catalog.items(ids, 5.0)
             assert list(catalog._items) == ["a", "c"]
+            assert (held._value.get() - before[0], asked._value.get() - before[1]) == (1, 2)
             nothing = HeldCatalog(clients, capacity=0)
             assert _prices(await nothing.items(["a"], 5.0)) == {"a": 1.0}
             assert not nothing._items

@@ -63,6 +63,7 @@ class HeldCatalog:
         self._followed_at: float | None = None  # when the last look that succeeded began (clock)
         self._followed_from: float | None = None  # the same moment by the wall clock
         self._following: asyncio.Task[None] | None = None
+        self._tried_at: float | None = None  # when the last look began, whether or not it succeeded
 
     @property
     def trusted(self) -> bool:
@@ -101,9 +102,11 @@ class HeldCatalog:
             self._items.popitem(last=False)
 
     def _follow_when_due(self) -> None:
-        """Starts a look at the changes when none ran for `follow_s` (one at a time)."""
-        due = self._followed_at is None or self.clock() - self._followed_at >= self.follow_s
+        """Starts a look at the changes when none began for `follow_s` (one at a time: while the
+        catalog is away, one failed look a period, not one per request)."""
+        due = self._tried_at is None or self.clock() - self._tried_at >= self.follow_s
         if due and (self._following is None or self._following.done()):
+            self._tried_at = self.clock()
             self._following = asyncio.create_task(self._follow())
             self._following.add_done_callback(_log_failure)
 

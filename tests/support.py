@@ -9,6 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import grpc
+
+from recsys.items.v1 import items_pb2, items_pb2_grpc
 from shared.config import Settings, load_settings
 from shared.server import RunningServer, ServiceApp
 from tools.cli.supervisor import free_ports_env
@@ -71,9 +74,20 @@ class ServerThread:
         return f"127.0.0.1:{self.running.port}"
 
     def stop(self) -> None:
+        """Stops the server and its thread; again, it does nothing."""
+        if not self.thread.is_alive():
+            return
         self.run(self.running.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def upsert_items(address: str, *items: Any) -> None:
+    """Stores `items` (common_pb2.Item) through the items service at `address`, without TLS."""
+    with grpc.insecure_channel(address) as channel:
+        items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
+            iter([items_pb2.UpsertItemsRequest(items=list(items))]), timeout=10
+        )
 
 
 def purchases_snapshot(baskets: dict[str, list[str]], folder: Any = None) -> Any:

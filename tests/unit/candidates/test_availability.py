@@ -8,18 +8,10 @@ import grpc
 import pytest
 
 from recsys.common.v1 import common_pb2
-from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.candidates.availability import Availability
 from services.items.app import build as build_items
 from shared.clients import SuiteClients
-from tests.support import ServerThread, make_settings, suite_env
-
-
-def _upsert(address: str, *items: common_pb2.Item) -> None:
-    with grpc.insecure_channel(address) as channel:
-        items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
-            iter([items_pb2.UpsertItemsRequest(items=list(items))]), timeout=10
-        )
+from tests.support import ServerThread, make_settings, suite_env, upsert_items
 
 
 def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_catalog_is_away(
@@ -28,12 +20,6 @@ def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_
     settings = make_settings(str(tmp_path), **suite_env())
     items = ServerThread(build_items, settings, settings.ports["items"])
     now = [0.0]
-    running = [True]
-
-    def stop_items() -> None:
-        if running.pop():
-            items.stop()
-        running.append(False)
 
     async def settled(availability: Availability) -> frozenset[str]:
         """The list once the read a request started has finished."""
@@ -48,7 +34,7 @@ def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_
         try:
             # the first request waits for the list; items the catalog does not know are not in it
             assert await availability.withheld() == {"cake", "milk"}
-            _upsert(
+            upsert_items(
                 items.address,
                 common_pb2.Item(item_id="tea", title="Tea", hidden=True),
                 common_pb2.Item(item_id="milk", title="Milk", stock_status=common_pb2.STOCK_STATUS_IN_STOCK),
@@ -59,7 +45,7 @@ def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_
             # due: this request is answered from the list it has while the new one is read
             assert await availability.withheld() == {"cake", "milk"}
             assert await settled(availability) == {"cake", "tea"}
-            await asyncio.to_thread(stop_items)
+            await asyncio.to_thread(items.stop)
             now[0] = 20.0  # the refresh fails, the list read at 5.5 keeps serving
             assert await settled(availability) == {"cake", "tea"}
             now[0] = 36.0  # older than max_age_s: the request must wait for the catalog, which fails
@@ -69,7 +55,7 @@ def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_
             await clients.close()
 
     try:
-        _upsert(
+        upsert_items(
             items.address,
             common_pb2.Item(item_id="tea", title="Tea"),
             common_pb2.Item(item_id="cake", title="Cake", hidden=True),
@@ -77,4 +63,4 @@ def test_the_withheld_items_are_read_again_in_the_background_and_kept_while_the_
         )
         asyncio.run(scenario())
     finally:
-        stop_items()
+        items.stop()

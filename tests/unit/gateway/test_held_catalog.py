@@ -9,19 +9,11 @@ import grpc
 import pytest
 
 from recsys.common.v1 import common_pb2
-from recsys.items.v1 import items_pb2, items_pb2_grpc
 from services.gateway.catalog import HeldCatalog
 from services.items.app import build as build_items
 from shared import metrics
 from shared.clients import SuiteClients
-from tests.support import ServerThread, make_settings, suite_env
-
-
-def _upsert(address: str, *items: common_pb2.Item) -> None:
-    with grpc.insecure_channel(address) as channel:
-        items_pb2_grpc.ItemsServiceStub(channel).UpsertItems(
-            iter([items_pb2.UpsertItemsRequest(items=list(items))]), timeout=10
-        )
+from tests.support import ServerThread, make_settings, suite_env, upsert_items
 
 
 def _prices(found: dict[str, common_pb2.Item]) -> dict[str, float]:
@@ -32,12 +24,6 @@ def test_held_items_follow_the_catalogs_changes_and_are_not_trusted_once_it_is_a
     settings = make_settings(str(tmp_path), **suite_env())
     items = ServerThread(build_items, settings, settings.ports["items"])
     now = [0.0]
-    running = [True]
-
-    def stop_items() -> None:
-        if running.pop():
-            items.stop()
-        running.append(False)
 
     async def settled(catalog: HeldCatalog, ids: list[str]) -> dict[str, float]:
         """The prices once the look at the changes a request started has finished."""
@@ -53,12 +39,12 @@ def test_held_items_follow_the_catalogs_changes_and_are_not_trusted_once_it_is_a
             # the first request asks the catalog; unknown ids are left out
             assert await settled(catalog, ["tea", "cake", "ghost"]) == {"tea": 2.0, "cake": 3.0}
             assert catalog.trusted
-            _upsert(items.address, common_pb2.Item(item_id="tea", title="Tea", price=2.5))
+            upsert_items(items.address, common_pb2.Item(item_id="tea", title="Tea", price=2.5))
             now[0] = 0.5  # no look due yet: the held price answers
             assert _prices(await catalog.items(["tea"], 5.0)) == {"tea": 2.0}
             now[0] = 1.5  # a look is due: the change is read in the background and replaces it
             assert await settled(catalog, ["tea"]) == {"tea": 2.5}
-            await asyncio.to_thread(stop_items)
+            await asyncio.to_thread(items.stop)
             now[0] = 20.0  # the catalog is away: the looks fail, the held items still answer
             assert await settled(catalog, ["tea", "cake"]) == {"tea": 2.5, "cake": 3.0}
             with pytest.raises(grpc.aio.AioRpcError):
@@ -70,7 +56,7 @@ def test_held_items_follow_the_catalogs_changes_and_are_not_trusted_once_it_is_a
             await clients.close()
 
     try:
-        _upsert(
+        upsert_items(
             items.address,
             common_pb2.Item(item_id="tea", title="Tea", price=2.0),
             common_pb2.Item(item_id="cake", title="Cake", price=3.0),
@@ -78,7 +64,7 @@ def test_held_items_follow_the_catalogs_changes_and_are_not_trusted_once_it_is_a
         )
         asyncio.run(scenario())
     finally:
-        stop_items()
+        items.stop()
 
 
 def test_at_most_capacity_items_are_held_the_least_recently_used_leaving_first(tmp_path: Path) -> None:
@@ -105,7 +91,7 @@ def test_at_most_capacity_items_are_held_the_least_recently_used_leaving_first(t
             await clients.close()
 
     try:
-        _upsert(items.address, *(common_pb2.Item(item_id=i, title=i, price=1.0) for i in "abc"))
+        upsert_items(items.address, *(common_pb2.Item(item_id=i, title=i, price=1.0) for i in "abc"))
         asyncio.run(scenario())
     finally:
         items.stop()

@@ -400,22 +400,33 @@ class ProfileStore(Store):
             ),
         )
 
-    def _recent_items(
-        self, connection: object, user_id: str, limit: int, only: Sequence[int] | None
-    ) -> list[str]:
-        query = select(events.c.item_id, func.max(events.c.ts).label("latest")).where(
-            events.c.user_id == user_id
-        )
-        if only is not None:
-            query = query.where(events.c.type.in_(only))
-        else:
-            query = query.where(events.c.type != DISMISS)
+    def _latest_items(self, connection: object, user_id: str) -> tuple[list[str], list[str], list[str]]:
+        """The shopper's items by their latest event, most recent first (ties by item id): by any
+        event but a dismissal (at most RECENT_ITEMS_LIMIT), by purchase, and by purchase or a
+        consumed type (at most PURCHASED_ITEMS_LIMIT each). One read of the shopper's events for
+        the three lists."""
         query = (
-            query.group_by(events.c.item_id)
-            .order_by(func.max(events.c.ts).desc(), events.c.item_id)
-            .limit(limit)
+            select(events.c.item_id, events.c.type, func.max(events.c.ts))
+            .where(events.c.user_id == user_id)
+            .group_by(events.c.item_id, events.c.type)
         )
-        return list(connection.execute(query).scalars())  # type: ignore[attr-defined]
+        rows = connection.execute(query).all()  # type: ignore[attr-defined]
+        consumed = {PURCHASE, *self.consumed_types}
+
+        def latest(counts: Callable[[int], bool], limit: int) -> list[str]:
+            moments: dict[str, Any] = {}
+            for item_id, kind, moment in rows:
+                if counts(kind) and (item_id not in moments or moment > moments[item_id]):
+                    moments[item_id] = moment
+            ordered = sorted(moments.items())  # by item id, then (stable) by moment, latest first
+            ordered.sort(key=lambda pair: pair[1], reverse=True)
+            return [item_id for item_id, _ in ordered[:limit]]
+
+        return (
+            latest(lambda kind: kind != DISMISS, RECENT_ITEMS_LIMIT),
+            latest(lambda kind: kind == PURCHASE, PURCHASED_ITEMS_LIMIT),
+            latest(lambda kind: kind in consumed, PURCHASED_ITEMS_LIMIT),
+        )
 
     def profile(self, user_id: str) -> UserProfile | None:
         """The shopper's profile, from the cache while their event count is the one it was read at."""
@@ -429,6 +440,7 @@ class ProfileStore(Store):
             state = connection.execute(
                 select(portraits.c.state).where(portraits.c.user_id == user_id)
             ).scalar()
+            recent, purchased, consumed = self._latest_items(connection, user_id)
             found = UserProfile(
                 user_id=user_id,
                 event_count=row.event_count,
@@ -436,13 +448,9 @@ class ProfileStore(Store):
                 first_event_at=as_utc(row.first_event_at),
                 last_event_at=as_utc(row.last_event_at),
                 segment=row.segment,
-                recent_item_ids=self._recent_items(connection, user_id, RECENT_ITEMS_LIMIT, None),
-                purchased_item_ids=self._recent_items(
-                    connection, user_id, PURCHASED_ITEMS_LIMIT, (PURCHASE,)
-                ),
-                consumed_item_ids=self._recent_items(
-                    connection, user_id, PURCHASED_ITEMS_LIMIT, sorted({PURCHASE, *self.consumed_types})
-                ),
+                recent_item_ids=recent,
+                purchased_item_ids=purchased,
+                consumed_item_ids=consumed,
                 portrait=Portrait.from_json(state) if state else Portrait(),
             )
         self.cache.put(user_id, row.event_count, found)

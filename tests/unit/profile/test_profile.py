@@ -43,6 +43,26 @@ def record(stub, *batches) -> common_pb2.IngestSummary:
     return stub.RecordEvents(iter(requests), timeout=10).summary
 
 
+def test_a_profiles_lists_order_items_by_their_latest_event_of_the_kinds_each_counts(profile) -> None:
+    review = common_pb2.EVENT_TYPE_REVIEW
+    record(
+        profile,
+        [
+            event("p1", item="a", minutes=1),
+            event("v1", item="a", kind=VIEW, minutes=8),  # a's latest event, but not a purchase
+            event("p2", item="b", minutes=3),
+            event("r1", item="c", kind=review, minutes=4),  # reviewed: consumed, not purchased
+            event("d1", item="d", kind=common_pb2.EVENT_TYPE_DISMISS, minutes=9),  # never recent
+            event("v2", item="f", kind=VIEW, minutes=5),
+            event("v3", item="e", kind=VIEW, minutes=5),  # the same moment as f: by item id
+        ],
+    )
+    found = profile.GetProfile(profile_pb2.GetProfileRequest(user_id="u1"), timeout=5).profile
+    assert list(found.recent_item_ids) == ["a", "e", "f", "c", "b"]
+    assert list(found.purchased_item_ids) == ["b", "a"]
+    assert list(found.consumed_item_ids) == ["c", "b", "a"]
+
+
 def test_events_are_stored_once_and_counted(profile) -> None:
     first = record(profile, [event("e1", item="a"), event("e2", item="b", minutes=5)])
     assert (first.accepted, first.duplicates, len(first.rejected)) == (2, 0, 0)

@@ -61,6 +61,31 @@ def members_of(weights: dict[str, np.ndarray], config: RankerConfig) -> list[Ser
     return members
 
 
+def _member_gradient(member: ServingMember, active: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """d(MLP part)/dz of one member for the given rows, back through the units that were on."""
+    last_weight = member.layers[-1][0]
+    gradient = np.broadcast_to(last_weight[:, 0], (len(rows), last_weight.shape[0]))
+    for (weight, _), on in zip(reversed(member.layers[:-1]), reversed(active), strict=True):
+        gradient = (gradient * on[rows]) @ weight.T
+    return gradient
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """One list through every member: standardized inputs, each member's forward pass (its score
+    parts and active units), the members' mean parts and their total."""
+
+    z: np.ndarray
+    forwards: list[tuple[ServingMember, dict[str, np.ndarray], list[np.ndarray]]]
+    parts: dict[str, np.ndarray]
+    total: np.ndarray
+    share: np.float32
+
+    def gradient(self, rows: np.ndarray) -> np.ndarray:
+        """The members' mean d(total)/dz for `rows`."""
+        return sum(_member_gradient(member, active, rows) for member, _, active in self.forwards) * self.share
+
+
 class ServingRanker:
     """One loaded ranker (an ensemble of one or more networks), scoring one shopper's list per call.
     `features` names the columns it was trained on, in its order (a subset of FEATURES)."""
@@ -81,9 +106,10 @@ class ServingRanker:
         read = features if self.columns is None else features[:, self.columns]
         return (read.astype(np.float32) - self.mean) / self.std * self.mask
 
-    def _member_outputs(
+    def _forward(
         self, member: ServingMember, z: np.ndarray, items: np.ndarray, history: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        """One member's score parts for every row, and which units of each hidden layer were on."""
         hidden, active = z, []
         for weight, bias in member.layers[:-1]:
             before = hidden @ weight + bias
@@ -98,22 +124,23 @@ class ServingRanker:
             parts[LATENT] = (member.vectors[items] @ user) * known
         if self.config.item_bias:
             parts[ITEM_BIAS] = member.bias[items] * known
-        gradient = np.broadcast_to(last_weight[:, 0], (len(z), last_weight.shape[0]))
-        for (weight, _), on in zip(reversed(member.layers[:-1]), reversed(active), strict=True):
-            gradient = (gradient * on) @ weight.T
-        return parts, gradient
+        return parts, active
+
+    def _passes(self, features: np.ndarray, items: np.ndarray, history: np.ndarray) -> _Passes:
+        z = self.standardize(features)
+        forwards = [(member, *self._forward(member, z, items, history)) for member in self.members]
+        share = np.float32(1.0 / len(forwards))
+        parts = {name: sum(p[name] for _, p, _ in forwards) * share for name in forwards[0][1]}
+        total = np.sum(list(parts.values()), axis=0, dtype=np.float32)
+        return _Passes(z, forwards, parts, total, share)
 
     def outputs(self, features: np.ndarray, items: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
         """The score's parts, their total, the standardized features z and d(total)/dz, for one list:
         features [N, F], items [N] and history [L] (0: unknown item). Each part, the total and the
         gradient are the mean over the members."""
-        z = self.standardize(features)
-        found = [self._member_outputs(member, z, items, history) for member in self.members]
-        share = np.float32(1.0 / len(found))
-        parts = {name: sum(p[name] for p, _ in found) * share for name in found[0][0]}
-        gradient = sum(g for _, g in found) * share
-        total = np.sum(list(parts.values()), axis=0, dtype=np.float32)
-        return {**parts, "total": total, "z": z, "gradient": gradient}
+        passes = self._passes(features, items, history)
+        gradient = passes.gradient(np.arange(len(passes.z)))
+        return {**passes.parts, "total": passes.total, "z": passes.z, "gradient": gradient}
 
     def explain(
         self, features: np.ndarray, items: np.ndarray, history: np.ndarray, top: int, best: int
@@ -121,16 +148,16 @@ class ServingRanker:
         """Scores, and the `top` contributions of each of the `best` highest-scored candidates:
         gradient x (feature - list mean) for the MLP's inputs (a first-order attribution), and
         the latent and bias parts minus their list means."""
-        out = self.outputs(features, items, history)
-        scores = out["total"]
+        passes = self._passes(features, items, history)
+        scores, z = passes.total, passes.z
         rows = np.argsort(-scores, kind="stable")[:best]
-        z = out["z"]
-        attributions = out["gradient"][rows] * (z[rows] - z.mean(0, keepdims=True))
+        # The gradient of the explained rows only: the others need no attribution.
+        attributions = passes.gradient(rows) * (z[rows] - z.mean(0, keepdims=True))
         names = list(self.features)
         for part in (LATENT, ITEM_BIAS):
-            if part in out:
+            if part in passes.parts:
                 names.append(part)
-                centred = out[part][rows] - out[part].mean()
+                centred = passes.parts[part][rows] - passes.parts[part].mean()
                 attributions = np.concatenate([attributions, centred[:, None]], 1)
         order = np.argsort(-attributions, axis=1)[:, :top]
         chosen = np.take_along_axis(attributions, order, 1)

@@ -226,10 +226,10 @@ class Recommender:
         store: GatewayStore,
         deadline_s: float,
         consider: int,
-        catalog: HeldCatalog | None = None,
+        catalog: HeldCatalog,
     ) -> None:
         self.clients = clients
-        self.catalog = catalog or HeldCatalog(clients)
+        self.catalog = catalog  # the shown items' facts (catalog.py)
         self.consider = consider  # the policy chooses among this many of the best ranked items
         self.store = store
         self.deadline_s = deadline_s

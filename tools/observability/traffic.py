@@ -125,7 +125,7 @@ async def drive(
     """`seconds` of steady Recommends at `rate` with their feedback, the credited and cold-start
     calls beside them, then a push campaign's first shoppers."""
     traffic = Traffic()
-    load = SteadyLoad(address, credentials, key, users, rate, DEADLINE_S)
+    load = SteadyLoad([address], credentials, key, users, rate, DEADLINE_S)
     stop = asyncio.Event()
     steady = asyncio.create_task(load.run(stop))
     metadata = bearer_metadata(key)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from shared.errors import InvalidArgument
+
 # What a Timestamp may hold (google/protobuf/timestamp.proto): 0001-01-01 to 9999-12-31, UTC.
 MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
@@ -20,3 +22,12 @@ def in_range(stamp: Timestamp) -> bool:
 def to_datetime(stamp: Timestamp) -> datetime | None:
     """The moment as an aware UTC datetime; None when it is out of a Timestamp's range."""
     return stamp.ToDatetime(UTC) if in_range(stamp) else None
+
+
+def checked_datetime(stamp: Timestamp, field: str) -> datetime:
+    """A caller's Timestamp as an aware UTC datetime; INVALID_ARGUMENT naming `field` when it is out
+    of range."""
+    moment = to_datetime(stamp)
+    if moment is None:
+        raise InvalidArgument(f"{field}: {OUT_OF_RANGE}", field=field)
+    return moment

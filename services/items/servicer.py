@@ -23,7 +23,7 @@ from shared.errors import FailedPrecondition, NotFound, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
 from shared.payloads import payload
-from shared.timestamps import OUT_OF_RANGE, to_datetime
+from shared.timestamps import checked_datetime
 
 MAX_BATCH = 10_000
 MAX_GET = 1000
@@ -200,8 +200,9 @@ class ItemsServicer(items_pb2_grpc.ItemsServiceServicer):
             0 <= request.batch_size <= MAX_EXPORT_BATCH,
             f"batch_size must be between 0 and {MAX_EXPORT_BATCH}",
         )
-        since = to_datetime(request.updated_since) if request.HasField("updated_since") else None
-        require(since is not None or not request.HasField("updated_since"), f"updated_since: {OUT_OF_RANGE}")
+        since = None
+        if request.HasField("updated_since"):
+            since = checked_datetime(request.updated_since, "updated_since")
         batches = self.store.export(request.batch_size or DEFAULT_EXPORT_BATCH, since)
         async for batch in _in_thread(batches):
             yield items_pb2.ExportItemsResponse(items=batch)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from google.protobuf import timestamp_pb2
 
 from ml.promotions.allocate import TRIAL, UPLIFT, Candidate, Decision, Rules, allocate
 from ml.promotions.features import FEATURES, ShopperFacts, features
@@ -41,7 +40,7 @@ from shared.clients import SuiteClients
 from shared.errors import FailedPrecondition, InvalidArgument, Unavailable, require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import latest_version
-from shared.timestamps import OUT_OF_RANGE, to_datetime
+from shared.timestamps import checked_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +77,6 @@ class Checked:
     window_end: datetime
 
 
-def _moment(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
-    """A caller's Timestamp as a UTC datetime; INVALID_ARGUMENT naming `field` when out of range."""
-    moment = to_datetime(stamp)
-    if moment is None:
-        raise InvalidArgument(f"{field}: {OUT_OF_RANGE}", field=field)
-    return moment
-
-
 def validate(request: gateway_pb2.PlanPromotionsRequest) -> Checked:
     """Checks the request; returns the per-shopper cap and window it asks for."""
     require(
@@ -103,7 +94,10 @@ def validate(request: gateway_pb2.PlanPromotionsRequest) -> Checked:
     )
     require(request.HasField("window_start"), "window_start must be set")
     require(request.HasField("window_end"), "window_end must be set")
-    start, end = _moment(request.window_start, "window_start"), _moment(request.window_end, "window_end")
+    start, end = (
+        checked_datetime(request.window_start, "window_start"),
+        checked_datetime(request.window_end, "window_end"),
+    )
     require(end > start, "window_end must be after window_start: the window is empty")
     require(
         len(request.segment) <= MAX_SEGMENT_LENGTH, f"segment must be at most {MAX_SEGMENT_LENGTH} characters"
@@ -328,7 +322,7 @@ async def export_decisions(
     """The decisions of every plan whose window has ended, with what the model saw."""
     before = clock()
     if request.HasField("windows_ended_before"):
-        before = _moment(request.windows_ended_before, "windows_ended_before")
+        before = checked_datetime(request.windows_ended_before, "windows_ended_before")
     for plan, decisions in await asyncio.to_thread(lambda: list(log.ended(before))):
         for d in decisions:
             response = gateway_pb2.ExportPromotionDecisionsResponse(

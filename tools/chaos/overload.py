@@ -1,9 +1,10 @@
 """The suite past its capacity: capacity measured closed-loop first, then calls offered at a
 multiple of it, open-loop, over every gateway replica (failing over, never hedging: a client must
 not add load to a suite past its capacity). Goodput counts undegraded answers within the deadline;
-refusals (RESOURCE_EXHAUSTED) are timed from when each call was sent. Beside the offered load, a
-bare timer in a process of its own measures how late this machine wakes a process at all
-(tools/chaos/wakeup.py): the floor under any refusal's latency here."""
+refusals (RESOURCE_EXHAUSTED) are timed from when each call was sent. Beside the offered load, two
+floors under any refusal's latency here: a bare timer in a process of its own measures how late this
+machine wakes a process at all (tools/chaos/wakeup.py), and the same client calls, at a quarter of
+the offered rate, a server that does nothing but refuse (tools/chaos/refuser.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.auth import bearer_metadata
 from shared.replicas import Replicas
 from tools.chaos.load import GatewayReplicas
+from tools.chaos.refuser import RefusingServer
 from tools.chaos.wakeup import WakeupDelay, measure
 
 CAPACITY_CALLERS = 8
+# The refusal floor's calls, as a share of the offered rate: enough for its quantiles, too few to
+# change much what the client adds to the gateway's refusals.
+FLOOR_SHARE = 0.25
 
 
 @dataclass
@@ -107,6 +112,7 @@ class OverloadResult:
     offered_rps: float
     overload: Tally
     wakeup: WakeupDelay  # the machine's own wake-up delay during the offered load
+    floor: Tally  # the refusing server's answers during the offered load
 
 
 async def overload(
@@ -118,9 +124,14 @@ async def overload(
     seconds: float,
     deadline_s: float,
 ) -> OverloadResult:
-    async with GatewayReplicas(addresses, credentials) as stubs:
+    async with GatewayReplicas(addresses, credentials) as stubs, RefusingServer() as refuser:
         caller = _Caller(Replicas(stubs, hedging=None), key, users, deadline_s)
+        floor_caller = _Caller(Replicas([refuser], hedging=None), key, users, deadline_s)
         found = await capacity(caller, seconds)
         rate = max(1.0, factor * found.goodput_rps)
-        answered, wakeup = await asyncio.gather(offered(caller, rate, seconds), measure(seconds))
-        return OverloadResult(found, rate, answered, wakeup)
+        answered, wakeup, floor = await asyncio.gather(
+            offered(caller, rate, seconds),
+            measure(seconds),
+            offered(floor_caller, FLOOR_SHARE * rate, seconds),
+        )
+        return OverloadResult(found, rate, answered, wakeup, floor)

@@ -11,8 +11,8 @@ with `hedging=None` it only fails over. A replica that was gone or lost a hedge 
 it is trusted again only when it answers first. So a hang costs the calls of its first moments,
 not every call, and not one call per ejection either. Hedges are budgeted:
 at most `Hedging.share` of the calls (plus a burst), so that a suite that is slow everywhere is
-not sent twice the load; the share is above what a healthy suite's own slow tail hedges (14% of
-the calls in `make chaos`), so that a hang never finds the budget spent.
+not sent twice the load; the share is above what a healthy suite's own slow tail hedges (13% to 16% of
+the calls in `make chaos` runs), so that a hang never finds the budget spent.
 
 Only for calls that are safe to send twice: Recommend with its request_id set (a repeat answers
 the decision logged first), and RecordFeedback (events are idempotent by id).

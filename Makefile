@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 GENERATED := shared/gen/.generated
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto run test lint format bench bench-load bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog bench-scale chaos dashboard-check images base-image pin-images image-start k8s k8s-validate clean
+.PHONY: install proto run test lint format bench bench-load bench-rpc bench-candidates bench-ranking bench-served bench-policy bench-policy-ope bench-push bench-import bench-wide-catalog bench-scale chaos dashboard-check images base-image pin-images image-start k8s k8s-validate clean
 
 install: $(GENERATED)
 
@@ -99,6 +99,12 @@ bench: install
 # service, time per stage (needs the models `make run` trains; about 3 minutes). Writes docs/results/.
 bench-load: install
 	$(BIN)/recsys bench-load --out docs/results
+
+# What one hop between the suite's processes costs apart from the work behind it: an empty Rank
+# through bare gRPC and through the suite's server stack and client channel (about a minute; needs
+# nothing trained). Writes docs/results/rpc-stack.*.
+bench-rpc: install
+	$(BIN)/recsys bench-rpc --out docs/results
 
 # The suite under steady load while each process is killed and hung in turn and the policy is down
 # for two minutes, then 10,000 fuzzed requests, the certificate and key matrices and 4x overload;

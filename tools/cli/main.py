@@ -77,6 +77,12 @@ COMMANDS = (
         "latency percentiles and CPU milliseconds per Recommend of every process.",
     ),
     LazyCommand(
+        "bench-rpc",
+        "tools.cli.bench_rpc:bench_rpc",
+        "What one hop between the suite's processes costs apart from the work: CPU per call of bare "
+        "gRPC against the suite's server stack and client channel, in plaintext and with mutual TLS.",
+    ),
+    LazyCommand(
         "bench-scale",
         "tools.cli.bench_scale:bench_scale",
         "A simulated shop imported the documented way into a fresh suite on PostgreSQL, trained with "

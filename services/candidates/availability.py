@@ -46,15 +46,16 @@ class Availability:
         self._read_at = 0.0
         self._reading: asyncio.Task[None] | None = None
 
-    async def withheld(self) -> frozenset[str]:
+    async def withheld(self, timeout: float | None = None) -> frozenset[str]:
         """The ids of the items that may not be shown (items the catalog does not know are not among
         them: the gateway's catalog stage drops those). Raises the catalog's error when the list
-        must be read now and cannot be."""
+        must be read now and cannot be, and TimeoutError when that read is not done within
+        `timeout` seconds (it goes on for the requests after)."""
         age = self.clock() - self._read_at
         if self._withheld is None or age >= self.refresh_s:
             reading = self._refresh()
             if self._withheld is None or age >= self.max_age_s:
-                await asyncio.shield(reading)
+                await asyncio.wait_for(asyncio.shield(reading), timeout)
         return self._withheld or frozenset()
 
     def _refresh(self) -> asyncio.Task[None]:

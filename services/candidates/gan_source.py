@@ -20,10 +20,18 @@ class GanSource:
     def __init__(self, client: ModelServerClient) -> None:
         self.client = client
 
-    async def retrieve(self, history: Sequence[str], exclude: set[str]) -> tuple[list[Retrieved], int]:
-        """(candidates best first, model version); raises grpc.aio.AioRpcError when the server fails."""
+    @property
+    def deadline_s(self) -> float:
+        """The longest a Predict call may take."""
+        return self.client.deadline_s
+
+    async def retrieve(
+        self, history: Sequence[str], exclude: set[str], timeout: float | None = None
+    ) -> tuple[list[Retrieved], int]:
+        """(candidates best first, model version); raises grpc.aio.AioRpcError when the server fails
+        or does not answer within `timeout` seconds (None: the client's deadline)."""
         recent = list(history[:HISTORY_LIMIT]) or [""]
-        prediction = await self.client.predict({"history": np.array([recent], dtype=object)})
+        prediction = await self.client.predict({"history": np.array([recent], dtype=object)}, timeout)
         realism = float(prediction.outputs["realism"][0])
         found = [
             Retrieved(item_id, sources.GENERATOR, float(score), realism=realism)

@@ -30,6 +30,7 @@ from services.candidates.availability import Availability
 from services.candidates.gan_source import GanSource
 from shared import metrics, sources
 from shared.clients import SuiteClients
+from shared.deadlines import downstream_timeout
 from shared.errors import require
 from shared.limits import MAX_SEGMENT_LENGTH
 from shared.models import ModelWatcher
@@ -143,7 +144,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         answers.versions[POPULARITY] = self.popularity.version
 
     async def _text_neighbours(
-        self, history: list[str], excluded: list[str], count: int
+        self, history: list[str], excluded: list[str], count: int, timeout: float
     ) -> tuple[list[Retrieved], int] | None:
         """Items whose text embedding is close to the shopper's latest items; None while the items
         service has no text encoder (a state, not a failure)."""
@@ -155,7 +156,8 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     weights=[TEXT_RECENCY**n for n in range(len(seeds))],
                     count=min(count, MAX_SIMILAR),
                     exclude_item_ids=excluded,
-                )
+                ),
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
@@ -165,7 +167,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return found, response.model_version.version
 
     async def _graph_neighbours(
-        self, history: list[str], excluded: list[str], count: int
+        self, history: list[str], excluded: list[str], count: int, timeout: float
     ) -> tuple[list[Retrieved], int]:
         """Items linked in the catalog graph to the shopper's latest items, in one call; each keeps
         its strongest link (score times GRAPH_RECENCY per step back) with its seed and path."""
@@ -177,7 +179,8 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     weights=[GRAPH_RECENCY**step for step in range(len(seeds))],
                     count=min(count, MAX_SIMILAR),
                     exclude_item_ids=excluded,
-                )
+                ),
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -196,21 +199,36 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         return found, 0
 
     async def _remote_sources(
-        self, history: list[str], exclude: set[str], count: int, fusion: Fusion
+        self,
+        history: list[str],
+        exclude: set[str],
+        count: int,
+        fusion: Fusion,
+        context: grpc.aio.ServicerContext,
     ) -> RemoteAnswers:
         """For a shopper with a history, the generator's and the text and graph neighbours, concurrently;
-        a source `fusion` does not use is not asked."""
+        a source `fusion` does not use is not asked. Each call may take what the caller of `context`
+        left, less what the answer needs: a source that is late is named degraded, and the others
+        are answered in time."""
         excluded = sorted(exclude)  # sent to every source the items service answers
         remote = RemoteAnswers()
         asked: dict[str, tuple[str | None, Awaitable[object]]] = {}
+        catalog_s = downstream_timeout(context, self.clients.default_deadline_s)
         if history:  # with no history the others have nothing to go on
             if self.gan is not None and fusion.serves(sources.GENERATOR):
-                asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude))
+                generator_s = downstream_timeout(context, self.gan.deadline_s)
+                asked[sources.GENERATOR] = (CANDIDATE_GAN, self.gan.retrieve(history, exclude, generator_s))
             if fusion.serves(sources.ITEM_TEXT):
-                asked[sources.ITEM_TEXT] = (ITEM_EMBEDDINGS, self._text_neighbours(history, excluded, count))
+                asked[sources.ITEM_TEXT] = (
+                    ITEM_EMBEDDINGS,
+                    self._text_neighbours(history, excluded, count, catalog_s),
+                )
             if fusion.serves(sources.KNOWLEDGE_GRAPH):
                 # the graph is the live catalog: no model version to report
-                asked[sources.KNOWLEDGE_GRAPH] = (None, self._graph_neighbours(history, excluded, count))
+                asked[sources.KNOWLEDGE_GRAPH] = (
+                    None,
+                    self._graph_neighbours(history, excluded, count, catalog_s),
+                )
         answers = await asyncio.gather(*(call for _, call in asked.values()), return_exceptions=True)
         found, versions, degraded = remote.lists, remote.versions, remote.degraded
         for (source, (model, _)), answer in zip(asked.items(), answers, strict=True):
@@ -228,13 +246,20 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
                     versions[model] = version
         return remote
 
-    async def _available(self, lists: dict[str, list[Retrieved]]) -> dict[str, list[Retrieved]] | None:
+    async def _available(
+        self, lists: dict[str, list[Retrieved]], context: grpc.aio.ServicerContext
+    ) -> dict[str, list[Retrieved]] | None:
         """The lists without the items the catalog withholds (hidden, out of stock); None when the
-        catalog cannot say (availability.py)."""
+        catalog cannot say (availability.py) in the time the caller left."""
         try:
-            withheld = await self.availability.withheld()
+            withheld = await self.availability.withheld(
+                downstream_timeout(context, self.clients.default_deadline_s)
+            )
         except grpc.aio.AioRpcError as error:
             log.warning("availability check failed: %s %s", error.code().name, error.details())
+            return None
+        except TimeoutError:
+            log.warning("availability check failed: the catalog did not answer in the time left")
             return None
         if not withheld:
             return lists
@@ -258,7 +283,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         exclude = set(request.exclude_item_ids)
         fusion, serving_version = self.fusion.current()
         answers, neighbours = await asyncio.gather(
-            self._remote_sources(history, exclude, count, fusion),
+            self._remote_sources(history, exclude, count, fusion, context),
             asyncio.to_thread(
                 self.neighbours.retrieve, history, exclude, count, self.fusion.recency_decays()
             ),
@@ -271,7 +296,7 @@ class CandidatesServicer(candidates_pb2_grpc.CandidatesServiceServicer):
         if serving_version:
             versions[SERVING] = serving_version
         lists = {source: remote[source] for source in MERGE_ORDER if source in remote}
-        available = await self._available(lists)
+        available = await self._available(lists, context)
         if available is None:
             degraded.append(AVAILABILITY)
             available = lists

@@ -1,7 +1,9 @@
 """Candidates service over real gRPC: item-kNN and popular items from the items service, fused."""
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +80,56 @@ def test_an_unreachable_catalog_leaves_the_in_process_sources_and_says_so(settin
     assert len(found_by) == 5
     assert {c.anchor_item_id for c in response.candidates if c.item_id in ("crisps", "tea")} == {"beer"}
     # the catalog answers for the text and graph neighbours and the availability check: each is named
+    assert list(response.degraded_sources) == ["item-text", "knowledge-graph", "availability"]
+
+
+@contextmanager
+def hung_catalog(port: int) -> Iterator[None]:
+    """A catalog that takes every call and answers none within a request's time (a stopped process
+    keeps its connections open the same way)."""
+    release = threading.Event()
+
+    def hang(request: bytes, context: grpc.ServicerContext) -> bytes:
+        release.wait(10)
+        return b""
+
+    methods = ("SimilarItems", "RelatedToItems", "ListUnavailable", "Popular")
+    server = grpc.server(ThreadPoolExecutor(max_workers=len(methods) * 4))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "recsys.items.v1.ItemsService",
+                {name: grpc.unary_unary_rpc_method_handler(hang) for name in methods},
+            ),
+        )
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    try:
+        yield
+    finally:
+        release.set()
+        server.stop(0)
+
+
+def test_a_hung_catalog_costs_its_sources_not_the_callers_deadline(settings) -> None:
+    # Each call to the catalog could wait its own default of 2 s; the caller leaves 0.4 s.
+    slow = make_settings(str(settings.home), **{**suite_env(), "RECSYS_STAGE_DEADLINE_MS": "2000"})
+    with hung_catalog(slow.ports["items"]):
+        candidates = ServerThread(build_candidates, slow, slow.ports["candidates"])
+        try:
+            with grpc.insecure_channel(candidates.address) as channel:
+                started = time.monotonic()
+                response = candidates_pb2_grpc.CandidatesServiceStub(channel).Generate(
+                    candidates_pb2.GenerateRequest(user_id="u", history_item_ids=["beer"], count=5),
+                    timeout=0.4,
+                )
+                took = time.monotonic() - started
+        finally:
+            candidates.stop()
+    assert took < 0.4
+    # the in-process sources answer; each source behind the catalog is named as degraded
+    assert {p.source for c in response.candidates for p in c.found_by} == {"item-knn", "popular"}
     assert list(response.degraded_sources) == ["item-text", "knowledge-graph", "availability"]
 
 

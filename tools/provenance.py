@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ def commit() -> str:
     head = _git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no").strip())
     return head + ("+changes" if dirty else "")
+
+
+def provenance_line(report: Mapping[str, Any], *more: str) -> str:
+    """The line under a result file's title: its command, commit, date and CPUs, then `more`."""
+    parts = [f"Command: `{report['command']}`", f"commit {report['commit']}", str(report["date"])]
+    return " · ".join([*parts, f"{report['cpus']} CPUs", *more])
 
 
 def write_result(out: Path, name: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:

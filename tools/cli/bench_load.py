@@ -24,7 +24,7 @@ from tools.bench.stages import stage_ms, stage_totals
 from tools.cli.common import settings
 from tools.cli.supervisor import Suite, SuiteError, free_ports_env
 from tools.importers import online_retail
-from tools.provenance import commit, write_result
+from tools.provenance import commit, provenance_line, write_result
 
 SUITE = "suite"
 NULL = "null pipeline"
@@ -135,9 +135,11 @@ def _markdown(report: dict[str, object], results: list[PhaseResult]) -> str:
     lines = [
         "# Load: the suite beside a null pipeline of the same shape",
         "",
-        f"Command: `{report['command']}` · commit {report['commit']} · {report['date']} · "
-        f"{report['cpus']} CPUs · {report['duration_s']} s per open-loop phase · "
-        f"{report['shoppers']} shoppers, Recommend(count={report['count']})",
+        provenance_line(
+            report,
+            f"{report['duration_s']} s per open-loop phase",
+            f"{report['shoppers']} shoppers, Recommend(count={report['count']})",
+        ),
         "",
         "| target | phase | answered rps | undegraded rps | p50 ms | p99 ms | p99.9 ms | errors | degraded |",
         "|---|---|---|---|---|---|---|---|---|",

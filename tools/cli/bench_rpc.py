@@ -12,7 +12,7 @@ from rich.table import Table
 
 from pipelines.progress import console
 from tools.bench.rpc_stack import VariantCost, measure
-from tools.provenance import commit, write_result
+from tools.provenance import commit, provenance_line, write_result
 
 
 def bench_rpc(
@@ -73,8 +73,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         "# One hop: bare gRPC against the suite's server stack and client channel",
         "",
-        f"Command: `{report['command']}` · commit {report['commit']} · {report['date']} · "
-        f"{report['cpus']} CPUs",
+        provenance_line(report),
         "",
         "An empty Rank answered by a server in a process of its own; CPU milliseconds per call of the",
         "caller and of the server, the median over the rounds, the variants taken in turn in each round.",

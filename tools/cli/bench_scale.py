@@ -23,7 +23,7 @@ from tools.bench.load import Caller, PhaseResult, open_loop
 from tools.bench.steps import Step, peak_rss_mb, run_step
 from tools.cli.common import settings
 from tools.cli.supervisor import Suite, SuiteError, free_ports_env
-from tools.provenance import commit, write_result
+from tools.provenance import commit, provenance_line, write_result
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SUITE_READY_S = 1800.0  # loading a large catalog's models takes a while
@@ -102,8 +102,7 @@ def _markdown(report: dict) -> str:
     lines = [
         "# Scale: a simulated shop imported, trained and served on PostgreSQL",
         "",
-        f"Command: `{report['command']}` · commit {report['commit']} · {report['date']} · "
-        f"{report['cpus']} CPUs",
+        provenance_line(report),
         "",
         f"{report['shoppers']:,} shoppers x {report['items']:,} items x {report['days']} days (seed "
         f"{report['seed']}): {report['events']:,} events, training budget {report['train_minutes']} minutes",

@@ -28,7 +28,7 @@ from tools.chaos.probes import fuzz, key_matrix, tls_matrix
 from tools.cli.bench_load import SUITE_READY_S
 from tools.cli.scratch import copyable_state, scratch_suite
 from tools.cli.supervisor import Suite, SuiteError, check_health
-from tools.provenance import commit, write_result
+from tools.provenance import commit, provenance_line, write_result
 
 SETTLE_S = 5.0
 REWARDS_WAIT_S = 90.0
@@ -391,8 +391,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Chaos: the suite under faults, fuzzing, overload and wrong credentials",
         "",
-        f"Command: `{report['command']}` · commit {report['commit']} · {report['date']} · "
-        f"{report['cpus']} CPUs · {report['seconds']} s",
+        provenance_line(report, f"{report['seconds']} s"),
         "",
         "| invariant | target | measured | met |",
         "|---|---|---|---|",

@@ -21,7 +21,8 @@ def bench_rpc(
     concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight at once.")] = 4,
     out: Annotated[Path | None, typer.Option(help="Write rpc-stack.md and rpc-stack.json here.")] = None,
 ) -> None:
-    """CPU per call of an empty Rank: bare gRPC against the suite's server stack and client channel.
+    """What one hop between the suite's processes costs apart from the work: CPU per call of bare
+    gRPC against the suite's server stack and client channel, in plaintext and with mutual TLS.
 
     Three servers in processes of their own answer Rank with an empty reply: one on bare gRPC, two
     on the suite's stack (tracing, access log, metrics, authorization, drain, error mapping), in

@@ -92,7 +92,9 @@ def _server(mode: str, env: dict[str, str], log: Path) -> Iterator[Server]:
         assert process.stdout is not None
         said = process.stdout.readline().split()
         if len(said) != 2 or said[0] != READY:
-            raise RuntimeError(f"the {mode} server did not start; its log: {log}")
+            raise RuntimeError(
+                f"the {mode} server did not start; the end of its log:\n{log.read_text()[-2000:]}"
+            )
         yield Server(process, int(said[1]))
     finally:
         process.kill()
@@ -168,9 +170,14 @@ async def _measure(
 
 def measure(calls: int, rounds: int, concurrency: int) -> list[VariantCost]:
     """Each variant's median cost per call over `rounds` rounds of `calls` calls, taken in turn."""
+    with tempfile.TemporaryDirectory(prefix="recsys-rpc-stack-") as folder:
+        return _measured_in(Path(folder), calls, rounds, concurrency)
+
+
+def _measured_in(home: Path, calls: int, rounds: int, concurrency: int) -> list[VariantCost]:
+    """`measure` with the certificates, settings and servers' logs under `home`."""
     from shared import telemetry
 
-    home = Path(tempfile.mkdtemp(prefix="recsys-rpc-stack-"))
     ensure_certificates(home / "tls")
     base = {**free_ports_env(), "RECSYS_HOME": str(home), "RECSYS_TLS_DIR": str(home / "tls")}
     plaintext, mutual = {**base, "RECSYS_TLS": "off"}, {**base, "RECSYS_TLS": "on"}

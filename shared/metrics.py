@@ -93,6 +93,12 @@ CANDIDATE_SOURCE_DEGRADED = Counter(
     "Generate calls answered without a source (failed, late, or its model missing).",
     ["source"],
 )
+GENERATED_LISTS = Counter(
+    "recsys_candidates_generated_lists_total",
+    "The generator's lists by whether they were reused for a history asked lately (reused) or "
+    "asked of the model server (asked).",
+    ["outcome"],
+)
 COLD_STARTS = Counter(
     "recsys_gateway_cold_start_total",
     "Recommend answers for shoppers without purchases (popular, segment and context items).",
@@ -171,7 +177,8 @@ def serve_metrics(port: int, host: str, serving: Callable[[], bool]) -> None:
 def announce(service: str) -> None:
     """Series that must exist before anything happens: the build, in-flight at 0, for the gateway
     each stage's degradations and each feedback outcome at 0, and for the candidates service each
-    source's items and degradations at 0 (a rate needs a first sample)."""
+    source's items and degradations and the generated lists' outcomes at 0 (a rate needs a first
+    sample)."""
     BUILD.info({"version": VERSION, "python": platform.python_version()})
     IN_FLIGHT.labels(service)
     if service == "gateway":
@@ -183,6 +190,8 @@ def announce(service: str) -> None:
         for source in sources.ALL:
             CANDIDATE_SOURCE_ITEMS.labels(source)
             CANDIDATE_SOURCE_DEGRADED.labels(source)
+        for outcome in ("reused", "asked"):
+            GENERATED_LISTS.labels(outcome)
 
 
 def model_loaded(model: str, version: int) -> None:

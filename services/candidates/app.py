@@ -20,6 +20,7 @@ from ml.artifacts import (
 from ml.ease import EASE, EaseModel
 from recsys.candidates.v1 import candidates_pb2_grpc
 from services.candidates.gan_source import GanSource
+from services.candidates.generated import GeneratedLists
 from services.candidates.servicer import CandidatesServicer, FusionChoice, Neighbours
 from services.candidates.settings import read_candidates_settings
 from services.candidates.tfserving import ModelServerClient
@@ -51,7 +52,7 @@ def build(settings: Settings) -> ServiceApp:
         )
         # Not a start-up dependency: while TF Serving is down or has no model yet, candidates
         # serves its other sources and flags the generator as degraded per request.
-        gan = GanSource(client)
+        gan = GanSource(client, GeneratedLists(own.generated_lists) if own.generated_lists else None)
         closers.append(client.close)
     return assemble(
         NAME,

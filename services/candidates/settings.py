@@ -16,6 +16,8 @@ class CandidatesSettings:
     # chose on validation (the `serving` model), the defaults until there is one.
     fusion: Fusion | None = None
     model_server_deadline_s: float = 0.3  # of each Predict call to TF Serving
+    # Histories whose generated list is kept for reuse while its model version is served (0: none).
+    generated_lists: int = 10_000
 
 
 def read_candidates_settings(read: EnvReader) -> CandidatesSettings:
@@ -23,4 +25,5 @@ def read_candidates_settings(read: EnvReader) -> CandidatesSettings:
     return CandidatesSettings(
         fusion=read_fusion(read) if fixed else None,
         model_server_deadline_s=read.number("RECSYS_MODELSERVER_DEADLINE_MS", 300, 1, 60_000) / 1000,
+        generated_lists=int(read.number("RECSYS_CANDIDATES_GENERATED_LISTS", 10_000, 0, 10_000_000)),
     )

@@ -64,6 +64,9 @@ def test_counters_exist_at_zero_before_anything_happens() -> None:
     for source in shared.sources.ALL:
         assert REGISTRY.get_sample_value("recsys_candidates_source_degraded_total", {"source": source}) == 0
         assert REGISTRY.get_sample_value("recsys_candidates_source_items_total", {"source": source}) == 0
+    for outcome in ("reused", "asked"):
+        labels = {"outcome": outcome}
+        assert REGISTRY.get_sample_value("recsys_candidates_generated_lists_total", labels) is not None
     python = platform.python_version()
     assert REGISTRY.get_sample_value("recsys_build_info", {"version": VERSION, "python": python}) == 1.0
 

@@ -38,6 +38,7 @@ class PhaseResult:
     degraded: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)  # per process, over the phase
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean wait per stage call
+    reused_share: float | None = None  # of the generator's lists (None: not read, or none needed)
 
     @property
     def answered(self) -> int:
@@ -90,6 +91,7 @@ class PhaseResult:
             "degraded_share": round(self.degraded_share, 4),
             "cpu_ms_per_call": {k: round(v, 2) for k, v in self.cpu_ms_per_call().items()},
             "stage_ms": {k: round(v, 2) for k, v in self.stage_ms.items()},
+            "generated_lists_reused": None if self.reused_share is None else round(self.reused_share, 4),
         }
 
 

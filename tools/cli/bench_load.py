@@ -20,7 +20,7 @@ from shared.models import latest_version
 from tools.bench.cpu import cpu_snapshot, cpu_used
 from tools.bench.load import Caller, PhaseResult, closed_loop, open_loop
 from tools.bench.null_pipeline import null_pipeline
-from tools.bench.stages import stage_ms, stage_totals
+from tools.bench.stages import generated_totals, reused_share, stage_ms, stage_totals
 from tools.cli.common import settings
 from tools.cli.supervisor import Suite, SuiteError, free_ports_env
 from tools.importers import online_retail
@@ -50,13 +50,18 @@ class Targets:
     """The suite and the null pipeline, with the processes whose CPU time each phase reads."""
 
     def __init__(
-        self, suite: Suite, suite_address: str, metrics_port: int, null_address: str, null_pids: list[int]
+        self,
+        suite: Suite,
+        suite_address: str,
+        metrics_ports: dict[str, int],
+        null_address: str,
+        null_pids: list[int],
     ):
         self.suite_pids = {name: process.pid for name, process in suite.processes.items()}
         self.suite_credentials = suite.credentials
         self.null_pids = {f"null {n}": pid for n, pid in enumerate(null_pids)}
         self.addresses = {SUITE: suite_address, NULL: null_address}
-        self.metrics_port = metrics_port
+        self.metrics_ports = metrics_ports
 
     async def phase(
         self, callers: dict[str, Caller], name: str, offered: float | None, run: Run
@@ -66,11 +71,16 @@ class Targets:
             pids = self.suite_pids if target == SUITE else self.null_pids
             result = PhaseResult(target, name, offered)
             cpu_before = cpu_snapshot(pids)
-            stages_before = stage_totals(self.metrics_port) if target == SUITE else {}
+            suite = target == SUITE
+            stages_before = stage_totals(self.metrics_ports["gateway"]) if suite else {}
+            generated_before = generated_totals(self.metrics_ports["candidates"]) if suite else {}
             await run(caller, result)
             result.cpu_s = cpu_used(cpu_before, cpu_snapshot(pids))
-            if target == SUITE:
-                result.stage_ms = stage_ms(stages_before, stage_totals(self.metrics_port))
+            if suite:
+                result.stage_ms = stage_ms(stages_before, stage_totals(self.metrics_ports["gateway"]))
+                result.reused_share = reused_share(
+                    generated_before, generated_totals(self.metrics_ports["candidates"])
+                )
             results.append(result)
             console.print(
                 f"{target:>13} · {name:>13}: {result.achieved_rps:7.1f} rps, p50 {result.p50:7.1f} ms, "
@@ -169,11 +179,22 @@ def _markdown(report: dict[str, object], results: list[PhaseResult]) -> str:
             lines.append(f"| {target}: {name} | {ms:.2f} | {overall[name]:.2f} |")
         lines.append(f"| {target}: total | {sum(sequential.values()):.2f} | {sum(overall.values()):.2f} |")
     stages = sorted({stage for r in results for stage in r.stage_ms})
-    lines += ["", "The suite's gateway: mean ms waited per stage call", ""]
-    lines += ["| phase | " + " | ".join(stages) + " |", "|---|" + "---|" * len(stages)]
+    lines += [
+        "",
+        "The suite's gateway: mean ms waited per stage call; and the share of the generator's lists the",
+        "candidates service reused for a history asked before (the load repeats its shoppers, with no",
+        "new events between their calls)",
+        "",
+    ]
+    lines += [
+        "| phase | " + " | ".join(stages) + " | generated lists reused |",
+        "|---|" + "---|" * (len(stages) + 1),
+    ]
     for r in results:
         if r.target == SUITE:
-            lines.append(f"| {r.phase} | " + " | ".join(f"{r.stage_ms.get(s, 0):.2f}" for s in stages) + " |")
+            waits = " | ".join(f"{r.stage_ms.get(s, 0):.2f}" for s in stages)
+            reused = "-" if r.reused_share is None else f"{r.reused_share:.0%}"
+            lines.append(f"| {r.phase} | {waits} | {reused} |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +275,7 @@ def bench_load(
             targets = Targets(
                 suite,
                 config.addresses["gateway"],
-                config.metrics_ports["gateway"],
+                config.metrics_ports,
                 null_address,
                 [p.pid for p in null_processes],
             )

@@ -7,10 +7,13 @@ import subprocess
 import sys
 import time
 
+from prometheus_client import start_http_server
+
+from shared import metrics
 from tools.bench.cpu import cpu_seconds, cpu_snapshot, cpu_used
 from tools.bench.load import NOT_SENT, Caller, PhaseResult, closed_loop, open_loop
 from tools.bench.null_pipeline import null_pipeline
-from tools.bench.stages import stage_ms
+from tools.bench.stages import generated_totals, reused_share, stage_ms
 
 
 def test_the_generator_answers_every_call_of_both_loops_through_the_null_pipeline() -> None:
@@ -68,3 +71,20 @@ def test_stage_means_are_taken_between_two_readings() -> None:
     before = {"profile": (1.0, 100.0), "ranking": (2.0, 100.0)}
     after = {"profile": (1.5, 200.0), "ranking": (2.0, 100.0), "policy": (0.3, 100.0)}
     assert stage_ms(before, after) == {"profile": 5.0, "policy": 3.0}
+
+
+def test_the_reused_share_of_generated_lists_is_read_from_the_candidates_counter() -> None:
+    server, thread = start_http_server(0, addr="127.0.0.1")
+    try:
+        port = server.server_address[1]
+        before = generated_totals(port)
+        metrics.GENERATED_LISTS.labels("reused").inc(3)
+        metrics.GENERATED_LISTS.labels("asked").inc()
+        after = generated_totals(port)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert set(after) == {"reused", "asked"}
+    assert reused_share(before, after) == 0.75
+    assert reused_share(after, after) is None  # no list was needed
+    assert generated_totals(port) == {}  # nothing answers any more

@@ -11,6 +11,7 @@ import time
 import grpc
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from ml.artifacts import CANDIDATE_GAN, CANDIDATE_ORDER, COOCCURRENCE, POPULARITY, SERVING, ServingConfig
 from ml.cooccurrence import fit_cooccurrence
@@ -97,7 +98,9 @@ def test_serves_before_the_gan_then_merges_sources_and_degrades_without_it(home)
     finally:
         model_server.stop()
     try:
-        response = generate(address, history_item_ids=history, exclude_item_ids=bought, count=40)
+        # a history not asked before (one asked lately may be given its kept list for a few seconds)
+        other = [items[i] for i in np.flatnonzero(matrix[1])]
+        response = generate(address, history_item_ids=other, count=40)
         assert list(response.degraded_sources) == [sources.GENERATOR]
         assert len(response.candidates) == 40
         assert sources.GENERATOR not in dict(response.source_counts)
@@ -120,6 +123,44 @@ def test_serves_before_the_gan_then_merges_sources_and_degrades_without_it(home)
         assert len(dropped.candidates) == 40 and list(dropped.degraded_sources) == []
     finally:
         candidates.stop()
+        catalog.stop()
+
+
+def _reused() -> float:
+    return REGISTRY.get_sample_value("recsys_candidates_generated_lists_total", {"outcome": "reused"}) or 0.0
+
+
+def test_a_history_asked_again_reuses_its_list_until_the_model_server_serves_a_new_version(home) -> None:
+    settings, gan_folder, items, matrix = home
+    shutil.copytree(gan_folder, settings.model_dir / CANDIDATE_GAN / "1")
+    catalog = ServerThread(build_items, settings, settings.ports["items"])
+    model_server = ServerThread(build_modelserver, settings, settings.ports["modelserver"])
+    candidates = ServerThread(build_candidates, settings, settings.ports["candidates"])
+    address = settings.addresses["candidates"]
+    history = [items[i] for i in np.flatnonzero(matrix[2])]
+    try:
+        first = _until_generated(address, 30, history_item_ids=history, count=40)
+        assert {v.name: v.version for v in first.model_versions}[CANDIDATE_GAN] == 1
+        before, deadline = _reused(), time.monotonic() + 10
+        while _reused() == before:  # once the served version has been read
+            assert time.monotonic() < deadline, "the kept list was never reused"
+            again = generate(address, history_item_ids=history, count=40)
+        assert list(again.candidates) == list(first.candidates)
+        # a purchase changes the history: its list is generated
+        before = _reused()
+        changed = generate(address, history_item_ids=[items[0], *history], count=40)
+        assert _reused() == before and sources.GENERATOR in dict(changed.source_counts)
+
+        shutil.copytree(gan_folder, settings.model_dir / CANDIDATE_GAN / "2")
+        deadline = time.monotonic() + 30
+        while {v.name: v.version for v in again.model_versions}[CANDIDATE_GAN] != 2:
+            assert time.monotonic() < deadline, "the new version's lists were never served"
+            time.sleep(0.2)
+            again = generate(address, history_item_ids=history, count=40)
+        assert list(again.degraded_sources) == []
+    finally:
+        candidates.stop()
+        model_server.stop()
         catalog.stop()
 
 

@@ -45,7 +45,7 @@ class GanSource:
         realism = generated.realism
         found = [
             Retrieved(item_id, sources.GENERATOR, score, realism=realism)
-            for item_id, score in zip(generated.item_ids, generated.scores, strict=True)
+            for item_id, score in zip(generated.item_ids, generated.scores.tolist(), strict=True)
             if item_id not in exclude
         ]
         return found, generated.version

@@ -240,6 +240,15 @@ def bench_load(
     ] = "50,100,200,400,800",
     sequential: Annotated[int, typer.Option(help="Calls of the concurrency-1 phase.")] = 300,
     count: Annotated[int, typer.Option(help="Items per Recommend.")] = 10,
+    shoppers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="How many of the demo data's shoppers the load asks for, in turn (0: every one, 1,373). "
+            "Fewer means each is asked again sooner, with no new events between: what reuse per "
+            "shopper saves shows from the first phase."
+        ),
+    ] = 0,
     out: Annotated[Path | None, typer.Option(help="Write load.md and load.json into this folder.")] = None,
 ) -> None:
     """The whole suite and a null pipeline of the same shape under one load generator: throughput,
@@ -267,6 +276,7 @@ def bench_load(
     config = base.overriding(**ports, RECSYS_CANDIDATES_GAN="1")
     ensure_key_file(config.api_key_file)
     users = sorted({e.user_id for e in online_retail.read_events(online_retail.DEFAULT_PATH, SHOPPER_EVENTS)})
+    users = users[:shoppers] if shoppers > 0 else users
     suite = Suite(config)
     suite.start(ports)
     try:
@@ -292,6 +302,7 @@ def bench_load(
     console.print(f"best throughput of undegraded answers, suite / null pipeline: {ratio:.3f}")
     command = (
         f"recsys bench-load --duration {duration:g} --rates {rates} --sequential {sequential} --count {count}"
+        + (f" --shoppers {shoppers}" if shoppers > 0 else "")
     )
     console.print(f"reproduce: {command}  (or: make bench-load)")
     if out is not None:

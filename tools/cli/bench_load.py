@@ -246,7 +246,7 @@ def bench_load(
             min=0,
             help="How many of the demo data's shoppers the load asks for, in turn (0: every one, 1,373). "
             "Fewer means each is asked again sooner, with no new events between: what reuse per "
-            "shopper saves shows from the first phase."
+            "shopper saves shows from the first phase.",
         ),
     ] = 0,
     out: Annotated[Path | None, typer.Option(help="Write load.md and load.json into this folder.")] = None,

@@ -55,8 +55,14 @@ class Generated:
 
 def history_key(history: tuple[str, ...]) -> bytes:
     """A 16-byte digest of a history: the key its list is kept under (the history itself would
-    hold up to 200 strings per shopper)."""
-    return hashlib.blake2b("\x1f".join(history).encode(), digest_size=16).digest()
+    hold up to 200 strings per shopper). Each id enters with its length, so that no two histories
+    share a key by how their ids split (an id may hold any character)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for item_id in history:
+        encoded = item_id.encode()
+        digest.update(len(encoded).to_bytes(4, "little"))
+        digest.update(encoded)
+    return digest.digest()
 
 
 class ServedVersion:

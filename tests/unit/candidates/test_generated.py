@@ -5,7 +5,7 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
-from services.candidates.generated import Generated, GeneratedLists, ServedVersion
+from services.candidates.generated import Generated, GeneratedLists, ServedVersion, history_key
 
 
 def _count(outcome: str) -> float:
@@ -61,6 +61,8 @@ def test_a_list_is_reused_only_for_its_history_and_version_and_the_oldest_leave_
     assert kept.get(("x",), None) is None  # the served version is not known
     assert kept.get(("x", "y"), 7) is None  # another history
     assert (_count("reused") - reused, _count("asked") - asked) == (1, 3)
+    # ids that join into the same text are still different histories
+    assert history_key(("a\x1fb",)) != history_key(("a", "b"))
 
     kept.get(("x",), 7)  # x used last: y leaves first
     kept.put(("z",), Generated.of(7, ["d"], [0.7], 0.2))

@@ -11,7 +11,7 @@ a loop in C: there the plain forms are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection
 from shared.db import upsert
 
 Finish = Callable[[Any], Any]
+# SQLite binds one parameter per value of an IN list, and older builds allow 999 per statement.
+SQLITE_LOOKUP_CHUNK = 500
 
 
 def _postgres(connection: Connection) -> bool:
@@ -43,18 +45,18 @@ def _recordset(table: Any, names: Sequence[str], rows: Sequence[Mapping[str, Any
 
 def write_rows(
     connection: Connection, table: Any, rows: Sequence[Mapping[str, Any]], finish: Finish | None = None
-) -> None:
+) -> Any:
     """Inserts `rows` (dicts with the same keys) into `table`; `finish` turns the dialect's INSERT
-    into the statement to run (an ON CONFLICT clause; its `excluded` refers to the new rows)."""
+    into the statement to run (an ON CONFLICT clause, whose `excluded` refers to the new rows; a
+    RETURNING clause). Returns the statement's result, None when there are no rows."""
     if not rows:
-        return
+        return None
     statement = upsert(connection.engine, table)
     if _postgres(connection):
         names = list(rows[0])
         statement = statement.from_select(names, _recordset(table, names, rows))
-        connection.execute(finish(statement) if finish else statement)
-    else:
-        connection.execute(finish(statement) if finish else statement, list(rows))
+        return connection.execute(finish(statement) if finish else statement)
+    return connection.execute(finish(statement) if finish else statement, list(rows))
 
 
 def one_of(connection: Connection, key: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -62,3 +64,14 @@ def one_of(connection: Connection, key: Any, values: Sequence[Any]) -> ColumnEle
     if _postgres(connection):
         return key == any_(bindparam(None, list(values), type_=ARRAY(key.type)))
     return key.in_(list(values))
+
+
+def lookup_chunks(connection: Connection, values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """`values` in as few look-ups as the dialect allows: all at once on PostgreSQL (one_of binds
+    one array), SQLITE_LOOKUP_CHUNK at a time on SQLite."""
+    if _postgres(connection):
+        if values:
+            yield values
+        return
+    for start in range(0, len(values), SQLITE_LOOKUP_CHUNK):
+        yield values[start : start + SQLITE_LOOKUP_CHUNK]

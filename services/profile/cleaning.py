@@ -16,7 +16,7 @@ their reason.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,6 +52,44 @@ class Seen:
     timestamp: datetime
 
 
+@dataclass(frozen=True)
+class Lookback:
+    """What the stage must know of a batch's users' stored events: every one within NEAR_DUPLICATE
+    of the batch's times (for near-duplicates) and, only for a user whose stored browsing within
+    BURST_WINDOW of them could make a burst with the batch's, every browsing event there. A user
+    whose browsing in the whole burst window, stored and new, stays within BURST_LIMIT cannot be
+    in a burst, so for most users the stage reads a few seconds of events, not two minutes."""
+
+    user_ids: list[str]
+    near: tuple[datetime, datetime]
+    burst: tuple[datetime, datetime]
+    browsing_in_batch: dict[str, int]
+
+    def least_stored_for_a_burst(self) -> int:
+        """Users with fewer stored browsing events in the burst window than this cannot burst."""
+        return BURST_LIMIT + 1 - max(self.browsing_in_batch.values(), default=0)
+
+    def could_burst(self, stored_browsing: Mapping[str, int]) -> list[str]:
+        """The users whose stored and new browsing in the burst window exceed BURST_LIMIT."""
+        return sorted(
+            user
+            for user, count in stored_browsing.items()
+            if count + self.browsing_in_batch.get(user, 0) > BURST_LIMIT
+        )
+
+
+def lookback(events: Sequence[common_pb2.Event], times: Sequence[datetime]) -> Lookback:
+    """The stored events the stage needs to clean `events`, whose times are `times`."""
+    browsing = Counter(event.user_id for event in events if event.type in BROWSING)
+    first, last = min(times), max(times)
+    return Lookback(
+        user_ids=sorted({event.user_id for event in events if event.user_id}),
+        near=(first - NEAR_DUPLICATE, last + NEAR_DUPLICATE),
+        burst=(first - BURST_WINDOW, last + BURST_WINDOW),
+        browsing_in_batch=dict(browsing),
+    )
+
+
 @dataclass
 class Cleaned:
     accepted: list[tuple[int, EventRecord]] = field(default_factory=list)
@@ -76,8 +114,8 @@ def clean(
     stored: dict[str, Iterable[Seen]],
     known_items: set[str] | None = None,
 ) -> Cleaned:
-    """Runs the stage over one batch. `stored` holds each user's stored events near the
-    batch's times; `known_items`, when given, is the catalog's ids among the batch's items."""
+    """Runs the stage over one batch. `stored` holds each user's stored events that the batch's
+    Lookback names; `known_items`, when given, is the catalog's ids among the batch's items."""
     result = Cleaned()
     candidates: dict[str, list[tuple[int, EventRecord]]] = defaultdict(list)
     for index, event in enumerate(events):

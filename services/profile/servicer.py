@@ -12,7 +12,7 @@ from ml.vae import USER_VAE, UserEncoder
 from recsys.common.v1 import common_pb2
 from recsys.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.profile.catalog import CatalogCheck
-from services.profile.cleaning import BURST_WINDOW, clean
+from services.profile.cleaning import clean, lookback
 from services.profile.events import to_proto
 from services.profile.store import ProfileStore, Quarantined
 from shared.errors import NotFound, require
@@ -66,10 +66,8 @@ async def ingest(
     if not events:
         return summary
     now = store.clock()
-    times = [_event_time(event, now) for event in events]
-    user_ids = sorted({event.user_id for event in events if event.user_id})
     stored = await asyncio.to_thread(
-        store.recent, user_ids, min(times) - BURST_WINDOW, max(times) + BURST_WINDOW
+        store.looked_back, lookback(events, [_event_time(e, now) for e in events])
     )
     known = await catalog.known_among(event.item_id for event in events) if catalog else None
     cleaned = clean(events, now, stored, known)

@@ -30,17 +30,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from ml.event_weights import DEFAULT_WEIGHTS
 from ml.sentiment import opinion_words
 from services.profile.cache import VersionedCache
-from services.profile.cleaning import Seen
+from services.profile.cleaning import BROWSING, Lookback, Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
-from shared.bulk import one_of, write_rows
+from shared.bulk import lookup_chunks, one_of, write_rows
 from shared.clock import Clock, system_clock
 from shared.db import Store, as_utc, lost_a_race, not_yet_stored
 
 RECENT_ITEMS_LIMIT = 200
 DEFAULT_CACHED_PROFILES = 10_000
 PURCHASED_ITEMS_LIMIT = 5000
-LOOKUP_CHUNK = 500
 WRITE_ATTEMPTS = 5
 
 metadata = MetaData()
@@ -173,30 +172,73 @@ class ProfileStore(Store):
         self.consumed_types = tuple(consumed_types)
         self.cache: VersionedCache[UserProfile] = VersionedCache(cached_profiles)
 
-    def _existing_ids(self, connection: object, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start : start + LOOKUP_CHUNK]
-            query = select(events.c.event_id).where(one_of(connection, events.c.event_id, chunk))  # type: ignore[arg-type]
-            found.update(connection.execute(query).scalars())  # type: ignore[attr-defined]
-        return found
+    def _seen(
+        self,
+        connection: Any,
+        user_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        types: Sequence[int] = (),
+    ) -> Iterator[tuple[str, Seen]]:
+        """(user, event) of these users' stored events between two times (of these types, if given)."""
+        for chunk in lookup_chunks(connection, user_ids):
+            query = select(
+                events.c.event_id, events.c.user_id, events.c.item_id, events.c.type, events.c.ts
+            ).where(
+                one_of(connection, events.c.user_id, chunk),
+                events.c.ts >= start,
+                events.c.ts <= end,
+            )
+            if types:
+                query = query.where(events.c.type.in_(types))
+            for row in connection.execute(query).all():
+                yield row.user_id, Seen(row.event_id, row.item_id, row.type, as_utc(row.ts))
 
-    def recent(self, user_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Seen]]:
-        """The stored events of these users between two times, for the cleaning stage."""
-        found: dict[str, list[Seen]] = {}
-        with self.engine.connect() as connection:
-            for first in range(0, len(user_ids), LOOKUP_CHUNK):
-                query = select(
-                    events.c.event_id, events.c.user_id, events.c.item_id, events.c.type, events.c.ts
-                ).where(
-                    one_of(connection, events.c.user_id, user_ids[first : first + LOOKUP_CHUNK]),
+    def _counts(
+        self,
+        connection: Any,
+        user_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        types: Sequence[int],
+        least: int,
+    ) -> dict[str, int]:
+        """How many stored events of these types each user has between two times, for the users with
+        at least `least` of them."""
+        found: dict[str, int] = {}
+        for chunk in lookup_chunks(connection, user_ids):
+            query = (
+                select(events.c.user_id, func.count())
+                .where(
+                    one_of(connection, events.c.user_id, chunk),
                     events.c.ts >= start,
                     events.c.ts <= end,
+                    events.c.type.in_(types),
                 )
-                for row in connection.execute(query).all():
-                    found.setdefault(row.user_id, []).append(
-                        Seen(row.event_id, row.item_id, row.type, as_utc(row.ts))
-                    )
+                .group_by(events.c.user_id)
+                .having(func.count() >= least)
+            )
+            found.update((user, int(count)) for user, count in connection.execute(query).all())
+        return found
+
+    def looked_back(self, wanted: Lookback) -> dict[str, list[Seen]]:
+        """The stored events the cleaning stage needs for a batch (see Lookback), per user."""
+        found: dict[str, list[Seen]] = {}
+        with self.engine.connect() as connection:
+            for user, seen in self._seen(connection, wanted.user_ids, *wanted.near):
+                found.setdefault(user, []).append(seen)
+            stored_browsing = self._counts(
+                connection,
+                wanted.user_ids,
+                *wanted.burst,
+                sorted(BROWSING),
+                wanted.least_stored_for_a_burst(),
+            )
+            busy = wanted.could_burst(stored_browsing)
+            near_ids = {seen.event_id for seen_list in found.values() for seen in seen_list}
+            for user, seen in self._seen(connection, busy, *wanted.burst, sorted(BROWSING)):
+                if seen.event_id not in near_ids:
+                    found.setdefault(user, []).append(seen)
         return found
 
     def quarantined(self, limit: int = 100) -> list[tuple[str, str]]:
@@ -218,9 +260,9 @@ class ProfileStore(Store):
 
         `records` pairs each event with its index in the caller's batch; events
         whose id is already stored (or repeated in the batch) are reported as
-        duplicates. A concurrent writer of the same ids makes the transaction
-        retry, so every id is stored exactly once; so does a deadlock or serialization failure
-        (rare: shoppers' rows are written in id order).
+        duplicates. A concurrent writer of the same ids is waited for, and what it stored is a
+        duplicate, so every id is stored exactly once; a deadlock or serialization failure makes the
+        transaction retry (rare: shoppers' rows are written in id order).
         """
         for _attempt in range(WRITE_ATTEMPTS - 1):
             try:
@@ -253,17 +295,18 @@ class ProfileStore(Store):
                 fresh = not_yet_stored(connection, quarantine, rows, ("event_id", "reason", "payload"))
                 if fresh:
                     connection.execute(quarantine.insert(), fresh)
-            existing = self._existing_ids(connection, [record.event_id for _, record in records])
-            fresh: list[EventRecord] = []
+            unique: dict[str, tuple[int, EventRecord]] = {}
             for index, record in records:
-                if record.event_id in existing:
+                if record.event_id in unique:
                     result.duplicate_indexes.append(index)
                 else:
-                    existing.add(record.event_id)
-                    fresh.append(record)
-            if not fresh:
+                    unique[record.event_id] = (index, record)
+            if not unique:
                 return result
-            write_rows(
+            # An id already stored (or being stored by a concurrent writer, which this waits for) is
+            # skipped by the insert itself and reported as a duplicate: one statement, not a look-up
+            # and an insert.
+            inserted = write_rows(
                 connection,
                 events,
                 [
@@ -282,14 +325,23 @@ class ProfileStore(Store):
                         "session_id": r.session_id,
                         "segment": r.segment,
                     }
-                    for r in fresh
+                    for _, r in unique.values()
                 ],
+                lambda statement: statement.on_conflict_do_nothing(
+                    index_elements=[events.c.event_id]
+                ).returning(events.c.event_id),
             )
-            answering = [{"event_id": r.event_id, "enqueued_at": self.clock()} for r in fresh if r.request_id]
+            stored = set(inserted.scalars())
+            result.duplicate_indexes.extend(index for index, r in unique.values() if r.event_id not in stored)
+            result.duplicate_indexes.sort()
+            kept = [r for _, r in unique.values() if r.event_id in stored]
+            if not kept:
+                return result
+            answering = [{"event_id": r.event_id, "enqueued_at": self.clock()} for r in kept if r.request_id]
             write_rows(connection, pending_rewards, answering)
-            self._update_users(connection, fresh)
-            self._update_portraits(connection, fresh, facts)
-            result.accepted = len(fresh)
+            self._update_users(connection, kept)
+            self._update_portraits(connection, kept, facts)
+            result.accepted = len(kept)
         return result
 
     def pending_rewards(self, limit: int, min_age_s: float = 0.0) -> tuple[list[EventRecord], int]:
@@ -311,10 +363,9 @@ class ProfileStore(Store):
         """Forgets the pending rewards of these events (delivered); returns how many were pending."""
         done = 0
         with self.engine.begin() as connection:
-            for start in range(0, len(event_ids), LOOKUP_CHUNK):
-                chunk = list(event_ids[start : start + LOOKUP_CHUNK])
+            for chunk in lookup_chunks(connection, list(event_ids)):
                 done += connection.execute(
-                    pending_rewards.delete().where(pending_rewards.c.event_id.in_(chunk))
+                    pending_rewards.delete().where(one_of(connection, pending_rewards.c.event_id, chunk))
                 ).rowcount
         return done
 

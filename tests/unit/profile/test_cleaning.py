@@ -17,6 +17,7 @@ from services.profile.cleaning import (
     UNKNOWN_ITEM_REASON,
     Seen,
     clean,
+    lookback,
 )
 from services.profile.store import ProfileStore
 from tests.support import ServerThread, make_settings
@@ -65,6 +66,20 @@ def test_browsing_bursts_are_cut_at_the_limit_but_purchases_never() -> None:
     assert len(clean(human, NOW, {}).accepted) == BURST_LIMIT
     invoice = [event(f"p{n}", item=f"i{n}", kind=PURCHASE, quantity=2) for n in range(500)]
     assert len(clean(invoice, NOW, {}).accepted) == 500
+
+
+def test_the_lookback_reads_seconds_around_the_batch_and_the_burst_window_only_for_users_who_could_burst() -> (
+    None
+):
+    batch = [event(f"c{n}", item=f"i{n}", seconds=n) for n in range(20)] + [event("v", user="u2", seconds=5)]
+    wanted = lookback(batch, [T0 + timedelta(seconds=n) for n in range(20)] + [T0 + timedelta(seconds=5)])
+    assert wanted.user_ids == ["u1", "u2"]
+    assert wanted.near == (T0 - timedelta(seconds=1), T0 + timedelta(seconds=20))
+    assert wanted.burst == (T0 - timedelta(seconds=60), T0 + timedelta(seconds=79))
+    assert wanted.least_stored_for_a_burst() == BURST_LIMIT + 1 - 20
+    # u1 brings 20 browsing events: 101 stored make a burst possible, 100 do not; u2 brings one.
+    assert wanted.could_burst({"u1": BURST_LIMIT - 20, "u2": BURST_LIMIT - 20}) == []
+    assert wanted.could_burst({"u1": BURST_LIMIT - 19, "u2": BURST_LIMIT}) == ["u1", "u2"]
 
 
 def test_outliers_unknown_items_and_repairs() -> None:
@@ -126,3 +141,29 @@ def test_dropped_events_are_quarantined_with_their_reason(profile) -> None:
         iter([profile_pb2.RecordEventsRequest(events=[event("b2", seconds=0.6)])]), timeout=10
     )
     assert [r.reason for r in again.summary.rejected] == [NEAR_DUPLICATE_REASON]
+
+
+def test_a_burst_split_across_batches_is_cut_against_the_stored_browsing(profile) -> None:
+    stub, _ = profile
+    record = stub.RecordEvents
+    # 110 clicks of one shopper over 55 s, and one of another.
+    first = [event(f"c{n}", item=f"i{n % 9}", seconds=n * 0.5) for n in range(110)] + [
+        event("o", item="k", user="u2", seconds=50)
+    ]
+    assert record(iter([profile_pb2.RecordEventsRequest(events=first)]), timeout=10).summary.accepted == 111
+    # 20 more clicks in the same minute: together more than BURST_LIMIT; another shopper's are fine.
+    more = [event(f"d{n}", item=f"j{n}", seconds=56 + n * 0.1) for n in range(20)]
+    other = [event(f"o{n}", item=f"j{n}", user="u2", seconds=56 + n * 0.1) for n in range(20)]
+    late = [
+        event("p", item="i1", kind=PURCHASE, quantity=1, seconds=57),
+        event("near", item="k", user="u2", seconds=50.6),
+    ]
+    summary = record(iter([profile_pb2.RecordEventsRequest(events=more + other + late)]), timeout=10).summary
+    assert {r.event_id: r.reason for r in summary.rejected} == {
+        **{f"d{n}": BURST_REASON for n in range(20)},
+        "near": NEAR_DUPLICATE_REASON,  # the stored "o"
+    }
+    assert summary.accepted == 21
+    # Far from the stored minute the same shopper browses freely again.
+    later = [event(f"e{n}", item=f"j{n}", seconds=300 + n) for n in range(20)]
+    assert record(iter([profile_pb2.RecordEventsRequest(events=later)]), timeout=10).summary.accepted == 20

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
 
-from shared.bulk import one_of, write_rows
+from shared.bulk import SQLITE_LOOKUP_CHUNK, lookup_chunks, one_of, write_rows
 from shared.db import create_db_engine
 
 metadata = MetaData()
@@ -21,6 +21,10 @@ def _adding(statement):
         index_elements=[tallies.c.name],
         set_={"count": tallies.c.count + statement.excluded.count, "note": statement.excluded.note},
     )
+
+
+def _skipping(statement):
+    return statement.on_conflict_do_nothing(index_elements=[tallies.c.name]).returning(tallies.c.name)
 
 
 def test_rows_are_written_and_merged_in_one_statement_with_every_value_as_it_was(database_url: str) -> None:
@@ -51,3 +55,33 @@ def test_rows_are_written_and_merged_in_one_statement_with_every_value_as_it_was
     assert stored["n300"].count == 300 and stored["n300"].note == awkward
     seen = stored["n7"].seen_at
     assert (seen if seen.tzinfo else seen.replace(tzinfo=UTC)) == moment + timedelta(hours=7)
+
+
+def test_an_insert_returns_what_it_stored_and_look_ups_take_as_few_statements_as_the_dialect_allows(
+    database_url: str,
+) -> None:
+    engine = create_db_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 12, 8, tzinfo=UTC)
+    rows = [{"name": f"n{number}", "count": 1, "seen_at": moment, "note": ""} for number in range(1200)]
+    try:
+        with engine.begin() as connection:
+            assert len(write_rows(connection, tallies, rows[:700], _skipping).scalars().all()) == 700
+            assert sorted(write_rows(connection, tallies, rows[690:710], _skipping).scalars()) == [
+                f"n{number}" for number in range(700, 710)
+            ]
+            names = [row["name"] for row in rows] + ["missing"]
+            chunks = list(lookup_chunks(connection, names))
+            found = [
+                name
+                for chunk in chunks
+                for name in connection.execute(
+                    select(tallies.c.name).where(one_of(connection, tallies.c.name, chunk))
+                ).scalars()
+            ]
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+    assert sorted(found) == sorted(f"n{number}" for number in range(710))
+    expected = 1 if engine.dialect.name == "postgresql" else -(-len(names) // SQLITE_LOOKUP_CHUNK)
+    assert len(chunks) == expected

@@ -35,7 +35,6 @@ class SourcesConfig:
     ease_l2: float | None = None  # None: from the data's scale (training chooses it on validation)
     ease_max_items: int = DEFAULT_MAX_ITEMS
     ease_half_life_days: float = 0.0  # rows' recency weights (0: none); chosen on validation in training
-    ease_l2_per_buyer: float = 0.0  # each item's λ grows by this per buyer (0: EASE); chosen on validation
     # Each neighbour source's recency decay over the shopper's history (ml/retrieval.py; absent: 1.0,
     # every anchor the same); chosen on validation in training.
     recency_decays: Mapping[str, float] = field(default_factory=dict)
@@ -71,14 +70,7 @@ def fit_sources(
         generator = ServingModule(fitted) if fitted is not None else None  # type: ignore[arg-type]
     return FittedSources(
         knn=fit_cooccurrence(snapshot),
-        ease=ease
-        or fit_ease(
-            snapshot,
-            config.ease_l2,
-            config.ease_max_items,
-            config.ease_half_life_days,
-            l2_per_buyer=config.ease_l2_per_buyer,
-        ),
+        ease=ease or fit_ease(snapshot, config.ease_l2, config.ease_max_items, config.ease_half_life_days),
         popular=fit_popularity(snapshot, config.popularity_half_life_days),
         generator=generator,
     )

@@ -9,15 +9,6 @@ is **EASE over the head**: the `max_items` most-bought items get the closed
 form among themselves; a tail item, as a history item or as a target, gets no
 weight from this source (item-kNN, which is computed sparse, still covers it).
 
-With a per-buyer regularization ω, each item's λ grows with its own weight in
-the data: λ_j = λ + ω·G_jj (G = XᵀX; for a binary X, G_jj is the item's buyers).
-This is the closed form of a linear autoencoder trained with dropout on its
-input (EDLAE, Steck 2020, with dropout share p: ω = p / (1 - p)): a bestseller's
-weights are held back as much as the evidence behind them allows, where a single
-λ holds every item back alike. ω = 0 is EASE; training chooses ω on validation
-beside λ. On the simulated shops' validation it scored 1-3% above the best EASE
-(docs/validation.md).
-
 With a half-life, each row of X weighs a shopper's (user, item) entry by how
 recent their latest purchase of it is, 0.5 ** (age / half-life): the weights
 then follow what is bought together lately (chosen on validation, like λ).
@@ -78,8 +69,6 @@ class EaseModel(CooccurrenceModel):
         return cls(item_ids=lists.item_ids, neighbours=lists.neighbours, scores=lists.scores, info=info)
 
 
-# Per-buyer regularizations ω tried on validation (pipelines/validation.py); 0 is plain EASE.
-L2_PER_BUYER = (0.5, 1.0, 2.0, 4.0)
 # Half-lives (days) tried on validation for the rows' recency weights; 0: every entry weighs 1.
 HALF_LIVES = (0.0, 30.0, 90.0, 180.0)
 
@@ -138,12 +127,10 @@ def spd_inverse(matrix: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
     return result
 
 
-def ease_weights(matrix: sparse.csr_matrix, l2: float, l2_per_buyer: float = 0.0) -> np.ndarray:
-    """The closed-form EASE weight matrix B (items x items, float32) of a user x item matrix, each
-    item regularized by l2 + l2_per_buyer x its diagonal entry of XᵀX (see the module docstring)."""
+def ease_weights(matrix: sparse.csr_matrix, l2: float) -> np.ndarray:
+    """The closed-form EASE weight matrix B (items x items, float32) of a binary user x item matrix."""
     gram = (matrix.T @ matrix).toarray().astype(np.float32, copy=False)
-    diagonal = np.diag_indices_from(gram)
-    gram[diagonal] += l2 + l2_per_buyer * gram[diagonal]
+    gram[np.diag_indices_from(gram)] += l2
     inverse = spd_inverse(gram)
     inverse /= -np.diag(inverse)[None, :]
     np.fill_diagonal(inverse, 0.0)
@@ -156,11 +143,9 @@ def fit_ease(
     max_items: int = DEFAULT_MAX_ITEMS,
     half_life_days: float = 0.0,
     k: int = NEIGHBOURS,
-    l2_per_buyer: float = 0.0,
 ) -> EaseModel:
-    """EASE on the snapshot's interactions (rows recency-weighted with a half-life; each item's λ
-    grown by `l2_per_buyer` per buyer); over the `max_items` most-bought items when there are more.
-    `l2` None: the middle of the data's grid."""
+    """EASE on the snapshot's interactions (rows recency-weighted with a half-life); over the
+    `max_items` most-bought items when there are more. `l2` None: the middle of the data's grid."""
     users, items = snapshot.interactions()
     item_ids, matrix = binary_matrix(users, items, snapshot.interaction_times(), half_life_days)
     l2 = l2_grid(matrix)[len(L2_FACTORS) // 2] if l2 is None else l2
@@ -174,7 +159,7 @@ def fit_ease(
     neighbours = np.full((n_items, k), -1, np.int32)
     scores = np.zeros((n_items, k), np.float32)
     if n_items > 1 and k > 0:
-        weights = ease_weights(matrix, l2, l2_per_buyer)
+        weights = ease_weights(matrix, l2)
         top = np.concatenate(
             [
                 # a block of rows at a time: the magnitudes and their order stay small beside B
@@ -195,7 +180,6 @@ def fit_ease(
         scores=scores,
         info={
             "l2": float(l2),
-            "l2_per_buyer": float(l2_per_buyer),
             "half_life_days": float(half_life_days),
             "items": n_items,
             "variant": "exact" if head is None else f"head of {max_items} most-bought items",

@@ -476,17 +476,10 @@ def _fit_user_vae(run: TrainingRun) -> object:
 def _fit_ease(run: TrainingRun) -> object:
     validation = run.validation()  # chooses the regularization and the rows' half-life
     config = run.sources
-    model = fit_ease(
-        run.snapshot,
-        config.ease_l2,
-        config.ease_max_items,
-        config.ease_half_life_days,
-        l2_per_buyer=config.ease_l2_per_buyer,
-    )
+    model = fit_ease(run.snapshot, config.ease_l2, config.ease_max_items, config.ease_half_life_days)
     chosen = "" if validation is None else " (chosen on validation)"
     console.print(
-        f"EASE: λ={model.info['l2']:g}, per buyer {model.info['l2_per_buyer']:g}, rows' half-life "
-        f"{model.info['half_life_days']:g} days{chosen}, "
+        f"EASE: λ={model.info['l2']:g}, rows' half-life {model.info['half_life_days']:g} days{chosen}, "
         f"{model.info['variant']}, {model.info['items']:,} items"
     )
     return model

@@ -17,7 +17,7 @@ import numpy as np
 
 from ml.artifacts import CooccurrenceModel
 from ml.candidates_offline import FittedSources, SourcesConfig, fit_sources, source_lists
-from ml.ease import HALF_LIVES, L2_PER_BUYER, EaseModel, binary_matrix, fit_ease, l2_grid
+from ml.ease import HALF_LIVES, EaseModel, binary_matrix, fit_ease, l2_grid
 from ml.metrics import ndcg_of_hits
 from ml.popularity import fit_popularity
 from ml.retrieval import RECENCY_DECAYS, Fusion, Retrieved, fused_order, neighbour_tops
@@ -177,62 +177,49 @@ def _choose_ease(
     say: Callable[[str], None],
 ) -> tuple[EaseModel, dict[str, float]]:
     """EASE fitted at each λ of the data's grid (or the configured one; the grid is widened by a
-    step while its best λ sits at an edge); then at each per-buyer regularization ω with the best λ,
-    and, when an ω wins, at smaller λ (ω takes over part of λ's work) while the smallest wins; then
-    at each half-life of the rows' recency weights with the best λ and ω. Each is scored alone, on
-    at most SEARCH_MAX_ITEMS items; the best settings are fitted on EASE's whole head when that is
-    wider. Returns that model and every score."""
+    step while its best λ sits at an edge), then at each half-life of the rows' recency weights with
+    the best λ, each scored alone, on at most SEARCH_MAX_ITEMS items; the best settings fitted on
+    EASE's whole head when that is wider; that model and every score."""
     users, items = fit.interactions()
     grid = (config.ease_l2,) if config.ease_l2 is not None else l2_grid(binary_matrix(users, items)[1])
     search_items = min(config.ease_max_items, SEARCH_MAX_ITEMS)
     found: dict[str, float] = {}
     best: tuple[float, EaseModel] | None = None
 
-    def attempt(l2: float, per_buyer: float, half_life: float, max_items: int = search_items) -> EaseModel:
+    def attempt(l2: float, half_life: float, max_items: int = search_items) -> EaseModel:
         nonlocal best
-        model = fit_ease(fit, l2, max_items, half_life, l2_per_buyer=per_buyer)
+        model = fit_ease(fit, l2, max_items, half_life)
         ndcg = _scored_alone(model, histories, relevant)[1.0]
-        setting = f"λ={l2:g}, per buyer {per_buyer:g}, half-life {half_life:g} d"
-        found[f"{setting}, {model.info['items']:,} items"] = ndcg
-        say(f"EASE {setting} ({model.info['variant']}): validation NDCG@20 {ndcg:.4f}")
+        found[f"λ={l2:g}, half-life {half_life:g} d, {model.info['items']:,} items"] = ndcg
+        say(
+            f"EASE λ={l2:g}, rows' half-life {half_life:g} d ({model.info['variant']}): "
+            f"validation NDCG@20 {ndcg:.4f}"
+        )
         if best is None or ndcg > best[0]:
             best = (ndcg, model)
         return model
 
-    def chosen(setting: str) -> float:
-        assert best is not None
-        return float(best[1].info[setting])
-
-    # A λ the operator set comes with its per-buyer share (0 unless set too): neither is searched.
-    fixed_per_buyer = config.ease_l2_per_buyer if config.ease_l2 is not None else 0.0
     for l2 in grid:
-        attempt(l2, fixed_per_buyer, 0.0)
+        attempt(l2, 0.0)
+    assert best is not None
     tried = list(grid)
     for _ in range(MAX_WIDENING if config.ease_l2 is None else 0):
-        if chosen("l2") == max(tried):
-            step = chosen("l2") * GRID_STEP
-        elif chosen("l2") == min(tried) and chosen("l2") / GRID_STEP >= 1.0:
-            step = chosen("l2") / GRID_STEP
+        chosen_l2 = float(best[1].info["l2"])
+        if chosen_l2 == max(tried):
+            step = chosen_l2 * GRID_STEP
+        elif chosen_l2 == min(tried) and chosen_l2 / GRID_STEP >= 1.0:
+            step = chosen_l2 / GRID_STEP
         else:
             break
         tried.append(round(step, 1))
-        attempt(tried[-1], fixed_per_buyer, 0.0)
-    if config.ease_l2 is None:
-        for per_buyer in L2_PER_BUYER:
-            attempt(chosen("l2"), per_buyer, 0.0)
-        smaller = chosen("l2")
-        for _ in range(MAX_WIDENING if chosen("l2_per_buyer") > 0 else 0):
-            if chosen("l2") != smaller or smaller / GRID_STEP < 1.0:
-                break
-            smaller = round(smaller / GRID_STEP, 1)
-            attempt(smaller, chosen("l2_per_buyer"), 0.0)
+        attempt(tried[-1], 0.0)
+    chosen_l2 = float(best[1].info["l2"])
     for half_life in HALF_LIVES[1:]:
-        attempt(chosen("l2"), chosen("l2_per_buyer"), half_life)
-    assert best is not None
-    model = best[1]
-    if model.info["variant"] != "exact" and search_items < config.ease_max_items:
-        model = attempt(chosen("l2"), chosen("l2_per_buyer"), chosen("half_life_days"), config.ease_max_items)
-    return model, found
+        attempt(chosen_l2, half_life)
+    chosen = best[1]
+    if chosen.info["variant"] != "exact" and search_items < config.ease_max_items:
+        chosen = attempt(chosen_l2, float(chosen.info["half_life_days"]), config.ease_max_items)
+    return chosen, found
 
 
 def _choose_decays(
@@ -328,7 +315,6 @@ def validate(
         fusion=Fusion(weights=weights, quotas=quotas),
         ease_l2=float(ease.info["l2"]),
         ease_half_life_days=float(ease.info["half_life_days"]),
-        ease_l2_per_buyer=float(ease.info["l2_per_buyer"]),
         recency_decays=decays,
     )
     return Validation(carved, fitted, lists, chosen_config, chosen, rows, ease_scores, decays_tried, dropped)

@@ -45,7 +45,7 @@ class TrainingSettings:
     ranker_members: int = RankerConfig.members
     # Carves nested in the validation carve's fitting part that add lists for the ranker to learn
     # from (ml/ranking/train.py: nested_lists); 0: the validation carve's lists alone.
-    ranker_nested_carves: int = 1
+    ranker_nested_carves: int = 3
     # A ranker is published only with this many lists to learn from and to validate on, and a
     # validation gain over its candidate order whose 95% interval lies above zero.
     ranker_gate: PublishGate = field(default_factory=PublishGate)
@@ -82,7 +82,7 @@ def read_training_settings(read: EnvReader) -> TrainingSettings:
         ranker_left_out=left_out,
         ranker_seed=int(read.number("RECSYS_RANKER_SEED", 0, 0, 2**32 - 1)),
         ranker_members=int(read.number("RECSYS_RANKER_MEMBERS", RankerConfig.members, 1, 50)),
-        ranker_nested_carves=int(read.number("RECSYS_RANKER_NESTED_CARVES", 1, 0, 5)),
+        ranker_nested_carves=int(read.number("RECSYS_RANKER_NESTED_CARVES", 3, 0, 5)),
         validation_mode=read.choice("RECSYS_VALIDATION", AUTO, MODES, str.lower),
         fusion_fixed=bool(read.env.get("RECSYS_CANDIDATES_WEIGHTS", "").strip()),
         ranker_gate=PublishGate(

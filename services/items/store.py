@@ -29,10 +29,10 @@ from sqlalchemy import (
 )
 
 from recsys.common.v1 import common_pb2
+from shared.bulk import lookup_chunks, one_of
 from shared.clock import Clock, system_clock
 from shared.db import Store, as_utc, not_yet_stored
 
-LOOKUP_CHUNK = 500
 CACHE_S = 30.0  # how stale a catalog read may be after another replica's upsert
 CACHE_ITEMS = 200_000
 
@@ -192,8 +192,8 @@ class ItemsStore(Store):
                 connection.execute(quarantine.insert(), fresh)
             ids = list(latest)
             stored: dict[str, dict[str, object]] = {}
-            for start in range(0, len(ids), LOOKUP_CHUNK):
-                query = select(catalog).where(catalog.c.item_id.in_(ids[start : start + LOOKUP_CHUNK]))
+            for chunk in lookup_chunks(connection, ids):
+                query = select(catalog).where(one_of(connection, catalog.c.item_id, chunk))
                 for row in connection.execute(query):
                     mapping = dict(row._mapping)
                     mapping.pop("updated_at")
@@ -232,9 +232,10 @@ class ItemsStore(Store):
         read: dict[str, common_pb2.Item] = {}
         if missing:
             with self.engine.connect() as connection:
-                for start in range(0, len(missing), LOOKUP_CHUNK):
-                    chunk = missing[start : start + LOOKUP_CHUNK]
-                    for row in connection.execute(select(catalog).where(catalog.c.item_id.in_(chunk))):
+                for chunk in lookup_chunks(connection, missing):
+                    for row in connection.execute(
+                        select(catalog).where(one_of(connection, catalog.c.item_id, chunk))
+                    ):
                         read[row.item_id] = _item(row)
             self._remember(read, missing, now)
         return {**found, **read}

@@ -129,6 +129,11 @@ class UserProfile:
     portrait: Portrait
 
 
+def _in_window(connection: Any, user_ids: Sequence[str], start: datetime, end: datetime) -> tuple[Any, ...]:
+    """The conditions for these users' events between two times (inclusive)."""
+    return (one_of(connection, events.c.user_id, user_ids), events.c.ts >= start, events.c.ts <= end)
+
+
 def _record(row: object) -> EventRecord:
     mapping = row._mapping  # type: ignore[attr-defined]
     return EventRecord(
@@ -184,11 +189,7 @@ class ProfileStore(Store):
         for chunk in lookup_chunks(connection, user_ids):
             query = select(
                 events.c.event_id, events.c.user_id, events.c.item_id, events.c.type, events.c.ts
-            ).where(
-                one_of(connection, events.c.user_id, chunk),
-                events.c.ts >= start,
-                events.c.ts <= end,
-            )
+            ).where(*_in_window(connection, chunk, start, end))
             if types:
                 query = query.where(events.c.type.in_(types))
             for row in connection.execute(query).all():
@@ -209,12 +210,7 @@ class ProfileStore(Store):
         for chunk in lookup_chunks(connection, user_ids):
             query = (
                 select(events.c.user_id, func.count())
-                .where(
-                    one_of(connection, events.c.user_id, chunk),
-                    events.c.ts >= start,
-                    events.c.ts <= end,
-                    events.c.type.in_(types),
-                )
+                .where(*_in_window(connection, chunk, start, end), events.c.type.in_(types))
                 .group_by(events.c.user_id)
                 .having(func.count() >= least)
             )

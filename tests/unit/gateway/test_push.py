@@ -14,11 +14,13 @@ from recsys.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from recsys.items.v1 import items_pb2
 from recsys.profile.v1 import profile_pb2
 from services.gateway.push.log import pushes
+from services.gateway.push.settings import MAX_SETTINGS
 from services.gateway.push.templates import LANGUAGES, LIMITS, OCCASIONS
 from services.gateway.push.timing import QuietHours
 from services.gateway.store import GatewayStore
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
+from shared.limits import MAX_ID_LENGTH
 from tests.unit.gateway.suite import BASKETS, ITEMS, SEGMENTS, gateway_with_dead, recommend
 
 QUIET = QuietHours(22, 8)
@@ -183,6 +185,20 @@ def test_opted_out_and_unknown_shoppers_get_no_push_with_a_reason(priced, gatewa
     settings_of(gateway, gateway_pb2.PushSettings(user_id="user7", opted_out=True))
     assert generate(gateway, "user7").skip_reason == "opted out"
     assert generate(gateway, "stranger").skip_reason == "the shopper has no events yet"
+
+
+def test_the_most_settings_one_call_may_hold_are_stored(priced, gateway) -> None:
+    """10,000 entries of the longest ids: the contract's bound, not the request size limit, decides
+    (a 64 KB limit refused 2,000 entries with RESOURCE_EXHAUSTED)."""
+    entries = [
+        gateway_pb2.PushSettings(
+            user_id=f"{n:05d}".rjust(MAX_ID_LENGTH, "s"),
+            language="zh-CN",
+            time_zone="America/Argentina/Buenos_Aires",
+        )
+        for n in range(MAX_SETTINGS)
+    ]
+    assert settings_of(gateway, *entries).stored == MAX_SETTINGS
 
 
 def test_a_shoppers_language_and_time_zone_settings_are_used(priced, gateway) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ from pipelines.progress import console, errors, progress_bar
 from recsys.gateway.v1 import gateway_pb2
 from services.gateway.push.templates import LANGUAGES
 from services.gateway.push.timing import QuietHours
+from services.gateway.settings import read_gateway_settings
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
+from shared.config import EnvReader
 from tools.cli.common import settings, with_clients
 from tools.cli.supervisor import fresh_suite
 from tools.evaluation.push_simulation import catalog_news, check_pushes, history, push_settings, samples
@@ -323,7 +326,8 @@ def simulate(
         planned_from = datetime.now(UTC)
         first = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", out), suite_config)
         print_campaign(first)
-        quiet = QuietHours(suite_config.push.quiet_start, suite_config.push.quiet_end)
+        push_config = read_gateway_settings(EnvReader(os.environ)).push  # what the suite's gateway read
+        quiet = QuietHours(push_config.quiet_start, push_config.quiet_end)
         problems = check_pushes(out, entries, quiet, planned_from)
         planned = sum(1 for _ in out.open(encoding="utf-8"))
         console.print(

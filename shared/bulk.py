@@ -75,3 +75,29 @@ def lookup_chunks(connection: Connection, values: Sequence[Any]) -> Iterator[Seq
         return
     for start in range(0, len(values), SQLITE_LOOKUP_CHUNK):
         yield values[start : start + SQLITE_LOOKUP_CHUNK]
+
+
+def not_yet_stored(
+    connection: Connection, table: Any, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The rows whose `key` columns match no stored row nor an earlier row of the list.
+
+    The first key column identifies a record; rows where it is empty cannot be
+    recognised and are always returned. Used so that resending a batch does not
+    quarantine the same records twice.
+    """
+    first = key[0]
+    ids = sorted({row[first] for row in rows if row[first]})
+    known: set[tuple[Any, ...]] = set()
+    columns = [table.c[name] for name in key]
+    for chunk in lookup_chunks(connection, ids):
+        query = select(*columns).where(one_of(connection, table.c[first], chunk))
+        known.update(tuple(found) for found in connection.execute(query))
+    fresh = []
+    for row in rows:
+        identity = tuple(row[name] for name in key)
+        if row[first] and identity in known:
+            continue
+        known.add(identity)
+        fresh.append(row)
+    return fresh

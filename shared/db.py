@@ -17,7 +17,7 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, event, select, text
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -128,32 +128,6 @@ def upsert(engine: Engine, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
-
-
-def not_yet_stored(
-    connection: Any, table: Any, rows: list[dict[str, Any]], key: tuple[str, ...], chunk: int = 500
-) -> list[dict[str, Any]]:
-    """The rows whose `key` columns match no stored row nor an earlier row of the list.
-
-    The first key column identifies a record; rows where it is empty cannot be
-    recognised and are always returned. Used so that resending a batch does not
-    quarantine the same records twice.
-    """
-    first = key[0]
-    ids = sorted({row[first] for row in rows if row[first]})
-    known: set[tuple[Any, ...]] = set()
-    columns = [table.c[name] for name in key]
-    for start in range(0, len(ids), chunk):
-        query = select(*columns).where(table.c[first].in_(ids[start : start + chunk]))
-        known.update(tuple(found) for found in connection.execute(query))
-    fresh = []
-    for row in rows:
-        identity = tuple(row[name] for name in key)
-        if row[first] and identity in known:
-            continue
-        known.add(identity)
-        fresh.append(row)
-    return fresh
 
 
 class Store:

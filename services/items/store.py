@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 
 from recsys.common.v1 import common_pb2
-from shared.bulk import lookup_chunks, one_of
+from shared.bulk import lookup_chunks, not_yet_stored, one_of
 from shared.clock import Clock, system_clock
-from shared.db import Store, as_utc, not_yet_stored
+from shared.db import Store, as_utc
 
 CACHE_S = 30.0  # how stale a catalog read may be after another replica's upsert
 CACHE_ITEMS = 200_000

@@ -33,9 +33,9 @@ from services.profile.cache import VersionedCache
 from services.profile.cleaning import BROWSING, Lookback, Seen
 from services.profile.events import DISMISS, PURCHASE, REVIEW, EventRecord
 from services.profile.portrait import ItemFacts, Portrait, review_sentiment
-from shared.bulk import lookup_chunks, one_of, write_rows
+from shared.bulk import lookup_chunks, not_yet_stored, one_of, write_rows
 from shared.clock import Clock, system_clock
-from shared.db import Store, as_utc, lost_a_race, not_yet_stored
+from shared.db import Store, as_utc, lost_a_race
 
 RECENT_ITEMS_LIMIT = 200
 DEFAULT_CACHED_PROFILES = 10_000

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
 
-from shared.bulk import SQLITE_LOOKUP_CHUNK, lookup_chunks, one_of, write_rows
+from shared.bulk import SQLITE_LOOKUP_CHUNK, lookup_chunks, not_yet_stored, one_of, write_rows
 from shared.db import create_db_engine
 
 metadata = MetaData()
@@ -85,3 +85,31 @@ def test_an_insert_returns_what_it_stored_and_look_ups_take_as_few_statements_as
     assert sorted(found) == sorted(f"n{number}" for number in range(710))
     expected = 1 if engine.dialect.name == "postgresql" else -(-len(names) // SQLITE_LOOKUP_CHUNK)
     assert len(chunks) == expected
+
+
+def test_rows_already_stored_or_repeated_in_the_batch_are_not_yet_stored_only_once(database_url: str) -> None:
+    """More ids than one SQLite look-up takes: stored (name, note) pairs are left out, a pair repeated
+    in the batch comes back once, and a row with no name is never recognised."""
+    engine = create_db_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 12, 8, tzinfo=UTC)
+    total = SQLITE_LOOKUP_CHUNK + 200
+    stored = [{"name": f"s{n:04d}", "count": n, "seen_at": moment, "note": "kept"} for n in range(total)]
+    try:
+        with engine.begin() as connection:
+            write_rows(connection, tallies, stored[::2])
+        batch = [
+            *stored,  # every other one is stored already
+            {**stored[1], "count": -1},  # the same key again
+            {**stored[2], "note": "changed"},  # a stored name with another note: a new pair
+            {"name": "", "count": 0, "seen_at": moment, "note": "kept"},
+            {"name": "", "count": 0, "seen_at": moment, "note": "kept"},
+        ]
+        with engine.connect() as connection:
+            fresh = not_yet_stored(connection, tallies, batch, ("name", "note"))
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+    expected = [row["name"] for row in stored[1::2]] + ["s0002", "", ""]
+    assert [row["name"] for row in fresh] == expected
+    assert fresh[0]["count"] == 1  # the first of a repeated pair is the one kept

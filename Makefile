@@ -154,7 +154,7 @@ bench-policy-ope: install
 # A push campaign over 100,000 simulated shoppers on a fresh suite: throughput, every push checked
 # against the rules, three sample messages per language, and a rerun that plans nobody twice.
 bench-push: install
-	$(BIN)/recsys push simulate --shoppers 100000 --trained-on 5000 --out reports/push-simulation.jsonl
+	$(BIN)/recsys push simulate --shoppers 100000 --trained-on 5000 --out reports/push-simulation.jsonl --results docs/results
 
 # `recsys train all` with the GAN on a synthetic 22,000 x 12,000 catalog (200,000 purchases):
 # import and training times, peak memory (about 30 minutes on 2 cores).

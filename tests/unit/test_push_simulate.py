@@ -3,6 +3,7 @@ trained, a campaign over every shopper checked against the rules, and a rerun th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,8 +17,9 @@ def test_a_simulated_campaign_plans_pushes_that_break_no_rule_and_reruns_identic
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
     out = tmp_path / "pushes.jsonl"
     sizes = ("--shoppers", "300", "--trained-on", "250", "--items", "200", "--days", "10")
+    files = ("--out", str(out), "--results", str(tmp_path / "results"))
     run = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "push", "simulate", *sizes, "--out", str(out)],
+        [sys.executable, "-m", "tools.cli", "push", "simulate", *sizes, *files],
         cwd=tmp_path,
         env={
             **clean,
@@ -38,3 +40,13 @@ def test_a_simulated_campaign_plans_pushes_that_break_no_rule_and_reruns_identic
     assert checked.group(2) == "0"
     assert "300 of 300 outcomes replayed" in said
     assert "the same pushes file: True" in said
+    report = json.loads((tmp_path / "results" / "push-campaign.json").read_text())
+    assert (report["shoppers"], report["pushes"], report["problems"]) == (300, planned, 0)
+    assert report["shoppers_per_s"] > 0 and report["rerun"]["identical"] is True
+    # every process of the suite was measured, and planning costs the gateway and the stages CPU
+    assert {"gateway", "profile", "candidates", "ranking", "policy"} <= set(report["cpu_ms_per_shopper"])
+    assert min(report["cpu_ms_per_shopper"][name] for name in ("gateway", "candidates", "policy")) > 0
+    assert (
+        f"{report['shoppers_per_s']:,.1f} shoppers/s"
+        in (tmp_path / "results" / "push-campaign.md").read_text()
+    )

@@ -26,6 +26,8 @@ from services.gateway.settings import read_gateway_settings
 from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
 from shared.config import EnvReader
+from tools.bench.cpu import cpu_snapshot, cpu_used
+from tools.bench.push_campaign import campaign_report, write_campaign_result
 from tools.cli.common import settings, with_clients
 from tools.cli.supervisor import fresh_suite
 from tools.evaluation.push_simulation import catalog_news, check_pushes, history, push_settings, samples
@@ -283,6 +285,10 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Where to write the planned pushes.")] = Path(
         "reports/push-simulation.jsonl"
     ),
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Also write push-campaign.md and .json here (make bench-push: docs/results)."),
+    ] = None,
 ) -> None:
     """Plan a campaign for every simulated shopper on a fresh suite, check every push, time it.
 
@@ -318,13 +324,17 @@ def simulate(
         rest = range(trained_on, shoppers)
         with_clients(lambda c: load(c, news.updates, history(seed, shop, rest, days), None), suite_config)
         stored = with_clients(_send_settings(entries, key), suite_config)
+        setup_s = time.perf_counter() - started
         console.print(
             f"suite in {home}: {shoppers:,} shoppers ({stored:,} push settings), {items:,} items, "
-            f"{len(news.updates):,} price drops and restocks; set up in {time.perf_counter() - started:.0f}s"
+            f"{len(news.updates):,} price drops and restocks; set up in {setup_s:.0f}s"
         )
         campaign_id = f"simulation-{seed}"
         planned_from = datetime.now(UTC)
+        pids = {name: process.pid for name, process in suite.processes.items()}
+        cpu_before = cpu_snapshot(pids)
         first = with_clients(lambda c: plan_campaign(c, key, campaign_id, "", out), suite_config)
+        cpu_s = cpu_used(cpu_before, cpu_snapshot(pids))
         print_campaign(first)
         push_config = read_gateway_settings(EnvReader(os.environ)).push  # what the suite's gateway read
         quiet = QuietHours(push_config.quiet_start, push_config.quiet_end)
@@ -344,9 +354,27 @@ def simulate(
             f"rerun of {campaign_id}: {again.replayed:,} of {again.shoppers:,} outcomes replayed in "
             f"{again.seconds:.1f}s, the same pushes file: {identical}"
         )
-    console.print(
-        f"reproduce: recsys push simulate --shoppers {shoppers} --trained-on {trained_on} --items {items} "
+    command = (
+        f"recsys push simulate --shoppers {shoppers} --trained-on {trained_on} --items {items} "
         f"--days {days} --seed {seed} --out {out}"
     )
+    if results is not None:
+        report = campaign_report(
+            command,
+            {"shoppers": shoppers, "trained_on": trained_on, "items": items, "days": days, "seed": seed},
+            setup_s,
+            vars(first),
+            cpu_s,
+            len(problems),
+            {
+                "replayed": again.replayed,
+                "shoppers": again.shoppers,
+                "seconds": round(again.seconds, 1),
+                "identical": identical,
+            },
+        )
+        written = write_campaign_result(results, report)
+        console.print(f"written: {', '.join(map(str, written))}")
+    console.print(f"reproduce: {command}")
     if problems:
         raise typer.Exit(1)

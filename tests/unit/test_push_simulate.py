@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from recsys.gateway.v1 import gateway_pb2
+from tools.cli.push import CampaignRun, _write_outcome
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,3 +53,15 @@ def test_a_simulated_campaign_plans_pushes_that_break_no_rule_and_reruns_identic
         f"{report['shoppers_per_s']:,.1f} shoppers/s"
         in (tmp_path / "results" / "push-campaign.md").read_text()
     )
+
+
+def test_skips_are_counted_by_kind_without_each_shoppers_figures(tmp_path: Path) -> None:
+    run = CampaignRun()
+    with (tmp_path / "pushes.jsonl").open("w", encoding="utf-8") as handle:
+        for best in ("0.0043", "0.0016"):
+            skip = f"no item reaches the minimum confidence 0.01 (best {best})"
+            _write_outcome(gateway_pb2.PlanPushCampaignResponse(user_id=best, skip_reason=skip), run, handle)
+        _write_outcome(
+            gateway_pb2.PlanPushCampaignResponse(user_id="u", skip_reason="opted out"), run, handle
+        )
+    assert run.counts == {"skip: no item reaches the minimum confidence 0.01": 2, "skip: opted out": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ push_app = typer.Typer(
     help="Personalized push messages: one shopper, settings, campaigns.", no_args_is_help=True
 )
 SETTINGS_BATCH = 10_000
+SHOPPER_FIGURES = re.compile(r" \(best [0-9.]+\)$")
 PUSH_DEADLINE_S = 30.0
 CAMPAIGN_DEADLINE_S = 7 * 24 * 3600.0  # a campaign streams for as long as it takes
 
@@ -186,7 +188,13 @@ def _write_outcome(
         push = json_format.MessageToDict(outcome.push, preserving_proto_field_name=True)
         handle.write(json.dumps(push, ensure_ascii=False) + "\n")
     else:
-        result.counts[f"skip: {outcome.skip_reason}"] += 1
+        result.counts[f"skip: {_reason_kind(outcome.skip_reason)}"] += 1
+
+
+def _reason_kind(skip_reason: str) -> str:
+    """The reason without the shopper's own figures ("(best 0.0043)"), so that the outcome table
+    counts one row per kind of skip."""
+    return SHOPPER_FIGURES.sub("", skip_reason)
 
 
 def print_campaign(run: CampaignRun) -> None:

@@ -20,9 +20,9 @@ category (0: no cap). Then, position by position:
 Exploration has a budget: the bandit serves its own draw only on a share of its
 requests, min(1, budget / loss), and its exploiting slate otherwise (greedy on its
 scores without the exploration bonus: the ranker's order until it has learned
-anything), where `loss` is the request's expected relative DCG loss of the draws'
-first BUDGET_DEPTH positions against that slate's, where a drawn item counts only at
-its exact place in that slate (pessimistic, so the served loss stays within the
+anything), where `loss` is the request's expected relative DCG loss of the draws
+against that slate over the whole slate, where a drawn item counts only at its
+exact place in that slate (pessimistic, so the served loss stays within the
 budget); see docs/validation.md.
 
 Propensities are marginals: the probability that the policy puts an item at a
@@ -44,10 +44,6 @@ from services.policy.linear import LinearModel
 GREEDY = "greedy"
 EPSILON_GREEDY = "epsilon-greedy"
 BANDIT = "bandit"
-# The exploration budget is measured on the slate's first positions: where shoppers look, and what
-# NDCG@10 and @20 weigh most. Over a long slate the whole-slate DCG barely moves when items only
-# change places, and would let far more exploration through.
-BUDGET_DEPTH = 10
 # Upper bounds closer than this (in reward units) are treated as about equal.
 LEAST_REWARD_SPREAD = 0.05
 

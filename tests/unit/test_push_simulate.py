@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from recsys.gateway.v1 import gateway_pb2
+from services.gateway.push.templates import LANGUAGES
 from tools.cli.push import CampaignRun, _write_outcome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,7 @@ def test_a_simulated_campaign_plans_pushes_that_break_no_rule_and_reruns_identic
     # every process of the suite was measured, and planning costs the gateway and the stages CPU
     assert {"gateway", "profile", "candidates", "ranking", "policy"} <= set(report["cpu_ms_per_shopper"])
     assert min(report["cpu_ms_per_shopper"][name] for name in ("gateway", "candidates", "policy")) > 0
+    assert {push["language"] for push in report["samples"]} == set(LANGUAGES)
     assert (
         f"{report['shoppers_per_s']:,.1f} shoppers/s"
         in (tmp_path / "results" / "push-campaign.md").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ def campaign_report(
     cpu_s: Mapping[str, float],
     problems: int,
     rerun: Mapping[str, Any],
+    samples: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """`campaign`: shoppers, seconds, outcome counts, streams reopened; `cpu_s`: CPU seconds each
-    process used while the campaign ran; `rerun`: replayed, shoppers, seconds, identical."""
+    process used while the campaign ran; `rerun`: replayed, shoppers, seconds, identical;
+    `samples`: planned pushes to show (as the JSONL file holds them)."""
     shoppers = max(int(campaign["shoppers"]), 1)
     pushes = sum(n for outcome, n in campaign["counts"].items() if outcome.startswith("push: "))
     return {
@@ -43,6 +45,9 @@ def campaign_report(
         "cpu_ms_per_shopper": {name: round(1000 * s / shoppers, 2) for name, s in cpu_s.items()},
         "problems": problems,
         "rerun": dict(rerun),
+        "samples": [
+            {key: push[key] for key in ("language", "template", "title", "body")} for push in samples
+        ],
     }
 
 
@@ -83,6 +88,12 @@ def campaign_markdown(report: Mapping[str, Any]) -> str:
         f"replayed {rerun['replayed']:,} of {rerun['shoppers']:,} outcomes in {rerun['seconds']:.1f} s; "
         f"the same pushes file: {rerun['identical']}.",
     ]
+    if report["samples"]:
+        lines += ["", "Sample messages:", "", "| language | template | title | body |", "|---|---|---|---|"]
+        lines += [
+            f"| {push['language']} | {push['template']} | {push['title']} | {push['body']} |"
+            for push in report["samples"]
+        ]
     return "\n".join(lines) + "\n"
 
 

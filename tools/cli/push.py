@@ -380,6 +380,7 @@ def simulate(
                 "seconds": round(again.seconds, 1),
                 "identical": identical,
             },
+            [push for language in LANGUAGES for push in samples(out, language)],
         )
         written = write_campaign_result(results, report)
         console.print(f"written: {', '.join(map(str, written))}")

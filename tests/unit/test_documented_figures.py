@@ -168,3 +168,19 @@ def test_the_scale_figures_in_capacity_md_are_the_result_file() -> None:
     assert f"gave {at_rate['achieved_rps']:.1f} answered a second" in section
     assert f"model server ({scale['services_peak_mb']['modelserver']:.0f} MB)" in section
     assert max(mb for name, mb in scale["services_peak_mb"].items() if name != "modelserver") < 350
+
+
+def test_the_push_campaign_figures_in_push_md_are_the_result_file() -> None:
+    """docs/push.md's Results are those of docs/results/push-campaign.json."""
+    docs = (ROOT / "docs" / "push.md").read_text()
+    section = " ".join(docs[docs.index("### Results") :].split())
+    run = json.loads((ROOT / "docs" / "results" / "push-campaign.json").read_text())
+    cpu = run["cpu_ms_per_shopper"]
+    assert run["commit"][:7] in section and f"`{run['command']}`" in section
+    assert f"{run['sizes']['shoppers']:,} shoppers, {run['sizes']['trained_on']:,} of them" in section
+    assert f"planned {run['shoppers_per_s']:.1f} shoppers/s" in section
+    assert f"{run['pushes']:,} pushes and {run['shoppers'] - run['pushes']:,} skips" in section
+    assert f"({run['problems']} problems)" in section and run["rerun"]["identical"]
+    assert f"{sum(cpu.values()):.1f} ms of CPU per shopper" in section
+    for name in ("items", "candidates", "policy", "gateway", "ranking", "profile"):
+        assert f"{name} {cpu[name]:.1f}" in section, name

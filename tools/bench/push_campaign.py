@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +16,38 @@ from tools.provenance import commit, provenance_line, write_result
 NAME = "push-campaign"
 
 
+@dataclass
+class CampaignRun:
+    """What one `recsys push plan` streamed: outcome counts, shoppers, and how long planning took."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    shoppers: int = 0
+    replayed: int = 0  # outcomes planned by an earlier stream of the campaign
+    seconds: float = 0.0
+    resumed: int = 0  # streams reopened after the server closed one
+
+    @property
+    def pushes(self) -> int:
+        return sum(count for outcome, count in self.counts.items() if outcome.startswith("push: "))
+
+    @property
+    def per_second(self) -> float:
+        """Shoppers planned a second."""
+        return self.shoppers / max(self.seconds, 1e-9)
+
+
 def campaign_report(
     command: str,
     sizes: Mapping[str, int],
     setup_s: float,
-    campaign: Mapping[str, Any],
+    campaign: CampaignRun,
     cpu_s: Mapping[str, float],
     problems: int,
     rerun: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """`campaign`: shoppers, seconds, outcome counts, streams reopened; `cpu_s`: CPU seconds each
-    process used while the campaign ran; `rerun`: replayed, shoppers, seconds, identical;
-    `samples`: planned pushes to show (as the JSONL file holds them)."""
-    shoppers = max(int(campaign["shoppers"]), 1)
-    pushes = sum(n for outcome, n in campaign["counts"].items() if outcome.startswith("push: "))
+    """`cpu_s`: CPU seconds each process used while `campaign` ran; `rerun`: replayed, shoppers,
+    seconds, identical; `samples`: planned pushes to show (as the JSONL file holds them)."""
     return {
         "command": command,
         "commit": commit(),
@@ -36,13 +55,15 @@ def campaign_report(
         "cpus": os.cpu_count(),
         "sizes": dict(sizes),
         "setup_s": round(setup_s, 1),
-        "shoppers": campaign["shoppers"],
-        "pushes": pushes,
-        "seconds": round(campaign["seconds"], 1),
-        "shoppers_per_s": round(campaign["shoppers"] / max(campaign["seconds"], 1e-9), 1),
-        "streams_reopened": campaign["resumed"],
-        "outcomes": dict(sorted(campaign["counts"].items(), key=lambda pair: -pair[1])),
-        "cpu_ms_per_shopper": {name: round(1000 * s / shoppers, 2) for name, s in cpu_s.items()},
+        "shoppers": campaign.shoppers,
+        "pushes": campaign.pushes,
+        "seconds": round(campaign.seconds, 1),
+        "shoppers_per_s": round(campaign.per_second, 1),
+        "streams_reopened": campaign.resumed,
+        "outcomes": dict(campaign.counts.most_common()),
+        "cpu_ms_per_shopper": {
+            name: round(1000 * s / max(campaign.shoppers, 1), 2) for name, s in cpu_s.items()
+        },
         "problems": problems,
         "rerun": dict(rerun),
         "samples": [

@@ -7,9 +7,7 @@ import json
 import os
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -28,7 +26,7 @@ from shared.auth import bearer_metadata, read_key
 from shared.clients import SuiteClients
 from shared.config import EnvReader
 from tools.bench.cpu import cpu_snapshot, cpu_used
-from tools.bench.push_campaign import campaign_report, write_campaign_result
+from tools.bench.push_campaign import CampaignRun, campaign_report, write_campaign_result
 from tools.cli.common import settings, with_clients
 from tools.cli.supervisor import fresh_suite
 from tools.evaluation.push_simulation import catalog_news, check_pushes, history, push_settings, samples
@@ -126,17 +124,6 @@ def store_settings(
     )
 
 
-@dataclass
-class CampaignRun:
-    """What one `recsys push plan` streamed: outcome counts, shoppers, and how long planning took."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    shoppers: int = 0
-    replayed: int = 0  # outcomes planned by an earlier stream of the campaign
-    seconds: float = 0.0
-    resumed: int = 0  # streams reopened after the server closed one
-
-
 def plan_campaign(clients: SuiteClients, key: str, campaign_id: str, segment: str, out: Path) -> CampaignRun:
     """Streams the campaign into `out` (one JSON push per line) with a progress bar. A stream the
     server closes (a restart, or its maximum connection age) is reopened with the same campaign id,
@@ -201,13 +188,12 @@ def print_campaign(run: CampaignRun) -> None:
     table = Table(title="campaign outcomes", title_justify="left")
     table.add_column("outcome")
     table.add_column("shoppers", justify="right")
-    for outcome, count in sorted(run.counts.items(), key=lambda pair: -pair[1]):
+    for outcome, count in run.counts.most_common():
         table.add_row(outcome, f"{count:,}")
     console.print(table)
-    planned = sum(count for outcome, count in run.counts.items() if outcome.startswith("push: "))
     console.print(
-        f"{run.shoppers:,} shoppers ({run.replayed:,} planned by an earlier run), {planned:,} pushes, in "
-        f"{run.seconds:.1f}s: {run.shoppers / max(run.seconds, 1e-9):,.1f} shoppers/s"
+        f"{run.shoppers:,} shoppers ({run.replayed:,} planned by an earlier run), {run.pushes:,} pushes, in "
+        f"{run.seconds:.1f}s: {run.per_second:,.1f} shoppers/s"
         + (f"; the stream was reopened {run.resumed} time(s)" if run.resumed else "")
     )
 
@@ -371,7 +357,7 @@ def simulate(
             command,
             {"shoppers": shoppers, "trained_on": trained_on, "items": items, "days": days, "seed": seed},
             setup_s,
-            vars(first),
+            first,
             cpu_s,
             len(problems),
             {
